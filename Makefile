@@ -1,0 +1,49 @@
+# Carevault: the two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint typecheck pytest bench fuzz fuzz-smoke postgres clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# PostgreSQL comes from the distro; the tests run it as an unprivileged user in a temporary directory.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+		echo "installing PostgreSQL from the distro packages"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+demo: venv
+	$(PY) -m clients.demo
+
+lint: venv
+	$(VENV)/bin/ruff check vault keyservice clients tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: venv postgres
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+fuzz-smoke: venv
+	$(PY) -m tests.fuzz.fuzz_format -atheris_runs=20000
+
+test: lint typecheck pytest fuzz-smoke
+
+bench: venv
+	$(PY) -m bench --all --quick
+
+fuzz: venv
+	$(PY) -m tests.fuzz.fuzz_format -max_total_time=300
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

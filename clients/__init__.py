@@ -1,0 +1,1 @@
+"""Carevault command-line clients for staff, guardians, agencies and admins."""

@@ -1,0 +1,1 @@
+"""The Carevault key service: it decides who may have a record's key and audits every decision."""

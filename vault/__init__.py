@@ -1,0 +1,1 @@
+"""Carevault client library: the record format, blob stores and the client SDK."""
