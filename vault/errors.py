@@ -4,6 +4,17 @@
     └── SealError    a sealed record key could not be opened (or sealed): wrong device key,
                      wrong request context, wrong attributes, altered bytes. One opaque error
                      for every cause; the cause is chained for logs.
+    ├── KeyFileError the device key file is missing, damaged, or the passphrase is wrong
+    ├── KeyServiceError          the key service could not be reached or answered nonsense
+    │   └── KeyServiceRequestError  the key service refused a request (an RFC 9457 problem)
+    │       ├── AuthenticationFailed  401: device unknown, revoked, or clock far off
+    │       ├── AccessDenied          403: the caller may not do this
+    │       ├── NotFound              404: no such principal, child, record or version
+    │       └── Conflict              409: the request clashes with the current state
+    ├── RecordUnavailable  a key release was denied: missing, uncommitted, deleted or
+    │                      forbidden (the service deliberately does not say which)
+    └── TransferError      moving ciphertext to or from storage failed
+        └── UploadError    an upload did not complete; no record version became visible
 
 The record format keeps its own tree in ``vault.format.errors``.
 """
@@ -20,3 +31,61 @@ class SealError(VaultError):
 
     def __init__(self, message: str = "sealed key could not be opened") -> None:
         super().__init__(message)
+
+
+class KeyFileError(VaultError):
+    """The device key file cannot be used: missing, damaged, or the passphrase is wrong."""
+
+
+class KeyServiceError(VaultError):
+    """The key service could not be reached, or its answer was not what the API promises."""
+
+
+class KeyServiceRequestError(KeyServiceError):
+    """The key service answered a request with an RFC 9457 problem.
+
+    ``status`` is the HTTP status; ``problem`` the problem object (``type``, ``title``,
+    ``status``, ``detail``) as the service sent it, or an empty dict if it sent none.
+    """
+
+    def __init__(self, status: int, problem: dict[str, object], message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem
+
+
+class AuthenticationFailed(KeyServiceRequestError):
+    """401: the service did not accept this device's signature."""
+
+
+class AccessDenied(KeyServiceRequestError):
+    """403: the caller is not allowed to do this."""
+
+
+class NotFound(KeyServiceRequestError):
+    """404: the principal, child, record or version does not exist (or is hidden)."""
+
+
+class Conflict(KeyServiceRequestError):
+    """409: the request clashes with the current state (e.g. already committed)."""
+
+
+class RecordUnavailable(VaultError):
+    """The key service did not release a record's key.
+
+    Missing, uncommitted, deleted and forbidden records look the same on purpose.
+    """
+
+    def __init__(self, record_id: str, version: int | None = None) -> None:
+        which = record_id if version is None else f"{record_id} version {version}"
+        super().__init__(f"record {which} is unavailable to this device")
+        self.record_id = record_id
+        self.version = version
+
+
+class TransferError(VaultError):
+    """Moving ciphertext to or from object storage failed."""
+
+
+class UploadError(TransferError):
+    """An upload did not complete; no record version became visible."""
