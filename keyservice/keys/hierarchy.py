@@ -1,0 +1,82 @@
+"""Child keys wrapped by the root key, record keys wrapped by child keys (docs/DESIGN.md, "Keys").
+
+    child key context = "carevault/child-key/v1" || u16 len(child_id) || child_id (UTF-8)
+                        || version (u32, big-endian)
+    wrapped record key = nonce (12 random bytes)
+                         || AES-256-GCM(child_key, nonce, record_key, aad = attributes.canonical())
+
+A record of several children has one wrapped record key per child
+(docs/decisions/0002-multi-child-wrapping.md).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keyservice.errors import KeyUnwrapError
+from keyservice.keys.root import KEY_SIZE, RootKeyProvider
+from vault.format import RecordAttributes
+
+CHILD_KEY_LABEL = b"carevault/child-key/v1"
+MAX_KEY_VERSION = 2**32 - 1
+NONCE_SIZE = 12
+TAG_SIZE = 16
+
+
+def _child_key_context(*, child_id: str, version: int) -> bytes:
+    if not 1 <= version <= MAX_KEY_VERSION:
+        raise ValueError(f"child key version must be between 1 and {MAX_KEY_VERSION}")
+    encoded = child_id.encode()
+    if not encoded or len(encoded) > 0xFFFF:
+        raise ValueError("child id must be between 1 and 65535 bytes of UTF-8")
+    return CHILD_KEY_LABEL + struct.pack(">H", len(encoded)) + encoded + struct.pack(">I", version)
+
+
+def _check_key(name: str, key: bytes) -> None:
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"{name} must be {KEY_SIZE} bytes")
+
+
+def wrap_child_key(
+    root: RootKeyProvider, *, child_id: str, version: int, child_key: bytes
+) -> bytes:
+    """Wrap version ``version`` of ``child_id``'s key under the current root key."""
+    _check_key("child key", child_key)
+    return root.wrap(child_key, context=_child_key_context(child_id=child_id, version=version))
+
+
+def unwrap_child_key(
+    root: RootKeyProvider, *, child_id: str, version: int, wrapped: bytes
+) -> bytes:
+    """The child key wrapped for exactly this child and version; anything else is a
+    KeyUnwrapError."""
+    child_key = root.unwrap(wrapped, context=_child_key_context(child_id=child_id, version=version))
+    if len(child_key) != KEY_SIZE:
+        raise KeyUnwrapError()
+    return child_key
+
+
+def wrap_record_key(*, child_key: bytes, attributes: RecordAttributes, record_key: bytes) -> bytes:
+    """Wrap a record version's key under one of its children's keys, bound to its attributes."""
+    _check_key("child key", child_key)
+    _check_key("record key", record_key)
+    nonce = os.urandom(NONCE_SIZE)
+    return nonce + AESGCM(child_key).encrypt(nonce, record_key, attributes.canonical())
+
+
+def unwrap_record_key(*, child_key: bytes, attributes: RecordAttributes, wrapped: bytes) -> bytes:
+    """The record key, if ``wrapped`` was made with this child key for exactly these attributes.
+
+    Any other key, attributes or bytes is a KeyUnwrapError.
+    """
+    if len(wrapped) != NONCE_SIZE + KEY_SIZE + TAG_SIZE:
+        raise KeyUnwrapError()
+    try:
+        cipher = AESGCM(child_key)
+        return cipher.decrypt(wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:], attributes.canonical())
+    except (InvalidTag, ValueError) as exc:
+        raise KeyUnwrapError() from exc
