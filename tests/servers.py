@@ -1,0 +1,620 @@
+"""Real servers for the test session: moto's S3 server, PostgreSQL and the key service.
+
+Each server is a separate process listening on 127.0.0.1 on a free port, started in its own
+process group so that stopping it also stops anything it spawned. Every process started here
+is registered; the fixtures stop them when the session ends, an ``atexit`` hook stops any
+that are left (an interrupted session), SIGTERM is turned into an interrupt so that the
+hooks run, and on Linux each child is asked to die with the test process even if that is
+killed outright.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+LOOPBACK = "127.0.0.1"
+
+S3_ACCESS_KEY = "testing"
+S3_SECRET_KEY = "testing"
+S3_REGION = "us-east-1"
+
+POSTGRES_SUPERUSER = "carevault"
+# The unprivileged account PostgreSQL runs as when the tests run as root (it refuses root).
+POSTGRES_OS_USERS = ("postgres", "nobody")
+
+
+class ServerStartError(RuntimeError):
+    """A test server did not come up; the message carries the tail of its log."""
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return os.name != "posix" or not Path("/proc").is_dir()
+    return state != "Z"
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return text[-limit:] or "(empty log)"
+
+
+# --- process management ---------------------------------------------------------------------
+
+_libc: Any = None
+if sys.platform.startswith("linux"):
+    _libc_name = ctypes.util.find_library("c")
+    _libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(sig: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel signal the child when the test process dies.
+
+    It runs after Popen has changed the child's user, which would otherwise clear the setting.
+    """
+    if _libc is None:
+        return None
+    libc = _libc
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+    return preexec
+
+
+@dataclass
+class ManagedProcess:
+    """A server process in its own process group, with its output captured to a log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    stop_signal: int
+    _log: IO[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self) -> str:
+        return _tail(self.log_path)
+
+    def stop(self) -> None:
+        """Signal the whole process group, wait for it, and kill what does not exit in time."""
+        pgid = self.popen.pid  # start_new_session makes the leader's pid the group id
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, self.stop_signal)
+            try:
+                self.popen.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+                self.popen.wait(timeout=STOP_TIMEOUT_S)
+        # Children that outlived their leader still carry its group id.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        self._log.close()
+        _registry.discard(self)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class _Registry:
+    """Every process started here, so that none outlives the test session."""
+
+    def __init__(self) -> None:
+        self._procs: list[ManagedProcess] = []
+        self._lock = threading.Lock()
+        self._hooked = False
+
+    def add(self, proc: ManagedProcess) -> None:
+        with self._lock:
+            self._procs.append(proc)
+            if not self._hooked:
+                atexit.register(self.stop_all)
+                _interrupt_on_sigterm()
+                self._hooked = True
+
+    def discard(self, proc: ManagedProcess) -> None:
+        with self._lock:
+            self._procs = [p for p in self._procs if p is not proc]
+
+    def stop_all(self) -> None:
+        with self._lock:
+            procs = list(reversed(self._procs))
+        for proc in procs:
+            proc.stop()
+
+
+_registry = _Registry()
+
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM interrupt the session like Ctrl-C, so fixture teardown and atexit run."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def start_process(
+    name: str,
+    argv: list[str],
+    *,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    run_as: str | None = None,
+    stop_signal: int = signal.SIGTERM,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` in a new session, output to ``log_dir/<name>.log``, and register it."""
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("ab")
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ if env is None else env),
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=_die_with_parent(signal.SIGKILL),
+        **_as_user(run_as),
+    )
+    proc = ManagedProcess(name, popen, log_path, stop_signal, log)
+    _registry.add(proc)
+    return proc
+
+
+def wait_until_ready(proc: ManagedProcess, probe: Callable[[], bool]) -> None:
+    """Poll ``probe`` until it holds; fail with the server's log if it exits or times out."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not proc.running():
+            log = proc.log_tail()
+            proc.stop()
+            raise ServerStartError(f"{proc.name} exited during start-up:\n{log}")
+        if probe():
+            return
+        time.sleep(0.05)
+    log = proc.log_tail()
+    proc.stop()
+    raise ServerStartError(f"{proc.name} was not ready after {STARTUP_TIMEOUT_S} s:\n{log}")
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code < 500
+        except httpx.TransportError:
+            return False
+
+    return probe
+
+
+# --- S3 (moto's standalone server) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """An S3-compatible endpoint with one bucket, reached with SigV4-signed requests."""
+
+    endpoint_url: str
+    bucket: str
+    access_key: str = S3_ACCESS_KEY
+    secret_key: str = S3_SECRET_KEY
+    region: str = S3_REGION
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this endpoint (SigV4, path-style addressing)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+
+    def env(self) -> dict[str, str]:
+        """The AWS_* variables a child process needs to reach this endpoint."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+    def with_new_bucket(self) -> S3Server:
+        """The same endpoint with a fresh, empty bucket."""
+        server = S3Server(
+            self.endpoint_url,
+            f"carevault-test-{secrets.token_hex(6)}",
+            self.access_key,
+            self.secret_key,
+            self.region,
+        )
+        server.client().create_bucket(Bucket=server.bucket)
+        return server
+
+
+def start_s3_server(log_dir: Path) -> tuple[ManagedProcess, S3Server]:
+    """Start moto's S3 server (all of moto's services, KMS included) and create a bucket."""
+    port = free_port()
+    proc = start_process(
+        "moto",
+        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        log_dir=log_dir,
+    )
+    endpoint = f"http://{LOOPBACK}:{port}"
+    wait_until_ready(proc, _http_ok(f"{endpoint}/moto-api/"))
+    return proc, S3Server(endpoint, "unused").with_new_bucket()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """One database on a running PostgreSQL server (trust authentication on loopback)."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+
+    @property
+    def url(self) -> str:
+        """A SQLAlchemy URL using the psycopg 3 driver."""
+        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    @property
+    def conninfo(self) -> str:
+        """A libpq connection string, for psycopg.connect()."""
+        return f"host={self.host} port={self.port} user={self.user} dbname={self.dbname}"
+
+    def create_database(self, dbname: str | None = None) -> PostgresServer:
+        """A fresh, empty database on the same server."""
+        import psycopg
+        from psycopg import sql
+
+        name = dbname or f"carevault_{secrets.token_hex(6)}"
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return PostgresServer(self.host, self.port, self.user, name)
+
+
+def postgres_bin_dir() -> Path:
+    """The directory holding initdb and postgres: the newest distro version, or PATH."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return candidates[-1].parent
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).parent
+    raise ServerStartError("PostgreSQL is not installed: run `make postgres`")
+
+
+def postgres_os_user() -> str | None:
+    """The account to run PostgreSQL as: None (ourselves) unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in POSTGRES_OS_USERS:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise ServerStartError(f"none of the users {POSTGRES_OS_USERS} exists to run PostgreSQL")
+
+
+def start_postgres(base_dir: Path) -> tuple[ManagedProcess, PostgresServer]:
+    """initdb a cluster in ``base_dir``, start it on a free port, and create a database."""
+    bindir = postgres_bin_dir()
+    run_as = postgres_os_user()
+    data_dir = base_dir / "data"
+    socket_dir = base_dir / "socket"
+    socket_dir.mkdir()
+    if run_as is not None:
+        entry = pwd.getpwnam(run_as)
+        for path in (base_dir, socket_dir):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+    initdb = subprocess.run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            POSTGRES_SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        env=env,
+        capture_output=True,
+        check=False,
+        **_as_user(run_as),
+    )
+    if initdb.returncode != 0:
+        raise ServerStartError(f"initdb failed:\n{initdb.stdout!r}\n{initdb.stderr!r}")
+    port = free_port()
+    proc = start_process(
+        "postgres",
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(data_dir),
+            "-p",
+            str(port),
+            "-k",
+            str(socket_dir),
+            "-c",
+            f"listen_addresses={LOOPBACK}",
+            # Durability is not under test here; these make the server start and run faster.
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        log_dir=base_dir,
+        env=env,
+        run_as=run_as,
+        stop_signal=signal.SIGINT,  # "fast" shutdown: end sessions, then exit
+    )
+    admin = PostgresServer(LOOPBACK, port, POSTGRES_SUPERUSER, "postgres")
+
+    def probe() -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(admin.conninfo, connect_timeout=1):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    wait_until_ready(proc, probe)
+    return proc, admin.create_database("carevault_test")
+
+
+# --- the key service ------------------------------------------------------------------------
+
+
+@dataclass
+class KeyService:
+    """A running key service process."""
+
+    base_url: str
+    data_dir: Path
+    env: dict[str, str]
+    port: int
+    process: ManagedProcess = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def log_tail(self) -> str:
+        return self.process.log_tail()
+
+
+# Built as a command group even while the CLI has a single command: Typer would otherwise
+# make that command the whole program and reject its name as an extra argument.
+_KEYSERVICE_CLI = (
+    "import typer.main; from keyservice.cli import app; "
+    "typer.main.get_group(app)(prog_name='carevault-keyservice')"
+)
+
+
+def keyservice_argv(*args: str) -> list[str]:
+    """The command line of ``carevault-keyservice <args>`` for this interpreter."""
+    return [sys.executable, "-c", _KEYSERVICE_CLI, *args]
+
+
+def embedded_env(data_dir: Path, *, port: int) -> dict[str, str]:
+    """Settings for the embedded default: SQLite, local blobs and a local root key file."""
+    return {
+        "CAREVAULT_DATA_DIR": str(data_dir),
+        "CAREVAULT_DATABASE_URL": f"sqlite:///{data_dir / 'carevault.db'}",
+        "CAREVAULT_ROOT_KEY_FILE": str(data_dir / "root.key"),
+        "CAREVAULT_BLOB_STORE": f"local:{data_dir / 'blobs'}",
+        "CAREVAULT_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
+        "CAREVAULT_AUDIENCE": "carevault-test",
+    }
+
+
+def production_env(
+    data_dir: Path, *, port: int, postgres: PostgresServer, s3: S3Server
+) -> dict[str, str]:
+    """Settings for the production-like topology: PostgreSQL and an S3 bucket."""
+    return {
+        **embedded_env(data_dir, port=port),
+        "CAREVAULT_DATABASE_URL": postgres.url,
+        "CAREVAULT_BLOB_STORE": f"s3://{s3.bucket}",
+        "CAREVAULT_S3_ENDPOINT_URL": s3.endpoint_url,
+        **s3.env(),
+    }
+
+
+def _child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment minus CAREVAULT_*/AWS_* leftovers, plus ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CAREVAULT_", "AWS_"))}
+    return {**base, **env}
+
+
+def start_keyservice(env: Mapping[str, str], *, port: int, log_dir: Path) -> KeyService:
+    """Start ``carevault-keyservice serve`` on ``port`` and wait until /healthz answers."""
+    data_dir = Path(env["CAREVAULT_DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = start_process(
+        f"keyservice-{port}",
+        keyservice_argv("serve", "--host", LOOPBACK, "--port", str(port)),
+        log_dir=log_dir,
+        env=_child_env(env),
+        cwd=data_dir,
+    )
+    base_url = f"http://{LOOPBACK}:{port}"
+    wait_until_ready(proc, _http_ok(f"{base_url}/healthz"))
+    return KeyService(base_url, data_dir, dict(env), port, proc)
+
+
+def run_keyservice_command(
+    env: Mapping[str, str], *args: str, check: bool = True, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``carevault-keyservice <args>`` with a key service's environment; output captured.
+
+    With ``check`` a non-zero exit raises CalledProcessError whose message includes stderr.
+    """
+    result = subprocess.run(
+        keyservice_argv(*args),
+        env=_child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise subprocess.CalledProcessError(
+            result.returncode,
+            ["carevault-keyservice", *args],
+            output=result.stdout,
+            stderr=f"{result.stderr}\n(stdout: {result.stdout})",
+        )
+    return result
+
+
+class KeyServiceFactory:
+    """Starts key service instances for tests that need their own (to restart, to share a
+    database between instances, to change a setting). All are stopped at session end."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        postgres: Callable[[], PostgresServer],
+        s3: Callable[[], S3Server],
+    ) -> None:
+        self._base_dir = base_dir
+        self._postgres = postgres
+        self._s3 = s3
+        self._started: list[KeyService] = []
+
+    def __call__(
+        self,
+        *,
+        flavour: str = "embedded",
+        extra_env: Mapping[str, str] | None = None,
+    ) -> KeyService:
+        """Start a fresh instance: ``embedded`` (SQLite, local blobs) or ``production``
+        (a new PostgreSQL database and a new S3 bucket). ``extra_env`` overrides settings."""
+        port = free_port()
+        data_dir = Path(tempfile.mkdtemp(prefix=f"keyservice-{flavour}-", dir=self._base_dir))
+        if flavour == "embedded":
+            env = embedded_env(data_dir, port=port)
+        elif flavour == "production":
+            env = production_env(
+                data_dir,
+                port=port,
+                postgres=self._postgres().create_database(),
+                s3=self._s3().with_new_bucket(),
+            )
+        else:
+            raise ValueError(f"unknown key service flavour {flavour!r}")
+        env.update(extra_env or {})
+        return self.start(env, port=port)
+
+    def start(self, env: Mapping[str, str], *, port: int | None = None) -> KeyService:
+        """Start an instance with exactly this environment (e.g. a second instance on the
+        same database, or a restart of a stopped one on its old port)."""
+        chosen = port if port is not None else free_port()
+        service = start_keyservice(env, port=chosen, log_dir=self._base_dir)
+        self._started.append(service)
+        return service
+
+    def restart(self, service: KeyService) -> KeyService:
+        """Stop ``service`` and start it again with the same environment and port."""
+        service.stop()
+        return self.start(service.env, port=service.port)
+
+    def stop_all(self) -> None:
+        for service in reversed(self._started):
+            service.stop()
+        self._started.clear()
+
+
+def make_temp_dir(prefix: str) -> Path:
+    """A private temporary directory (0700) outside the repository."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
