@@ -1,12 +1,20 @@
 """The Carevault client SDK: device identity, the key file, and the ``Client``."""
 
+from vault.client.client import Client
 from vault.client.identity import DeviceIdentity, DeviceKeys
 from vault.client.keyfile import KeyFileInfo, load_identity, read_info, save_identity
+from vault.client.models import Child, Disclosure, Me, RecordInfo, RecordRef
 
 __all__ = [
+    "Child",
+    "Client",
     "DeviceIdentity",
     "DeviceKeys",
+    "Disclosure",
     "KeyFileInfo",
+    "Me",
+    "RecordInfo",
+    "RecordRef",
     "load_identity",
     "read_info",
     "save_identity",

@@ -1,0 +1,546 @@
+"""``vault.Client``: what a staff member, guardian, agency or admin does, as typed methods.
+
+    client, identity = Client.enrol("https://vault.example.org", code, "office laptop")
+    save_identity(path, identity, passphrase)            # later: Client(load_identity(...))
+    ref = client.put(child_ids=[child], category="observation", path=Path("note.txt"))
+    client.get(ref.record_id, dst=Path("note.txt"))
+
+Records are encrypted and decrypted here, on this device; the key service only hands out
+record keys sealed to this device and short-lived storage URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from vault import format as fmt
+from vault.client import admin
+from vault.client.blobs import Download, Progress, new_blob_client, read_range, upload
+from vault.client.identity import DeviceIdentity, DeviceKeys, b64decode, b64encode
+from vault.client.models import Child, Disclosure, Me, RecordInfo, RecordRef
+from vault.client.pipe import PipeProducer
+from vault.client.transport import KeyServiceTransport, SignedResponse
+from vault.errors import KeyServiceError, RecordUnavailable, UploadError
+from vault.sealing import BatchOpener
+from vault.signing import sealing_context
+
+MAX_RELEASE_BATCH = 1000
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class _Released:
+    """A record key this device opened, with what came with it."""
+
+    attributes: fmt.RecordAttributes
+    record_key: bytes
+    download_url: str | None
+    encrypted_metadata: bytes | None
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class Client(admin.AdminCalls):
+    """One enrolled device talking to one key service.
+
+    ``transport`` is the httpx transport to the key service, ``blob_client`` the httpx client
+    for storage URLs, ``clock`` the Unix-seconds clock requests are signed with.
+    """
+
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        blob_client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.identity = identity
+        self._api = KeyServiceTransport.for_device(
+            identity.service_url,
+            device_id=identity.device_id,
+            signing_key=identity.keys.signing_key,
+            audience=identity.audience,
+            clock=clock,
+            transport=transport,
+        )
+        self._owns_blob_client = blob_client is None
+        self._blobs = blob_client or new_blob_client()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @classmethod
+    def enrol(
+        cls,
+        base_url: str,
+        code: str,
+        device_name: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        blob_client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> tuple[Client, DeviceIdentity]:
+        """Register a new device with a one-time code; its private keys never leave it."""
+        keys = DeviceKeys.generate()
+        unsigned = KeyServiceTransport(base_url, signer=None, transport=transport)
+        try:
+            answer = unsigned.post(
+                "/v1/enrol",
+                {
+                    "code": code,
+                    "device_name": device_name,
+                    "signing_key": b64encode(keys.signing_public()),
+                    "receiving_key": b64encode(keys.receiving_public()),
+                },
+            )
+        finally:
+            unsigned.close()
+        identity = DeviceIdentity(
+            service_url=unsigned.base_url,
+            principal_id=str(answer["principal_id"]),
+            device_id=str(answer["device_id"]),
+            audience=str(answer["audience"]),
+            keys=keys,
+        )
+        client = cls(identity, transport=transport, blob_client=blob_client, clock=clock)
+        return client, identity
+
+    def close(self) -> None:
+        self._api.close()
+        if self._owns_blob_client:
+            self._blobs.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- who and whom ---------------------------------------------------------------------
+
+    def whoami(self) -> Me:
+        body = self._api.get("/v1/me")
+        return Me(
+            principal_id=body["principal_id"],
+            device_id=body["device_id"],
+            kind=body["kind"],
+            display_name=body["display_name"],
+            roles=tuple(body.get("roles") or ()),
+            organisation=body.get("organisation"),
+        )
+
+    def children(self) -> list[Child]:
+        """The children this principal has a current relationship with."""
+        return [
+            Child(
+                child_id=item["child_id"],
+                display_name=item["display_name"],
+                room=item.get("room"),
+                relation=item["relation"],
+            )
+            for item in self._api.get("/v1/children")
+        ]
+
+    # --- reading --------------------------------------------------------------------------
+
+    def records(self, child_id: str) -> list[RecordInfo]:
+        """The latest version of each record of the child that this principal may read."""
+        return self._with_metadata(self._api.get(f"/v1/children/{child_id}/records"))
+
+    def history(self, record_id: str) -> list[RecordInfo]:
+        """Every version of a record, oldest first."""
+        listed = self._api.get(f"/v1/records/{record_id}/versions")
+        return sorted(self._with_metadata(listed), key=lambda info: info.version)
+
+    def get(
+        self,
+        record_id: str,
+        *,
+        dst: Path,
+        version: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Download, verify and decrypt a record version to ``dst`` (a file or a directory).
+
+        The plaintext is written to a temporary file next to the target and renamed into place
+        only when every chunk authenticated; on an integrity failure nothing is left at the
+        target and ``vault.format.IntegrityError`` is raised. Returns the path written.
+        """
+        released = self._release_one(record_id, version, include_url=True)
+        target = dst
+        if dst.is_dir():
+            metadata = self._open_metadata(released)
+            target = dst / (metadata.file_name or record_id)
+        directory = target.parent
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out, Download(
+                self._blobs, self._url(released), progress
+            ) as src:
+                fmt.decrypt(
+                    record_key=released.record_key,
+                    attributes=released.attributes,
+                    src=src,
+                    dst=out,
+                )
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
+
+    def get_range(
+        self,
+        record_id: str,
+        *,
+        start: int,
+        length: int,
+        version: int | None = None,
+        dst: BinaryIO | None = None,
+    ) -> bytes:
+        """Plaintext bytes ``[start, start + length)``, fetching only the chunks they lie in.
+
+        With ``dst`` the bytes are written there as each chunk authenticates and ``b""`` is
+        returned; without it they are returned.
+        """
+        released = self._release_one(record_id, version, include_url=True)
+        url = self._url(released)
+        sink = _BytesSink() if dst is None else dst
+
+        def read_at(offset: int, size: int) -> bytes:
+            return read_range(self._blobs, url, offset, offset + size)
+
+        fmt.decrypt_range(
+            record_key=released.record_key,
+            attributes=released.attributes,
+            read_at=read_at,
+            start=start,
+            length=length,
+            dst=sink,  # type: ignore[arg-type]
+        )
+        return sink.value() if isinstance(sink, _BytesSink) else b""
+
+    def disclosures(self, child_id: str) -> list[Disclosure]:
+        """The disclosure log of a child: who was given which record, when and why."""
+        return [
+            Disclosure(
+                at=_parse_time(item["at"]),
+                decision=str(item.get("decision", "")),
+                principal_id=str(item.get("principal_id", "")),
+                principal_name=item.get("principal_name"),
+                record_id=item.get("record_id"),
+                version=item.get("version"),
+                basis=item.get("basis"),
+                detail=dict(item),
+            )
+            for item in self._api.get(f"/v1/children/{child_id}/disclosures")
+        ]
+
+    # --- writing --------------------------------------------------------------------------
+
+    def put(
+        self,
+        *,
+        child_ids: Sequence[str],
+        category: str,
+        path: Path | None = None,
+        stream: BinaryIO | None = None,
+        file_name: str | None = None,
+        content_type: str | None = None,
+        withheld_from_guardians: bool = False,
+        progress: Progress | None = None,
+    ) -> RecordRef:
+        """Encrypt and upload a new record from ``path`` or ``stream``; visible once committed."""
+        return self._store(
+            "/v1/records",
+            child_ids=child_ids,
+            category=category,
+            path=path,
+            stream=stream,
+            file_name=file_name,
+            content_type=content_type,
+            withheld_from_guardians=withheld_from_guardians,
+            progress=progress,
+        )
+
+    def amend(
+        self,
+        record_id: str,
+        *,
+        path: Path | None = None,
+        stream: BinaryIO | None = None,
+        file_name: str | None = None,
+        content_type: str | None = None,
+        progress: Progress | None = None,
+    ) -> RecordRef:
+        """Add a new version of a record; earlier versions are kept and listed in history."""
+        latest = self.history(record_id)[-1]
+        return self._store(
+            f"/v1/records/{record_id}/versions",
+            child_ids=latest.child_ids,
+            category=latest.category,
+            path=path,
+            stream=stream,
+            file_name=file_name if file_name is not None else latest.file_name,
+            content_type=content_type or latest.content_type,
+            withheld_from_guardians=latest.withheld_from_guardians,
+            progress=progress,
+        )
+
+    def delete(self, record_id: str) -> None:
+        """Crypto-shred every version of a record (its keys are destroyed, then its blobs)."""
+        self._api.delete(f"/v1/records/{record_id}")
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _store(
+        self,
+        endpoint: str,
+        *,
+        child_ids: Sequence[str],
+        category: str,
+        path: Path | None,
+        stream: BinaryIO | None,
+        file_name: str | None,
+        content_type: str | None,
+        withheld_from_guardians: bool,
+        progress: Progress | None,
+    ) -> RecordRef:
+        if (path is None) == (stream is None):
+            raise ValueError("give exactly one of path= or stream=")
+        with contextlib.ExitStack() as stack:
+            if path is not None:
+                src: BinaryIO = stack.enter_context(path.open("rb"))
+                name = file_name if file_name is not None else path.name
+            else:
+                assert stream is not None
+                src = _seekable(stream, stack)
+                name = file_name or ""
+            size = _remaining(src)
+            metadata = fmt.Metadata(
+                file_name=name,
+                content_type=content_type or DEFAULT_CONTENT_TYPE,
+                size=size,
+            )
+            ciphertext_size = fmt.ciphertext_size(metadata, child_count=len(set(child_ids)))
+            created = self._api.request(
+                "POST",
+                endpoint,
+                json={
+                    "child_ids": sorted(child_ids),
+                    "category": str(category),
+                    "withheld_from_guardians": withheld_from_guardians,
+                    "ciphertext_size": ciphertext_size,
+                },
+            )
+            released = self._open_released(created, created.body)
+            if sorted(child_ids) != sorted(c.hex() for c in released.attributes.child_ids) or (
+                str(category) != released.attributes.category
+            ):
+                raise KeyServiceError("the key service created a record other than the one asked")
+
+            def produce(dst: BinaryIO) -> fmt.EncryptResult:
+                return fmt.encrypt(
+                    record_key=released.record_key,
+                    attributes=released.attributes,
+                    metadata=metadata,
+                    src=src,
+                    dst=dst,
+                )
+
+            pipe: PipeProducer[fmt.EncryptResult] = PipeProducer(produce)
+            try:
+                parts = upload(
+                    self._blobs,
+                    created.body["upload"],
+                    size=ciphertext_size,
+                    source=pipe,
+                    progress=progress,
+                )
+                result = pipe.result()
+            finally:
+                pipe.close()
+            if result.ciphertext_size != ciphertext_size:
+                raise UploadError("the record changed size while it was being read")
+            sealed_metadata = fmt.seal_metadata(
+                record_key=released.record_key,
+                attributes=released.attributes,
+                metadata=metadata,
+            )
+            record_id = released.attributes.record_id.hex()
+            version = released.attributes.version
+            commit: dict[str, Any] = {
+                "ciphertext_size": result.ciphertext_size,
+                "ciphertext_sha256": b64encode(result.sha256),
+                "encrypted_metadata": b64encode(sealed_metadata),
+            }
+            if parts:
+                commit["parts"] = [
+                    {"part_number": p.part_number, "etag": p.etag} for p in parts
+                ]
+            self._api.post(f"/v1/records/{record_id}/versions/{version}/commit", commit)
+            return RecordRef(record_id=record_id, version=version)
+
+    def _open_released(self, response: SignedResponse, item: dict[str, Any]) -> _Released:
+        opener = BatchOpener(
+            recipient_private=self.identity.keys.receiving_key,
+            ephemeral_public=b64decode(response.body["ephemeral_public"]),
+            context=sealing_context(self.identity.device_id, response.nonce),
+        )
+        return self._open_item(opener, item)
+
+    @staticmethod
+    def _open_item(opener: BatchOpener, item: dict[str, Any]) -> _Released:
+        raw = item["attributes"]
+        attributes = fmt.RecordAttributes.from_hex(
+            record_id=raw["record_id"],
+            version=int(raw["version"]),
+            child_ids=list(raw["child_ids"]),
+            category=raw["category"],
+        )
+        record_key = opener.open(b64decode(item["sealed_key"]), aad=attributes.canonical())
+        metadata = item.get("encrypted_metadata")
+        return _Released(
+            attributes=attributes,
+            record_key=record_key,
+            download_url=item.get("download_url"),
+            encrypted_metadata=b64decode(metadata) if metadata else None,
+        )
+
+    def _release(
+        self, items: Iterable[tuple[str, int]], *, include_urls: bool
+    ) -> dict[tuple[str, int], _Released]:
+        """Release keys in batches; denied items are simply absent from the answer."""
+        wanted = list(items)
+        opened: dict[tuple[str, int], _Released] = {}
+        for at in range(0, len(wanted), MAX_RELEASE_BATCH):
+            batch = wanted[at : at + MAX_RELEASE_BATCH]
+            response = self._api.request(
+                "POST",
+                "/v1/keys/release",
+                json={
+                    "items": [{"record_id": r, "version": v} for r, v in batch],
+                    "include_urls": include_urls,
+                },
+            )
+            opener = BatchOpener(
+                recipient_private=self.identity.keys.receiving_key,
+                ephemeral_public=b64decode(response.body["ephemeral_public"]),
+                context=sealing_context(self.identity.device_id, response.nonce),
+            )
+            for result in response.body["results"]:
+                if result.get("status") != "granted":
+                    continue
+                released = self._open_item(opener, result)
+                key = (released.attributes.record_id.hex(), released.attributes.version)
+                if key not in batch:
+                    raise KeyServiceError("the key service released a record that was not asked")
+                opened[key] = released
+        return opened
+
+    def _release_one(
+        self, record_id: str, version: int | None, *, include_url: bool
+    ) -> _Released:
+        if version is None:
+            version = self._latest_version(record_id)
+        released = self._release([(record_id, version)], include_urls=include_url)
+        if (record_id, version) not in released:
+            raise RecordUnavailable(record_id, version)
+        return released[(record_id, version)]
+
+    def _latest_version(self, record_id: str) -> int:
+        listed = self._api.get(f"/v1/records/{record_id}/versions")
+        if not listed:
+            raise RecordUnavailable(record_id)
+        return max(int(item["version"]) for item in listed)
+
+    def _open_metadata(self, released: _Released) -> fmt.Metadata:
+        if released.encrypted_metadata is None:
+            raise KeyServiceError("the key service sent no metadata with the record key")
+        return fmt.open_metadata(
+            record_key=released.record_key,
+            attributes=released.attributes,
+            sealed=released.encrypted_metadata,
+        )
+
+    @staticmethod
+    def _url(released: _Released) -> str:
+        if not released.download_url:
+            raise KeyServiceError("the key service sent no download URL with the record key")
+        return released.download_url
+
+    def _with_metadata(self, listed: list[dict[str, Any]]) -> list[RecordInfo]:
+        keys = self._release(
+            ((item["record_id"], int(item["version"])) for item in listed), include_urls=False
+        )
+        infos = []
+        for item in listed:
+            released = keys.get((item["record_id"], int(item["version"])))
+            if released is None:
+                continue
+            metadata = fmt.open_metadata(
+                record_key=released.record_key,
+                attributes=released.attributes,
+                sealed=b64decode(item["encrypted_metadata"]),
+            )
+            infos.append(
+                RecordInfo(
+                    record_id=item["record_id"],
+                    version=int(item["version"]),
+                    category=fmt.Category(item["category"]),
+                    child_ids=tuple(item["child_ids"]),
+                    withheld_from_guardians=bool(item.get("withheld_from_guardians", False)),
+                    created_at=_parse_time(item["created_at"]),
+                    created_by=str(item["created_by"]),
+                    file_name=metadata.file_name,
+                    content_type=metadata.content_type,
+                    size=metadata.size,
+                )
+            )
+        return infos
+
+
+class _BytesSink:
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def _remaining(stream: BinaryIO) -> int:
+    here = stream.tell()
+    end = stream.seek(0, os.SEEK_END)
+    stream.seek(here)
+    return end - here
+
+
+def _seekable(stream: BinaryIO, stack: contextlib.ExitStack) -> BinaryIO:
+    """The stream itself if its size can be known, else a spooled copy on disk."""
+    if stream.seekable():
+        return stream
+    spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by stack
+    shutil.copyfileobj(stream, spool, 1 << 20)
+    spool.seek(0)
+    return spool
+
