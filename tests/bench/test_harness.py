@@ -160,3 +160,14 @@ def test_runner_lists_and_refuses_unknown_names() -> None:
     assert "unknown benchmark" in unknown.stderr
     neither = _run_bench()
     assert neither.returncode != 0
+
+
+@pytest.mark.integration
+def test_s3client_quick_runs_against_moto_and_reports_minio_status() -> None:
+    result = _run_bench("s3client", "--quick")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    metrics = {r["metric"] for r in records}
+    assert {"small_get_client_cpu", "presign_client_cpu", "large_get_throughput"} <= metrics
+    assert all(r["minio"] in {"measured", "not installed: skipped"} for r in records)
+    assert all(r["ratio"] > 0 for r in records if "baseline" in r)
