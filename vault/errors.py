@@ -1,9 +1,9 @@
 """Errors of the Carevault client library outside the record format.
 
     VaultError       root of these errors
-    └── SealError    a sealed record key could not be opened (or sealed): wrong device key,
-                     wrong request context, wrong attributes, altered bytes. One opaque error
-                     for every cause; the cause is chained for logs.
+    ├── SealError    a sealed record key could not be opened (or sealed): wrong device key,
+    │                wrong request context, wrong attributes, altered bytes. One opaque error
+    │                for every cause; the cause is chained for logs.
     ├── KeyFileError the device key file is missing, damaged, or the passphrase is wrong
     ├── KeyServiceError          the key service could not be reached or answered nonsense
     │   └── KeyServiceRequestError  the key service refused a request (an RFC 9457 problem)
