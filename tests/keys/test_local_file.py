@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,21 @@ def test_refuses_a_path_that_is_not_a_regular_file(tmp_path: Path) -> None:
     path.mkdir(mode=0o700)
     with pytest.raises(RootKeyError):
         LocalFileRootKeyProvider(path)
+
+
+def test_instances_starting_together_create_one_set_of_keys(tmp_path: Path) -> None:
+    path = tmp_path / "root.key"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        providers = list(pool.map(lambda _: LocalFileRootKeyProvider(path), range(16)))
+    wrapped = providers[0].wrap(b"secret", context=b"c")
+    assert all(p.unwrap(wrapped, context=b"c") == b"secret" for p in providers)
+
+
+def test_concurrent_rotations_lose_no_version(tmp_path: Path) -> None:
+    path = tmp_path / "root.key"
+    providers = [LocalFileRootKeyProvider(path) for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        versions = sorted(pool.map(lambda p: p.rotate(), providers))
+    assert versions == list(range(2, 10))
+    document = json.loads(path.read_text())
+    assert [entry["version"] for entry in document["keys"]] == list(range(1, 10))
