@@ -1,6 +1,10 @@
 """Errors of the key service.
 
     KeyServiceError             root of every key service error
+    ├── AuthenticationError     a request's signature is not accepted; ``reason`` is a short
+    │                           code for the log and the audit, never shown to the client
+    ├── AuditUnavailableError   the audit entry could not be written, so nothing is released
+    │                           or changed (answered 503; check the database)
     ├── KeyUnwrapError          a wrapped key could not be unwrapped: wrong key or version,
     │                           wrong context or attributes, altered or truncated bytes.
     │                           One opaque error for every cause (chained for logs).
@@ -32,3 +36,18 @@ class RootKeyError(KeyServiceError):
 
 class InsecureKeyFileError(RootKeyError):
     """The root key file's permissions let someone other than its owner read or change it."""
+
+
+class AuthenticationError(KeyServiceError):
+    """The request is not authentically from an enrolled, active device."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AuditUnavailableError(KeyServiceError):
+    """The audit log could not be appended to; the request fails closed."""
+
+    def __init__(self, message: str = "audit log unavailable") -> None:
+        super().__init__(message)

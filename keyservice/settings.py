@@ -21,6 +21,17 @@ class Settings:
     s3_endpoint_url: str | None
     public_url: str
     audience: str
+    # FULL: a committed audit entry survives power loss (docs/decisions/0003-sqlite-durability.md).
+    sqlite_synchronous: str
+    # Signs local blob URLs; created in the data directory on first start.
+    token_key_file: Path
+    # Signs audit checkpoints; created in the data directory on first start.
+    audit_key_file: Path
+    checkpoint_every: int
+    pending_upload_hours: float
+    # How long a root-unwrapped child key stays in memory (0 disables the cache).
+    child_key_cache_seconds: float
+    max_upload_bytes: int
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -36,6 +47,17 @@ class Settings:
             s3_endpoint_url=env.get("CAREVAULT_S3_ENDPOINT_URL") or None,
             public_url=env.get("CAREVAULT_PUBLIC_URL", "http://127.0.0.1:8800").rstrip("/"),
             audience=env.get("CAREVAULT_AUDIENCE", "carevault"),
+            sqlite_synchronous=env.get("CAREVAULT_SQLITE_SYNCHRONOUS", "FULL").upper(),
+            token_key_file=Path(
+                env.get("CAREVAULT_TOKEN_KEY_FILE", str(data_dir / "blob-token.key"))
+            ),
+            audit_key_file=Path(
+                env.get("CAREVAULT_AUDIT_KEY_FILE", str(data_dir / "audit-signing.key"))
+            ),
+            checkpoint_every=int(env.get("CAREVAULT_CHECKPOINT_EVERY", "1000")),
+            pending_upload_hours=float(env.get("CAREVAULT_PENDING_UPLOAD_HOURS", "24")),
+            child_key_cache_seconds=float(env.get("CAREVAULT_CHILD_KEY_CACHE_SECONDS", "60")),
+            max_upload_bytes=int(env.get("CAREVAULT_MAX_UPLOAD_BYTES", str(1 << 30))),
         )
 
 

@@ -1,0 +1,507 @@
+"""Records and their versions: create, amend, commit, list, history, delete (docs/API.md).
+
+A new version is ``pending`` until its creator commits it with the ciphertext's size and
+SHA-256, which the service checks against the stored object; only then can it be listed or
+released. Deleting a record crypto-shreds it: the wrapped key rows go first (and commit),
+the blobs after.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import APIRouter, HTTPException
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from keyservice.api.encoding import b64decode, b64encode
+from keyservice.api.schemas import (
+    Attributes,
+    CommitRequest,
+    Id,
+    RecordCreate,
+    RecordCreated,
+    Upload,
+    VersionPublic,
+)
+from keyservice.audit.record import audit, refuse
+from keyservice.caller import Caller
+from keyservice.catalog.child_keys import active_versions
+from keyservice.catalog.facts import decide_for, load_relationships
+from keyservice.db.tables import record_children, record_versions, records, wrapped_record_keys
+from keyservice.deps import CurrentCaller, Db, State
+from keyservice.ids import new_id
+from keyservice.keys import generate_key, wrap_record_key
+from keyservice.policy import Action, RecordFacts
+from keyservice.state import ServiceState
+from vault.format import RecordAttributes
+from vault.sealing import seal_batch
+from vault.signing import sealing_context
+from vault.storage import CompletedPart, StorageError, new_object_name
+
+router = APIRouter()
+log = logging.getLogger("keyservice.records")
+
+PENDING = "pending"
+COMMITTED = "committed"
+DELETED = "deleted"
+UNAVAILABLE = "no such record, or not one you may use"
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+MAX_PARTS = 10_000  # S3 limit, kept by every blob store
+PART_SIZE = 16 * 1024 * 1024
+UPLOAD_URL_S = 3600
+
+
+def attributes_of(
+    *, record_id: str, version: int, child_ids: list[str] | tuple[str, ...], category: str
+) -> Attributes:
+    return Attributes(
+        record_id=record_id, version=version, child_ids=sorted(child_ids), category=category
+    )
+
+
+def _new_version(
+    db: Connection,
+    state: ServiceState,
+    caller: Caller,
+    *,
+    record_id: str,
+    version: int,
+    body: RecordCreate,
+) -> RecordCreated:
+    """Wrap a fresh record key per child, store the pending version, seal the key back."""
+    now = state.clock()
+    if body.ciphertext_size > state.settings.max_upload_bytes:
+        raise HTTPException(status_code=413, detail="the ciphertext is larger than allowed")
+    child_ids = sorted(set(body.child_ids))
+    versions = active_versions(db, child_ids)
+    child_keys = state.child_keys.get(db, versions.items())
+    attributes = RecordAttributes.from_hex(
+        record_id=record_id, version=version, child_ids=child_ids, category=body.category.value
+    )
+    record_key = generate_key()
+    db.execute(
+        insert(wrapped_record_keys),
+        [
+            {
+                "record_id": record_id,
+                "version": version,
+                "child_id": child_id,
+                "child_key_version": versions[child_id],
+                "wrapped": wrap_record_key(
+                    child_key=child_keys[(child_id, versions[child_id])],
+                    attributes=attributes,
+                    record_key=record_key,
+                ),
+            }
+            for child_id in child_ids
+        ],
+    )
+    object_name = new_object_name()
+    db.execute(
+        insert(record_versions).values(
+            record_id=record_id,
+            version=version,
+            state=PENDING,
+            object_name=object_name,
+            ciphertext_size=body.ciphertext_size,
+            created_by=caller.principal_id,
+            created_at=now,
+        )
+    )
+    upload = _plan_upload(state, object_name, body.ciphertext_size)
+    if upload.upload_id is not None:
+        db.execute(
+            update(record_versions)
+            .where(record_versions.c.record_id == record_id, record_versions.c.version == version)
+            .values(upload_id=upload.upload_id)
+        )
+    sealed = seal_batch(
+        recipient_public=caller.receiving_key,
+        context=sealing_context(caller.device_id, caller.nonce),
+        items=[(attributes.canonical(), record_key)],
+    )
+    audit(
+        db,
+        state,
+        caller,
+        "record.create",
+        {
+            "record_id": record_id,
+            "version": version,
+            "child_ids": child_ids,
+            "category": body.category.value,
+        },
+    )
+    db.commit()
+    return RecordCreated(
+        record_id=record_id,
+        version=version,
+        attributes=attributes_of(
+            record_id=record_id,
+            version=version,
+            child_ids=child_ids,
+            category=body.category.value,
+        ),
+        ephemeral_public=b64encode(sealed.ephemeral_public),
+        sealed_key=b64encode(sealed.sealed[0]),
+        upload=upload,
+    )
+
+
+def _plan_upload(state: ServiceState, object_name: str, size: int) -> Upload:
+    """One PUT up to MULTIPART_THRESHOLD bytes; beyond it, parts with their own URLs."""
+    if size <= MULTIPART_THRESHOLD:
+        return Upload(
+            method="single", url=state.blobs.presign_put(object_name, expires_s=UPLOAD_URL_S)
+        )
+    part_size = max(PART_SIZE, -(-size // MAX_PARTS))
+    planned = state.blobs.start_multipart(
+        object_name, size=size, part_size=part_size, expires_s=UPLOAD_URL_S
+    )
+    return Upload(
+        method="multipart",
+        part_size=planned.part_size,
+        part_urls=list(planned.part_urls),
+        upload_id=planned.upload_id,
+    )
+
+
+def _check_create(
+    db: Connection, state: ServiceState, caller: Caller, body: RecordCreate, record_id: str
+) -> None:
+    """Policy CREATE for every child; unknown children are denied like forbidden ones."""
+    child_ids = tuple(sorted(set(body.child_ids)))
+    relationships = load_relationships(db, principal_id=caller.principal_id, child_ids=child_ids)
+    decision = decide_for(
+        caller,
+        relationships,
+        action=Action.CREATE,
+        record=RecordFacts(
+            record_id=record_id,
+            category=body.category.value,
+            child_ids=child_ids,
+            withheld_from_guardians=body.withheld_from_guardians,
+        ),
+        now=state.clock(),
+    )
+    if not decision.allowed or len(active_versions(db, child_ids)) != len(child_ids):
+        refuse(
+            db,
+            state,
+            caller,
+            "record.create",
+            {"record_id": record_id, "child_ids": list(child_ids), "basis": decision.basis.value},
+            status=403,
+            message="you may not add records for these children",
+        )
+
+
+@router.post(
+    "/v1/records", response_model=RecordCreated, response_model_exclude_none=True, status_code=201
+)
+def create_record(body: RecordCreate, caller: CurrentCaller, db: Db, state: State) -> RecordCreated:
+    record_id = new_id()
+    _check_create(db, state, caller, body, record_id)
+    db.execute(
+        insert(records).values(
+            record_id=record_id,
+            category=body.category.value,
+            withheld_from_guardians=body.withheld_from_guardians,
+            created_by=caller.principal_id,
+            created_at=state.clock(),
+        )
+    )
+    db.execute(
+        insert(record_children),
+        [{"record_id": record_id, "child_id": c} for c in sorted(set(body.child_ids))],
+    )
+    return _new_version(db, state, caller, record_id=record_id, version=1, body=body)
+
+
+@router.post(
+    "/v1/records/{record_id}/versions",
+    response_model=RecordCreated,
+    response_model_exclude_none=True,
+    status_code=201,
+)
+def amend_record(
+    record_id: Id, body: RecordCreate, caller: CurrentCaller, db: Db, state: State
+) -> RecordCreated:
+    row = db.execute(
+        select(records.c.category, records.c.withheld_from_guardians).where(
+            records.c.record_id == record_id, records.c.deleted_at.is_(None)
+        )
+    ).first()
+    children = set(
+        db.execute(
+            select(record_children.c.child_id).where(record_children.c.record_id == record_id)
+        ).scalars()
+    )
+    if (
+        row is None
+        or row.category != body.category.value
+        or children != set(body.child_ids)
+        or row.withheld_from_guardians != body.withheld_from_guardians
+    ):
+        refuse(
+            db,
+            state,
+            caller,
+            "record.amend",
+            {"record_id": record_id},
+            status=404,
+            message=f"{UNAVAILABLE}: a new version keeps the record's children, category and flags",
+        )
+    _check_create(db, state, caller, body, record_id)
+    latest = db.execute(
+        select(func.max(record_versions.c.version)).where(record_versions.c.record_id == record_id)
+    ).scalar_one()
+    return _new_version(db, state, caller, record_id=record_id, version=latest + 1, body=body)
+
+
+@router.post("/v1/records/{record_id}/versions/{version}/commit", status_code=204)
+def commit_version(
+    record_id: Id, version: int, body: CommitRequest, caller: CurrentCaller, db: Db, state: State
+) -> None:
+    row = db.execute(
+        select(
+            record_versions.c.object_name,
+            record_versions.c.ciphertext_size,
+            record_versions.c.upload_id,
+        ).where(
+            record_versions.c.record_id == record_id,
+            record_versions.c.version == version,
+            record_versions.c.state == PENDING,
+            record_versions.c.created_by == caller.principal_id,
+        )
+    ).first()
+    if row is None:
+        refuse(
+            db,
+            state,
+            caller,
+            "record.commit",
+            {"record_id": record_id, "version": version},
+            status=404,
+            message=f"{UNAVAILABLE}: only a pending version's creator commits it",
+        )
+    claimed_digest = b64decode(body.ciphertext_sha256)
+    if not _stored_object_matches(
+        state, row.object_name, row.upload_id, body, claimed_digest, row.ciphertext_size
+    ):
+        refuse(
+            db,
+            state,
+            caller,
+            "record.commit",
+            {"record_id": record_id, "version": version},
+            status=409,
+            message="the stored object does not match the claimed size and SHA-256; "
+            "upload it again, then commit",
+        )
+    db.execute(
+        update(record_versions)
+        .where(record_versions.c.record_id == record_id, record_versions.c.version == version)
+        .values(
+            state=COMMITTED,
+            ciphertext_sha256=claimed_digest,
+            encrypted_metadata=b64decode(body.encrypted_metadata),
+            committed_at=state.clock(),
+        )
+    )
+    audit(db, state, caller, "record.commit", {"record_id": record_id, "version": version})
+    db.commit()
+
+
+def _stored_object_matches(
+    state: ServiceState,
+    object_name: str,
+    upload_id: str | None,
+    body: CommitRequest,
+    claimed_digest: bytes,
+    planned_size: int,
+) -> bool:
+    """Complete a multipart upload if one is open, then compare size and SHA-256."""
+    if body.ciphertext_size != planned_size:
+        return False
+    try:
+        if upload_id is not None:
+            state.blobs.complete_multipart(
+                object_name,
+                upload_id=upload_id,
+                parts=[
+                    CompletedPart(part_number=p.part_number, etag=p.etag) for p in body.parts or []
+                ],
+            )
+        info = state.blobs.stat(object_name)
+        if info.size != body.ciphertext_size:
+            return False
+        digest = info.sha256 if info.sha256 is not None else state.blobs.sha256(object_name)
+    except StorageError:
+        log.warning("commit: the stored object could not be checked", exc_info=True)
+        return False
+    return hmac.compare_digest(digest, claimed_digest)
+
+
+def _readable_versions(
+    db: Connection,
+    state: ServiceState,
+    caller: Caller,
+    *,
+    record_ids: list[str] | None,
+    child_id: str | None,
+) -> list[VersionPublic]:
+    """Committed versions of the chosen records that the policy lets the caller read."""
+    query = (
+        select(
+            records.c.record_id,
+            records.c.category,
+            records.c.withheld_from_guardians,
+            record_versions.c.version,
+            record_versions.c.encrypted_metadata,
+            record_versions.c.created_at,
+            record_versions.c.created_by,
+        )
+        .join(record_versions, record_versions.c.record_id == records.c.record_id)
+        .where(records.c.deleted_at.is_(None), record_versions.c.state == COMMITTED)
+        .order_by(records.c.created_at, records.c.record_id, record_versions.c.version)
+    )
+    if child_id is not None:
+        query = query.where(
+            records.c.record_id.in_(
+                select(record_children.c.record_id).where(record_children.c.child_id == child_id)
+            )
+        )
+    if record_ids is not None:
+        query = query.where(records.c.record_id.in_(record_ids))
+    rows = db.execute(query).all()
+    children: dict[str, list[str]] = {}
+    for rid, cid in db.execute(
+        select(record_children.c.record_id, record_children.c.child_id).where(
+            record_children.c.record_id.in_({row.record_id for row in rows})
+        )
+    ):
+        children.setdefault(rid, []).append(cid)
+    relationships = load_relationships(
+        db,
+        principal_id=caller.principal_id,
+        child_ids={c for cs in children.values() for c in cs},
+    )
+    now = state.clock()
+    allowed: dict[str, bool] = {}
+    found = []
+    for row in rows:
+        if row.record_id not in allowed:
+            allowed[row.record_id] = decide_for(
+                caller,
+                relationships,
+                action=Action.READ,
+                now=now,
+                record=RecordFacts(
+                    record_id=row.record_id,
+                    category=row.category,
+                    child_ids=tuple(sorted(children[row.record_id])),
+                    withheld_from_guardians=row.withheld_from_guardians,
+                ),
+            ).allowed
+        if allowed[row.record_id]:
+            found.append(
+                VersionPublic(
+                    record_id=row.record_id,
+                    version=row.version,
+                    category=row.category,
+                    child_ids=sorted(children[row.record_id]),
+                    withheld_from_guardians=row.withheld_from_guardians,
+                    encrypted_metadata=b64encode(row.encrypted_metadata)
+                    if row.encrypted_metadata is not None
+                    else None,
+                    created_at=row.created_at,
+                    created_by=row.created_by,
+                )
+            )
+    return found
+
+
+@router.get("/v1/children/{child_id}/records", response_model=list[VersionPublic])
+def list_child_records(
+    child_id: Id, caller: CurrentCaller, db: Db, state: State
+) -> list[VersionPublic]:
+    """The latest committed version of each record of the child that the caller may read."""
+    versions = _readable_versions(db, state, caller, record_ids=None, child_id=child_id)
+    latest: dict[str, VersionPublic] = {}
+    for found in versions:
+        latest[found.record_id] = found
+    audit(db, state, caller, "records.list", {"child_id": child_id, "count": len(latest)})
+    db.commit()
+    return list(latest.values())
+
+
+@router.get("/v1/records/{record_id}/versions", response_model=list[VersionPublic])
+def record_history(
+    record_id: Id, caller: CurrentCaller, db: Db, state: State
+) -> list[VersionPublic]:
+    versions = _readable_versions(db, state, caller, record_ids=[record_id], child_id=None)
+    if not versions:
+        refuse(
+            db,
+            state,
+            caller,
+            "record.history",
+            {"record_id": record_id},
+            status=404,
+            message=UNAVAILABLE,
+        )
+    audit(db, state, caller, "record.history", {"record_id": record_id})
+    db.commit()
+    return versions
+
+
+@router.delete("/v1/records/{record_id}", status_code=204)
+def delete_record(record_id: Id, caller: CurrentCaller, db: Db, state: State) -> None:
+    """Crypto-shred: the wrapped keys are deleted and committed first, then the blobs."""
+    if not caller.has_role("manager", "dsl", "admin"):
+        refuse(
+            db,
+            state,
+            caller,
+            "record.delete",
+            {"record_id": record_id},
+            status=403,
+            message="only managers, DSLs and admins delete records",
+        )
+    now = state.clock()
+    done = db.execute(
+        update(records)
+        .where(records.c.record_id == record_id, records.c.deleted_at.is_(None))
+        .values(deleted_at=now)
+    )
+    if done.rowcount != 1:
+        refuse(
+            db,
+            state,
+            caller,
+            "record.delete",
+            {"record_id": record_id},
+            status=404,
+            message=UNAVAILABLE,
+        )
+    names = list(
+        db.execute(
+            select(record_versions.c.object_name).where(record_versions.c.record_id == record_id)
+        ).scalars()
+    )
+    db.execute(delete(wrapped_record_keys).where(wrapped_record_keys.c.record_id == record_id))
+    db.execute(
+        update(record_versions)
+        .where(record_versions.c.record_id == record_id)
+        .values(state=DELETED, encrypted_metadata=None)
+    )
+    audit(db, state, caller, "record.delete", {"record_id": record_id, "versions": len(names)})
+    db.commit()
+    for name in names:
+        try:
+            state.blobs.delete(name)
+        except Exception:
+            # The key is already gone, so a left-over blob is unreadable; the sweeper retries.
+            log.exception("blob delete failed after crypto-shred; the sweeper will retry")

@@ -1,0 +1,222 @@
+"""Key release: ``POST /v1/keys/release`` for up to 1,000 record versions at once.
+
+One pass loads everything the batch needs in a fixed number of queries (versions, children,
+relationships, wrapped keys), decides each item with the policy, unwraps the granted keys,
+seals them all under one key agreement, and writes ONE audit entry listing every item's
+decision and basis (docs/AUDIT.md) in the same transaction. A denied item says only
+``unavailable``, whether the record is missing, uncommitted, deleted or forbidden.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import Connection, insert, select, tuple_
+
+from keyservice.api.encoding import b64encode
+from keyservice.api.records import COMMITTED, attributes_of
+from keyservice.api.schemas import ReleaseRequest, ReleaseResponse, ReleaseResult
+from keyservice.audit.record import audit
+from keyservice.catalog.facts import decide_for, load_relationships
+from keyservice.db.tables import (
+    disclosures,
+    record_children,
+    record_versions,
+    records,
+    wrapped_record_keys,
+)
+from keyservice.deps import CurrentCaller, Db, State
+from keyservice.errors import KeyUnwrapError
+from keyservice.keys import unwrap_record_key
+from keyservice.policy import Action, Basis, RecordFacts
+from keyservice.state import ServiceState
+from vault.format import RecordAttributes
+from vault.sealing import seal_batch
+from vault.signing import sealing_context
+
+router = APIRouter()
+
+UNAVAILABLE = "unavailable"
+DOWNLOAD_URL_S = 300
+
+
+@router.post("/v1/keys/release", response_model=ReleaseResponse, response_model_exclude_none=True)
+def release_keys(
+    body: ReleaseRequest, caller: CurrentCaller, db: Db, state: State
+) -> ReleaseResponse:
+    now = state.clock()
+    pairs = list(dict.fromkeys((item.record_id, item.version) for item in body.items))
+    rows = {
+        (row.record_id, row.version): row
+        for row in db.execute(
+            select(
+                record_versions.c.record_id,
+                record_versions.c.version,
+                record_versions.c.object_name,
+                record_versions.c.encrypted_metadata,
+                records.c.category,
+                records.c.withheld_from_guardians,
+            )
+            .join(records, records.c.record_id == record_versions.c.record_id)
+            .where(
+                tuple_(record_versions.c.record_id, record_versions.c.version).in_(pairs),
+                record_versions.c.state == COMMITTED,
+                records.c.deleted_at.is_(None),
+            )
+        )
+    }
+    children: dict[str, list[str]] = {}
+    for record_id, child_id in db.execute(
+        select(record_children.c.record_id, record_children.c.child_id)
+        .where(record_children.c.record_id.in_({rid for rid, _ in rows}))
+        .order_by(record_children.c.child_id)
+    ):
+        children.setdefault(record_id, []).append(child_id)
+    relationships = load_relationships(
+        db,
+        principal_id=caller.principal_id,
+        child_ids={c for cs in children.values() for c in cs},
+    )
+    bases: dict[tuple[str, int], Basis] = {}
+    for pair, row in rows.items():
+        decision = decide_for(
+            caller,
+            relationships,
+            action=Action.READ,
+            now=now,
+            record=RecordFacts(
+                record_id=row.record_id,
+                category=row.category,
+                child_ids=tuple(children.get(row.record_id, ())),
+                withheld_from_guardians=row.withheld_from_guardians,
+            ),
+        )
+        if decision.allowed:
+            bases[pair] = decision.basis
+    categories = {pair: row.category for pair, row in rows.items()}
+    keys = _unwrap(db, state, bases, categories, children)
+    granted = [pair for pair in pairs if pair in keys]
+    sealed = seal_batch(
+        recipient_public=caller.receiving_key,
+        context=sealing_context(caller.device_id, caller.nonce),
+        items=[(keys[pair][0].canonical(), keys[pair][1]) for pair in granted],
+    )
+    sealed_by_pair = dict(zip(granted, sealed.sealed, strict=True))
+    seq = audit(
+        db,
+        state,
+        caller,
+        "keys.release",
+        {
+            "items": [
+                [
+                    rid,
+                    version,
+                    "granted" if (rid, version) in keys else "denied",
+                    bases[(rid, version)].value if (rid, version) in keys else Basis.NONE.value,
+                ]
+                for rid, version in pairs
+            ]
+        },
+        outcome="allow" if granted else "deny",
+    )
+    if granted:
+        db.execute(
+            insert(disclosures),
+            [
+                {
+                    "audit_seq": seq,
+                    "child_id": child_id,
+                    "record_id": rid,
+                    "version": version,
+                    "principal_id": caller.principal_id,
+                    "basis": bases[(rid, version)].value,
+                    "at": now,
+                }
+                for rid, version in granted
+                for child_id in children[rid]
+            ],
+        )
+    db.commit()
+    results = []
+    for item in body.items:
+        pair = (item.record_id, item.version)
+        if pair not in sealed_by_pair:
+            results.append(
+                ReleaseResult(
+                    record_id=item.record_id,
+                    version=item.version,
+                    status="denied",
+                    code=UNAVAILABLE,
+                )
+            )
+            continue
+        row = rows[pair]
+        metadata = row.encrypted_metadata
+        results.append(
+            ReleaseResult(
+                record_id=item.record_id,
+                version=item.version,
+                status="granted",
+                attributes=attributes_of(
+                    record_id=item.record_id,
+                    version=item.version,
+                    child_ids=children[item.record_id],
+                    category=row.category,
+                ),
+                sealed_key=b64encode(sealed_by_pair[pair]),
+                encrypted_metadata=b64encode(metadata) if metadata is not None else None,
+                download_url=state.blobs.presign_get(row.object_name, expires_s=DOWNLOAD_URL_S)
+                if body.include_urls
+                else None,
+            )
+        )
+    return ReleaseResponse(ephemeral_public=b64encode(sealed.ephemeral_public), results=results)
+
+
+def _unwrap(
+    db: Connection,
+    state: ServiceState,
+    bases: dict[tuple[str, int], Basis],
+    categories: dict[tuple[str, int], str],
+    children: dict[str, list[str]],
+) -> dict[tuple[str, int], tuple[RecordAttributes, bytes]]:
+    """Unwrap the granted record keys: one query for the wraps, cached child keys.
+
+    Each record is opened with its first child (ascending id) whose key version still exists
+    (decision 0002); an item whose wraps are all unusable is denied like any other.
+    """
+    if not bases:
+        return {}
+    wraps: dict[tuple[str, int], list[tuple[str, int, bytes]]] = {}
+    for row in db.execute(
+        select(wrapped_record_keys)
+        .where(tuple_(wrapped_record_keys.c.record_id, wrapped_record_keys.c.version).in_(bases))
+        .order_by(wrapped_record_keys.c.child_id)
+    ):
+        wraps.setdefault((row.record_id, row.version), []).append(
+            (row.child_id, row.child_key_version, row.wrapped)
+        )
+    child_keys = state.child_keys.get(
+        db, {(child, ver) for found in wraps.values() for child, ver, _ in found}
+    )
+    keys = {}
+    for pair in bases:
+        attributes = RecordAttributes.from_hex(
+            record_id=pair[0],
+            version=pair[1],
+            child_ids=children[pair[0]],
+            category=categories[pair],
+        )
+        for child_id, key_version, wrapped in wraps.get(pair, []):
+            child_key = child_keys.get((child_id, key_version))
+            if child_key is None:
+                continue
+            try:
+                keys[pair] = (
+                    attributes,
+                    unwrap_record_key(child_key=child_key, attributes=attributes, wrapped=wrapped),
+                )
+            except KeyUnwrapError:
+                continue
+            break
+    return keys

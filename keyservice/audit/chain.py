@@ -1,0 +1,133 @@
+"""Appending to the hash-chained audit log (docs/AUDIT.md).
+
+    hash(entry) = SHA-256(canonical JSON of {seq, at, actor_principal, actor_device, action,
+                                             outcome, detail, prev_hash})
+
+Appends run inside the caller's transaction, so an entry commits with what it records or not
+at all. The one-row ``audit_head`` is locked first (``SELECT … FOR UPDATE`` on PostgreSQL;
+SQLite transactions already start with ``BEGIN IMMEDIATE``), which serialises appends across
+every instance sharing the database. Any database failure while appending becomes
+``AuditUnavailableError``: the request fails closed with 503 and nothing is released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from keyservice.audit.checkpoints import write_checkpoint
+from keyservice.db.tables import audit_entries, audit_head
+from keyservice.errors import AuditUnavailableError
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing to record. ``detail`` holds opaque ids, codes and counts only."""
+
+    action: str
+    outcome: str
+    actor_principal: str | None = None
+    actor_device: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON text of ``value``: sorted keys, no spaces, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def format_time(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(
+    *,
+    seq: int,
+    at: datetime,
+    actor_principal: str | None,
+    actor_device: str | None,
+    action: str,
+    outcome: str,
+    detail: str,
+    prev_hash: str,
+) -> str:
+    """The chain hash of one entry; ``detail`` is the stored canonical JSON text."""
+    encoded = canonical_json(
+        {
+            "seq": seq,
+            "at": format_time(at),
+            "actor_principal": actor_principal,
+            "actor_device": actor_device,
+            "action": action,
+            "outcome": outcome,
+            "detail": detail,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpointer:
+    """Sign a checkpoint in the same transaction as every ``every``-th entry."""
+
+    key: Ed25519PrivateKey
+    every: int
+
+
+def append(
+    connection: Connection,
+    event: AuditEvent,
+    *,
+    now: datetime,
+    checkpointer: Checkpointer | None = None,
+) -> int:
+    """Append ``event`` to the chain in the current transaction; return its sequence number."""
+    try:
+        head_query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        if connection.dialect.name == "postgresql":
+            head_query = head_query.with_for_update()
+        head = connection.execute(head_query).one()
+        seq: int = head.seq + 1
+        detail = canonical_json(dict(event.detail))
+        digest = entry_hash(
+            seq=seq,
+            at=now,
+            actor_principal=event.actor_principal,
+            actor_device=event.actor_device,
+            action=event.action,
+            outcome=event.outcome,
+            detail=detail,
+            prev_hash=head.hash,
+        )
+        connection.execute(
+            insert(audit_entries).values(
+                seq=seq,
+                at=now,
+                actor_principal=event.actor_principal,
+                actor_device=event.actor_device,
+                action=event.action,
+                outcome=event.outcome,
+                detail=detail,
+                prev_hash=head.hash,
+                hash=digest,
+            )
+        )
+        connection.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
+        )
+        if checkpointer is not None and checkpointer.every > 0 and seq % checkpointer.every == 0:
+            write_checkpoint(connection, checkpointer.key, now=now)
+    except SQLAlchemyError as exc:
+        raise AuditUnavailableError() from exc
+    return seq

@@ -1,0 +1,63 @@
+"""Shortcuts for routes: audit a caller's action, or audit a refusal and raise it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from fastapi import HTTPException
+from sqlalchemy import Connection
+
+from keyservice.audit.chain import AuditEvent, Checkpointer, append
+from keyservice.caller import Caller
+from keyservice.state import ServiceState
+
+
+def audit(
+    db: Connection,
+    state: ServiceState,
+    caller: Caller | None,
+    action: str,
+    detail: Mapping[str, Any],
+    *,
+    outcome: str = "allow",
+) -> int:
+    """Append an entry for ``caller``'s action in the current transaction."""
+    return append_event(
+        db,
+        state,
+        AuditEvent(
+            action=action,
+            outcome=outcome,
+            actor_principal=caller.principal_id if caller else None,
+            actor_device=caller.device_id if caller else None,
+            detail=detail,
+        ),
+    )
+
+
+def append_event(db: Connection, state: ServiceState, event: AuditEvent) -> int:
+    """Append ``event`` with the service's clock and checkpoint policy."""
+    return append(
+        db,
+        event,
+        now=state.clock(),
+        checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
+    )
+
+
+def refuse(
+    db: Connection,
+    state: ServiceState,
+    caller: Caller,
+    action: str,
+    detail: Mapping[str, Any],
+    *,
+    status: int,
+    message: str,
+) -> NoReturn:
+    """Roll back the request's work, audit the refusal on its own, and raise ``status``."""
+    db.rollback()
+    audit(db, state, caller, action, {**detail, "status": status}, outcome="deny")
+    db.commit()
+    raise HTTPException(status_code=status, detail=message)

@@ -1,0 +1,115 @@
+"""Per-child keys: created with the child, unwrapped from the root key on demand.
+
+Root-unwrapped child keys are kept in memory for ``ttl`` seconds so that a release does not
+pay a root-key unwrap (a KMS round trip in production) per child per request. The trade-off:
+a destroyed or rotated child key can still be used by this process for up to ``ttl`` seconds
+after the change, and the keys sit in this process's memory meanwhile. Rotation and
+destruction on this instance clear the entry at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select
+
+from keyservice.db.tables import child_keys
+from keyservice.keys import RootKeyProvider, generate_key, unwrap_child_key, wrap_child_key
+
+ACTIVE = "active"
+DECRYPT_ONLY = "decrypt-only"
+DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True)
+class ChildKey:
+    child_id: str
+    version: int
+    key: bytes
+
+    def __repr__(self) -> str:
+        return f"ChildKey(child_id={self.child_id!r}, version={self.version})"
+
+
+def create_child_key(
+    connection: Connection, root: RootKeyProvider, *, child_id: str, version: int, now: datetime
+) -> None:
+    """Store a fresh active child key version, wrapped by the root key."""
+    wrapped = wrap_child_key(root, child_id=child_id, version=version, child_key=generate_key())
+    connection.execute(
+        insert(child_keys).values(
+            child_id=child_id, version=version, state=ACTIVE, wrapped=wrapped, created_at=now
+        )
+    )
+
+
+class ChildKeyCache:
+    """Unwrapped child keys by (child, version), each for at most ``ttl`` seconds."""
+
+    def __init__(
+        self, root: RootKeyProvider, *, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._root = root
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, int], tuple[float, bytes]] = {}
+
+    def forget(self, child_id: str) -> None:
+        with self._lock:
+            for entry in [k for k in self._entries if k[0] == child_id]:
+                del self._entries[entry]
+
+    def get(
+        self, connection: Connection, wanted: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], bytes]:
+        """The keys of the (child, version) pairs whose version is not destroyed."""
+        now = self._clock()
+        found: dict[tuple[str, int], bytes] = {}
+        missing: set[tuple[str, int]] = set()
+        with self._lock:
+            for pair in set(wanted):
+                cached = self._entries.get(pair)
+                if cached is not None and cached[0] > now:
+                    found[pair] = cached[1]
+                else:
+                    missing.add(pair)
+        if missing:
+            loaded = self._load(connection, missing)
+            with self._lock:
+                for pair, key in loaded.items():
+                    if self._ttl > 0:
+                        self._entries[pair] = (now + self._ttl, key)
+            found.update(loaded)
+        return found
+
+    def _load(
+        self, connection: Connection, pairs: set[tuple[str, int]]
+    ) -> dict[tuple[str, int], bytes]:
+        rows = connection.execute(
+            select(child_keys.c.child_id, child_keys.c.version, child_keys.c.wrapped).where(
+                child_keys.c.child_id.in_({child for child, _ in pairs}),
+                child_keys.c.state != DESTROYED,
+            )
+        ).all()
+        return {
+            (row.child_id, row.version): unwrap_child_key(
+                self._root, child_id=row.child_id, version=row.version, wrapped=row.wrapped
+            )
+            for row in rows
+            if (row.child_id, row.version) in pairs
+        }
+
+
+def active_versions(connection: Connection, child_ids: Iterable[str]) -> dict[str, int]:
+    """Each child's active key version."""
+    rows = connection.execute(
+        select(child_keys.c.child_id, child_keys.c.version).where(
+            child_keys.c.child_id.in_(set(child_ids)), child_keys.c.state == ACTIVE
+        )
+    ).all()
+    return {row.child_id: row.version for row in rows}

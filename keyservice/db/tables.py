@@ -1,0 +1,242 @@
+"""The key service's tables (SQLAlchemy Core). Migrations in keyservice/migrations mirror them.
+
+Ids are 32 lowercase hex characters (16 random bytes). No table holds a plaintext key: child
+keys are wrapped by the root key, record keys by a child key; enrolment codes are stored as
+their SHA-256 only.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from keyservice.db.types import UTCDateTime
+
+ID = String(32)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("principal_id", ID, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    # Space-separated staff roles; empty for guardians and external recipients.
+    Column("roles", String(100), nullable=False, default=""),
+    Column("organisation", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", ID, primary_key=True),
+    Column("principal_id", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("signing_key", LargeBinary(32), nullable=False),
+    Column("receiving_key", LargeBinary(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+enrolment_codes = Table(
+    "enrolment_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("principal_id", ID, ForeignKey("principals.principal_id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)
+
+seen_nonces = Table(
+    "seen_nonces",
+    metadata,
+    Column("device_id", ID, primary_key=True),
+    Column("nonce", String(32), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+children = Table(
+    "children",
+    metadata,
+    Column("child_id", ID, primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("room", String(100)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+child_keys = Table(
+    "child_keys",
+    metadata,
+    Column("child_id", ID, ForeignKey("children.child_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    # active | decrypt-only | destroyed
+    Column("state", String(16), nullable=False),
+    Column("wrapped", LargeBinary),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("assignment_id", ID, primary_key=True),
+    Column("staff_id", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime),
+)
+
+guardianships = Table(
+    "guardianships",
+    metadata,
+    Column("guardianship_id", ID, primary_key=True),
+    Column("guardian_id", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), nullable=False, index=True),
+    Column("parental_responsibility", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("consent_id", ID, primary_key=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), nullable=False, index=True),
+    Column("given_by", ID, ForeignKey("principals.principal_id"), nullable=False),
+    Column("recipient_id", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    # Space-separated record categories.
+    Column("categories", String(200), nullable=False),
+    Column("purpose", String(500), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime, nullable=False),
+    Column("withdrawn_at", UTCDateTime),
+    Column("evidence_record_id", ID),
+)
+
+court_orders = Table(
+    "court_orders",
+    metadata,
+    Column("court_order_id", ID, primary_key=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), nullable=False, index=True),
+    Column("effect", String(32), nullable=False),
+    Column("subject_id", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    Column("categories", String(200), nullable=False),
+    Column("reference", String(200), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime, nullable=False),
+    Column("evidence_record_id", ID),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("record_id", ID, primary_key=True),
+    Column("category", String(32), nullable=False),
+    Column("withheld_from_guardians", Boolean, nullable=False),
+    Column("created_by", ID, ForeignKey("principals.principal_id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime),
+)
+
+record_children = Table(
+    "record_children",
+    metadata,
+    Column("record_id", ID, ForeignKey("records.record_id"), primary_key=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), primary_key=True, index=True),
+)
+
+record_versions = Table(
+    "record_versions",
+    metadata,
+    Column("record_id", ID, ForeignKey("records.record_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    # pending | committed | deleted
+    Column("state", String(16), nullable=False),
+    Column("object_name", String(200), nullable=False),
+    # Set while a multipart upload is open; the commit completes it.
+    Column("upload_id", String(1024)),
+    Column("ciphertext_size", Integer, nullable=False),
+    Column("ciphertext_sha256", LargeBinary(32)),
+    Column("encrypted_metadata", LargeBinary),
+    Column("created_by", ID, ForeignKey("principals.principal_id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("committed_at", UTCDateTime),
+)
+Index("ix_record_versions_pending", record_versions.c.state, record_versions.c.created_at)
+
+wrapped_record_keys = Table(
+    "wrapped_record_keys",
+    metadata,
+    Column("record_id", ID, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), primary_key=True),
+    Column("child_key_version", Integer, nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_principal", ID),
+    Column("actor_device", ID),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    # Canonical JSON of opaque ids, codes and counts: never names, file names or keys.
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row: the chain's head, locked by every append so instances append one at a time.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+)
+
+# Which records a release touched, per child: the disclosure view reads this, not the chain.
+disclosures = Table(
+    "disclosures",
+    metadata,
+    Column("audit_seq", Integer, primary_key=True, autoincrement=False),
+    Column("child_id", ID, primary_key=True, index=True),
+    Column("record_id", ID, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("principal_id", ID, nullable=False),
+    Column("basis", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)

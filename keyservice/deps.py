@@ -1,0 +1,169 @@
+"""FastAPI dependencies: the service state, a database connection, and the signed caller.
+
+    CurrentCaller = Annotated[Caller, Depends(authenticate)]
+
+``authenticate`` verifies the request signature (docs/SIGNING.md), loads the device and its
+principal in one query, rejects revoked ones, and records the nonce in the request's own
+transaction. Every failure is the same 401; the reason goes to the log and the audit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Annotated
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Connection, select
+
+from keyservice.audit.chain import AuditEvent
+from keyservice.audit.record import append_event, refuse
+from keyservice.auth.verifier import verify_request
+from keyservice.caller import Caller
+from keyservice.db.tables import devices, principals
+from keyservice.errors import AuthenticationError
+from keyservice.ids import is_id
+from keyservice.state import ServiceState
+
+log = logging.getLogger("keyservice.auth")
+
+AUTH_FAILED = "authentication failed"
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_db(state: State) -> Iterator[Connection]:
+    """One connection per request; work that is not committed is rolled back at the end."""
+    with state.engine.connect() as connection:
+        yield connection
+
+
+Db = Annotated[Connection, Depends(get_db)]
+
+
+async def request_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def request_url(request: Request) -> str:
+    """The target URI as received: scheme, Host header, raw path and raw query."""
+    scope = request.scope
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    host = request.headers.get("host", "")
+    url = f"{request.url.scheme}://{host}{raw_path.decode('latin-1')}"
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+def authenticate(
+    request: Request,
+    body: Annotated[bytes, Depends(request_body)],
+    db: Db,
+    state: State,
+) -> Caller:
+    found: dict[str, object] = {}
+
+    def resolve_key(key_id: str) -> Ed25519PublicKey:
+        if not is_id(key_id):
+            raise AuthenticationError("unknown_device")
+        found["key_id"] = key_id
+        row = db.execute(
+            select(
+                devices.c.principal_id,
+                devices.c.signing_key,
+                devices.c.receiving_key,
+                devices.c.revoked_at.label("device_revoked_at"),
+                principals.c.kind,
+                principals.c.roles,
+                principals.c.display_name,
+                principals.c.organisation,
+                principals.c.revoked_at,
+            )
+            .join(principals, principals.c.principal_id == devices.c.principal_id)
+            .where(devices.c.device_id == key_id)
+        ).first()
+        if row is None:
+            raise AuthenticationError("unknown_device")
+        found["principal_id"] = row.principal_id
+        if row.device_revoked_at is not None:
+            raise AuthenticationError("revoked_device")
+        if row.revoked_at is not None:
+            raise AuthenticationError("revoked_principal")
+        found["row"] = row
+        return Ed25519PublicKey.from_public_bytes(row.signing_key)
+
+    now = state.clock()
+    try:
+        signed = verify_request(
+            method=request.method,
+            url=request_url(request),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            body=body,
+            audience=state.settings.audience,
+            now=now.timestamp(),
+            resolve_key=resolve_key,
+        )
+        state.replay_cache.remember(db, device_id=signed.device_id, nonce=signed.nonce, now=now)
+    except AuthenticationError as exc:
+        _reject(db, state, request, exc.reason, found)
+        raise HTTPException(status_code=401, detail=AUTH_FAILED) from exc
+    row = found["row"]
+    return Caller(
+        principal_id=row.principal_id,  # type: ignore[attr-defined]
+        device_id=signed.device_id,
+        kind=row.kind,  # type: ignore[attr-defined]
+        roles=frozenset(row.roles.split()),  # type: ignore[attr-defined]
+        display_name=row.display_name,  # type: ignore[attr-defined]
+        organisation=row.organisation,  # type: ignore[attr-defined]
+        receiving_key=row.receiving_key,  # type: ignore[attr-defined]
+        nonce=signed.nonce,
+    )
+
+
+def _reject(
+    db: Connection, state: ServiceState, request: Request, reason: str, found: dict[str, object]
+) -> None:
+    """Log and audit a rejected request in a transaction of its own."""
+    log.warning("request rejected: %s %s reason=%s", request.method, request.url.path, reason)
+    db.rollback()
+    key_id = found.get("key_id")
+    principal_id = found.get("principal_id")
+    append_event(
+        db,
+        state,
+        AuditEvent(
+            action="auth.reject",
+            outcome="deny",
+            actor_principal=principal_id if isinstance(principal_id, str) else None,
+            actor_device=key_id if isinstance(key_id, str) else None,
+            detail={"reason": reason, "method": request.method},
+        ),
+    )
+    db.commit()
+
+
+CurrentCaller = Annotated[Caller, Depends(authenticate)]
+
+
+def require_admin(request: Request, caller: CurrentCaller, db: Db, state: State) -> Caller:
+    if not caller.has_role("admin"):
+        refuse(
+            db,
+            state,
+            caller,
+            "admin.refused",
+            {"method": request.method},
+            status=403,
+            message="this needs the admin role",
+        )
+    return caller
+
+
+AdminCaller = Annotated[Caller, Depends(require_admin)]

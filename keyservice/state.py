@@ -1,0 +1,34 @@
+"""What one running service holds between requests: settings, engine and key material handles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+
+from keyservice.auth.nonces import ReplayCache
+from keyservice.catalog.child_keys import ChildKeyCache
+from keyservice.keys import RootKeyProvider
+from keyservice.settings import Settings
+
+if TYPE_CHECKING:
+    from vault.storage import BlobStore
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    engine: Engine
+    root: RootKeyProvider
+    blobs: BlobStore
+    audit_key: Ed25519PrivateKey
+    child_keys: ChildKeyCache
+    replay_cache: ReplayCache
+    clock: Callable[[], datetime]
+
+    def __repr__(self) -> str:
+        return f"ServiceState(database={self.engine.url.render_as_string(hide_password=True)})"
