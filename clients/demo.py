@@ -1,0 +1,302 @@
+"""``make demo``: a small nursery on a real key service, in plain words.
+
+It starts the key service on its embedded default in a temporary directory, sets up two
+rooms, children, educators, a designated safeguarding lead (DSL), guardians and an admin
+through the real enrolment flow, adds real encrypted records, and then checks who can read
+what. Every expected "allowed" and "refused" is checked; if any does not hold, the demo
+exits non-zero. The key service is always stopped and the directory removed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from clients.demo_files import write_note, write_photo
+from clients.localservice import LocalServiceError, local_keyservice
+from vault.client import Client
+from vault.errors import RecordUnavailable, VaultError
+from vault.format import VaultFormatError
+
+console = Console(highlight=False)
+
+OBSERVATION = (
+    "Observation, Robins room.\n"
+    "Ava built a tower of twelve blocks today and counted them aloud to Noah.\n"
+)
+SAFEGUARDING = (
+    "Safeguarding note (DSL only).\n"
+    "Ava's aunt collected her today without being on the collection list.\n"
+)
+LEO_NOTE = "Observation, Wrens room.\nLeo painted a boat and told us about the sea.\n"
+
+
+@dataclass
+class Tally:
+    """The checks the demo makes, and whether each came out as expected."""
+
+    failures: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def expect(self, what: str, allowed: bool, attempt: Callable[[], object]) -> object:
+        """Run ``attempt``; it should succeed if ``allowed`` and be refused otherwise."""
+        self.count += 1
+        try:
+            result = attempt()
+        except RecordUnavailable:
+            if allowed:
+                self._fail(f"{what}: was refused, but should have been allowed")
+            else:
+                console.print(f"  [green]✔[/] {what}: [bold]refused[/], as the rules say.")
+            return None
+        if allowed:
+            console.print(f"  [green]✔[/] {what}: [bold]allowed[/].")
+        else:
+            self._fail(f"{what}: was allowed, but should have been refused")
+        return result
+
+    def check(self, what: str, holds: bool) -> None:
+        self.count += 1
+        if holds:
+            console.print(f"  [green]✔[/] {what}.")
+        else:
+            self._fail(what)
+
+    def _fail(self, message: str) -> None:
+        self.failures.append(message)
+        console.print(f"  [bold red]✘ {message}[/]")
+
+
+class Nursery:
+    """The people of the demo nursery, each with their own enrolled device."""
+
+    def __init__(self, base_url: str, admin_code: str) -> None:
+        self.base_url = base_url
+        self.admin, _ = Client.enrol(base_url, admin_code, "office PC")
+        self.people: dict[str, Client] = {}
+        self.ids: dict[str, str] = {}
+
+    def person(self, name: str, *, kind: str, roles: tuple[str, ...] = ()) -> Client:
+        principal = self.admin.create_principal(kind=kind, display_name=name, roles=roles)
+        code, _expires = self.admin.enrolment_code(principal)
+        client, _identity = Client.enrol(self.base_url, code, f"{name}'s device")
+        self.people[name] = client
+        self.ids[name] = principal
+        return client
+
+    def close(self) -> None:
+        for client in [self.admin, *self.people.values()]:
+            client.close()
+
+
+def _read(client: Client, record_id: str, out: Path) -> bytes:
+    path = client.get(record_id, dst=out)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def run(workdir: Path) -> Tally:
+    tally = Tally()
+    files = workdir / "files"
+    files.mkdir()
+    out = workdir / "downloads"
+    out.mkdir()
+    console.print("Starting a key service on the embedded default (SQLite, local blobs) …")
+    with local_keyservice(workdir / "service") as service:
+        console.print(f"  key service at {service.base_url}; first admin bootstrapped.\n")
+        nursery = Nursery(service.base_url, service.admin_code)
+        try:
+            _scenario(nursery, tally, files, out)
+        finally:
+            nursery.close()
+    console.print("\nThe key service has been stopped.")
+    return tally
+
+
+def _scenario(nursery: Nursery, tally: Tally, files: Path, out: Path) -> None:
+    admin = nursery.admin
+    console.rule("Setting up Sunflower Nursery (every person enrols their own device)")
+    amira = nursery.person("Amira", kind="staff", roles=("educator",))
+    ben = nursery.person("Ben", kind="staff", roles=("educator",))
+    dana = nursery.person("Dana", kind="staff", roles=("dsl",))
+    grace = nursery.person("Grace", kind="guardian")
+    henry = nursery.person("Henry", kind="guardian")
+    ava = admin.create_child(display_name="Ava", room="Robins")
+    noah = admin.create_child(display_name="Noah", room="Robins")
+    leo = admin.create_child(display_name="Leo", room="Wrens")
+    ids = nursery.ids
+    for child in (ava, noah):
+        admin.assign(staff_id=ids["Amira"], child_id=child, role="educator")
+    admin.assign(staff_id=ids["Ben"], child_id=leo, role="educator")
+    for child in (ava, noah, leo):
+        admin.assign(staff_id=ids["Dana"], child_id=child, role="dsl")
+    admin.add_guardian(guardian_id=ids["Grace"], child_id=ava)
+    admin.add_guardian(guardian_id=ids["Henry"], child_id=leo)
+    people = Table(show_header=True, header_style="bold")
+    for column in ("who", "what", "children"):
+        people.add_column(column)
+    people.add_row("Amira", "educator, Robins room", "Ava, Noah")
+    people.add_row("Ben", "educator, Wrens room", "Leo")
+    people.add_row("Dana", "designated safeguarding lead", "Ava, Noah, Leo")
+    people.add_row("Grace", "Ava's mother", "Ava")
+    people.add_row("Henry", "Leo's father", "Leo")
+    people.add_row("Admin", "runs the system", "none (admin rights never give read rights)")
+    console.print(people)
+
+    console.rule("Adding records (encrypted on the device that adds them)")
+    note = write_note(files / "ava-blocks.txt", OBSERVATION)
+    observation = amira.put(
+        child_ids=[ava], category="observation", path=note, content_type="text/plain"
+    )
+    photo_path = write_photo(files / "robins-tower.png")
+    photo = amira.put(
+        child_ids=[ava, noah], category="photo", path=photo_path, content_type="image/png"
+    )
+    concern = dana.put(
+        child_ids=[ava],
+        category="safeguarding",
+        path=write_note(files / "collection-concern.txt", SAFEGUARDING),
+        content_type="text/plain",
+    )
+    leo_note = ben.put(
+        child_ids=[leo],
+        category="observation",
+        path=write_note(files / "leo-boat.txt", LEO_NOTE),
+        content_type="text/plain",
+    )
+    size_mb = photo_path.stat().st_size / 1e6
+    console.print(f"  Amira added an observation of Ava and a {size_mb:.1f} MB group photo.")
+    console.print("  Dana added a safeguarding note about Ava; Ben an observation of Leo.\n")
+
+    console.rule("Who can read what")
+    text = tally.expect(
+        "Amira (Ava's educator) reads Ava's observation",
+        True,
+        lambda: _read(amira, observation.record_id, out),
+    )
+    tally.check(
+        "what Amira read is exactly what she wrote", text == OBSERVATION.encode("utf-8")
+    )
+    picture = tally.expect(
+        "Amira opens the group photo of Ava and Noah",
+        True,
+        lambda: _read(amira, photo.record_id, out),
+    )
+    tally.check(
+        "the photo arrived intact (same SHA-256 as the original)",
+        isinstance(picture, bytes)
+        and hashlib.sha256(picture).digest() == hashlib.sha256(photo_path.read_bytes()).digest(),
+    )
+    tally.expect(
+        "Ben (Wrens room) tries to read Ava's observation",
+        False,
+        lambda: _read(ben, observation.record_id, out),
+    )
+    tally.check(
+        "Ben's list of children shows only Leo, not the Robins room",
+        [c.display_name for c in ben.children()] == ["Leo"],
+    )
+    tally.check(
+        "Ben sees none of Ava's records when he asks for her list",
+        _quiet_list(ben, ava) == [],
+    )
+    tally.expect(
+        "Grace (Ava's mother) reads Ava's observation",
+        True,
+        lambda: _read(grace, observation.record_id, out),
+    )
+    tally.expect(
+        "Grace tries to read Leo's observation (not her child)",
+        False,
+        lambda: _read(grace, leo_note.record_id, out),
+    )
+    tally.expect(
+        "Henry (Leo's father) reads Leo's observation",
+        True,
+        lambda: _read(henry, leo_note.record_id, out),
+    )
+    tally.expect(
+        "Dana (DSL) reads the safeguarding note", True, lambda: _read(dana, concern.record_id, out)
+    )
+    tally.expect(
+        "Amira (educator, not DSL) tries to read the safeguarding note",
+        False,
+        lambda: _read(amira, concern.record_id, out),
+    )
+    tally.expect(
+        "Grace tries to read the safeguarding note about her own child",
+        False,
+        lambda: _read(grace, concern.record_id, out),
+    )
+    tally.expect(
+        "The admin tries to read Ava's observation",
+        False,
+        lambda: _read(admin, observation.record_id, out),
+    )
+    tally.check(
+        "nothing refused was written to disk",
+        list(out.iterdir()) == [],
+    )
+
+    console.rule("Ava's disclosure log, as Grace sees it")
+    names = {principal: name for name, principal in ids.items()}
+    log = grace.disclosures(ava)
+    view = Table(show_header=True, header_style="bold")
+    for column in ("when (UTC)", "given to", "record", "basis"):
+        view.add_column(column)
+    titles = {
+        observation.record_id: "observation",
+        photo.record_id: "group photo",
+        concern.record_id: "safeguarding note",
+    }
+    for entry in log:
+        view.add_row(
+            f"{entry.at:%H:%M:%S}",
+            names.get(entry.principal_id, entry.principal_id[:8]),
+            titles.get(entry.record_id or "", entry.record_id or ""),
+            entry.basis or "",
+        )
+    console.print(view)
+    released_to = {names.get(e.principal_id) for e in log if e.record_id == observation.record_id}
+    tally.check(
+        "the log names Amira and Grace for the observation, and not Ben or the admin",
+        {"Amira", "Grace"} <= released_to and not released_to & {"Ben", None},
+    )
+
+
+def _quiet_list(client: Client, child_id: str) -> list[object]:
+    try:
+        return list(client.records(child_id))
+    except VaultError:
+        return []
+
+
+def main() -> int:
+    console.print(Panel.fit("Carevault demo: Sunflower Nursery", style="bold"))
+    workdir = Path(tempfile.mkdtemp(prefix="carevault-demo-"))
+    try:
+        tally = run(workdir)
+    except (LocalServiceError, VaultError, VaultFormatError, OSError) as exc:
+        console.print(f"[bold red]The demo could not run:[/] {exc}")
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if tally.failures:
+        console.print(f"\n[bold red]{len(tally.failures)} of {tally.count} checks failed.[/]")
+        return 1
+    console.print(f"\n[bold green]All {tally.count} checks held.[/]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
