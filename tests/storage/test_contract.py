@@ -1,0 +1,209 @@
+"""The BlobStore contract, run against the memory fake, a local directory and moto's S3."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.storage.conftest import Backend, random_bytes, sha256
+from vault.storage import (
+    MIN_PART_SIZE,
+    CompletedPart,
+    InvalidObjectName,
+    ObjectNotFound,
+    StorageError,
+    UploadError,
+    new_object_name,
+)
+
+
+def test_presigned_put_then_stat_sha256_get(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(70_000)
+    backend.client.put(backend.store.presign_put(name, expires_s=60), data)
+
+    info = backend.store.stat(name)
+    assert info.size == len(data)
+    assert info.sha256 in (None, sha256(data))
+    assert abs(info.modified_at - datetime.now(UTC)) < timedelta(minutes=5)
+    assert backend.store.sha256(name) == sha256(data)
+    with contextlib.closing(backend.store.get(name)) as stream:
+        assert stream.read() == data
+    assert backend.client.get(backend.store.presign_get(name, expires_s=60)) == data
+
+
+def test_put_replaces_and_get_streams(backend: Backend) -> None:
+    name = new_object_name()
+    backend.store.put(name, io.BytesIO(b"first"))
+    backend.store.put(name, io.BytesIO(b"second"))
+    with contextlib.closing(backend.store.get(name)) as stream:
+        assert stream.read(3) == b"sec"
+        assert stream.read() == b"ond"
+
+
+def test_empty_object(backend: Backend) -> None:
+    name = new_object_name()
+    backend.store.put(name, io.BytesIO(b""))
+    assert backend.store.stat(name).size == 0
+    assert backend.store.sha256(name) == sha256(b"")
+
+
+def test_missing_object_is_not_found(backend: Backend) -> None:
+    name = new_object_name()
+    with pytest.raises(ObjectNotFound):
+        backend.store.stat(name)
+    with pytest.raises(ObjectNotFound):
+        backend.store.sha256(name)
+    with pytest.raises(ObjectNotFound):
+        backend.store.get(name).read()
+
+
+def test_delete_removes_and_is_idempotent(backend: Backend) -> None:
+    name = new_object_name()
+    backend.store.put(name, io.BytesIO(b"x"))
+    backend.store.delete(name)
+    with pytest.raises(ObjectNotFound):
+        backend.store.stat(name)
+    backend.store.delete(name)
+    assert name not in set(backend.store.list_names())
+
+
+def test_list_names_with_prefix(backend: Backend) -> None:
+    names = {
+        "ab" + new_object_name()[2:],
+        "ab" + new_object_name()[2:],
+        "cd" + new_object_name()[2:],
+    }
+    for name in names:
+        backend.store.put(name, io.BytesIO(b"x"))
+    assert set(backend.store.list_names()) == names
+    assert set(backend.store.list_names("ab")) == {n for n in names if n.startswith("ab")}
+    one = sorted(names)[0]
+    assert list(backend.store.list_names(one)) == [one]
+    with pytest.raises(InvalidObjectName):
+        list(backend.store.list_names("../"))
+
+
+def _upload_in_parts(backend: Backend, name: str, data: bytes) -> list[CompletedPart]:
+    upload = backend.store.start_multipart(
+        name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
+    )
+    parts = []
+    for number, url in enumerate(upload.part_urls, start=1):
+        chunk = data[(number - 1) * upload.part_size : number * upload.part_size]
+        parts.append(CompletedPart(number, backend.client.put(url, chunk)))
+    backend.store.complete_multipart(name, upload_id=upload.upload_id, parts=parts)
+    return parts
+
+
+def test_multipart_upload_through_part_urls(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(2 * MIN_PART_SIZE + 12_345)
+    parts = _upload_in_parts(backend, name, data)
+    assert len(parts) == 3
+    assert backend.store.stat(name).size == len(data)
+    assert backend.store.sha256(name) == sha256(data)
+    assert backend.client.get(backend.store.presign_get(name, expires_s=60)) == data
+
+
+def test_multipart_with_a_wrong_etag_fails(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(MIN_PART_SIZE + 10)
+    upload = backend.store.start_multipart(
+        name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
+    )
+    first = backend.client.put(upload.part_urls[0], data[:MIN_PART_SIZE])
+    second = backend.client.put(upload.part_urls[1], data[MIN_PART_SIZE:])
+    with pytest.raises(UploadError):
+        backend.store.complete_multipart(
+            name,
+            upload_id=upload.upload_id,
+            parts=[CompletedPart(1, first), CompletedPart(2, first)],
+        )
+    with pytest.raises(UploadError):
+        backend.store.complete_multipart(
+            name,
+            upload_id=upload.upload_id,
+            parts=[CompletedPart(2, second), CompletedPart(1, first)],
+        )
+    with pytest.raises(ObjectNotFound):
+        backend.store.stat(name)
+
+
+def test_multipart_with_a_missing_part_fails(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(MIN_PART_SIZE + 10)
+    upload = backend.store.start_multipart(
+        name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
+    )
+    first = backend.client.put(upload.part_urls[0], data[:MIN_PART_SIZE])
+    with pytest.raises(StorageError):
+        backend.store.complete_multipart(
+            name,
+            upload_id=upload.upload_id,
+            parts=[CompletedPart(1, first), CompletedPart(2, first)],
+        )
+    with pytest.raises(ObjectNotFound):
+        backend.store.stat(name)
+
+
+def test_aborted_multipart_cannot_complete(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(MIN_PART_SIZE + 1)
+    upload = backend.store.start_multipart(
+        name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
+    )
+    first = backend.client.put(upload.part_urls[0], data[:MIN_PART_SIZE])
+    backend.store.abort_multipart(name, upload_id=upload.upload_id)
+    with pytest.raises(StorageError):
+        backend.store.complete_multipart(
+            name, upload_id=upload.upload_id, parts=[CompletedPart(1, first)]
+        )
+    with pytest.raises(ObjectNotFound):
+        backend.store.stat(name)
+
+
+def test_multipart_plan_must_fit_s3_limits(backend: Backend) -> None:
+    name = new_object_name()
+    with pytest.raises(ValueError):
+        backend.store.start_multipart(name, size=100, part_size=1024, expires_s=60)
+    with pytest.raises(ValueError):
+        backend.store.start_multipart(
+            name, size=10_001 * MIN_PART_SIZE, part_size=MIN_PART_SIZE, expires_s=60
+        )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "../x",
+        "../" + "a" * 29,
+        "/etc/passwd",
+        "a" * 31,
+        "a" * 33,
+        "A" * 32,
+        "a" * 31 + "\x00",
+        "a" * 32 + "\n",
+        "a" * 15 + "/" + "a" * 16,
+        "٠" * 32,  # Arabic-Indic digits: \d would match them, the pattern must not
+    ],
+)
+def test_malformed_names_are_refused_everywhere(backend: Backend, bad: str) -> None:
+    store = backend.store
+    calls = [
+        lambda: store.presign_put(bad, expires_s=60),
+        lambda: store.presign_get(bad, expires_s=60),
+        lambda: store.start_multipart(bad, size=1, part_size=MIN_PART_SIZE, expires_s=60),
+        lambda: store.stat(bad),
+        lambda: store.sha256(bad),
+        lambda: store.delete(bad),
+        lambda: store.put(bad, io.BytesIO(b"x")),
+        lambda: store.get(bad),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidObjectName):
+            call()

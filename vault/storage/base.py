@@ -1,0 +1,141 @@
+"""The BlobStore interface and the values that cross it.
+
+A blob store holds opaque ciphertext objects under random names (``vault.storage.names``).
+Clients never hold storage credentials: the key service hands them short-lived URLs for one
+object (``presign_put``/``presign_get``, or one URL per part for a multipart upload) and the
+client moves the bytes itself. ``put``/``get`` move bytes directly, for tools and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from vault.storage.errors import UploadError
+
+# S3's limits, kept by every backend so that an upload plan is valid everywhere.
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+MAX_PARTS = 10_000
+# Bounded memory for streaming reads (digests, copies).
+CHUNK_SIZE = 1024 * 1024
+
+
+class ByteSource(Protocol):
+    """Anything to read bytes from: a file, a socket stream, an HTTP body."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class BlobReader(ByteSource, Protocol):
+    """A stream of an object's bytes; close it when done (``contextlib.closing``)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about an object without reading it.
+
+    ``sha256`` is the digest the backend recorded, when it recorded one; otherwise compute it
+    with ``BlobStore.sha256``. ``modified_at`` lets a sweep spare uploads still in progress.
+    """
+
+    size: int
+    sha256: bytes | None
+    modified_at: datetime
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    """A part a client has uploaded: its number (from 1) and the ETag the store answered."""
+
+    part_number: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """An upload in parts: part ``i`` (from 1) goes by ``PUT part_urls[i - 1]``; every part
+    but the last is exactly ``part_size`` bytes."""
+
+    upload_id: str
+    part_size: int
+    part_urls: tuple[str, ...]
+
+
+def plan_parts(size: int, part_size: int) -> int:
+    """The number of parts for ``size`` bytes, or ValueError if the plan breaks S3's limits."""
+    if size < 1:
+        raise ValueError("a multipart upload needs at least one byte")
+    if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+        raise ValueError(f"part size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes")
+    count = -(-size // part_size)
+    if count > MAX_PARTS:
+        raise ValueError(f"{size} bytes in {part_size}-byte parts exceeds {MAX_PARTS} parts")
+    return count
+
+
+def check_parts(parts: list[CompletedPart], expected: int | None = None) -> None:
+    """Parts must be numbered 1..n in order (and n = ``expected`` when known)."""
+    numbers = [p.part_number for p in parts]
+    if not numbers or numbers != list(range(1, len(numbers) + 1)):
+        raise UploadError("parts must be numbered 1, 2, ... in order")
+    if expected is not None and len(numbers) != expected:
+        raise UploadError(f"expected {expected} parts, got {len(numbers)}")
+
+
+class BlobStore(Protocol):
+    """Object storage for ciphertext, addressed by opaque names.
+
+    Every method refuses a malformed name with InvalidObjectName before any I/O, raises
+    ObjectNotFound for a missing object and BackendError when the backend fails.
+    """
+
+    def presign_put(self, name: str, *, expires_s: int) -> str:
+        """A URL through which one ``PUT`` of the whole object succeeds until it expires."""
+        ...
+
+    def presign_get(self, name: str, *, expires_s: int) -> str:
+        """A URL through which ``GET`` reads the object until it expires."""
+        ...
+
+    def start_multipart(
+        self, name: str, *, size: int, part_size: int, expires_s: int
+    ) -> MultipartUpload:
+        """Begin an upload of ``size`` bytes in parts, each with its own presigned URL."""
+        ...
+
+    def complete_multipart(self, name: str, *, upload_id: str, parts: list[CompletedPart]) -> None:
+        """Assemble the uploaded parts into the object; UploadError if they do not fit."""
+        ...
+
+    def abort_multipart(self, name: str, *, upload_id: str) -> None:
+        """Discard an unfinished upload and its parts."""
+        ...
+
+    def stat(self, name: str) -> ObjectInfo:
+        """Size (and digest and time, when known) of the object."""
+        ...
+
+    def sha256(self, name: str) -> bytes:
+        """SHA-256 of the object's bytes, read as a stream in bounded memory."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the object; removing a missing object is not an error."""
+        ...
+
+    def list_names(self, prefix: str = "") -> Iterator[str]:
+        """Names of the objects whose names start with ``prefix`` (for sweeps)."""
+        ...
+
+    def put(self, name: str, source: ByteSource) -> None:
+        """Write the object from a stream, replacing any object of that name."""
+        ...
+
+    def get(self, name: str) -> BlobReader:
+        """A stream of the object's bytes."""
+        ...

@@ -1,0 +1,41 @@
+"""Errors of the blob stores.
+
+StorageError            root of these errors
+├── InvalidObjectName   a name is not a Carevault object name (refused before any I/O)
+├── ObjectNotFound      no object (or no multipart upload) by that name
+├── InvalidToken        a blob URL token is forged, expired, damaged or used for the wrong
+│                       method. One opaque error for every cause; the cause is chained.
+├── UploadError         a multipart upload cannot be completed as asked: a part is
+│                       missing, out of order, or its ETag does not match
+└── BackendError        the storage backend failed (network, permissions, disk); the
+                        backend's own exception is chained
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Root of the blob stores' errors."""
+
+
+class InvalidObjectName(StorageError):
+    """The name is not a Carevault object name: 32 lowercase hex characters."""
+
+
+class ObjectNotFound(StorageError):
+    """There is no object, or no multipart upload, by that name."""
+
+
+class InvalidToken(StorageError):
+    """A blob URL token failed verification. Its cause is deliberately not told apart."""
+
+    def __init__(self, message: str = "blob URL is invalid or has expired") -> None:
+        super().__init__(message)
+
+
+class UploadError(StorageError):
+    """A multipart upload cannot be completed with the parts given; start it again."""
+
+
+class BackendError(StorageError):
+    """The storage backend failed; retry later, and see the chained cause for the reason."""

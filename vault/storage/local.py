@@ -1,0 +1,336 @@
+"""The local-directory blob store: the embedded default, one directory on one machine.
+
+Layout under ``root`` (created 0700):
+
+    <aa>/<name>             objects, sharded by the first two characters of their name
+    .tmp/                   files being written; renamed into place only when complete
+    .uploads/<upload_id>/   parts of unfinished multipart uploads, and their manifest
+
+Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a reader or a
+crash never sees half an object. Paths are only ever built from names that match the strict
+object-name pattern, and the resolved path must still lie inside the root, so neither a
+crafted name nor a symlink planted in the tree can reach outside it.
+
+Clients reach objects through URLs the key service serves itself (``/v1/blobs/{token}``)
+with signed, expiring tokens (``vault.storage.tokens``). The key service's routes call
+``receive`` (PUT) and ``send`` (GET) with the token from the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from vault.storage.base import (
+    CHUNK_SIZE,
+    BlobReader,
+    ByteSource,
+    CompletedPart,
+    MultipartUpload,
+    ObjectInfo,
+    check_parts,
+    plan_parts,
+)
+from vault.storage.errors import (
+    BackendError,
+    InvalidObjectName,
+    InvalidToken,
+    ObjectNotFound,
+    UploadError,
+)
+from vault.storage.names import check_object_name, check_prefix, is_object_name, new_object_name
+from vault.storage.tokens import BlobGrant, Method, TokenSigner
+
+BLOB_ROUTE = "/v1/blobs/"
+_MANIFEST = "manifest.json"
+
+
+class LocalDirectoryStore:
+    """Objects as files under ``root``; URLs served by the key service at ``base_url``."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        base_url: str,
+        token_key: bytes,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        root = Path(root)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._root = root.resolve()
+        self._tmp = self._root / ".tmp"
+        self._uploads = self._root / ".uploads"
+        for directory in (self._tmp, self._uploads):
+            directory.mkdir(mode=0o700, exist_ok=True)
+        self._base_url = base_url.rstrip("/")
+        self._signer = TokenSigner(token_key)
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"LocalDirectoryStore({str(self._root)!r}, base_url={self._base_url!r})"
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    # --- tokens and the key service's blob routes -------------------------------------------
+
+    def make_token(
+        self,
+        name: str,
+        method: Method,
+        expires_at: int,
+        *,
+        upload_id: str | None = None,
+        part_number: int | None = None,
+    ) -> str:
+        """A token for ``method`` on object ``name`` (or one part of an upload) until then."""
+        return self._signer.sign(
+            BlobGrant(name, method, expires_at, upload_id=upload_id, part_number=part_number)
+        )
+
+    def verify_token(self, token: str, method: Method, now: float) -> str:
+        """The object name of a valid whole-object token; InvalidToken otherwise."""
+        grant = self._signer.verify(token, method=method, now=now)
+        if grant.is_part:
+            raise InvalidToken()
+        return grant.name
+
+    def url(self, token: str) -> str:
+        return f"{self._base_url}{BLOB_ROUTE}{token}"
+
+    def receive(self, token: str, source: ByteSource, *, now: float) -> str:
+        """Handle ``PUT /v1/blobs/{token}``: store the body, return the ETag to answer with.
+
+        A whole-object token writes the object; a part token writes that part of its upload.
+        """
+        grant = self._signer.verify(token, method="PUT", now=now)
+        if grant.upload_id is None or grant.part_number is None:
+            return _etag(self._write_atomic(self._object_path(grant.name), source))
+        upload_dir = self._upload_dir(grant.name, grant.upload_id)
+        digest = self._write_atomic(upload_dir / _part_file(grant.part_number), source)
+        return _etag(digest)
+
+    def send(self, token: str, *, now: float) -> tuple[BlobReader, int]:
+        """Handle ``GET /v1/blobs/{token}``: the object's stream and its size in bytes."""
+        name = self.verify_token(token, "GET", now)
+        stream = self._open(name)
+        return stream, os.fstat(stream.fileno()).st_size
+
+    # --- BlobStore --------------------------------------------------------------------------
+
+    def presign_put(self, name: str, *, expires_s: int) -> str:
+        return self.url(self.make_token(check_object_name(name), "PUT", self._expiry(expires_s)))
+
+    def presign_get(self, name: str, *, expires_s: int) -> str:
+        return self.url(self.make_token(check_object_name(name), "GET", self._expiry(expires_s)))
+
+    def start_multipart(
+        self, name: str, *, size: int, part_size: int, expires_s: int
+    ) -> MultipartUpload:
+        check_object_name(name)
+        count = plan_parts(size, part_size)
+        upload_id = new_object_name()
+        upload_dir = self._uploads / upload_id
+        upload_dir.mkdir(mode=0o700)
+        manifest = json.dumps({"name": name, "size": size, "part_size": part_size}).encode()
+        self._write_atomic(upload_dir / _MANIFEST, _BytesSource(manifest))
+        expires_at = self._expiry(expires_s)
+        urls = tuple(
+            self.url(
+                self.make_token(name, "PUT", expires_at, upload_id=upload_id, part_number=number)
+            )
+            for number in range(1, count + 1)
+        )
+        return MultipartUpload(upload_id=upload_id, part_size=part_size, part_urls=urls)
+
+    def complete_multipart(self, name: str, *, upload_id: str, parts: list[CompletedPart]) -> None:
+        upload_dir = self._upload_dir(name, upload_id)
+        manifest = json.loads((upload_dir / _MANIFEST).read_bytes())
+        size, part_size = int(manifest["size"]), int(manifest["part_size"])
+        check_parts(parts, expected=plan_parts(size, part_size))
+        sources = []
+        for part in parts:
+            path = upload_dir / _part_file(part.part_number)
+            if not path.is_file():
+                raise UploadError(f"part {part.part_number} was not uploaded")
+            expected = size - part_size * (len(parts) - 1) if part is parts[-1] else part_size
+            if path.stat().st_size != expected:
+                raise UploadError(f"part {part.part_number} is not {expected} bytes")
+            sources.append((part, path))
+        with _Concatenation(sources) as joined:
+            self._write_atomic(self._object_path(name), joined)
+        shutil.rmtree(upload_dir)
+
+    def abort_multipart(self, name: str, *, upload_id: str) -> None:
+        shutil.rmtree(self._upload_dir(name, upload_id))
+
+    def stat(self, name: str) -> ObjectInfo:
+        try:
+            info = self._object_path(name).stat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound("no such object") from exc
+        modified = datetime.fromtimestamp(info.st_mtime, UTC)
+        return ObjectInfo(size=info.st_size, sha256=None, modified_at=modified)
+
+    def sha256(self, name: str) -> bytes:
+        digest = hashlib.sha256()
+        with self._open(name) as stream:
+            while chunk := stream.read(CHUNK_SIZE):
+                digest.update(chunk)
+        return digest.digest()
+
+    def delete(self, name: str) -> None:
+        path = self._object_path(name)
+        path.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+
+    def list_names(self, prefix: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        for shard in sorted(self._root.iterdir()):
+            if len(shard.name) != 2 or not shard.name.startswith(prefix[:2]):
+                continue
+            if shard.is_symlink() or not shard.is_dir():
+                continue
+            for entry in sorted(shard.iterdir()):
+                name = entry.name
+                if is_object_name(name) and name.startswith(prefix) and name[:2] == shard.name:
+                    yield name
+
+    def put(self, name: str, source: ByteSource) -> None:
+        self._write_atomic(self._object_path(name), source)
+
+    def get(self, name: str) -> BlobReader:
+        return self._open(name)
+
+    # --- paths and files --------------------------------------------------------------------
+
+    def _expiry(self, expires_s: int) -> int:
+        if expires_s < 1:
+            raise ValueError("a URL must be valid for at least one second")
+        return int(self._clock()) + expires_s
+
+    def _object_path(self, name: str) -> Path:
+        check_object_name(name)
+        return self._inside(self._root / name[:2] / name)
+
+    def _upload_dir(self, name: str, upload_id: str) -> Path:
+        check_object_name(name)
+        check_object_name(upload_id)
+        upload_dir = self._inside(self._uploads / upload_id)
+        try:
+            manifest = json.loads((upload_dir / _MANIFEST).read_bytes())
+        except FileNotFoundError as exc:
+            raise ObjectNotFound("no such multipart upload") from exc
+        if manifest.get("name") != name:
+            raise ObjectNotFound("no such multipart upload for this object")
+        return upload_dir
+
+    def _inside(self, path: Path) -> Path:
+        """``path`` if nothing on it is a symlink leading elsewhere, else InvalidObjectName."""
+        if path.resolve() != path or not path.is_relative_to(self._root):
+            raise InvalidObjectName("object path leaves the store's directory")
+        return path
+
+    def _open(self, name: str) -> BinaryIO:
+        path = self._object_path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound("no such object") from exc
+        except OSError as exc:
+            raise BackendError("cannot open the object") from exc
+        return os.fdopen(fd, "rb")
+
+    def _write_atomic(self, path: Path, source: ByteSource) -> bytes:
+        """Write ``path`` so that it appears whole or not at all; return the SHA-256."""
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700)
+            _fsync_dir(path.parent.parent)
+            self._inside(path)
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := source.read(CHUNK_SIZE):
+                    out.write(chunk)
+                    digest.update(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        _fsync_dir(path.parent)
+        return digest.digest()
+
+
+def _part_file(number: int) -> str:
+    return f"part-{number:05d}"
+
+
+def _etag(digest: bytes) -> str:
+    return f'"{digest.hex()}"'
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _BytesSource:
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._offset = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        end = len(self._data) if size < 0 else self._offset + size
+        chunk = bytes(self._data[self._offset : end])
+        self._offset += len(chunk)
+        return chunk
+
+
+class _Concatenation:
+    """Reads upload parts one after another, checking each part's ETag as it ends."""
+
+    def __init__(self, parts: list[tuple[CompletedPart, Path]]) -> None:
+        self._pending = list(parts)
+        self._current: tuple[CompletedPart, BinaryIO, hashlib._Hash] | None = None
+
+    def __enter__(self) -> _Concatenation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._current is not None:
+            self._current[1].close()
+
+    def read(self, size: int = -1, /) -> bytes:
+        while True:
+            if self._current is None:
+                if not self._pending:
+                    return b""
+                part, path = self._pending.pop(0)
+                self._current = (part, path.open("rb"), hashlib.sha256())
+            part, stream, digest = self._current
+            chunk = stream.read(size if size > 0 else CHUNK_SIZE)
+            if chunk:
+                digest.update(chunk)
+                return chunk
+            stream.close()
+            self._current = None
+            if part.etag.strip('"') != digest.hexdigest():
+                raise UploadError(f"part {part.part_number} does not match its ETag")
