@@ -1,0 +1,245 @@
+"""The local-directory store: atomic writes, no way out of its root, token-guarded URLs."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from vault.storage import (
+    BLOB_ROUTE,
+    MIN_PART_SIZE,
+    CompletedPart,
+    InvalidObjectName,
+    InvalidToken,
+    LocalDirectoryStore,
+    ObjectNotFound,
+    UploadError,
+    new_object_name,
+)
+
+KEY = b"t" * 32
+BASE = "http://127.0.0.1:8800"
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> LocalDirectoryStore:
+    return LocalDirectoryStore(tmp_path / "blobs", base_url=BASE + "/", token_key=KEY, clock=clock)
+
+
+def token_of(url: str) -> str:
+    assert url.startswith(BASE + BLOB_ROUTE)
+    return url.removeprefix(BASE + BLOB_ROUTE)
+
+
+class FailingSource:
+    """Yields some bytes, then fails, like a client that disconnects mid-upload."""
+
+    def __init__(self, first: bytes) -> None:
+        self._first: bytes | None = first
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._first is not None:
+            chunk, self._first = self._first, None
+            return chunk
+        raise ConnectionResetError("client went away")
+
+
+def test_failed_write_leaves_the_old_object_and_no_temporary_file(
+    store: LocalDirectoryStore,
+) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"committed"))
+    with pytest.raises(ConnectionResetError):
+        store.put(name, FailingSource(b"partial"))
+    assert store.get(name).read() == b"committed"
+    assert list((store.root / ".tmp").iterdir()) == []
+
+
+def test_failed_first_write_leaves_no_object(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    with pytest.raises(ConnectionResetError):
+        store.put(name, FailingSource(b"partial"))
+    with pytest.raises(ObjectNotFound):
+        store.stat(name)
+    assert list(store.list_names()) == []
+
+
+def test_files_and_directories_are_private(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"x"))
+    path = store.root / name[:2] / name
+    assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE(store.root.stat().st_mode) & 0o077 == 0
+
+
+def test_symlinked_shard_directory_cannot_lead_outside(
+    store: LocalDirectoryStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    name = new_object_name()
+    (store.root / name[:2]).symlink_to(outside, target_is_directory=True)
+    (outside / name).write_bytes(b"secret outside the store")
+    with pytest.raises(InvalidObjectName):
+        store.put(name, io.BytesIO(b"x"))
+    with pytest.raises(InvalidObjectName):
+        store.get(name)
+    with pytest.raises(InvalidObjectName):
+        store.stat(name)
+    with pytest.raises(InvalidObjectName):
+        store.delete(name)
+    assert (outside / name).read_bytes() == b"secret outside the store"
+    assert name not in list(store.list_names())
+
+
+def test_symlinked_object_cannot_lead_outside(store: LocalDirectoryStore, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"secret outside the store")
+    name = new_object_name()
+    (store.root / name[:2]).mkdir()
+    (store.root / name[:2] / name).symlink_to(target)
+    with pytest.raises(InvalidObjectName):
+        store.get(name)
+    with pytest.raises(InvalidObjectName):
+        store.sha256(name)
+    token = token_of(store.presign_get(name, expires_s=60))
+    with pytest.raises(InvalidObjectName):
+        store.send(token, now=store_clock_now(store))
+    assert target.read_bytes() == b"secret outside the store"
+
+
+def store_clock_now(store: LocalDirectoryStore) -> float:
+    return store._clock()
+
+
+def test_upload_id_cannot_name_a_path(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    for upload_id in ["../" + "a" * 29, "/tmp", ".."]:
+        with pytest.raises(InvalidObjectName):
+            store.complete_multipart(name, upload_id=upload_id, parts=[CompletedPart(1, "x")])
+        with pytest.raises(InvalidObjectName):
+            store.abort_multipart(name, upload_id=upload_id)
+
+
+def test_upload_of_one_object_cannot_complete_another(store: LocalDirectoryStore) -> None:
+    name, other = new_object_name(), new_object_name()
+    upload = store.start_multipart(name, size=10, part_size=MIN_PART_SIZE, expires_s=60)
+    etag = store.receive(token_of(upload.part_urls[0]), io.BytesIO(b"0123456789"), now=0)
+    with pytest.raises(ObjectNotFound):
+        store.complete_multipart(other, upload_id=upload.upload_id, parts=[CompletedPart(1, etag)])
+    store.complete_multipart(name, upload_id=upload.upload_id, parts=[CompletedPart(1, etag)])
+    assert store.get(name).read() == b"0123456789"
+
+
+def test_short_middle_part_is_refused(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    upload = store.start_multipart(
+        name, size=MIN_PART_SIZE + 1, part_size=MIN_PART_SIZE, expires_s=60
+    )
+    first = store.receive(token_of(upload.part_urls[0]), io.BytesIO(b"short"), now=0)
+    second = store.receive(token_of(upload.part_urls[1]), io.BytesIO(b"x"), now=0)
+    with pytest.raises(UploadError):
+        store.complete_multipart(
+            name,
+            upload_id=upload.upload_id,
+            parts=[CompletedPart(1, first), CompletedPart(2, second)],
+        )
+
+
+def test_urls_expire(store: LocalDirectoryStore, clock: Clock) -> None:
+    name = new_object_name()
+    put = token_of(store.presign_put(name, expires_s=30))
+    get = token_of(store.presign_get(name, expires_s=30))
+    store.receive(put, io.BytesIO(b"data"), now=clock.now + 29)
+    assert store.send(get, now=clock.now + 29)[0].read() == b"data"
+    with pytest.raises(InvalidToken):
+        store.receive(put, io.BytesIO(b"late"), now=clock.now + 30)
+    with pytest.raises(InvalidToken):
+        store.send(get, now=clock.now + 30)
+    assert store.get(name).read() == b"data"
+
+
+def test_get_token_cannot_write_and_put_token_cannot_read(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"data"))
+    get = token_of(store.presign_get(name, expires_s=30))
+    put = token_of(store.presign_put(name, expires_s=30))
+    with pytest.raises(InvalidToken):
+        store.receive(get, io.BytesIO(b"overwrite"), now=store_clock_now(store))
+    with pytest.raises(InvalidToken):
+        store.send(put, now=store_clock_now(store))
+    assert store.get(name).read() == b"data"
+
+
+def test_part_token_is_not_a_whole_object_token(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    upload = store.start_multipart(name, size=10, part_size=MIN_PART_SIZE, expires_s=60)
+    with pytest.raises(InvalidToken):
+        store.verify_token(token_of(upload.part_urls[0]), "PUT", store_clock_now(store))
+
+
+def test_token_from_another_store_is_refused(tmp_path: Path, store: LocalDirectoryStore) -> None:
+    other = LocalDirectoryStore(tmp_path / "other", base_url=BASE, token_key=b"o" * 32)
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"data"))
+    foreign = token_of(other.presign_get(name, expires_s=60))
+    with pytest.raises(InvalidToken):
+        store.send(foreign, now=store_clock_now(store))
+
+
+def test_verify_token_returns_the_name(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    token = store.make_token(name, "GET", 100)
+    assert store.verify_token(token, "GET", 99) == name
+    with pytest.raises(InvalidToken):
+        store.verify_token(token, "GET", 100)
+
+
+def test_send_reports_the_size(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"x" * 1234))
+    stream, size = store.send(
+        token_of(store.presign_get(name, expires_s=5)), now=store_clock_now(store)
+    )
+    with stream:
+        assert size == 1234
+
+
+def test_stray_files_are_not_listed(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"x"))
+    (store.root / name[:2] / "notes.txt").write_text("x")
+    (store.root / "zz").mkdir()
+    misplaced = "ff" + name[2:]
+    (store.root / name[:2] / misplaced).write_text("x")
+    assert list(store.list_names()) == [name]
+
+
+def test_expiry_must_be_positive(store: LocalDirectoryStore) -> None:
+    with pytest.raises(ValueError):
+        store.presign_get(new_object_name(), expires_s=0)
+
+
+def test_root_is_created_private(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b"
+    LocalDirectoryStore(root, base_url=BASE, token_key=KEY)
+    assert root.is_dir()
+    assert stat.S_IMODE(os.stat(root).st_mode) & 0o077 == 0
