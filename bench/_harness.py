@@ -7,15 +7,13 @@ load) falls on all of them alike; it reports medians over rounds.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import resource
+import pickle
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from multiprocessing.connection import Connection
 
 Record = dict[str, object]
 
@@ -143,38 +141,46 @@ def _round(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def _report_peak(fn: Callable[[], object], conn: Connection) -> None:
-    fn()
-    conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    conn.close()
+# The kernel charges a child, at exec, with the peak memory of the process it was forked from;
+# a benchmark process that has grown would inflate every figure. So the child is started by a
+# small launcher interpreter (no site packages), which reports the child's peak from wait4.
+_LAUNCHER = """
+import os, sys
+out = os.open(os.devnull, os.O_WRONLY)
+pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ,
+                      file_actions=[(os.POSIX_SPAWN_DUP2, out, 1)])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+_RUN_PICKLED = "import pickle, sys; pickle.loads(bytes.fromhex(sys.argv[1]))()"
 
 
 def peak_rss_of_child(target: Sequence[str] | Callable[[], object]) -> float:
     """Peak resident memory, in MiB, of a child process.
 
-    ``target`` is either a command line, run to completion and measured by ``os.wait4``, or a
-    picklable callable, run in a freshly spawned interpreter that reports its own peak on
-    return (fork would let the child inherit, and be charged for, this process's memory).
+    ``target`` is a command line, or a picklable callable (a module-level function or a
+    ``functools.partial`` of one) run in a fresh interpreter that sees this one's
+    ``sys.path``. Either way the child starts from a small launcher, so its figure is its
+    own and not this process's (the launcher's few MiB are the floor of what can be seen).
     A child that fails raises RuntimeError.
     """
+    env = dict(os.environ)
     if callable(target):
-        context = multiprocessing.get_context("spawn")
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_report_peak, args=(target, sender))
-        child.start()
-        sender.close()
-        try:
-            peak = int(receiver.recv())
-        except EOFError as exc:
-            raise RuntimeError("the measured callable failed in its child process") from exc
-        finally:
-            child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"the measured child exited with {child.exitcode}")
-        return peak * _MAXRSS_UNIT / _MIB
-    popen = subprocess.Popen(list(target), stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(popen.pid, 0)
-    popen.returncode = os.waitstatus_to_exitcode(status)
-    if popen.returncode != 0:
-        raise RuntimeError(f"{target[0]} exited with {popen.returncode}")
-    return usage.ru_maxrss * _MAXRSS_UNIT / _MIB
+        argv = [sys.executable, "-c", _RUN_PICKLED, pickle.dumps(target).hex()]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    else:
+        argv = list(target)
+    launched = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", _LAUNCHER, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        exit_code, peak = (int(field) for field in launched.stdout.split())
+    except ValueError as exc:
+        raise RuntimeError(f"could not launch {argv[0]}: {launched.stderr.strip()}") from exc
+    if exit_code != 0:
+        raise RuntimeError(f"{argv[0]} exited with {exit_code}: {launched.stderr.strip()[-500:]}")
+    return peak * _MAXRSS_UNIT / _MIB
