@@ -31,7 +31,7 @@ from vault.client.identity import DeviceIdentity, DeviceKeys, b64decode, b64enco
 from vault.client.models import Child, Disclosure, Me, RecordInfo, RecordRef
 from vault.client.pipe import PipeProducer
 from vault.client.transport import KeyServiceTransport, SignedResponse
-from vault.errors import KeyServiceError, RecordUnavailable, UploadError
+from vault.errors import KeyServiceError, NotFound, RecordUnavailable, UploadError
 from vault.sealing import BatchOpener
 from vault.signing import sealing_context
 
@@ -197,8 +197,8 @@ class Client(admin.AdminCalls):
                     src=src,
                     dst=out,
                 )
-                out.flush()
-                os.fsync(out.fileno())
+            # The rename is what guarantees that only verified plaintext appears at the
+            # target; no fsync, because a download can simply be fetched again after a crash.
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -465,7 +465,12 @@ class Client(admin.AdminCalls):
         return released[(record_id, version)]
 
     def _latest_version(self, record_id: str) -> int:
-        listed = self._api.get(f"/v1/records/{record_id}/versions")
+        # The service answers 404 alike for a missing record and one this principal may not
+        # read; both are "unavailable" to the caller, as a denied release is.
+        try:
+            listed = self._api.get(f"/v1/records/{record_id}/versions")
+        except NotFound as exc:
+            raise RecordUnavailable(record_id) from exc
         if not listed:
             raise RecordUnavailable(record_id)
         return max(int(item["version"]) for item in listed)

@@ -1,0 +1,370 @@
+"""Record transfer through Carevault against plain presigned S3: `python -m bench transfer`.
+
+One moto S3 server over loopback (a subprocess) and one key service process configured with
+it. Contenders run in alternating rounds with the same httpx client:
+
+- ``put_throughput`` / ``get_throughput`` (MB/s, 64 MiB; 16 MiB with --quick): Carevault
+  encrypt + upload + commit, and release + download + verify + decrypt to a file, against
+  ``plain-s3``: an unencrypted PUT / GET of the same bytes to the same server through a
+  presigned URL (multipart with the same part size when Carevault used multipart);
+- ``small_roundtrip_ms`` (100 KiB record, put then get) against the same with plain S3;
+- ``peak_rss_mib``: peak resident memory of a fresh client process that puts and gets a
+  1 GiB record (128 MiB with --quick); ``floor_mib`` is the same process idle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nacl.pwhash.argon2id as argon2id
+
+from bench._harness import (
+    Record,
+    alternate,
+    median,
+    peak_rss_of_child,
+    rate_record,
+    seconds,
+    time_record,
+)
+from clients.localservice import local_keyservice
+from vault.client import Client, DeviceIdentity, load_identity, save_identity
+
+BENCH = "transfer"
+MIB = 1 << 20
+MB = 1_000_000
+S3_KEYS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+PASSPHRASE = "bench passphrase"
+RSS_TARGET_MIB = 150
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _moto() -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{endpoint}/moto-api/", timeout=1.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.05)
+        yield endpoint
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _s3_client(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_KEYS["AWS_DEFAULT_REGION"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+
+
+@dataclass
+class _Setup:
+    client: Client
+    identity: DeviceIdentity
+    child_id: str
+    s3: Any
+    bucket: str
+    http: httpx.Client
+
+
+def _enrol_staff(base_url: str, admin_code: str) -> tuple[Client, DeviceIdentity, str]:
+    admin, _ = Client.enrol(base_url, admin_code, "bench admin")
+    with admin:
+        staff = admin.create_principal(kind="staff", display_name="Bench", roles=["educator"])
+        child = admin.create_child(display_name="Bench child", room="Bench")
+        admin.assign(staff_id=staff, child_id=child, role="educator")
+        code, _ = admin.enrolment_code(staff)
+    client, identity = Client.enrol(base_url, code, "bench laptop")
+    return client, identity, child
+
+
+class _PutCounter(httpx.BaseTransport):
+    """Counts blob PUTs, to learn whether Carevault used multipart and with what parts."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.puts = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            self.puts += 1
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _plain_put(setup: _Setup, name: str, path: Path, parts: int) -> None:
+    size = path.stat().st_size
+    s3, bucket = setup.s3, setup.bucket
+    with path.open("rb") as src:
+        if parts <= 1:
+            url = s3.generate_presigned_url(
+                "put_object", Params={"Bucket": bucket, "Key": name}, ExpiresIn=600
+            )
+            setup.http.put(
+                url, content=_pieces(src, size), headers={"Content-Length": str(size)}
+            ).raise_for_status()
+            return
+        part_size = -(-size // parts)
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=name)["UploadId"]
+        done = []
+        for number in range(1, parts + 1):
+            length = min(part_size, size - (number - 1) * part_size)
+            url = s3.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": bucket, "Key": name, "UploadId": upload_id, "PartNumber": number},
+                ExpiresIn=600,
+            )
+            response = setup.http.put(
+                url, content=_pieces(src, length), headers={"Content-Length": str(length)}
+            )
+            response.raise_for_status()
+            done.append({"PartNumber": number, "ETag": response.headers["ETag"]})
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key=name, UploadId=upload_id, MultipartUpload={"Parts": done}
+        )
+
+
+def _pieces(src: Any, length: int) -> Iterator[bytes]:
+    left = length
+    while left > 0:
+        piece = src.read(min(MIB, left))
+        if not piece:
+            return
+        left -= len(piece)
+        yield piece
+
+
+def _plain_get(setup: _Setup, name: str, dst: Path) -> None:
+    url = setup.s3.generate_presigned_url(
+        "get_object", Params={"Bucket": setup.bucket, "Key": name}, ExpiresIn=600
+    )
+    with setup.http.stream("GET", url) as response, dst.open("wb") as out:
+        response.raise_for_status()
+        for piece in response.iter_bytes():
+            out.write(piece)
+
+
+def _rss_child(key_file: str, child_id: str, source: str, target: str) -> None:
+    identity = load_identity(Path(key_file), PASSPHRASE)
+    with Client(identity) as client:
+        ref = client.put(child_ids=[child_id], category="photo", path=Path(source))
+        client.get(ref.record_id, dst=Path(target))
+    if os.path.getsize(target) != os.path.getsize(source):
+        raise RuntimeError("the record came back with another size")
+
+
+def _idle_child(key_file: str) -> None:
+    load_identity(Path(key_file), PASSPHRASE)
+
+
+def _write_file(path: Path, size: int) -> Path:
+    block = os.urandom(MIB)
+    with path.open("wb") as out:
+        for _ in range(size // MIB):
+            out.write(block)
+        out.write(block[: size % MIB])
+    return path
+
+
+def run(quick: bool) -> Iterator[Record]:
+    big_mib, rounds, rss_mib = (16, 3, 128) if quick else (64, 7, 1024)
+    with tempfile.TemporaryDirectory(prefix="carevault-bench-transfer-") as tmp, _moto() as s3_url:
+        work = Path(tmp)
+        s3 = _s3_client(s3_url)
+        bucket = f"bench-{secrets.token_hex(4)}"
+        s3.create_bucket(Bucket=bucket)
+        env = {
+            **S3_KEYS,
+            "CAREVAULT_BLOB_STORE": f"s3://{bucket}",
+            "CAREVAULT_S3_ENDPOINT_URL": s3_url,
+        }
+        with local_keyservice(work / "service", extra_env=env) as service:
+            counter = _PutCounter()
+            http = httpx.Client(transport=counter, timeout=httpx.Timeout(300.0))
+            client, identity, child = _enrol_staff(service.base_url, service.admin_code)
+            client.close()
+            client = Client(identity, blob_client=http)
+            setup = _Setup(client, identity, child, s3, bucket, http)
+            yield from _throughput(setup, counter, work, big_mib, rounds)
+            yield from _small(setup, work, rounds * 3)
+            yield from _memory(setup, work, rss_mib)
+            client.close()
+            http.close()
+
+
+def _throughput(
+    setup: _Setup, counter: _PutCounter, work: Path, size_mib: int, rounds: int
+) -> Iterator[Record]:
+    source = _write_file(work / "big.bin", size_mib * MIB)
+    size = source.stat().st_size
+    counter.puts = 0
+    probe = setup.client.put(child_ids=[setup.child_id], category="photo", path=source)
+    parts = counter.puts
+    refs = [probe]
+
+    def ours_put() -> float:
+        took = seconds(
+            lambda: refs.append(
+                setup.client.put(child_ids=[setup.child_id], category="photo", path=source)
+            )
+        )
+        return size / MB / took
+
+    def plain_put() -> float:
+        name = secrets.token_hex(16)
+        return size / MB / seconds(lambda: _plain_put(setup, name, source, parts))
+
+    puts = alternate({"carevault": ours_put, "plain-s3": plain_put}, rounds)
+    yield rate_record(
+        bench=BENCH,
+        metric="put_throughput",
+        value=median(puts["carevault"]),
+        unit="MB/s",
+        baseline="plain-s3",
+        baseline_value=median(puts["plain-s3"]),
+        size_mib=size_mib,
+        rounds=rounds,
+        parts=parts,
+    )
+    plain_name = secrets.token_hex(16)
+    _plain_put(setup, plain_name, source, parts)
+    out = work / "out.bin"
+
+    def ours_get() -> float:
+        return size / MB / seconds(
+            lambda: setup.client.get(probe.record_id, version=probe.version, dst=out)
+        )
+
+    def plain_get() -> float:
+        return size / MB / seconds(lambda: _plain_get(setup, plain_name, out))
+
+    gets = alternate({"carevault": ours_get, "plain-s3": plain_get}, rounds)
+    yield rate_record(
+        bench=BENCH,
+        metric="get_throughput",
+        value=median(gets["carevault"]),
+        unit="MB/s",
+        baseline="plain-s3",
+        baseline_value=median(gets["plain-s3"]),
+        size_mib=size_mib,
+        rounds=rounds,
+    )
+    source.unlink()
+    out.unlink(missing_ok=True)
+
+
+def _small(setup: _Setup, work: Path, rounds: int) -> Iterator[Record]:
+    source = _write_file(work / "small.bin", 100 * 1024)
+    out = work / "small.out"
+
+    def ours() -> float:
+        def roundtrip() -> None:
+            ref = setup.client.put(child_ids=[setup.child_id], category="observation", path=source)
+            setup.client.get(ref.record_id, version=ref.version, dst=out)
+
+        return seconds(roundtrip) * 1000
+
+    def plain() -> float:
+        name = secrets.token_hex(16)
+
+        def roundtrip() -> None:
+            _plain_put(setup, name, source, 1)
+            _plain_get(setup, name, out)
+
+        return seconds(roundtrip) * 1000
+
+    times = alternate({"carevault": ours, "plain-s3": plain}, rounds)
+    yield time_record(
+        bench=BENCH,
+        metric="small_roundtrip_ms",
+        value=median(times["carevault"]),
+        unit="ms",
+        baseline="plain-s3",
+        baseline_value=median(times["plain-s3"]),
+        size_kib=100,
+        rounds=rounds,
+    )
+
+
+def _memory(setup: _Setup, work: Path, size_mib: int) -> Iterator[Record]:
+    key_file = work / "device.key"
+    save_identity(
+        key_file,
+        setup.identity,
+        PASSPHRASE,
+        opslimit=argon2id.OPSLIMIT_MIN,
+        memlimit=argon2id.MEMLIMIT_MIN,
+    )
+    source = _write_file(work / "huge.bin", size_mib * MIB)
+    target = work / "huge.out"
+    measure: Callable[[], object] = functools.partial(
+        _rss_child, str(key_file), setup.child_id, str(source), str(target)
+    )
+    peak = peak_rss_of_child(measure)
+    floor = peak_rss_of_child(functools.partial(_idle_child, str(key_file)))
+    source.unlink()
+    target.unlink(missing_ok=True)
+    yield time_record(
+        bench=BENCH,
+        metric="peak_rss_mib",
+        value=peak,
+        unit="MiB",
+        size_mib=size_mib,
+        floor_mib=round(floor, 1),
+        target_mib=RSS_TARGET_MIB,
+    )
