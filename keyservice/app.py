@@ -1,16 +1,63 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory.
+
+``create_app`` migrates the database to the newest schema, opens the root key provider, the
+blob store and the service's own key files, and mounts the API (docs/API.md).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from keyservice import problems
+from keyservice.api import blobs, disclosures, principals, records, relationships, release
+from keyservice.auth.nonces import ReplayCache
+from keyservice.catalog.child_keys import ChildKeyCache
+from keyservice.db import make_engine, upgrade_to_head
+from keyservice.keyfiles import load_or_create_secret
+from keyservice.keys import LocalFileRootKeyProvider, RootKeyProvider
 from keyservice.settings import Settings, get_settings
+from keyservice.state import ServiceState
+from vault.storage import make_blob_store
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> ServiceState:
+    """Open everything the service needs; the CLI commands use this too."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    upgrade_to_head(engine)
+    root = root or LocalFileRootKeyProvider(settings.root_key_file)
+    token_key = load_or_create_secret(settings.token_key_file)
+    audit_key = Ed25519PrivateKey.from_private_bytes(load_or_create_secret(settings.audit_key_file))
+    blob_store = make_blob_store(
+        settings.blob_store,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        public_url=settings.public_url,
+        token_key=token_key,
+    )
+    return ServiceState(
+        settings=settings,
+        engine=engine,
+        root=root,
+        blobs=blob_store,
+        audit_key=audit_key,
+        child_keys=ChildKeyCache(root, ttl=settings.child_key_cache_seconds),
+        replay_cache=ReplayCache(),
+        clock=utc_now,
+    )
+
+
+def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
+    state = state or build_state(settings or get_settings())
     app = FastAPI(title="Carevault key service", version="0.1.0")
-    app.state.settings = settings
+    app.state.service = state
+    problems.install(app)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -21,4 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Unauthenticated no-op: the HTTP floor that benchmarks compare key release against."""
         return {"status": "ok"}
 
+    for module in (principals, relationships, records, release, disclosures, blobs):
+        app.include_router(module.router)
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
@@ -14,9 +13,7 @@ from keyservice.auth.nonces import ReplayCache
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.keys import RootKeyProvider
 from keyservice.settings import Settings
-
-if TYPE_CHECKING:
-    from vault.storage import BlobStore
+from vault.storage import BlobStore
 
 
 @dataclass

@@ -37,7 +37,7 @@ from keyservice.state import ServiceState
 from vault.format import RecordAttributes
 from vault.sealing import seal_batch
 from vault.signing import sealing_context
-from vault.storage import CompletedPart, StorageError, new_object_name
+from vault.storage import MAX_PARTS, CompletedPart, StorageError, new_object_name
 
 router = APIRouter()
 log = logging.getLogger("keyservice.records")
@@ -47,7 +47,6 @@ COMMITTED = "committed"
 DELETED = "deleted"
 UNAVAILABLE = "no such record, or not one you may use"
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
-MAX_PARTS = 10_000  # S3 limit, kept by every blob store
 PART_SIZE = 16 * 1024 * 1024
 UPLOAD_URL_S = 3600
 

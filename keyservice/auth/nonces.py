@@ -37,8 +37,10 @@ class ReplayCache:
             dialect.insert(seen_nonces)
             .values(device_id=device_id, nonce=nonce, expires_at=now + 2 * SKEW)
             .on_conflict_do_nothing()
+            .returning(seen_nonces.c.nonce)
         )
-        if connection.execute(statement).rowcount != 1:
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
+        if connection.execute(statement).first() is None:
             raise AuthenticationError("replayed_nonce")
 
     def _sweep_if_due(self, connection: Connection, now: datetime) -> None:

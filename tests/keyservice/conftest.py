@@ -1,0 +1,35 @@
+"""Fixtures for the key service tests: the real service on both databases, and its admin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine
+
+from tests.keyservice.helpers import Device, bootstrap_admin
+from tests.servers import KeyService
+
+
+@pytest.fixture(scope="session", params=["embedded", "production"])
+def service(request: pytest.FixtureRequest) -> KeyService:
+    """The session's key service, once on SQLite + local blobs, once on PostgreSQL + S3."""
+    running: KeyService = request.getfixturevalue(f"keyservice_{request.param}")
+    return running
+
+
+@pytest.fixture(scope="session")
+def admin(service: KeyService) -> Device:
+    return bootstrap_admin(service)
+
+
+def database(service: KeyService) -> Engine:
+    """A direct connection to the service's database, for tests that tamper with it."""
+    return create_engine(service.env["CAREVAULT_DATABASE_URL"])
+
+
+@pytest.fixture
+def service_db(service: KeyService) -> Iterator[Engine]:
+    engine = database(service)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,260 @@
+"""Talking to a real key service in tests: enrol devices through the real flow, sign requests.
+
+    admin = bootstrap_admin(service)                 # carevault-keyservice bootstrap + enrol
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    with educator.client() as http:                   # an httpx.Client signing every request
+        http.get("/v1/me")
+
+The SDK tests use these too; nothing here reaches into the service's database.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from tests.servers import KeyService, run_keyservice_command
+from vault.format import RecordAttributes
+from vault.sealing import BatchOpener
+from vault.signing import RequestSigner, request_nonce, sealing_context
+
+_CODE = re.compile(r"enrolment code .*: ([A-Z2-7-]+)\s*$", re.MULTILINE)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _raw(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@dataclass
+class Device:
+    """An enrolled device: its ids, its private keys and the service it belongs to."""
+
+    base_url: str
+    principal_id: str
+    device_id: str
+    audience: str
+    signing_key: Ed25519PrivateKey
+    receiving_key: X25519PrivateKey
+
+    def signer(self, clock: Callable[[], float] | None = None) -> RequestSigner:
+        if clock is None:
+            return RequestSigner(self.device_id, self.signing_key, self.audience)
+        return RequestSigner(self.device_id, self.signing_key, self.audience, clock=clock)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client for the service that signs every request with this device."""
+        return httpx.Client(base_url=self.base_url, auth=self.signer(), timeout=30.0, **kwargs)
+
+    def open_key(self, response: httpx.Response, item: dict[str, Any]) -> bytes:
+        """Unseal one released (or created) record key from a response of this device."""
+        body = response.json()
+        opener = BatchOpener(
+            recipient_private=self.receiving_key,
+            ephemeral_public=unb64(body["ephemeral_public"]),
+            context=sealing_context(self.device_id, request_nonce(response.request)),
+        )
+        raw = item["attributes"]
+        attributes = RecordAttributes.from_hex(
+            record_id=raw["record_id"],
+            version=raw["version"],
+            child_ids=raw["child_ids"],
+            category=raw["category"],
+        )
+        return opener.open(unb64(item["sealed_key"]), aad=attributes.canonical())
+
+
+def enrol(base_url: str, code: str, *, device_name: str = "test device") -> Device:
+    """Enrol fresh device keys with a one-time code through ``POST /v1/enrol``."""
+    signing = Ed25519PrivateKey.generate()
+    receiving = X25519PrivateKey.generate()
+    response = httpx.post(
+        f"{base_url}/v1/enrol",
+        json={
+            "code": code,
+            "device_name": device_name,
+            "signing_key": b64(_raw(signing)),
+            "receiving_key": b64(_raw(receiving)),
+        },
+        timeout=30.0,
+    )
+    response.raise_for_status()
+    body = response.json()
+    return Device(
+        base_url=base_url,
+        principal_id=body["principal_id"],
+        device_id=body["device_id"],
+        audience=body["audience"],
+        signing_key=signing,
+        receiving_key=receiving,
+    )
+
+
+def bootstrap_code(service: KeyService, *, force_new_code: bool = False) -> str:
+    """Run ``carevault-keyservice bootstrap`` on the service's host and return the code."""
+    args = ["bootstrap", "--force-new-code"] if force_new_code else ["bootstrap"]
+    output = run_keyservice_command(service.env, *args).stdout
+    found = _CODE.search(output)
+    assert found is not None, output
+    return found.group(1)
+
+
+def bootstrap_admin(service: KeyService) -> Device:
+    """The first admin's device, enrolled with the bootstrap code (a new code if one exists)."""
+    try:
+        code = bootstrap_code(service)
+    except Exception:
+        code = bootstrap_code(service, force_new_code=True)
+    return enrol(service.base_url, code, device_name="admin device")
+
+
+def ok(response: httpx.Response) -> Any:
+    """The JSON body of a successful response; the problem detail in the failure otherwise."""
+    assert response.is_success, f"{response.status_code}: {response.text}"
+    return response.json() if response.content else None
+
+
+def admin_enrols(
+    service: KeyService,
+    admin: Device,
+    *,
+    kind: str,
+    roles: list[str] | None = None,
+    organisation: str | None = None,
+    display_name: str = "Test Person",
+) -> Device:
+    """Create a principal as ``admin``, issue a code, and enrol a device with it."""
+    with admin.client() as http:
+        principal_id = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={
+                    "kind": kind,
+                    "display_name": display_name,
+                    "roles": roles or [],
+                    "organisation": organisation,
+                },
+            )
+        )["principal_id"]
+        code = ok(http.post(f"/v1/admin/principals/{principal_id}/enrolment-codes"))["code"]
+    return enrol(service.base_url, code)
+
+
+def create_child(admin: Device, *, room: str = "room 1") -> str:
+    with admin.client() as http:
+        return str(
+            ok(http.post("/v1/admin/children", json={"display_name": "Child", "room": room}))[
+                "child_id"
+            ]
+        )
+
+
+def assign(admin: Device, *, staff_id: str, child_id: str, role: str) -> str:
+    with admin.client() as http:
+        return str(
+            ok(
+                http.post(
+                    "/v1/admin/assignments",
+                    json={"staff_id": staff_id, "child_id": child_id, "role": role},
+                )
+            )["assignment_id"]
+        )
+
+
+def add_guardian(admin: Device, *, guardian_id: str, child_id: str) -> str:
+    with admin.client() as http:
+        return str(
+            ok(
+                http.post(
+                    "/v1/admin/guardianships",
+                    json={
+                        "guardian_id": guardian_id,
+                        "child_id": child_id,
+                        "parental_responsibility": True,
+                    },
+                )
+            )["guardianship_id"]
+        )
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    record_id: str
+    version: int
+    record_key: bytes
+    ciphertext: bytes
+
+
+def put_record(
+    device: Device,
+    *,
+    child_ids: list[str],
+    category: str = "observation",
+    ciphertext: bytes = b"opaque ciphertext bytes",
+    withheld_from_guardians: bool = False,
+    amend: str | None = None,
+) -> StoredRecord:
+    """Create (or amend) a record, upload ``ciphertext`` to its URL, and commit it.
+
+    The bytes stand in for a real record: the service only checks size and digest.
+    """
+    with device.client() as http:
+        path = f"/v1/records/{amend}/versions" if amend else "/v1/records"
+        created = http.post(
+            path,
+            json={
+                "child_ids": child_ids,
+                "category": category,
+                "withheld_from_guardians": withheld_from_guardians,
+                "ciphertext_size": len(ciphertext),
+            },
+        )
+        body = ok(created)
+        record_key = device.open_key(created, body)
+        upload = body["upload"]
+        assert upload["method"] == "single"
+        put = httpx.put(upload["url"], content=ciphertext, timeout=30.0)
+        assert put.is_success, put.text
+        ok(
+            http.post(
+                f"/v1/records/{body['record_id']}/versions/{body['version']}/commit",
+                json={
+                    "ciphertext_size": len(ciphertext),
+                    "ciphertext_sha256": b64(hashlib.sha256(ciphertext).digest()),
+                    "encrypted_metadata": b64(b"sealed metadata stand-in"),
+                },
+            )
+        )
+    return StoredRecord(body["record_id"], body["version"], record_key, ciphertext)
+
+
+def release(
+    device: Device, items: list[tuple[str, int]], *, include_urls: bool = False
+) -> tuple[httpx.Response, dict[tuple[str, int], dict[str, Any]]]:
+    """Ask for keys; return the response and each item's result by (record_id, version)."""
+    with device.client() as http:
+        response = http.post(
+            "/v1/keys/release",
+            json={
+                "items": [{"record_id": r, "version": v} for r, v in items],
+                "include_urls": include_urls,
+            },
+        )
+    body = ok(response)
+    return response, {(r["record_id"], r["version"]): r for r in body["results"]}

@@ -1,0 +1,267 @@
+"""Every MUST of docs/SIGNING.md as a named failing vector against the real service.
+
+Each vector builds a correctly signed request, breaks exactly one thing, and expects the one
+generic 401; the precise reason must reach the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from http_message_signatures import (
+    ContentDigest,
+    HTTPMessageSigner,
+    HTTPSignatureKeyResolver,
+    algorithms,
+)
+from sqlalchemy import text
+
+from tests.keyservice.conftest import database
+from tests.keyservice.helpers import Device, admin_enrols, ok
+from tests.servers import KeyService, KeyServiceFactory
+from vault.signing import AUDIENCE_HEADER, COVERED_COMPONENTS
+
+pytestmark = pytest.mark.integration
+
+BODY = json.dumps({"items": [{"record_id": "ab" * 16, "version": 1}]}).encode()
+
+
+class _Key(HTTPSignatureKeyResolver):
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self.key = key
+
+    def resolve_private_key(self, key_id: str) -> Ed25519PrivateKey:
+        return self.key
+
+
+class _NotEd25519(algorithms.ED25519):
+    algorithm_id = "hmac-sha256"
+
+
+def _request(
+    device: Device, *, method: str = "POST", path: str = "/v1/keys/release", body: bytes = BODY
+) -> httpx.Request:
+    return httpx.Request(
+        method,
+        f"{device.base_url}{path}",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def _sign(
+    device: Device,
+    request: httpx.Request,
+    *,
+    key: Ed25519PrivateKey | None = None,
+    key_id: str | None = None,
+    audience: str | None = None,
+    covered: tuple[str, ...] = COVERED_COMPONENTS,
+    tag: str | None = "carevault",
+    include_alg: bool = True,
+    algorithm: type[algorithms.ED25519] = algorithms.ED25519,
+    created: float | None = None,
+    nonce: str | None = "0123456789abcdef0123456789abcdef",
+    sign_body: bool = True,
+) -> httpx.Request:
+    """Sign like RequestSigner, with every knob exposed so a vector can turn one."""
+    request.headers[AUDIENCE_HEADER] = audience or device.audience
+    HTTPMessageSigner(
+        signature_algorithm=algorithm, key_resolver=_Key(key or device.signing_key)
+    ).sign(
+        request,
+        key_id=key_id or device.device_id,
+        created=datetime.fromtimestamp(created or time.time(), tz=UTC),
+        nonce=nonce,
+        label="carevault",
+        tag=tag,
+        include_alg=include_alg,
+        covered_component_ids=covered,
+        # Given the body, the library adds and covers Content-Digest itself.
+        body=request.content if sign_body else None,
+    )
+    return request
+
+
+def _fresh_nonce() -> str:
+    return Ed25519PrivateKey.generate().public_key().public_bytes_raw()[:16].hex()
+
+
+def _send(request: httpx.Request) -> httpx.Response:
+    with httpx.Client(timeout=30.0) as http:
+        return http.send(request)
+
+
+def _assert_rejected(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["title"] == "authentication failed"
+    assert response.json()["detail"] == "authentication failed"
+
+
+def _resign_with_altered(request: httpx.Request, **changes: str) -> httpx.Request:
+    """A copy of a signed request with its method or URL changed but its signature kept."""
+    return httpx.Request(
+        changes.get("method", request.method),
+        changes.get("url", str(request.url)),
+        content=request.content,
+        headers=request.headers,
+    )
+
+
+Vector = Callable[[Device, Device], httpx.Request]
+
+VECTORS: dict[str, Vector] = {
+    "missing_signature": lambda d, _: _request(d),
+    "wrong_key": lambda d, _: _sign(
+        d, _request(d), key=Ed25519PrivateKey.generate(), nonce=_fresh_nonce()
+    ),
+    "unknown_device": lambda d, _: _sign(d, _request(d), key_id="cd" * 16, nonce=_fresh_nonce()),
+    "tampered_body": lambda d, _: httpx.Request(
+        "POST",
+        f"{d.base_url}/v1/keys/release",
+        content=BODY.replace(b'"version": 1', b'"version": 2'),
+        headers={
+            k: v
+            for k, v in _sign(d, _request(d), nonce=_fresh_nonce()).headers.items()
+            if k != "content-length"
+        },
+    ),
+    "digest_mismatch": lambda d, _: _with_header(
+        _sign(d, _request(d), nonce=_fresh_nonce()),
+        "Content-Digest",
+        "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
+    ),
+    # Signed as a GET, sent as the POST the route accepts.
+    "method_altered": lambda d, _: _resign_with_altered(
+        _sign(d, _request(d, method="GET"), nonce=_fresh_nonce()), method="POST"
+    ),
+    "path_altered": lambda d, _: _resign_with_altered(
+        _sign(d, _request(d), nonce=_fresh_nonce()), url=f"{d.base_url}/v1/records"
+    ),
+    "query_altered": lambda d, _: _resign_with_altered(
+        _sign(d, _request(d, path="/v1/keys/release?x=1"), nonce=_fresh_nonce()),
+        url=f"{d.base_url}/v1/keys/release?x=2",
+    ),
+    "created_too_old": lambda d, _: _sign(
+        d, _request(d), created=time.time() - 180, nonce=_fresh_nonce()
+    ),
+    "created_in_future": lambda d, _: _sign(
+        d, _request(d), created=time.time() + 180, nonce=_fresh_nonce()
+    ),
+    "wrong_audience": lambda d, _: _sign(
+        d, _request(d), audience="another-deployment", nonce=_fresh_nonce()
+    ),
+    "missing_audience_component": lambda d, _: _sign(
+        d, _request(d), covered=("@method", "@target-uri", "content-digest"), nonce=_fresh_nonce()
+    ),
+    "missing_target_component": lambda d, _: _sign(
+        d,
+        _request(d),
+        covered=("@method", "content-digest", "carevault-audience"),
+        nonce=_fresh_nonce(),
+    ),
+    # The digest is sent but not signed.
+    "missing_digest_component": lambda d, _: _with_header(
+        _sign(
+            d,
+            _request(d),
+            covered=("@method", "@target-uri", "carevault-audience"),
+            nonce=_fresh_nonce(),
+            sign_body=False,
+        ),
+        "Content-Digest",
+        ContentDigest.create(BODY),
+    ),
+    "wrong_tag": lambda d, _: _sign(d, _request(d), tag="other", nonce=_fresh_nonce()),
+    "missing_tag": lambda d, _: _sign(d, _request(d), tag=None, nonce=_fresh_nonce()),
+    "missing_alg": lambda d, _: _sign(d, _request(d), include_alg=False, nonce=_fresh_nonce()),
+    "wrong_alg": lambda d, _: _sign(d, _request(d), algorithm=_NotEd25519, nonce=_fresh_nonce()),
+    "missing_nonce": lambda d, _: _sign(d, _request(d), nonce=None),
+    "malformed_nonce": lambda d, _: _sign(d, _request(d), nonce="not-a-hex-nonce"),
+    "revoked_device": lambda _, revoked: _sign(revoked, _request(revoked), nonce=_fresh_nonce()),
+}
+
+
+def _with_header(request: httpx.Request, name: str, value: str) -> httpx.Request:
+    request.headers[name] = value
+    return request
+
+
+@pytest.fixture(scope="module")
+def devices(keyservice_embedded: KeyService) -> tuple[Device, Device]:
+    from tests.keyservice.helpers import bootstrap_admin
+
+    admin = bootstrap_admin(keyservice_embedded)
+    device = admin_enrols(keyservice_embedded, admin, kind="staff", roles=["educator"])
+    revoked = admin_enrols(keyservice_embedded, admin, kind="staff", roles=["educator"])
+    with admin.client() as http:
+        ok(http.post(f"/v1/admin/devices/{revoked.device_id}/revoke"))
+    return device, revoked
+
+
+def test_a_correctly_signed_request_is_accepted(devices: tuple[Device, Device]) -> None:
+    device, _ = devices
+    response = _send(_sign(device, _request(device), nonce=_fresh_nonce()))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("vector", sorted(VECTORS))
+def test_verifier_rejects(
+    vector: str, devices: tuple[Device, Device], keyservice_embedded: KeyService
+) -> None:
+    device, revoked = devices
+    _assert_rejected(_send(VECTORS[vector](device, revoked)))
+
+
+def test_rejection_reasons_reach_the_audit(
+    devices: tuple[Device, Device], keyservice_embedded: KeyService
+) -> None:
+    device, _ = devices
+    _assert_rejected(
+        _send(_sign(device, _request(device), audience="elsewhere", nonce=_fresh_nonce()))
+    )
+    engine = database(keyservice_embedded)
+    with engine.connect() as connection:
+        detail = connection.execute(
+            text(
+                "SELECT detail FROM audit_entries WHERE action = 'auth.reject' "
+                "ORDER BY seq DESC LIMIT 1"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert json.loads(detail)["reason"] == "wrong_audience"
+
+
+def test_replayed_nonce_is_rejected(devices: tuple[Device, Device]) -> None:
+    device, _ = devices
+    first = _sign(device, _request(device), nonce=_fresh_nonce())
+    assert _send(first).status_code == 200
+    _assert_rejected(_send(first))
+
+
+@pytest.mark.parametrize("flavour", ["embedded", "production"])
+def test_replay_is_rejected_by_a_second_instance_on_the_same_database(
+    flavour: str, keyservice_factory: KeyServiceFactory
+) -> None:
+    from tests.keyservice.helpers import bootstrap_admin
+
+    first = keyservice_factory(flavour=flavour)
+    second = keyservice_factory.start(first.env)
+    admin = bootstrap_admin(first)
+    request = _sign(admin, httpx.Request("GET", f"{first.base_url}/v1/me"), nonce=_fresh_nonce())
+    assert _send(request).status_code == 200
+    # The same bytes to the other instance: same URL (the Host it was signed for), other port.
+    replay = httpx.Request("GET", f"{second.base_url}/v1/me", headers=request.headers)
+    _assert_rejected(_send(replay))
+    fresh = _sign(admin, httpx.Request("GET", f"{first.base_url}/v1/me"), nonce=_fresh_nonce())
+    assert (
+        _send(httpx.Request("GET", f"{second.base_url}/v1/me", headers=fresh.headers)).status_code
+        == 200
+    )
