@@ -229,9 +229,9 @@ def _successes() -> Iterator[Vector]:
     )
     yield success(
         "success_default_chunk_size",
-        "the default 1 MiB chunk size",
+        "the default 256 KiB chunk size",
         plaintext(300),
-        chunk_size=1 << 20,
+        chunk_size=1 << 18,
     )
     yield success(
         "success_largest_chunk_size",

@@ -98,10 +98,10 @@ def test_two_encryptions_of_the_same_plaintext_differ() -> None:
     assert _encrypt(data) != _encrypt(data)
 
 
-def test_default_chunk_size_is_one_mib() -> None:
+def test_default_chunk_size_is_256_kib() -> None:
     blob = _encrypt(_plaintext(10), chunk_size=fmt.DEFAULT_CHUNK_SIZE)
     header = fmt.open_header(record_key=KEY, attributes=ATTRS, src=blob)
-    assert header.chunk_size == 1 << 20
+    assert header.chunk_size == 1 << 18
 
 
 def test_open_header_leaves_the_stream_at_the_payload() -> None:

@@ -48,6 +48,8 @@ class Metadata:
     size: int
 
     def __post_init__(self) -> None:
+        if not isinstance(self.file_name, str) or not isinstance(self.content_type, str):
+            raise FormatError("file name and content type must be text")
         if not isinstance(self.size, int) or not 0 <= self.size <= MAX_PLAINTEXT_SIZE:
             raise FormatError(f"plaintext size must be between 0 and {MAX_PLAINTEXT_SIZE} bytes")
         try:
