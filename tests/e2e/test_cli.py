@@ -1,0 +1,108 @@
+"""The carevault CLI against a real key service: enrol, put, list, get, --json, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clients.cli import app
+from clients.output import EXIT_DENIED, EXIT_INTEGRITY
+from tests.e2e.world import World
+
+pytestmark = pytest.mark.integration
+
+PASSPHRASE = {"CAREVAULT_PASSPHRASE": "cli test passphrase"}
+runner = CliRunner()
+
+
+def _cli(profile: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--profile", str(profile), *args], env=PASSPHRASE)
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stdout
+
+
+def _enrol(world: World, tmp_path: Path, name: str, room_child: str) -> Path:
+    code = world.code_for(name, kind="staff", roles=("educator",))
+    world.admin.assign(staff_id=world.ids[name], child_id=world.children[room_child])
+    profile = tmp_path / name
+    status, out = _cli(
+        profile, "--json", "enroll", "--url", world.service.base_url, "--code", code
+    )
+    assert status == 0, out
+    assert json.loads(out)["principal_id"] == world.ids[name]
+    assert (profile / "device.key").stat().st_mode & 0o077 == 0
+    return profile
+
+
+def test_cli_round_trip_and_exit_codes(world: World, tmp_path: Path) -> None:
+    ava = world.children["ava"]
+    robins = _enrol(world, tmp_path, "fay", "ava")
+    wrens = _enrol(world, tmp_path, "gus", "leo")
+
+    status, out = _cli(robins, "--json", "whoami")
+    assert status == 0 and json.loads(out)["display_name"] == "fay"
+    status, out = _cli(robins, "--json", "children")
+    assert ava in {c["child_id"] for c in json.loads(out)}
+
+    note = tmp_path / "painting.txt"
+    note.write_text("Ava painted a sun.\n")
+    status, out = _cli(
+        robins, "--json", "records", "put", str(note), "--child", ava, "--category", "observation"
+    )
+    assert status == 0, out
+    record_id = json.loads(out)["record_id"]
+
+    status, out = _cli(robins, "--json", "records", "list", "--child", ava)
+    listed = {r["record_id"]: r for r in json.loads(out)}
+    assert listed[record_id]["file_name"] == "painting.txt"
+    assert listed[record_id]["content_type"] == "text/plain"
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    status, out = _cli(robins, "--json", "records", "get", record_id, "-o", str(downloads))
+    assert status == 0, out
+    assert (downloads / "painting.txt").read_text() == "Ava painted a sun.\n"
+
+    status, out = _cli(robins, "records", "get", record_id, "--offset", "4", "--length", "7",
+                       "-o", str(tmp_path / "slice"))
+    assert status == 0
+    assert (tmp_path / "slice").read_bytes() == b"painted"
+
+    denied = tmp_path / "denied.txt"
+    result = runner.invoke(
+        app, ["--profile", str(wrens), "records", "get", record_id, "-o", str(denied)],
+        env=PASSPHRASE,
+    )
+    assert result.exit_code == EXIT_DENIED
+    assert "ask your manager to check your room assignment" in " ".join(result.output.split())
+    assert not denied.exists()
+
+    status, out = _cli(robins, "--json", "records", "history", record_id)
+    assert [v["version"] for v in json.loads(out)] == [1]
+
+
+def test_cli_integrity_failure_exits_4_and_writes_nothing(world: World, tmp_path: Path) -> None:
+    profile = _enrol(world, tmp_path, "hal", "noah")
+    before = world.storage.objects()
+    photo = tmp_path / "photo.bin"
+    photo.write_bytes(b"\x01\x02" * 300_000)
+    status, out = _cli(
+        profile, "--json", "records", "put", str(photo), "--child", world.children["noah"],
+        "--category", "photo",
+    )
+    assert status == 0, out
+    record_id = json.loads(out)["record_id"]
+    (name,) = [k for k in world.storage.objects() if k not in before]
+    world.storage.flip_byte(name, 400_000)
+    target = tmp_path / "out" / "photo.bin"
+    target.parent.mkdir()
+    result = runner.invoke(
+        app, ["--profile", str(profile), "records", "get", record_id, "-o", str(target)],
+        env=PASSPHRASE,
+    )
+    assert result.exit_code == EXIT_INTEGRITY
+    assert "integrity check" in result.output
+    assert list(target.parent.iterdir()) == []

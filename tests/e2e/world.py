@@ -1,0 +1,133 @@
+"""A small nursery on a real key service process, for the end-to-end tests.
+
+Everyone enrols through the real flow: the first admin with the code that
+``carevault-keyservice bootstrap`` prints, everyone else with a code the admin issues.
+``Storage`` reads the service's blob store directly (the local directory or the S3 bucket) so
+that tests can scan and tamper with what is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.servers import KeyService, run_keyservice_command
+from vault.client import Client
+
+
+def bootstrap_code(service: KeyService) -> str:
+    out = run_keyservice_command(service.env, "bootstrap").stdout
+    found = re.search(r"enrolment code .*: (\S+)\s*$", out, re.MULTILINE)
+    assert found, out
+    return found.group(1)
+
+
+class Storage:
+    """Every object the service stored, read straight from its backend."""
+
+    def __init__(self, service: KeyService) -> None:
+        self._location = service.env["CAREVAULT_BLOB_STORE"]
+        self._env = service.env
+
+    def _s3(self) -> tuple[Any, str]:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self._env["CAREVAULT_S3_ENDPOINT_URL"],
+            aws_access_key_id=self._env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self._env["AWS_SECRET_ACCESS_KEY"],
+            region_name=self._env["AWS_DEFAULT_REGION"],
+        )
+        return client, self._location.removeprefix("s3://")
+
+    def objects(self) -> dict[str, bytes]:
+        """Name -> bytes of every stored object, unfinished uploads' parts included."""
+        if self._location.startswith("local:"):
+            root = Path(self._location.removeprefix("local:"))
+            return {
+                str(path.relative_to(root)): path.read_bytes()
+                for path in root.rglob("*")
+                if path.is_file()
+            }
+        client, bucket = self._s3()
+        found = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                found[item["Key"]] = body
+        return found
+
+    def user_metadata(self) -> dict[str, dict[str, str]]:
+        """Each S3 object's user metadata (the local store keeps none)."""
+        if self._location.startswith("local:"):
+            return {}
+        client, bucket = self._s3()
+        found = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                head = client.head_object(Bucket=bucket, Key=item["Key"])
+                found[item["Key"]] = dict(head.get("Metadata", {}))
+        return found
+
+    def flip_byte(self, name: str, offset: int) -> None:
+        """Change one byte of a stored object in place."""
+        if self._location.startswith("local:"):
+            path = Path(self._location.removeprefix("local:")) / name
+            data = bytearray(path.read_bytes())
+            data[offset] ^= 0x01
+            path.write_bytes(bytes(data))
+            return
+        client, bucket = self._s3()
+        data = bytearray(client.get_object(Bucket=bucket, Key=name)["Body"].read())
+        data[offset] ^= 0x01
+        client.put_object(Bucket=bucket, Key=name, Body=bytes(data))
+
+
+@dataclass
+class World:
+    """A nursery: two rooms, three children, two educators, a DSL, a guardian, an admin."""
+
+    service: KeyService
+    admin: Client
+    storage: Storage
+    people: dict[str, Client] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+    children: dict[str, str] = field(default_factory=dict)
+
+    def code_for(self, name: str, *, kind: str, roles: tuple[str, ...] = ()) -> str:
+        principal = self.admin.create_principal(kind=kind, display_name=name, roles=roles)
+        self.ids[name] = principal
+        code, _ = self.admin.enrolment_code(principal)
+        return code
+
+    def person(self, name: str, *, kind: str, roles: tuple[str, ...] = ()) -> Client:
+        code = self.code_for(name, kind=kind, roles=roles)
+        client, _identity = Client.enrol(self.service.base_url, code, f"{name}'s laptop")
+        self.people[name] = client
+        return client
+
+    def close(self) -> None:
+        for client in [self.admin, *self.people.values()]:
+            client.close()
+
+
+def build_world(service: KeyService) -> World:
+    admin, _ = Client.enrol(service.base_url, bootstrap_code(service), "office")
+    world = World(service=service, admin=admin, storage=Storage(service))
+    world.person("amira", kind="staff", roles=("educator",))
+    world.person("ben", kind="staff", roles=("educator",))
+    world.person("dana", kind="staff", roles=("dsl",))
+    world.person("grace", kind="guardian")
+    for name, room in (("ava", "Robins"), ("noah", "Robins"), ("leo", "Wrens")):
+        world.children[name] = admin.create_child(display_name=name.title(), room=room)
+    kids, ids = world.children, world.ids
+    for child in ("ava", "noah"):
+        admin.assign(staff_id=ids["amira"], child_id=kids[child], role="educator")
+    admin.assign(staff_id=ids["ben"], child_id=kids["leo"], role="educator")
+    for child in kids.values():
+        admin.assign(staff_id=ids["dana"], child_id=child, role="dsl")
+    admin.add_guardian(guardian_id=ids["grace"], child_id=kids["ava"])
+    return world
