@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tracemalloc
 
 import pytest
 
@@ -15,6 +16,7 @@ from vault.format import (
     Metadata,
     RecordAttributes,
     UnsupportedVersionError,
+    ranges,
 )
 
 KEY = bytes(range(32))
@@ -350,3 +352,76 @@ def test_every_category_round_trips() -> None:
         back = io.BytesIO()
         fmt.decrypt(record_key=KEY, attributes=attrs, src=io.BytesIO(out.getvalue()), dst=back)
         assert back.getvalue() == b"abc"
+
+
+def _recording_reader(blob: bytes, sizes: list[int]) -> fmt.ReadAt:
+    def read_at(offset: int, size: int) -> bytes:
+        sizes.append(size)
+        return blob[offset : offset + size]
+
+    return read_at
+
+
+def test_a_long_range_is_fetched_in_few_bounded_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _plaintext(9 * CHUNK + 100)
+    blob = _encrypt(data)
+    header = fmt.open_header(record_key=KEY, attributes=ATTRS, src=blob)
+    for fetch_chunks, expected_calls in [(1000, 1), (2, 5), (1, 10)]:
+        monkeypatch.setattr(ranges, "FETCH_SIZE", fetch_chunks * (CHUNK + 16))
+        sizes: list[int] = []
+        read_at = _recording_reader(blob, sizes)
+        out = io.BytesIO()
+        fmt.decrypt_range(
+            record_key=KEY,
+            attributes=ATTRS,
+            read_at=read_at,
+            start=5,
+            length=len(data) - 5,
+            dst=out,
+            header=header,
+        )
+        assert out.getvalue() == data[5:]
+        assert len(sizes) == expected_calls
+        assert max(sizes) <= fetch_chunks * (CHUNK + 16)
+
+
+class _Sink(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | memoryview) -> int:  # type: ignore[override]
+        return len(data)
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def test_memory_stays_bounded_whatever_the_size() -> None:
+    size = 48 << 20
+    meta = Metadata(file_name="big", content_type="application/octet-stream", size=size)
+    blob = io.BytesIO()
+    fmt.encrypt(record_key=KEY, attributes=ATTRS, metadata=meta, src=_Zeros(size), dst=blob)
+    tracemalloc.start()
+    try:
+        fmt.encrypt(record_key=KEY, attributes=ATTRS, metadata=meta, src=_Zeros(size), dst=_Sink())
+        _, encrypt_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        blob.seek(0)
+        fmt.decrypt(record_key=KEY, attributes=ATTRS, src=blob, dst=_Sink())
+        _, decrypt_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Two chunk buffers of the default 256 KiB, plus a chunk-sized read in the source.
+    assert encrypt_peak < 4 * fmt.DEFAULT_CHUNK_SIZE
+    assert decrypt_peak < 4 * fmt.DEFAULT_CHUNK_SIZE

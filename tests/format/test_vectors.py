@@ -34,8 +34,8 @@ def _load(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _decrypt(doc: dict[str, Any]) -> tuple[Metadata, bytes]:
-    out = io.BytesIO()
+def _decrypt(doc: dict[str, Any], out: io.BytesIO | None = None) -> tuple[Metadata, bytes]:
+    out = io.BytesIO() if out is None else out
     meta = fmt.decrypt(
         record_key=bytes.fromhex(doc["record_key"]),
         attributes=RecordAttributes.parse(bytes.fromhex(doc["attributes"])),
@@ -99,8 +99,11 @@ def test_vector(path: Path) -> None:
             assert _decrypt_range(doc, len(data) - 1, 1) == data[-1:]
         return
     error = ERRORS[doc["expect"]]
+    out = io.BytesIO()
     with pytest.raises(error) as info:
-        _decrypt(doc)
+        _decrypt(doc, out)
+    if not doc["name"].startswith("payload_"):
+        assert out.getvalue() == b"", "plaintext was written before the header verified"
     if error is FormatError:
         assert not isinstance(info.value, UnsupportedVersionError)
     if "error_contains" in doc:

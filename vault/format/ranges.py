@@ -2,8 +2,9 @@
 
 The ciphertext is fetched through `read_at(offset, size)`, which returns up to `size` bytes
 at `offset` (fewer only at the end of the blob), so a caller can serve it with HTTP Range
-requests against a presigned URL. One call fetches the header, then one call per chunk, so
-memory stays at one chunk whatever the range.
+requests against a presigned URL. One call fetches the header, then one call per run of
+whole chunks of up to FETCH_SIZE bytes (at least one chunk), so memory stays bounded whatever
+the range.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from vault.format.metadata import TAG_SIZE
 from vault.format.payload import ChunkCipher, chunk_count, chunk_plaintext_size
 
 ReadAt = Callable[[int, int], bytes]
+
+# Whole chunks are fetched up to this many bytes per read_at call, so a long range costs few
+# round trips while memory stays bounded.
+FETCH_SIZE = 4 << 20
 
 
 def _check_range(header: Header, start: int, length: int) -> None:
@@ -89,12 +94,23 @@ def decrypt_range(
     count = chunk_count(size, chunk_size)
     plain = memoryview(bytearray(chunk_size))
     end = start + length
-    for index in range(start // chunk_size, (end - 1) // chunk_size + 1):
-        want = chunk_plaintext_size(index, size=size, chunk_size=chunk_size)
-        sealed = read_at(_chunk_offset(header, index), want + TAG_SIZE)
-        if len(sealed) != want + TAG_SIZE:
-            raise IntegrityError() from ValueError(f"payload is truncated in chunk {index}")
-        out = plain[:want]
-        cipher.open_into(index, last=index == count - 1, ciphertext=memoryview(sealed), out=out)
-        chunk_start = index * chunk_size
-        dst.write(out[max(start - chunk_start, 0) : min(end - chunk_start, want)])
+    first, last = start // chunk_size, (end - 1) // chunk_size
+    per_fetch = max(1, FETCH_SIZE // (chunk_size + TAG_SIZE))
+    for batch in range(first, last + 1, per_fetch):
+        batch_last = min(batch + per_fetch, last + 1) - 1
+        batch_end = _chunk_offset(header, batch_last) + TAG_SIZE
+        batch_end += chunk_plaintext_size(batch_last, size=size, chunk_size=chunk_size)
+        fetched = memoryview(
+            read_at(_chunk_offset(header, batch), batch_end - _chunk_offset(header, batch))
+        )
+        at = 0
+        for index in range(batch, batch_last + 1):
+            want = chunk_plaintext_size(index, size=size, chunk_size=chunk_size)
+            sealed = fetched[at : at + want + TAG_SIZE]
+            at += want + TAG_SIZE
+            if len(sealed) != want + TAG_SIZE:
+                raise IntegrityError() from ValueError(f"payload is truncated in chunk {index}")
+            out = plain[:want]
+            cipher.open_into(index, last=index == count - 1, ciphertext=sealed, out=out)
+            chunk_start = index * chunk_size
+            dst.write(out[max(start - chunk_start, 0) : min(end - chunk_start, want)])
