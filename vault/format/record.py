@@ -93,7 +93,8 @@ def encrypt(
     """Encrypt exactly `metadata.size` bytes of `src` into `dst`; also hash what was written.
 
     A source with fewer or more bytes than declared is a FormatError; `dst` then holds a
-    partial blob that the caller must discard.
+    partial blob that the caller must discard. `dst.write` is handed views of buffers that are
+    reused once it returns (as the io contract allows): a writer that keeps data must copy it.
     """
     writer = _DigestingWriter(dst)
     _encrypt(
@@ -177,7 +178,8 @@ def decrypt(
     """Decrypt a whole blob into `dst` and return its metadata.
 
     Nothing is written before the header verifies. Chunks are written as they authenticate,
-    so on an IntegrityError `dst` may hold a prefix of the plaintext: discard it.
+    so on an IntegrityError `dst` may hold a prefix of the plaintext: discard it. As with
+    `encrypt`, `dst.write` gets views of reused buffers.
     """
     header = open_header(record_key=record_key, attributes=attributes, src=src)
     cipher = ChunkCipher(
