@@ -425,3 +425,16 @@ def test_memory_stays_bounded_whatever_the_size() -> None:
     # Two chunk buffers of the default 256 KiB, plus a chunk-sized read in the source.
     assert encrypt_peak < 4 * fmt.DEFAULT_CHUNK_SIZE
     assert decrypt_peak < 4 * fmt.DEFAULT_CHUNK_SIZE
+
+
+def test_header_sizes_match_the_spec() -> None:
+    assert fmt.MAX_HEADER_SIZE == 1563
+    one_child = RecordAttributes(
+        record_id=b"\x01" * 16, version=1, child_ids=(b"\x02" * 16,), category="photo"
+    )
+    out = io.BytesIO()
+    meta = Metadata(file_name="", content_type="x", size=0)
+    fmt.encrypt(record_key=KEY, attributes=one_child, metadata=meta, src=io.BytesIO(), dst=out)
+    header = fmt.open_header(record_key=KEY, attributes=one_child, src=out.getvalue())
+    assert header.size == 174
+    assert len(out.getvalue()) == 174 + 16
