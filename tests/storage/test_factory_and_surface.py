@@ -96,6 +96,7 @@ def test_backends_satisfy_the_protocol(tmp_path: Path) -> None:
             "sha256",
             "delete",
             "list_names",
+            "list_uploads",
             "put",
             "get",
         ]:
@@ -123,6 +124,7 @@ def test_public_surface() -> None:
             "MultipartUpload",
             "ObjectInfo",
             "ObjectNotFound",
+            "PendingUpload",
             "S3Store",
             "StorageError",
             "TokenSigner",

@@ -18,6 +18,7 @@ from vault.storage.base import (
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
+    PendingUpload,
     plan_parts,
 )
 from vault.storage.errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "MultipartUpload",
     "ObjectInfo",
     "ObjectNotFound",
+    "PendingUpload",
     "S3Store",
     "StorageError",
     "TokenSigner",

@@ -66,6 +66,15 @@ class MultipartUpload:
     part_urls: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class PendingUpload:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    name: str
+    upload_id: str
+    started_at: datetime
+
+
 def plan_parts(size: int, part_size: int) -> int:
     """The number of parts for ``size`` bytes, or ValueError if the plan breaks S3's limits."""
     if size < 1:
@@ -114,6 +123,10 @@ class BlobStore(Protocol):
 
     def abort_multipart(self, name: str, *, upload_id: str) -> None:
         """Discard an unfinished upload and its parts."""
+        ...
+
+    def list_uploads(self, *, started_before: datetime) -> Iterator[PendingUpload]:
+        """Unfinished multipart uploads started before then, for a sweep to abort."""
         ...
 
     def stat(self, name: str) -> ObjectInfo:

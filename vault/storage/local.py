@@ -37,6 +37,7 @@ from vault.storage.base import (
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
+    PendingUpload,
     check_parts,
     plan_parts,
 )
@@ -174,6 +175,19 @@ class LocalDirectoryStore:
 
     def abort_multipart(self, name: str, *, upload_id: str) -> None:
         shutil.rmtree(self._upload_dir(name, upload_id))
+
+    def list_uploads(self, *, started_before: datetime) -> Iterator[PendingUpload]:
+        for upload_dir in sorted(self._uploads.iterdir()):
+            manifest_path = upload_dir / _MANIFEST
+            if not is_object_name(upload_dir.name) or upload_dir.is_symlink():
+                continue
+            try:
+                name = json.loads(manifest_path.read_bytes())["name"]
+                started = datetime.fromtimestamp(manifest_path.stat().st_mtime, UTC)
+            except (FileNotFoundError, ValueError, KeyError):
+                continue
+            if started < started_before and is_object_name(name):
+                yield PendingUpload(name=name, upload_id=upload_dir.name, started_at=started)
 
     def stat(self, name: str) -> ObjectInfo:
         try:

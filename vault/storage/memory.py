@@ -23,6 +23,7 @@ from vault.storage.base import (
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
+    PendingUpload,
     check_parts,
     plan_parts,
 )
@@ -38,6 +39,7 @@ class _Upload:
     name: str
     size: int
     part_size: int
+    started_at: datetime
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -87,7 +89,7 @@ class MemoryStore:
         count = plan_parts(size, part_size)
         upload_id = new_object_name()
         with self._lock:
-            self._uploads[upload_id] = _Upload(name, size, part_size)
+            self._uploads[upload_id] = _Upload(name, size, part_size, self._now())
         expires_at = self._expiry(expires_s)
         urls = tuple(
             self._url(BlobGrant(name, "PUT", expires_at, upload_id=upload_id, part_number=n))
@@ -115,6 +117,15 @@ class MemoryStore:
         with self._lock:
             self._upload(name, upload_id)
             del self._uploads[upload_id]
+
+    def list_uploads(self, *, started_before: datetime) -> Iterator[PendingUpload]:
+        with self._lock:
+            pending = [
+                PendingUpload(name=u.name, upload_id=upload_id, started_at=u.started_at)
+                for upload_id, u in sorted(self._uploads.items())
+                if u.started_at < started_before
+            ]
+        return iter(pending)
 
     def stat(self, name: str) -> ObjectInfo:
         with self._lock:

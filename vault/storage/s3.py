@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -26,6 +27,7 @@ from vault.storage.base import (
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
+    PendingUpload,
     check_parts,
     plan_parts,
 )
@@ -107,6 +109,18 @@ class S3Store:
         check_object_name(name)
         with _translated():
             self._client.abort_multipart_upload(Bucket=self._bucket, Key=name, UploadId=upload_id)
+
+    def list_uploads(self, *, started_before: datetime) -> Iterator[PendingUpload]:
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        with _translated():
+            for page in paginator.paginate(Bucket=self._bucket):
+                for upload in page.get("Uploads", []):
+                    if is_object_name(upload["Key"]) and upload["Initiated"] < started_before:
+                        yield PendingUpload(
+                            name=upload["Key"],
+                            upload_id=upload["UploadId"],
+                            started_at=upload["Initiated"],
+                        )
 
     def stat(self, name: str) -> ObjectInfo:
         check_object_name(name)
