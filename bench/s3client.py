@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -236,7 +237,8 @@ def _large_transfer(server: S3Server, *, rounds: int, extra: dict[str, object]) 
 
 def run(quick: bool) -> Iterator[Record]:
     requests, rounds = (40, 3) if quick else (200, 7)
-    proc, server = start_s3_server(make_temp_dir("carevault-bench-s3-"))
+    log_dir = make_temp_dir("carevault-bench-s3-")
+    proc, server = start_s3_server(log_dir)
     try:
         minio = _minio_client(server)
         extra: dict[str, object] = {
@@ -247,3 +249,4 @@ def run(quick: bool) -> Iterator[Record]:
         yield from _large_transfer(server, rounds=rounds, extra=extra)
     finally:
         proc.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
