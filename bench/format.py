@@ -1,7 +1,9 @@
 """Record format throughput and memory: `python -m bench format [--quick]`.
 
 Contenders, all in one process, alternating rounds, medians, each reading from an in-memory
-source and writing to a null sink:
+source and writing to a null sink. Rates are per second of this process's CPU time: every
+contender is single-threaded, and on a shared machine wall time mostly measures the
+neighbours.
 
 - ours: `vault.format.encrypt_without_digest` / `decrypt` (default 256 KiB chunks), and `encrypt`,
   which also hashes the ciphertext with SHA-256 for the upload commit;
@@ -31,7 +33,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import vault.format as fmt
-from bench._harness import Record, alternate, median, rate_record, seconds
+from bench._harness import Record, alternate, cpu_seconds, median, rate_record
 from bench._harness import time_record as size_record
 
 BENCH = "format"
@@ -231,7 +233,7 @@ Decrypt = Callable[[bytes, io.RawIOBase], None]
 def _rate(size: int, run: Callable[[_Null], None]) -> Callable[[], float]:
     def measure() -> float:
         sink = _Null()
-        elapsed = seconds(lambda: run(sink))
+        elapsed = cpu_seconds(lambda: run(sink))
         if sink.count < size:
             raise RuntimeError("a contender wrote less than the whole stream")
         return size / 1e6 / elapsed
@@ -326,6 +328,7 @@ def run(quick: bool) -> Iterator[Record]:
     )
     del blobs
     common = {
+        "timing": "process CPU time",
         "stream_mib": size // MIB,
         "rounds": rounds,
         "chunk_kib": fmt.DEFAULT_CHUNK_SIZE // 1024,
