@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event, refuse
@@ -62,41 +64,60 @@ def request_url(request: Request) -> str:
     return f"{url}?{query.decode('latin-1')}" if query else url
 
 
+@dataclass
+class _Lookup:
+    """What key resolution learnt, for the audit entry of a rejected request."""
+
+    key_id: str | None = None
+    principal_id: str | None = None
+    row: Row[*tuple[Any, ...]] | None = None
+    db_error: SQLAlchemyError | None = None
+
+
+def _load_device(db: Connection, device_id: str) -> Row[*tuple[Any, ...]] | None:
+    """The device and its principal, in one query."""
+    return db.execute(
+        select(
+            devices.c.principal_id,
+            devices.c.signing_key,
+            devices.c.receiving_key,
+            devices.c.revoked_at.label("device_revoked_at"),
+            principals.c.kind,
+            principals.c.roles,
+            principals.c.display_name,
+            principals.c.organisation,
+            principals.c.revoked_at,
+        )
+        .join(principals, principals.c.principal_id == devices.c.principal_id)
+        .where(devices.c.device_id == device_id)
+    ).first()
+
+
 def authenticate(
     request: Request,
     body: Annotated[bytes, Depends(request_body)],
     db: Db,
     state: State,
 ) -> Caller:
-    found: dict[str, object] = {}
+    found = _Lookup()
 
     def resolve_key(key_id: str) -> Ed25519PublicKey:
         if not is_id(key_id):
             raise AuthenticationError("unknown_device")
-        found["key_id"] = key_id
-        row = db.execute(
-            select(
-                devices.c.principal_id,
-                devices.c.signing_key,
-                devices.c.receiving_key,
-                devices.c.revoked_at.label("device_revoked_at"),
-                principals.c.kind,
-                principals.c.roles,
-                principals.c.display_name,
-                principals.c.organisation,
-                principals.c.revoked_at,
-            )
-            .join(principals, principals.c.principal_id == devices.c.principal_id)
-            .where(devices.c.device_id == key_id)
-        ).first()
+        found.key_id = key_id
+        try:
+            row = _load_device(db, key_id)
+        except SQLAlchemyError as exc:
+            found.db_error = exc
+            raise AuthenticationError("database_unavailable") from exc
         if row is None:
             raise AuthenticationError("unknown_device")
-        found["principal_id"] = row.principal_id
+        found.principal_id = row.principal_id
         if row.device_revoked_at is not None:
             raise AuthenticationError("revoked_device")
         if row.revoked_at is not None:
             raise AuthenticationError("revoked_principal")
-        found["row"] = row
+        found.row = row
         return Ed25519PublicKey.from_public_bytes(row.signing_key)
 
     now = state.clock()
@@ -112,37 +133,39 @@ def authenticate(
         )
         state.replay_cache.remember(db, device_id=signed.device_id, nonce=signed.nonce, now=now)
     except AuthenticationError as exc:
+        if found.db_error is not None:
+            # Not the caller's fault: answer 503 (problems.py), not 401.
+            raise found.db_error from exc
         _reject(db, state, request, exc.reason, found)
         raise HTTPException(status_code=401, detail=AUTH_FAILED) from exc
-    row = found["row"]
+    row = found.row
+    assert row is not None
     return Caller(
-        principal_id=row.principal_id,  # type: ignore[attr-defined]
+        principal_id=row.principal_id,
         device_id=signed.device_id,
-        kind=row.kind,  # type: ignore[attr-defined]
-        roles=frozenset(row.roles.split()),  # type: ignore[attr-defined]
-        display_name=row.display_name,  # type: ignore[attr-defined]
-        organisation=row.organisation,  # type: ignore[attr-defined]
-        receiving_key=row.receiving_key,  # type: ignore[attr-defined]
+        kind=row.kind,
+        roles=frozenset(row.roles.split()),
+        display_name=row.display_name,
+        organisation=row.organisation,
+        receiving_key=row.receiving_key,
         nonce=signed.nonce,
     )
 
 
 def _reject(
-    db: Connection, state: ServiceState, request: Request, reason: str, found: dict[str, object]
+    db: Connection, state: ServiceState, request: Request, reason: str, found: _Lookup
 ) -> None:
     """Log and audit a rejected request in a transaction of its own."""
     log.warning("request rejected: %s %s reason=%s", request.method, request.url.path, reason)
     db.rollback()
-    key_id = found.get("key_id")
-    principal_id = found.get("principal_id")
     append_event(
         db,
         state,
         AuditEvent(
             action="auth.reject",
             outcome="deny",
-            actor_principal=principal_id if isinstance(principal_id, str) else None,
-            actor_device=key_id if isinstance(key_id, str) else None,
+            actor_principal=found.principal_id,
+            actor_device=found.key_id,
             detail={"reason": reason, "method": request.method},
         ),
     )

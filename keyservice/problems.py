@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyservice.errors import AuditUnavailableError
@@ -52,6 +53,11 @@ def install(app: FastAPI) -> None:
         ]
         summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem(422, f"the request is not valid: {summary}", errors=errors)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        log.error("database error; request refused", exc_info=exc)
+        return problem(503, "the database is unavailable, so nothing was done; try again later")
 
     @app.exception_handler(AuditUnavailableError)
     async def audit_unavailable(request: Request, exc: AuditUnavailableError) -> JSONResponse:
