@@ -232,6 +232,8 @@ def run(quick: bool) -> Iterator[Record]:
             **S3_KEYS,
             "CAREVAULT_BLOB_STORE": f"s3://{bucket}",
             "CAREVAULT_S3_ENDPOINT_URL": s3_url,
+            # The 1 GiB record's ciphertext is a little over the default 1 GiB cap.
+            "CAREVAULT_MAX_UPLOAD_BYTES": str(2 << 30),
         }
         with local_keyservice(work / "service", extra_env=env) as service:
             counter = _PutCounter()

@@ -172,5 +172,6 @@ def transfer_progress(
         disable=not enabled or not err_console.is_terminal,
     )
     with progress:
-        task = progress.add_task(description, total=total)
+        # A download's size is only known once it starts; Rich shows a pulsing bar meanwhile.
+        task = progress.add_task(description, total=total or None)
         yield lambda count: progress.advance(task, count)

@@ -163,3 +163,17 @@ def test_range_download_equals_the_slice(world: World, start: int, length: int) 
     assert amira.get_range(ref.record_id, start=start, length=length) == data[
         start : start + length
     ]
+
+
+def test_large_record_goes_through_multipart(world: World, tmp_path: Path) -> None:
+    """Past the service's single-PUT threshold the upload is multipart; it must round-trip."""
+    amira = world.people["amira"]
+    source = tmp_path / "video.bin"
+    block = os.urandom(1 << 20)
+    with source.open("wb") as out:
+        for index in range(66):
+            out.write(bytes([index]) + block[1:])
+    ref = amira.put(child_ids=[world.children["ava"]], category="photo", path=source)
+    target = tmp_path / "back.bin"
+    amira.get(ref.record_id, dst=target)
+    assert target.read_bytes() == source.read_bytes()

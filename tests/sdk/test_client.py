@@ -65,6 +65,14 @@ def _plaintext(size: int) -> bytes:
 def test_public_surface() -> None:
     assert vault.__all__ == ["Client", "DeviceIdentity", "load_identity", "save_identity"]
     assert vault.Client is Client
+    import vault.client as sdk
+
+    assert sorted(sdk.__all__) == [
+        "Child", "Client", "DeviceIdentity", "DeviceKeys", "Disclosure", "KeyFileInfo", "Me",
+        "RecordInfo", "RecordRef", "load_identity", "read_info", "save_identity",
+    ]
+    for name in sdk.__all__:
+        assert getattr(sdk, name).__module__.startswith("vault.client.")
 
 
 def test_enrol_and_whoami(client: Client) -> None:

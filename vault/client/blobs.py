@@ -106,40 +106,35 @@ def _complete_multipart(http: httpx.Client, url: str, parts: list[UploadedPart])
         raise UploadError("storage refused to complete the upload; nothing was saved")
 
 
-class _ResponseReader(io.RawIOBase):
-    """A readable binary stream over a streaming httpx response."""
+class _PipeReader(io.RawIOBase):
+    """A readable binary stream over a pipe's output."""
 
-    def __init__(self, response: httpx.Response, progress: Progress | None) -> None:
-        self._pieces = response.iter_bytes()
-        self._pending = b""
-        self._progress = progress
+    def __init__(self, source: PipeProducer[None]) -> None:
+        self._source = source
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        if not self._pending:
-            try:
-                self._pending = next(self._pieces, b"")
-            except httpx.HTTPError as exc:
-                raise TransferError("the download from storage was interrupted") from exc
-            if self._progress is not None and self._pending:
-                self._progress(len(self._pending))
-        count = min(len(view), len(self._pending))
-        view[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
+        piece = self._source.read_some(len(view))
+        view[: len(piece)] = piece
+        return len(piece)
 
 
 class Download:
-    """A streamed download: use as a context manager, read ``stream``."""
+    """A streamed download: use as a context manager, read ``stream``.
+
+    A thread takes the response off the network into a bounded pipe, so receiving the next
+    ciphertext overlaps with decrypting the previous.
+    """
 
     def __init__(self, http: httpx.Client, url: str, progress: Progress | None) -> None:
         self._http = http
         self._url = url
         self._progress = progress
         self._response: httpx.Response | None = None
+        self._pipe: PipeProducer[None] | None = None
 
     def __enter__(self) -> BinaryIO:
         request = self._http.build_request("GET", self._url)
@@ -151,10 +146,23 @@ class Download:
             status = self._response.status_code
             self._response.close()
             raise TransferError(f"storage refused the download (HTTP {status})")
-        raw = _ResponseReader(self._response, self._progress)
-        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+        response, progress = self._response, self._progress
+
+        def receive(sink: BinaryIO) -> None:
+            try:
+                for piece in response.iter_bytes():
+                    sink.write(piece)
+                    if progress is not None:
+                        progress(len(piece))
+            except httpx.HTTPError as exc:
+                raise TransferError("the download from storage was interrupted") from exc
+
+        self._pipe = PipeProducer(receive)
+        return cast(BinaryIO, io.BufferedReader(_PipeReader(self._pipe), buffer_size=1 << 20))
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
         if self._response is not None:
             self._response.close()
 

@@ -1,8 +1,9 @@
-"""A bounded pipe from a writer thread to a reader, so encryption streams into an upload.
+"""A bounded pipe from a writer thread to a reader, so that two kinds of work overlap.
 
-The record format's ``encrypt`` pushes ciphertext into a writable stream; an HTTP upload pulls
-its body from an iterator. The pipe joins the two with a small bounded queue, so at most
-``depth`` chunks of ciphertext are in memory however large the record is.
+On upload the record format's ``encrypt`` pushes ciphertext into a writable stream while the
+HTTP upload pulls its body from an iterator; on download a thread pulls the response off the
+network while ``decrypt`` works on what already arrived. A small bounded queue joins the two,
+so at most ``depth`` pieces are in memory however large the record is.
 """
 
 from __future__ import annotations
@@ -98,6 +99,16 @@ class PipeProducer(Generic[T]):
             piece, self._pending = self._pending[:remaining], self._pending[remaining:]
             remaining -= len(piece)
             yield piece
+
+    def read_some(self, size: int) -> bytes:
+        """Up to ``size`` bytes of output (at least one unless the output has ended)."""
+        if not self._pending:
+            chunk = self._next_chunk()
+            if chunk is None:
+                return b""
+            self._pending = chunk
+        piece, self._pending = self._pending[:size], self._pending[size:]
+        return piece
 
     def at_end(self) -> bool:
         """Whether the producer has finished and every byte has been read."""
