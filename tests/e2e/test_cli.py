@@ -83,6 +83,22 @@ def test_cli_round_trip_and_exit_codes(world: World, tmp_path: Path) -> None:
     status, out = _cli(robins, "--json", "records", "history", record_id)
     assert [v["version"] for v in json.loads(out)] == [1]
 
+    piped = runner.invoke(
+        app,
+        ["--profile", str(robins), "--json", "records", "put", "-", "--child", ava,
+         "--category", "observation", "--name", "from-stdin.txt"],
+        env=PASSPHRASE,
+        input=b"typed at the terminal\n",
+    )
+    assert piped.exit_code == 0, piped.output
+    piped_id = json.loads(piped.stdout)["record_id"]
+    status, out = _cli(robins, "--json", "records", "get", piped_id, "-o", str(downloads))
+    assert status == 0, out
+    assert (downloads / "from-stdin.txt").read_bytes() == b"typed at the terminal\n"
+
+    status, out = _cli(wrens, "--json", "records", "rm", record_id, "--yes")
+    assert status == EXIT_DENIED, "an educator may not destroy records"
+
 
 def test_cli_integrity_failure_exits_4_and_writes_nothing(world: World, tmp_path: Path) -> None:
     profile = _enrol(world, tmp_path, "hal", "noah")

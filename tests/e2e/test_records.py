@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.world import World
-from vault.errors import RecordUnavailable
+from vault.client import Client
+from vault.errors import AuthenticationFailed, RecordUnavailable
 from vault.format import DEFAULT_CHUNK_SIZE, IntegrityError
 
 pytestmark = pytest.mark.integration
@@ -177,3 +178,19 @@ def test_large_record_goes_through_multipart(world: World, tmp_path: Path) -> No
     target = tmp_path / "back.bin"
     amira.get(ref.record_id, dst=target)
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_revoked_principal_is_shut_out_at_once(world: World, tmp_path: Path) -> None:
+    code = world.code_for("ivy", kind="staff", roles=("educator",))
+    ivy, _ = Client.enrol(world.service.base_url, code, "ivy's phone")
+    world.admin.assign(staff_id=world.ids["ivy"], child_id=world.children["leo"])
+    ref = ivy.put(
+        child_ids=[world.children["leo"]], category="observation", stream=io.BytesIO(b"leo")
+    )
+    world.admin.revoke_principal(world.ids["ivy"])
+    with pytest.raises(AuthenticationFailed):
+        ivy.get(ref.record_id, version=1, dst=tmp_path / "x")
+    with pytest.raises(AuthenticationFailed):
+        ivy.children()
+    assert list(tmp_path.iterdir()) == []
+    ivy.close()
