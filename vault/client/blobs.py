@@ -116,10 +116,7 @@ class _PipeReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        piece = self._source.read_some(len(view))
-        view[: len(piece)] = piece
-        return len(piece)
+        return self._source.read_into(memoryview(buffer).cast("B"))
 
 
 class Download:
@@ -158,7 +155,9 @@ class Download:
                 raise TransferError("the download from storage was interrupted") from exc
 
         self._pipe = PipeProducer(receive)
-        return cast(BinaryIO, io.BufferedReader(_PipeReader(self._pipe), buffer_size=1 << 20))
+        # A small buffer serves the header's short reads; the format's chunk-sized reads are
+        # larger than it, so they go straight into the decryptor's buffer.
+        return cast(BinaryIO, io.BufferedReader(_PipeReader(self._pipe), buffer_size=1 << 16))
 
     def __exit__(self, *exc_info: object) -> None:
         if self._pipe is not None:

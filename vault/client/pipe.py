@@ -58,6 +58,7 @@ class PipeProducer(Generic[T]):
         self._result: T | None = None
         self._error: BaseException | None = None
         self._pending = b""
+        self._unread = memoryview(b"")
         self._finished = False
         writer = cast(BinaryIO, _QueueWriter(self._queue, self._cancelled))
         self._thread = threading.Thread(target=self._run, args=(produce, writer), daemon=True)
@@ -100,19 +101,22 @@ class PipeProducer(Generic[T]):
             remaining -= len(piece)
             yield piece
 
-    def read_some(self, size: int) -> bytes:
-        """Up to ``size`` bytes of output (at least one unless the output has ended)."""
-        if not self._pending:
+    def read_into(self, buffer: memoryview) -> int:
+        """Copy the next output into ``buffer``; 0 only once the output has ended."""
+        if not self._unread:
             chunk = self._next_chunk()
             if chunk is None:
-                return b""
-            self._pending = chunk
-        piece, self._pending = self._pending[:size], self._pending[size:]
-        return piece
+                return 0
+            # A view, so taking the chunk in several pieces copies each byte only once.
+            self._unread = memoryview(chunk)
+        count = min(len(buffer), len(self._unread))
+        buffer[:count] = self._unread[:count]
+        self._unread = self._unread[count:]
+        return count
 
     def at_end(self) -> bool:
         """Whether the producer has finished and every byte has been read."""
-        if self._pending:
+        if self._pending or self._unread:
             return False
         chunk = self._next_chunk()
         if chunk is None:
