@@ -23,6 +23,7 @@ from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event, refuse
 from keyservice.auth.verifier import verify_request
 from keyservice.caller import Caller
+from keyservice.db.engine import reading
 from keyservice.db.tables import devices, principals
 from keyservice.errors import AuthenticationError
 from keyservice.ids import is_id
@@ -33,7 +34,7 @@ log = logging.getLogger("keyservice.auth")
 AUTH_FAILED = "authentication failed"
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
@@ -122,15 +123,20 @@ def authenticate(
 
     now = state.clock()
     try:
-        signed = verify_request(
-            method=request.method,
-            url=request_url(request),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
-            body=body,
-            audience=state.settings.audience,
-            now=now.timestamp(),
-            resolve_key=resolve_key,
-        )
+        # The key lookup and the signature check hold no write lock; the nonce starts the
+        # request's write transaction.
+        with reading(db):
+            signed = verify_request(
+                method=request.method,
+                url=request_url(request),
+                headers=[
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                ],
+                body=body,
+                audience=state.settings.audience,
+                now=now.timestamp(),
+                resolve_key=resolve_key,
+            )
         state.replay_cache.remember(db, device_id=signed.device_id, nonce=signed.nonce, now=now)
     except AuthenticationError as exc:
         if found.db_error is not None:

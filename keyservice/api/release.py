@@ -9,14 +9,19 @@ decision and basis (docs/AUDIT.md) in the same transaction. A denied item says o
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from fastapi import APIRouter
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, Row, insert, select, tuple_
 
 from keyservice.api.encoding import b64encode
 from keyservice.api.records import COMMITTED, attributes_of
 from keyservice.api.schemas import ReleaseRequest, ReleaseResponse, ReleaseResult
 from keyservice.audit.record import audit
+from keyservice.caller import Caller
 from keyservice.catalog.facts import decide_for, load_relationships
+from keyservice.db.engine import reading
 from keyservice.db.tables import (
     disclosures,
     record_children,
@@ -45,55 +50,10 @@ def release_keys(
 ) -> ReleaseResponse:
     now = state.clock()
     pairs = list(dict.fromkeys((item.record_id, item.version) for item in body.items))
-    rows = {
-        (row.record_id, row.version): row
-        for row in db.execute(
-            select(
-                record_versions.c.record_id,
-                record_versions.c.version,
-                record_versions.c.object_name,
-                record_versions.c.encrypted_metadata,
-                records.c.category,
-                records.c.withheld_from_guardians,
-            )
-            .join(records, records.c.record_id == record_versions.c.record_id)
-            .where(
-                tuple_(record_versions.c.record_id, record_versions.c.version).in_(pairs),
-                record_versions.c.state == COMMITTED,
-                records.c.deleted_at.is_(None),
-            )
-        )
-    }
-    children: dict[str, list[str]] = {}
-    for record_id, child_id in db.execute(
-        select(record_children.c.record_id, record_children.c.child_id)
-        .where(record_children.c.record_id.in_({rid for rid, _ in rows}))
-        .order_by(record_children.c.child_id)
-    ):
-        children.setdefault(record_id, []).append(child_id)
-    relationships = load_relationships(
-        db,
-        principal_id=caller.principal_id,
-        child_ids={c for cs in children.values() for c in cs},
-    )
-    bases: dict[tuple[str, int], Basis] = {}
-    for pair, row in rows.items():
-        decision = decide_for(
-            caller,
-            relationships,
-            action=Action.READ,
-            now=now,
-            record=RecordFacts(
-                record_id=row.record_id,
-                category=row.category,
-                child_ids=tuple(children.get(row.record_id, ())),
-                withheld_from_guardians=row.withheld_from_guardians,
-            ),
-        )
-        if decision.allowed:
-            bases[pair] = decision.basis
-    categories = {pair: row.category for pair, row in rows.items()}
-    keys = _unwrap(db, state, bases, categories, children)
+    # Everything up to the seal reads a snapshot and holds no write lock (docs/AUDIT.md:
+    # only the audit entry and the disclosure rows are written).
+    with reading(db):
+        rows, children, bases, keys = _decide_and_unwrap(db, state, caller, pairs, now)
     granted = [pair for pair in pairs if pair in keys]
     sealed = seal_batch(
         recipient_public=caller.receiving_key,
@@ -171,6 +131,71 @@ def release_keys(
             )
         )
     return ReleaseResponse(ephemeral_public=b64encode(sealed.ephemeral_public), results=results)
+
+
+def _decide_and_unwrap(
+    db: Connection,
+    state: ServiceState,
+    caller: Caller,
+    pairs: list[tuple[str, int]],
+    now: datetime,
+) -> tuple[
+    dict[tuple[str, int], Row[*tuple[Any, ...]]],
+    dict[str, list[str]],
+    dict[tuple[str, int], Basis],
+    dict[tuple[str, int], tuple[RecordAttributes, bytes]],
+]:
+    """Load the batch in a fixed number of queries, decide each item, unwrap the granted."""
+    rows = {
+        (row.record_id, row.version): row
+        for row in db.execute(
+            select(
+                record_versions.c.record_id,
+                record_versions.c.version,
+                record_versions.c.object_name,
+                record_versions.c.encrypted_metadata,
+                records.c.category,
+                records.c.withheld_from_guardians,
+            )
+            .join(records, records.c.record_id == record_versions.c.record_id)
+            .where(
+                tuple_(record_versions.c.record_id, record_versions.c.version).in_(pairs),
+                record_versions.c.state == COMMITTED,
+                records.c.deleted_at.is_(None),
+            )
+        )
+    }
+    children: dict[str, list[str]] = {}
+    for record_id, child_id in db.execute(
+        select(record_children.c.record_id, record_children.c.child_id)
+        .where(record_children.c.record_id.in_({rid for rid, _ in rows}))
+        .order_by(record_children.c.child_id)
+    ):
+        children.setdefault(record_id, []).append(child_id)
+    relationships = load_relationships(
+        db,
+        principal_id=caller.principal_id,
+        child_ids={c for cs in children.values() for c in cs},
+    )
+    bases: dict[tuple[str, int], Basis] = {}
+    for pair, row in rows.items():
+        decision = decide_for(
+            caller,
+            relationships,
+            action=Action.READ,
+            now=now,
+            record=RecordFacts(
+                record_id=row.record_id,
+                category=row.category,
+                child_ids=tuple(children.get(row.record_id, ())),
+                withheld_from_guardians=row.withheld_from_guardians,
+            ),
+        )
+        if decision.allowed:
+            bases[pair] = decision.basis
+    categories = {pair: row.category for pair, row in rows.items()}
+    keys = _unwrap(db, state, bases, categories, children)
+    return rows, children, bases, keys
 
 
 def _unwrap(

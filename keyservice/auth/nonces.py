@@ -41,7 +41,9 @@ class ReplayCache:
         )
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
         if connection.execute(statement).first() is None:
+            connection.rollback()
             raise AuthenticationError("replayed_nonce")
+        connection.commit()
 
     def _sweep_if_due(self, connection: Connection, now: datetime) -> None:
         with self._lock:

@@ -2,20 +2,43 @@
 
 SQLite (embedded): WAL journal, ``synchronous`` from the settings (FULL by default, see
 docs/decisions/0003-sqlite-durability.md), foreign keys on, and every transaction opened with
-``BEGIN IMMEDIATE`` so writers queue on the busy timeout instead of failing mid-transaction
-when two requests both upgrade a read lock. PostgreSQL: statement and lock timeouts, so a
-stuck audit append fails the request (503) instead of freezing the service.
+``BEGIN IMMEDIATE`` so writers queue instead of failing mid-transaction when two requests
+both upgrade a read lock. Writers of one process queue on an in-process lock held for the
+transaction: SQLite's own busy handler polls with sleeps of up to 100 ms, which under load
+turned into second-long tail latencies. Other processes sharing the file still meet the
+busy timeout. ``reading()`` runs a read-only transaction that takes neither lock (WAL
+readers see a snapshot).
+
+PostgreSQL: statement and lock timeouts, so a stuck audit append fails the request (503)
+instead of freezing the service.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 DB_TIMEOUT_S = 5.0
 SQLITE_SYNCHRONOUS = frozenset({"FULL", "NORMAL"})
+_DEFERRED = "carevault_deferred"
+
+
+@contextmanager
+def reading(connection: Connection) -> Iterator[None]:
+    """A read-only transaction that takes no write lock; it ends (rolls back) on exit."""
+    connection.info[_DEFERRED] = True
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.info[_DEFERRED] = False
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
@@ -35,11 +58,40 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
 def _sqlite_engine(url: str, synchronous: str) -> Engine:
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise ValueError(f"sqlite synchronous must be one of {sorted(SQLITE_SYNCHRONOUS)}")
+    write_lock = threading.Lock()
+
+    class LockingConnection(sqlite3.Connection):
+        """Releases the process's write lock once its transaction has ended."""
+
+        holds_lock = False
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self._release()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self._release()
+
+        def _release(self) -> None:
+            # Not owned by a thread: FastAPI may end a request's work on another one.
+            if self.holds_lock:
+                self.holds_lock = False
+                write_lock.release()
+
     engine = create_engine(
         url,
         pool_size=20,
         max_overflow=20,
-        connect_args={"timeout": DB_TIMEOUT_S, "check_same_thread": False},
+        connect_args={
+            "timeout": DB_TIMEOUT_S,
+            "check_same_thread": False,
+            "factory": LockingConnection,
+        },
     )
 
     @event.listens_for(engine, "connect")
@@ -54,7 +106,19 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def on_begin(connection: Connection) -> None:
+        if connection.info.get(_DEFERRED):
+            connection.exec_driver_sql("BEGIN")
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        assert isinstance(dbapi_connection, LockingConnection)
+        if not write_lock.acquire(timeout=DB_TIMEOUT_S):
+            raise PoolTimeoutError("timed out waiting for the database write lock")
+        dbapi_connection.holds_lock = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.rollback()
+            raise
 
     return engine
