@@ -1,27 +1,21 @@
 """A small nursery on a real key service process, for the end-to-end tests.
 
-Everyone enrols through the real flow: the first admin with the code that
-``carevault-keyservice bootstrap`` prints, everyone else with a code the admin issues.
+Everyone enrols through the real flow with the SDK: the first admin with the code that
+``carevault-keyservice bootstrap`` prints (read by tests/keyservice/helpers.py), everyone else
+with a code the admin issues.
 ``Storage`` reads the service's blob store directly (the local directory or the S3 bucket) so
 that tests can scan and tamper with what is stored.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers import KeyService, run_keyservice_command
+from tests.keyservice.helpers import bootstrap_code
+from tests.servers import KeyService
 from vault.client import Client
-
-
-def bootstrap_code(service: KeyService) -> str:
-    out = run_keyservice_command(service.env, "bootstrap").stdout
-    found = re.search(r"enrolment code .*: (\S+)\s*$", out, re.MULTILINE)
-    assert found, out
-    return found.group(1)
 
 
 class Storage:
