@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from clients.cli import app
 from clients.output import EXIT_DENIED, EXIT_INTEGRITY
 from tests.e2e.world import World
+from tests.keyservice.helpers import bootstrap_code
 
 pytestmark = pytest.mark.integration
 
@@ -122,3 +123,43 @@ def test_cli_integrity_failure_exits_4_and_writes_nothing(world: World, tmp_path
     assert result.exit_code == EXIT_INTEGRITY
     assert "integrity check" in result.output
     assert list(target.parent.iterdir()) == []
+
+
+def test_admin_runs_a_setting_from_the_cli(world: World, tmp_path: Path) -> None:
+    admin = tmp_path / "admin"
+    code = bootstrap_code(world.service, force_new_code=True)
+    status, out = _cli(admin, "enroll", "--url", world.service.base_url, "--code", code)
+    assert status == 0, out
+
+    def run(*args: str) -> dict[str, str]:
+        status, out = _cli(admin, "--json", "admin", *args)
+        assert status == 0, out
+        parsed: dict[str, str] = json.loads(out)
+        return parsed
+
+    child = run("child", "add", "--name", "Mia", "--room", "Owls")["child_id"]
+    staff = run("principal", "add", "--name", "Jo", "--role", "educator")["principal_id"]
+    parent = run("principal", "add", "--name", "Kim", "--kind", "guardian")["principal_id"]
+    run("assign", "--staff", staff, "--child", child)
+    run("guardian", "--guardian", parent, "--child", child)
+    staff_code = run("code", staff)["code"]
+
+    jo = tmp_path / "jo"
+    status, out = _cli(jo, "enroll", "--url", world.service.base_url, "--code", staff_code)
+    assert status == 0, out
+    status, out = _cli(jo, "--json", "children")
+    assert [c["child_id"] for c in json.loads(out)] == [child]
+
+    note = tmp_path / "owls.txt"
+    note.write_text("Mia fed the fish.")
+    status, out = _cli(jo, "--json", "records", "put", str(note), "--child", child,
+                       "--category", "observation")
+    assert status == 0, out
+    record_id = json.loads(out)["record_id"]
+    status, _ = _cli(admin, "records", "get", record_id, "-o", str(tmp_path / "peek"))
+    assert status == EXIT_DENIED, "admin rights never give read rights"
+    assert not (tmp_path / "peek").exists()
+
+    run("revoke", "principal", staff)
+    status, _ = _cli(jo, "whoami")
+    assert status == EXIT_DENIED
