@@ -171,7 +171,9 @@ def _check_create(
 ) -> None:
     """Policy CREATE for every child; unknown children are denied like forbidden ones."""
     child_ids = tuple(sorted(set(body.child_ids)))
-    relationships = load_relationships(db, principal_id=caller.principal_id, child_ids=child_ids)
+    relationships = load_relationships(
+        db, principal_id=caller.principal_id, kind=caller.kind, child_ids=child_ids
+    )
     decision = decide_for(
         caller,
         relationships,
@@ -385,6 +387,7 @@ def _readable_versions(
     relationships = load_relationships(
         db,
         principal_id=caller.principal_id,
+        kind=caller.kind,
         child_ids={c for cs in children.values() for c in cs},
     )
     now = state.clock()

@@ -175,6 +175,7 @@ def _decide_and_unwrap(
     relationships = load_relationships(
         db,
         principal_id=caller.principal_id,
+        kind=caller.kind,
         child_ids={c for cs in children.values() for c in cs},
     )
     bases: dict[tuple[str, int], Basis] = {}

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keyservice.auth.verifier import SKEW
+from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import seen_nonces
 from keyservice.errors import AuthenticationError
 
@@ -30,8 +31,13 @@ class ReplayCache:
     def remember(
         self, connection: Connection, *, device_id: str, nonce: str, now: datetime
     ) -> None:
-        """Record the nonce in the current transaction, or raise if it was seen before."""
-        self._sweep_if_due(connection, now)
+        """Record and commit the nonce, or raise if it was seen before.
+
+        A transaction of its own: a nonce is spent once accepted, whatever the request's
+        outcome, and the request's work does not hold the write lock meanwhile. A nonce lost
+        in a power cut could be replayed only within the skew window after the restart, so
+        its commit does not wait for the disk.
+        """
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         statement = (
             dialect.insert(seen_nonces)
@@ -39,11 +45,14 @@ class ReplayCache:
             .on_conflict_do_nothing()
             .returning(seen_nonces.c.nonce)
         )
-        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
-        if connection.execute(statement).first() is None:
-            connection.rollback()
-            raise AuthenticationError("replayed_nonce")
-        connection.commit()
+        with relaxed_durability(connection):
+            self._sweep_if_due(connection, now)
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
+            fresh = connection.execute(statement).first() is not None
+            if not fresh:
+                connection.rollback()
+                raise AuthenticationError("replayed_nonce")
+            connection.commit()
 
     def _sweep_if_due(self, connection: Connection, now: datetime) -> None:
         with self._lock:

@@ -1,7 +1,11 @@
 """Loading the policy's facts from the database, for one record or a whole batch at once.
 
-A batch costs four relationship queries whatever its size: the caller's assignments and
-guardianships for the children involved, and the consents and court orders about them.
+A batch costs at most two relationship queries whatever its size, because the policy judges
+each kind of principal by one rule (keyservice/policy/decide.py) and only that rule's facts
+are loaded: staff by their assignments; guardians by their guardianships and the court
+orders about the children; outside recipients by the consents and court orders about the
+children (their shares come in a later issue). Facts another rule would read are left out,
+which the policy treats as absent; a new rule for a kind must add its facts here.
 """
 
 from __future__ import annotations
@@ -40,12 +44,23 @@ class Relationships:
 
 
 def load_relationships(
-    connection: Connection, *, principal_id: str, child_ids: Iterable[str]
+    connection: Connection, *, principal_id: str, kind: str, child_ids: Iterable[str]
 ) -> Relationships:
     wanted = set(child_ids)
     if not wanted:
         return Relationships((), (), (), ())
-    found_assignments = tuple(
+    return Relationships(
+        _assignments(connection, principal_id, wanted) if kind == "staff" else (),
+        _guardianships(connection, principal_id, wanted) if kind == "guardian" else (),
+        _consents(connection, wanted) if kind == "external" else (),
+        _court_orders(connection, wanted) if kind in ("guardian", "external") else (),
+    )
+
+
+def _assignments(
+    connection: Connection, principal_id: str, wanted: set[str]
+) -> tuple[Assignment, ...]:
+    return tuple(
         Assignment(
             assignment_id=row.assignment_id,
             staff_id=row.staff_id,
@@ -60,7 +75,12 @@ def load_relationships(
             )
         )
     )
-    found_guardianships = tuple(
+
+
+def _guardianships(
+    connection: Connection, principal_id: str, wanted: set[str]
+) -> tuple[Guardianship, ...]:
+    return tuple(
         Guardianship(
             guardianship_id=row.guardianship_id,
             guardian_id=row.guardian_id,
@@ -75,7 +95,10 @@ def load_relationships(
             )
         )
     )
-    found_consents = tuple(
+
+
+def _consents(connection: Connection, wanted: set[str]) -> tuple[Consent, ...]:
+    return tuple(
         Consent(
             consent_id=row.consent_id,
             child_id=row.child_id,
@@ -89,7 +112,10 @@ def load_relationships(
         )
         for row in connection.execute(select(consents).where(consents.c.child_id.in_(wanted)))
     )
-    found_orders = tuple(
+
+
+def _court_orders(connection: Connection, wanted: set[str]) -> tuple[CourtOrder, ...]:
+    return tuple(
         CourtOrder(
             court_order_id=row.court_order_id,
             child_id=row.child_id,
@@ -104,7 +130,6 @@ def load_relationships(
             select(court_orders).where(court_orders.c.child_id.in_(wanted))
         )
     )
-    return Relationships(found_assignments, found_guardianships, found_consents, found_orders)
 
 
 def principal_facts(caller: Caller) -> PrincipalFacts:

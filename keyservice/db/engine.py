@@ -28,6 +28,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 DB_TIMEOUT_S = 5.0
 SQLITE_SYNCHRONOUS = frozenset({"FULL", "NORMAL"})
 _DEFERRED = "carevault_deferred"
+_SYNCHRONOUS = "carevault_synchronous"
 
 
 @contextmanager
@@ -39,6 +40,27 @@ def reading(connection: Connection) -> Iterator[None]:
     finally:
         connection.rollback()
         connection.info[_DEFERRED] = False
+
+
+@contextmanager
+def relaxed_durability(connection: Connection) -> Iterator[None]:
+    """Commit the enclosed transaction without waiting for the disk (start it inside).
+
+    For writes whose loss in a power cut is harmless, such as replay-cache entries: SQLite
+    runs it with ``synchronous=NORMAL`` (set outside the transaction, as SQLite requires),
+    PostgreSQL with ``synchronous_commit = off``.
+    """
+    if connection.dialect.name != "sqlite":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        yield
+        return
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA synchronous={connection.info[_SYNCHRONOUS]}")
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
@@ -101,6 +123,7 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        record.info[_SYNCHRONOUS] = synchronous
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(DB_TIMEOUT_S * 1000)}")
         cursor.close()
