@@ -15,11 +15,13 @@ from sqlalchemy import Connection, delete, insert, select
 from keyservice.audit.chain import AuditEvent, Checkpointer, append
 from keyservice.audit.checkpoints import write_checkpoint
 from keyservice.audit.verify import verify_chain
+from keyservice.catalog.rotation import rewrap_child_keys
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.tables import principals, record_versions, wrapped_record_keys
 from keyservice.enrolment import issue_code
 from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
+from keyservice.keys import LocalFileRootKeyProvider
 from keyservice.settings import Settings
 
 app = typer.Typer(
@@ -165,6 +167,31 @@ def audit_checkpoint() -> None:
         typer.echo("the audit log is empty; nothing to sign")
         return
     typer.echo(f"checkpoint: seq {signed[0]} hash {signed[1]}")
+
+
+@app.command("rotate-root")
+def rotate_root() -> None:
+    """Add a root key version and rewrap every child key under it (blobs are untouched)."""
+    settings = _settings()
+    root = LocalFileRootKeyProvider(settings.root_key_file)
+    engine = make_engine(settings.database_url)
+    upgrade_to_head(engine)
+    # The new version is saved first: until the rewrap commits, the old wraps still open
+    # with the older versions the keyring keeps.
+    version = root.rotate()
+    with engine.connect() as connection:
+        count = rewrap_child_keys(connection, root)
+        _append(
+            connection,
+            settings,
+            AuditEvent(
+                action="root_key.rotate",
+                outcome="allow",
+                detail={"root_version": version, "child_keys": count},
+            ),
+        )
+        connection.commit()
+    typer.echo(f"root key version {version}; rewrapped {count} child key versions")
 
 
 @app.command()

@@ -21,10 +21,12 @@ from keyservice.api.schemas import (
     GuardianshipCreate,
     GuardianshipCreated,
     Id,
+    KeyRotated,
 )
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog.child_keys import create_child_key
+from keyservice.catalog.rotation import rotate_child_key
 from keyservice.db.tables import (
     assignments,
     children,
@@ -382,3 +384,21 @@ def create_court_order(
     )
     db.commit()
     return CourtOrderCreated(court_order_id=court_order_id)
+
+
+@router.post("/v1/admin/children/{child_id}/rotate-key", response_model=KeyRotated, status_code=200)
+def rotate_child_key_route(child_id: Id, caller: AdminCaller, db: Db, state: State) -> KeyRotated:
+    """New active key version for the child; the old one decrypt-only; wraps moved over."""
+    if not _child_exists(db, child_id):
+        raise HTTPException(status_code=404, detail="no child with this id")
+    rotated = rotate_child_key(db, state.root, child_id=child_id, now=state.clock())
+    audit(
+        db,
+        state,
+        caller,
+        "child_key.rotate",
+        {"child_id": child_id, "version": rotated.new_version, "rewrapped": rotated.rewrapped},
+    )
+    db.commit()
+    state.child_keys.forget(child_id)
+    return KeyRotated(child_id=child_id, version=rotated.new_version, rewrapped=rotated.rewrapped)

@@ -96,6 +96,12 @@ class ChildPublic(BaseModel):
     relation: str
 
 
+class KeyRotated(BaseModel):
+    child_id: str
+    version: int
+    rewrapped: int
+
+
 class AssignmentCreate(Strict):
     staff_id: Id
     child_id: Id
