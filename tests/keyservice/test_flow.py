@@ -365,6 +365,17 @@ def test_disclosure_log(room: dict) -> None:
         assert http.get(f"/v1/children/{room['child']}/disclosures").status_code == 403
 
 
+def test_guardians_do_not_learn_of_safeguarding_records_from_the_log(room: dict) -> None:
+    note = put_record(room["dsl"], child_ids=[room["child"]], category="safeguarding")
+    release(room["dsl"], [(note.record_id, 1)])
+    with room["guardian"].client() as http:
+        seen_by_guardian = ok(http.get(f"/v1/children/{room['child']}/disclosures"))
+    with room["dsl"].client() as http:
+        seen_by_dsl = ok(http.get(f"/v1/children/{room['child']}/disclosures"))
+    assert note.record_id not in {e["record_id"] for e in seen_by_guardian}
+    assert note.record_id in {e["record_id"] for e in seen_by_dsl}
+
+
 def test_consent_requires_a_guardian_giver(room: dict, service: KeyService, admin: Device) -> None:
     external = admin_enrols(service, admin, kind="external", organisation="School")
     body = {
