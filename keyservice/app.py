@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from keyservice import problems
-from keyservice.api import blobs, disclosures, principals, records, relationships, release
+from keyservice.api import ROUTERS
 from keyservice.auth.nonces import ReplayCache
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.db import make_engine, upgrade_to_head
@@ -68,6 +68,6 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         """Unauthenticated no-op: the HTTP floor that benchmarks compare key release against."""
         return {"status": "ok"}
 
-    for module in (principals, relationships, records, release, disclosures, blobs):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

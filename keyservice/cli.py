@@ -23,6 +23,7 @@ from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import LocalFileRootKeyProvider
 from keyservice.settings import Settings
+from vault.storage import StorageError
 
 app = typer.Typer(
     help="Run the Carevault key service and its admin commands.", no_args_is_help=True
@@ -244,9 +245,19 @@ def sweep(
             ),
         )
         connection.commit()
+    failed = 0
     for name in [row.object_name for row in stale] + list(deleted):
-        state.blobs.delete(name)
-    typer.echo(f"removed {len(stale)} abandoned uploads; re-checked {len(deleted)} deleted blobs")
+        try:
+            state.blobs.delete(name)
+        except (StorageError, OSError) as exc:
+            # The key rows are already gone, so a blob left behind is unreadable; the next
+            # sweep tries again. (An upload never started has no blob at all.)
+            failed += 1
+            typer.echo(f"could not delete blob {name}: {type(exc).__name__}", err=True)
+    typer.echo(
+        f"removed {len(stale)} abandoned uploads; re-checked {len(deleted)} deleted blobs"
+        + (f"; {failed} blob deletions to retry" if failed else "")
+    )
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
@@ -23,16 +22,6 @@ from keyservice.keys import RootKeyProvider, generate_key, unwrap_child_key, wra
 ACTIVE = "active"
 DECRYPT_ONLY = "decrypt-only"
 DESTROYED = "destroyed"
-
-
-@dataclass(frozen=True)
-class ChildKey:
-    child_id: str
-    version: int
-    key: bytes
-
-    def __repr__(self) -> str:
-        return f"ChildKey(child_id={self.child_id!r}, version={self.version})"
 
 
 def create_child_key(

@@ -21,7 +21,7 @@ from tests.keyservice.helpers import (
     put_record,
     release,
 )
-from tests.servers import KeyService
+from tests.servers import KeyService, run_keyservice_command
 
 pytestmark = pytest.mark.integration
 
@@ -392,3 +392,31 @@ def test_consent_requires_a_guardian_giver(room: dict, service: KeyService, admi
     with room["dsl"].client() as http:
         refused = http.post("/v1/consents", json={**body, "given_by": room["dsl"].principal_id})
     assert refused.status_code == 422
+
+
+def test_sweep_removes_abandoned_uploads(
+    room: dict, service: KeyService, service_db: Engine
+) -> None:
+    with room["educator"].client() as http:
+        pending = ok(
+            http.post(
+                "/v1/records",
+                json={
+                    "child_ids": [room["child"]],
+                    "category": "observation",
+                    "ciphertext_size": 4,
+                },
+            )
+        )
+    swept = run_keyservice_command(service.env, "sweep", "--older-than-hours", "0", check=False)
+    assert swept.returncode == 0, swept.stderr[-2000:]
+    with service_db.connect() as connection:
+        left = connection.execute(
+            text("SELECT count(*) FROM record_versions WHERE record_id = :r"),
+            {"r": pending["record_id"]},
+        ).scalar_one()
+        wraps = connection.execute(
+            text("SELECT count(*) FROM wrapped_record_keys WHERE record_id = :r"),
+            {"r": pending["record_id"]},
+        ).scalar_one()
+    assert (left, wraps) == (0, 0)
