@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import Connection, Row, insert, select, tuple_
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection, Row, insert, select
 
 from keyservice.api.encoding import b64encode
-from keyservice.api.records import COMMITTED, attributes_of
-from keyservice.api.schemas import ReleaseRequest, ReleaseResponse, ReleaseResult
+from keyservice.api.records import COMMITTED
+from keyservice.api.schemas import ReleaseRequest, ReleaseResponse
 from keyservice.audit.record import audit
 from keyservice.caller import Caller
 from keyservice.catalog.facts import decide_for, load_relationships
@@ -32,7 +33,7 @@ from keyservice.db.tables import (
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.errors import KeyUnwrapError
 from keyservice.keys import unwrap_record_key
-from keyservice.policy import Action, Basis, RecordFacts
+from keyservice.policy import Action, Basis, Decision, RecordFacts
 from keyservice.state import ServiceState
 from vault.format import RecordAttributes
 from vault.sealing import seal_batch
@@ -45,9 +46,7 @@ DOWNLOAD_URL_S = 300
 
 
 @router.post("/v1/keys/release", response_model=ReleaseResponse, response_model_exclude_none=True)
-def release_keys(
-    body: ReleaseRequest, caller: CurrentCaller, db: Db, state: State
-) -> ReleaseResponse:
+def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: State) -> JSONResponse:
     now = state.clock()
     pairs = list(dict.fromkeys((item.record_id, item.version) for item in body.items))
     # Everything up to the seal reads a snapshot and holds no write lock (docs/AUDIT.md:
@@ -97,40 +96,44 @@ def release_keys(
             ],
         )
     db.commit()
-    results = []
+    results: list[dict[str, Any]] = []
     for item in body.items:
         pair = (item.record_id, item.version)
         if pair not in sealed_by_pair:
             results.append(
-                ReleaseResult(
-                    record_id=item.record_id,
-                    version=item.version,
-                    status="denied",
-                    code=UNAVAILABLE,
-                )
+                {
+                    "record_id": item.record_id,
+                    "version": item.version,
+                    "status": "denied",
+                    "code": UNAVAILABLE,
+                }
             )
             continue
         row = rows[pair]
-        metadata = row.encrypted_metadata
-        results.append(
-            ReleaseResult(
-                record_id=item.record_id,
-                version=item.version,
-                status="granted",
-                attributes=attributes_of(
-                    record_id=item.record_id,
-                    version=item.version,
-                    child_ids=children[item.record_id],
-                    category=row.category,
-                ),
-                sealed_key=b64encode(sealed_by_pair[pair]),
-                encrypted_metadata=b64encode(metadata) if metadata is not None else None,
-                download_url=state.blobs.presign_get(row.object_name, expires_s=DOWNLOAD_URL_S)
-                if body.include_urls
-                else None,
+        result = {
+            "record_id": item.record_id,
+            "version": item.version,
+            "status": "granted",
+            "attributes": {
+                "record_id": item.record_id,
+                "version": item.version,
+                "child_ids": children[item.record_id],
+                "category": row.category,
+            },
+            "sealed_key": b64encode(sealed_by_pair[pair]),
+        }
+        if row.encrypted_metadata is not None:
+            result["encrypted_metadata"] = b64encode(row.encrypted_metadata)
+        if body.include_urls:
+            result["download_url"] = state.blobs.presign_get(
+                row.object_name, expires_s=DOWNLOAD_URL_S
             )
-        )
-    return ReleaseResponse(ephemeral_public=b64encode(sealed.ephemeral_public), results=results)
+        results.append(result)
+    # The shape is ReleaseResponse (the OpenAPI schema says so); built as plain JSON because
+    # validating a 1,000-item model again cost a fifth of a bulk release.
+    return JSONResponse(
+        {"ephemeral_public": b64encode(sealed.ephemeral_public), "results": results}
+    )
 
 
 def _decide_and_unwrap(
@@ -146,6 +149,7 @@ def _decide_and_unwrap(
     dict[tuple[str, int], tuple[RecordAttributes, bytes]],
 ]:
     """Load the batch in a fixed number of queries, decide each item, unwrap the granted."""
+    wanted = set(pairs)
     rows = {
         (row.record_id, row.version): row
         for row in db.execute(
@@ -159,11 +163,13 @@ def _decide_and_unwrap(
             )
             .join(records, records.c.record_id == record_versions.c.record_id)
             .where(
-                tuple_(record_versions.c.record_id, record_versions.c.version).in_(pairs),
+                # One id list binds faster than (id, version) pairs; versions are checked below.
+                record_versions.c.record_id.in_({rid for rid, _ in wanted}),
                 record_versions.c.state == COMMITTED,
                 records.c.deleted_at.is_(None),
             )
         )
+        if (row.record_id, row.version) in wanted
     }
     children: dict[str, list[str]] = {}
     for record_id, child_id in db.execute(
@@ -179,19 +185,28 @@ def _decide_and_unwrap(
         child_ids={c for cs in children.values() for c in cs},
     )
     bases: dict[tuple[str, int], Basis] = {}
+    # Staff and guardians are judged by the record's category, children and flag only, so
+    # records alike share one decision; outside recipients' shares name records one by one.
+    decided: dict[tuple[object, ...], Decision] = {}
     for pair, row in rows.items():
-        decision = decide_for(
-            caller,
-            relationships,
-            action=Action.READ,
-            now=now,
-            record=RecordFacts(
-                record_id=row.record_id,
-                category=row.category,
-                child_ids=tuple(children.get(row.record_id, ())),
-                withheld_from_guardians=row.withheld_from_guardians,
-            ),
-        )
+        child_ids = tuple(children.get(row.record_id, ()))
+        alike: tuple[object, ...] = (row.category, child_ids, row.withheld_from_guardians)
+        if caller.kind == "external":
+            alike = (row.record_id, *alike)
+        decision = decided.get(alike)
+        if decision is None:
+            decision = decided[alike] = decide_for(
+                caller,
+                relationships,
+                action=Action.READ,
+                now=now,
+                record=RecordFacts(
+                    record_id=row.record_id,
+                    category=row.category,
+                    child_ids=child_ids,
+                    withheld_from_guardians=row.withheld_from_guardians,
+                ),
+            )
         if decision.allowed:
             bases[pair] = decision.basis
     categories = {pair: row.category for pair, row in rows.items()}
@@ -216,9 +231,11 @@ def _unwrap(
     wraps: dict[tuple[str, int], list[tuple[str, int, bytes]]] = {}
     for row in db.execute(
         select(wrapped_record_keys)
-        .where(tuple_(wrapped_record_keys.c.record_id, wrapped_record_keys.c.version).in_(bases))
+        .where(wrapped_record_keys.c.record_id.in_({rid for rid, _ in bases}))
         .order_by(wrapped_record_keys.c.child_id)
     ):
+        if (row.record_id, row.version) not in bases:
+            continue
         wraps.setdefault((row.record_id, row.version), []).append(
             (row.child_id, row.child_key_version, row.wrapped)
         )
