@@ -175,7 +175,8 @@ def _decide_and_unwrap(
     for record_id, child_id in db.execute(
         select(record_children.c.record_id, record_children.c.child_id)
         .where(record_children.c.record_id.in_({rid for rid, _ in rows}))
-        .order_by(record_children.c.child_id)
+        # By the primary key, so SQLite looks the ids up instead of scanning the child index.
+        .order_by(record_children.c.record_id, record_children.c.child_id)
     ):
         children.setdefault(record_id, []).append(child_id)
     relationships = load_relationships(
@@ -232,7 +233,11 @@ def _unwrap(
     for row in db.execute(
         select(wrapped_record_keys)
         .where(wrapped_record_keys.c.record_id.in_({rid for rid, _ in bases}))
-        .order_by(wrapped_record_keys.c.child_id)
+        .order_by(
+            wrapped_record_keys.c.record_id,
+            wrapped_record_keys.c.version,
+            wrapped_record_keys.c.child_id,
+        )
     ):
         if (row.record_id, row.version) not in bases:
             continue
