@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from keyservice import problems
 from keyservice.api import ROUTERS
 from keyservice.auth.nonces import ReplayCache
+from keyservice.bodylimit import BodyLimit
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.keyfiles import load_or_create_secret
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     app = FastAPI(title="Carevault key service", version="0.1.0")
     app.state.service = state
     problems.install(app)
+    app.add_middleware(BodyLimit)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

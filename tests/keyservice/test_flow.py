@@ -329,10 +329,16 @@ def test_release_body_limits_and_malformed_bodies(room: dict) -> None:
         malformed = http.post(
             "/v1/keys/release", json={"items": [{"record_id": "nothex", "version": 1}]}
         )
+        oversized = http.post(
+            "/v1/keys/release",
+            content=b'{"items": [' + b" " * (2 * 1024 * 1024) + b"]}",
+            headers={"Content-Type": "application/json"},
+        )
         not_json = http.post(
             "/v1/keys/release", content=b"{", headers={"Content-Type": "application/json"}
         )
-    for response in (too_many, malformed, not_json):
+    assert oversized.status_code == 413
+    for response in (too_many, malformed, not_json, oversized):
         assert response.status_code in (413, 422), response.text
         assert response.headers["content-type"].startswith("application/problem+json")
     assert "record_id" in malformed.json()["detail"]
