@@ -46,8 +46,6 @@ PENDING = "pending"
 COMMITTED = "committed"
 DELETED = "deleted"
 UNAVAILABLE = "no such record, or not one you may use"
-MULTIPART_THRESHOLD = 64 * 1024 * 1024
-PART_SIZE = 16 * 1024 * 1024
 UPLOAD_URL_S = 3600
 
 
@@ -149,12 +147,13 @@ def _new_version(
 
 
 def _plan_upload(state: ServiceState, object_name: str, size: int) -> Upload:
-    """One PUT up to MULTIPART_THRESHOLD bytes; beyond it, parts with their own URLs."""
-    if size <= MULTIPART_THRESHOLD:
+    """One PUT up to the multipart threshold; beyond it, parts with their own URLs."""
+    settings = state.settings
+    if size <= settings.multipart_threshold_bytes:
         return Upload(
             method="single", url=state.blobs.presign_put(object_name, expires_s=UPLOAD_URL_S)
         )
-    part_size = max(PART_SIZE, -(-size // MAX_PARTS))
+    part_size = max(settings.part_size_bytes, -(-size // MAX_PARTS))
     planned = state.blobs.start_multipart(
         object_name, size=size, part_size=part_size, expires_s=UPLOAD_URL_S
     )
@@ -166,33 +165,46 @@ def _plan_upload(state: ServiceState, object_name: str, size: int) -> Upload:
     )
 
 
+def _may_create(
+    db: Connection, state: ServiceState, caller: Caller, record: RecordFacts
+) -> tuple[bool, str]:
+    """Policy CREATE for every child of ``record``, whose children all have a key; and the
+    decision's basis. Unknown children are denied like forbidden ones."""
+    relationships = load_relationships(
+        db, principal_id=caller.principal_id, kind=caller.kind, child_ids=record.child_ids
+    )
+    decision = decide_for(
+        caller, relationships, action=Action.CREATE, record=record, now=state.clock()
+    )
+    allowed = decision.allowed and len(active_versions(db, record.child_ids)) == len(
+        record.child_ids
+    )
+    return allowed, decision.basis.value
+
+
 def _check_create(
     db: Connection, state: ServiceState, caller: Caller, body: RecordCreate, record_id: str
 ) -> None:
-    """Policy CREATE for every child; unknown children are denied like forbidden ones."""
+    """A new record: refuse (403) unless the caller may add it for every child."""
     child_ids = tuple(sorted(set(body.child_ids)))
-    relationships = load_relationships(
-        db, principal_id=caller.principal_id, kind=caller.kind, child_ids=child_ids
-    )
-    decision = decide_for(
+    allowed, basis = _may_create(
+        db,
+        state,
         caller,
-        relationships,
-        action=Action.CREATE,
-        record=RecordFacts(
+        RecordFacts(
             record_id=record_id,
             category=body.category.value,
             child_ids=child_ids,
             withheld_from_guardians=body.withheld_from_guardians,
         ),
-        now=state.clock(),
     )
-    if not decision.allowed or len(active_versions(db, child_ids)) != len(child_ids):
+    if not allowed:
         refuse(
             db,
             state,
             caller,
             "record.create",
-            {"record_id": record_id, "child_ids": list(child_ids), "basis": decision.basis.value},
+            {"record_id": record_id, "child_ids": list(child_ids), "basis": basis},
             status=403,
             message="you may not add records for these children",
         )
@@ -203,7 +215,7 @@ def _check_create(
 )
 def create_record(body: RecordCreate, caller: CurrentCaller, db: Db, state: State) -> RecordCreated:
     record_id = new_id()
-    _check_create(db, state, caller, body, record_id)
+    _check_create(db, state, caller, body, record_id=record_id)
     db.execute(
         insert(records).values(
             record_id=record_id,
@@ -220,6 +232,28 @@ def create_record(body: RecordCreate, caller: CurrentCaller, db: Db, state: Stat
     return _new_version(db, state, caller, record_id=record_id, version=1, body=body)
 
 
+def _stored_facts(db: Connection, record_id: str) -> RecordFacts | None:
+    """The policy's view of a live (not deleted) record, or None."""
+    row = db.execute(
+        select(records.c.category, records.c.withheld_from_guardians).where(
+            records.c.record_id == record_id, records.c.deleted_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    child_ids = db.execute(
+        select(record_children.c.child_id)
+        .where(record_children.c.record_id == record_id)
+        .order_by(record_children.c.child_id)
+    ).scalars()
+    return RecordFacts(
+        record_id=record_id,
+        category=row.category,
+        child_ids=tuple(child_ids),
+        withheld_from_guardians=row.withheld_from_guardians,
+    )
+
+
 @router.post(
     "/v1/records/{record_id}/versions",
     response_model=RecordCreated,
@@ -229,21 +263,19 @@ def create_record(body: RecordCreate, caller: CurrentCaller, db: Db, state: Stat
 def amend_record(
     record_id: Id, body: RecordCreate, caller: CurrentCaller, db: Db, state: State
 ) -> RecordCreated:
-    row = db.execute(
-        select(records.c.category, records.c.withheld_from_guardians).where(
-            records.c.record_id == record_id, records.c.deleted_at.is_(None)
-        )
-    ).first()
-    children = set(
-        db.execute(
-            select(record_children.c.child_id).where(record_children.c.record_id == record_id)
-        ).scalars()
-    )
+    """A new version of an existing record, same children, category and flag.
+
+    The policy is asked first, with the record's stored attributes, and every failure
+    (missing, forbidden, or a body that differs from the record) is the same 404: a caller
+    who may not add to the record learns nothing about it, not even that it exists.
+    """
+    stored = _stored_facts(db, record_id)
     if (
-        row is None
-        or row.category != body.category.value
-        or children != set(body.child_ids)
-        or row.withheld_from_guardians != body.withheld_from_guardians
+        stored is None
+        or not _may_create(db, state, caller, stored)[0]
+        or stored.category != body.category.value
+        or set(stored.child_ids) != set(body.child_ids)
+        or stored.withheld_from_guardians != body.withheld_from_guardians
     ):
         refuse(
             db,
@@ -254,7 +286,6 @@ def amend_record(
             status=404,
             message=f"{UNAVAILABLE}: a new version keeps the record's children, category and flags",
         )
-    _check_create(db, state, caller, body, record_id)
     latest = db.execute(
         select(func.max(record_versions.c.version)).where(record_versions.c.record_id == record_id)
     ).scalar_one()
@@ -289,7 +320,12 @@ def commit_version(
         )
     claimed_digest = b64decode(body.ciphertext_sha256)
     if not _stored_object_matches(
-        state, row.object_name, row.upload_id, body, claimed_digest, row.ciphertext_size
+        state,
+        body,
+        object_name=row.object_name,
+        upload_id=row.upload_id,
+        claimed_digest=claimed_digest,
+        planned_size=row.ciphertext_size,
     ):
         refuse(
             db,
@@ -317,9 +353,10 @@ def commit_version(
 
 def _stored_object_matches(
     state: ServiceState,
+    body: CommitRequest,
+    *,
     object_name: str,
     upload_id: str | None,
-    body: CommitRequest,
     claimed_digest: bytes,
     planned_size: int,
 ) -> bool:
