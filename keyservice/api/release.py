@@ -121,6 +121,9 @@ def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: Sta
                 "category": row.category,
             },
             "sealed_key": b64encode(sealed_by_pair[pair]),
+            # What the commit checked, so the client can check the bytes it downloads.
+            "ciphertext_size": row.ciphertext_size,
+            "ciphertext_sha256": b64encode(row.ciphertext_sha256),
         }
         if row.encrypted_metadata is not None:
             result["encrypted_metadata"] = b64encode(row.encrypted_metadata)
@@ -158,6 +161,8 @@ def _decide_and_unwrap(
                 record_versions.c.version,
                 record_versions.c.object_name,
                 record_versions.c.encrypted_metadata,
+                record_versions.c.ciphertext_size,
+                record_versions.c.ciphertext_sha256,
                 records.c.category,
                 records.c.withheld_from_guardians,
             )

@@ -228,6 +228,8 @@ class ReleaseResult(BaseModel):
     code: str | None = None
     attributes: Attributes | None = None
     sealed_key: str | None = None
+    ciphertext_size: int | None = None
+    ciphertext_sha256: str | None = None
     encrypted_metadata: str | None = None
     download_url: str | None = None
 
