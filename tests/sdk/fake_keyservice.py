@@ -3,8 +3,9 @@
 It speaks the wire contract of docs/API.md closely enough to drive ``vault.Client``: it seals
 record keys to the requesting device with ``vault.sealing`` under the request's signature
 nonce, hands out blob URLs it serves itself (with HTTP Range), checks commits against the
-stored bytes, and releases keys only to the creator. It does not verify signatures or apply
-the policy; the end-to-end tests in tests/e2e run the real service for that.
+stored bytes, and releases keys only to the creator, each with the committed size and
+digest. It does not verify signatures or apply the policy; the end-to-end tests in tests/e2e
+run the real service for that.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Version:
     withheld: bool
     committed: bool = False
     encrypted_metadata: str = ""
+    ciphertext_size: int = 0
+    ciphertext_sha256: str = ""
 
 
 @dataclass
@@ -205,6 +208,8 @@ class FakeKeyService:
             return _problem(409, "the uploaded object does not match its digest")
         stored.committed = True
         stored.encrypted_metadata = body["encrypted_metadata"]
+        stored.ciphertext_size = body["ciphertext_size"]
+        stored.ciphertext_sha256 = body["ciphertext_sha256"]
         return httpx.Response(200, json={"record_id": record_id, "version": version})
 
     def _listing(self, key: tuple[str, int], stored: Version) -> dict[str, Any]:
@@ -249,6 +254,8 @@ class FakeKeyService:
             results.append({
                 **item, "status": "granted", "attributes": self._attributes(stored.attributes),
                 "encrypted_metadata": stored.encrypted_metadata,
+                "ciphertext_size": stored.ciphertext_size,
+                "ciphertext_sha256": stored.ciphertext_sha256,
                 **({"download_url": f"{BASE}/blobs/{stored.blob_id}"}
                    if body.get("include_urls") else {}),
             })

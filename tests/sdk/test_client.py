@@ -7,7 +7,9 @@ reads, and problem answers turned into errors. The real service is exercised in 
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import httpx
 import pytest
 
 import vault
+import vault.format as fmt
 from tests.sdk.fake_keyservice import BASE, FakeKeyService
 from vault.client import Client
 from vault.errors import (
@@ -212,6 +215,103 @@ def test_truncated_blob_fails(
     service.blobs[blob_id] = service.blobs[blob_id][:-1]
     with pytest.raises(IntegrityError):
         client.get(ref.record_id, dst=tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _replace_blob_validly(service: FakeKeyService, plaintext: bytes) -> None:
+    """Put a different, well-formed ciphertext of the only record where its blob was, as the
+    record's creator could through a still-valid upload URL."""
+    ((blob_id, original),) = service.blobs.items()
+    (stored,) = service.versions.values()
+    out = io.BytesIO()
+    fmt.encrypt(
+        record_key=stored.record_key,
+        attributes=stored.attributes,
+        metadata=fmt.Metadata(file_name="", content_type="text/plain", size=len(plaintext)),
+        src=io.BytesIO(plaintext),
+        dst=out,
+    )
+    assert out.getvalue() != original
+    service.blobs[blob_id] = out.getvalue()
+
+
+@pytest.mark.parametrize("new_size", [5000, 9000], ids=["same_size", "other_size"])
+def test_blob_replaced_after_commit_fails_and_leaves_nothing(
+    client: Client, service: FakeKeyService, child: str, tmp_path: Path, new_size: int
+) -> None:
+    ref = client.put(child_ids=[child], category="observation", stream=io.BytesIO(b"a" * 5000))
+    _replace_blob_validly(service, b"b" * new_size)
+    (stored,) = service.versions.values()
+    # The substitute authenticates on its own: only the committed size and digest catch it.
+    substitute = service.blobs[stored.blob_id]
+    fmt.decrypt(record_key=stored.record_key, attributes=stored.attributes,
+                src=io.BytesIO(substitute), dst=io.BytesIO())
+    with pytest.raises(IntegrityError) as caught:
+        client.get(ref.record_id, dst=tmp_path / "note.txt")
+    assert str(caught.value) == "record failed integrity check"
+    assert caught.value.__cause__ is not None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("delta", [-1, 1], ids=["released_smaller", "released_larger"])
+def test_size_other_than_committed_fails_and_leaves_nothing(
+    client: Client, service: FakeKeyService, child: str, tmp_path: Path, delta: int
+) -> None:
+    ref = client.put(child_ids=[child], category="photo", stream=io.BytesIO(b"x" * 70_000))
+    (stored,) = service.versions.values()
+    stored.ciphertext_size += delta
+    with pytest.raises(IntegrityError):
+        client.get(ref.record_id, dst=tmp_path / "photo.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_digest_other_than_committed_fails_and_leaves_nothing(
+    client: Client, service: FakeKeyService, child: str, tmp_path: Path
+) -> None:
+    ref = client.put(child_ids=[child], category="photo", stream=io.BytesIO(b"x" * 70_000))
+    (stored,) = service.versions.values()
+    stored.ciphertext_sha256 = base64.urlsafe_b64encode(bytes(32)).rstrip(b"=").decode()
+    with pytest.raises(IntegrityError):
+        client.get(ref.record_id, dst=tmp_path / "photo.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ciphertext_sha256": None},
+        {"ciphertext_size": None},
+        {"ciphertext_sha256": "AAAA"},
+        {"ciphertext_sha256": "not base64 at all!"},
+        {"ciphertext_size": "70100"},
+        {"ciphertext_size": 0},
+    ],
+    ids=["no_digest", "no_size", "short_digest", "not_base64", "size_as_text", "size_zero"],
+)
+def test_release_without_committed_digest_is_a_key_service_error(
+    client: Client, service: FakeKeyService, child: str, tmp_path: Path,
+    change: dict[str, object],
+) -> None:
+    ref = client.put(child_ids=[child], category="photo", stream=io.BytesIO(b"x" * 70_000))
+    original = service.handle
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        response = original(request)
+        if request.url.path != "/v1/keys/release":
+            return response
+        body = json.loads(response.content)
+        for result in body["results"]:
+            for field, value in change.items():
+                if value is None:
+                    result.pop(field, None)
+                else:
+                    result[field] = value
+        return httpx.Response(200, json=body)
+
+    unchecked = Client(client.identity, transport=httpx.MockTransport(answer),
+                       blob_client=httpx.Client(transport=service.transport()))
+    with pytest.raises(KeyServiceError, match="ciphertext"):
+        unchecked.get(ref.record_id, version=1, dst=tmp_path / "photo.bin")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -3,6 +3,8 @@ hands out. This device never holds storage credentials; a URL addresses one obje
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ import httpx
 
 from vault.client.pipe import PipeProducer
 from vault.errors import TransferError, UploadError
+from vault.format import IntegrityError
 
 Progress = Callable[[int], None]
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
@@ -119,21 +122,49 @@ class _PipeReader(io.RawIOBase):
         return self._source.read_into(memoryview(buffer).cast("B"))
 
 
+@dataclass(frozen=True)
+class ExpectedCiphertext:
+    """The size and SHA-256 of a version's ciphertext, as the key service checked them at
+    commit and hands them out with the record key."""
+
+    size: int
+    sha256: bytes
+
+
 class Download:
-    """A streamed download: use as a context manager, read ``stream``.
+    """A streamed download: use as a context manager, read ``stream``, then call ``verify``.
 
     A thread takes the response off the network into a bounded pipe, so receiving the next
-    ciphertext overlaps with decrypting the previous.
+    ciphertext overlaps with decrypting the previous. The same thread counts and hashes every
+    byte it receives: the format's authentication cannot tell a blob replaced after commit by
+    someone holding the record key (its creator, through an upload URL) from the original,
+    but the committed size and digest can.
     """
 
-    def __init__(self, http: httpx.Client, url: str, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        url: str,
+        progress: Progress | None,
+        *,
+        expected: ExpectedCiphertext,
+    ) -> None:
         self._http = http
         self._url = url
         self._progress = progress
+        self._expected = expected
         self._response: httpx.Response | None = None
         self._pipe: PipeProducer[None] | None = None
+        self._stream: BinaryIO | None = None
 
-    def __enter__(self) -> BinaryIO:
+    @property
+    def stream(self) -> BinaryIO:
+        """The ciphertext as it arrives; every byte was counted and hashed on the way."""
+        if self._stream is None:
+            raise RuntimeError("enter the download's context first")
+        return self._stream
+
+    def __enter__(self) -> Download:
         request = self._http.build_request("GET", self._url)
         try:
             self._response = self._http.send(request, stream=True)
@@ -143,21 +174,51 @@ class Download:
             status = self._response.status_code
             self._response.close()
             raise TransferError(f"storage refused the download (HTTP {status})")
-        response, progress = self._response, self._progress
+        response, progress, expected = self._response, self._progress, self._expected
 
         def receive(sink: BinaryIO) -> None:
+            digest = hashlib.sha256()
+            received = 0
             try:
                 for piece in response.iter_bytes():
+                    received += len(piece)
+                    # Stop at once rather than stream an unbounded substitute to the end.
+                    if received > expected.size:
+                        raise IntegrityError() from ValueError(
+                            "storage sent more bytes than the committed ciphertext size"
+                        )
+                    digest.update(piece)
                     sink.write(piece)
                     if progress is not None:
                         progress(len(piece))
             except httpx.HTTPError as exc:
                 raise TransferError("the download from storage was interrupted") from exc
+            if received != expected.size:
+                raise IntegrityError() from ValueError(
+                    "storage sent fewer bytes than the committed ciphertext size"
+                )
+            if not hmac.compare_digest(digest.digest(), expected.sha256):
+                raise IntegrityError() from ValueError(
+                    "the ciphertext's SHA-256 differs from the one checked at commit"
+                )
 
         self._pipe = PipeProducer(receive)
         # A small buffer serves the header's short reads; the format's chunk-sized reads are
         # larger than it, so they go straight into the decryptor's buffer.
-        return cast(BinaryIO, io.BufferedReader(_PipeReader(self._pipe), buffer_size=1 << 16))
+        self._stream = cast(
+            BinaryIO, io.BufferedReader(_PipeReader(self._pipe), buffer_size=1 << 16)
+        )
+        return self
+
+    def verify(self) -> None:
+        """Raise IntegrityError unless the whole object was read and matched its size and
+        SHA-256. Call it after decrypting and before using the plaintext."""
+        if self._pipe is None:
+            raise RuntimeError("enter the download's context first")
+        if self.stream.read(1):
+            raise IntegrityError() from ValueError("bytes follow the end of the record")
+        # Re-raises what the receiving thread raised: the size or digest mismatch.
+        self._pipe.result()
 
     def __exit__(self, *exc_info: object) -> None:
         if self._pipe is not None:
@@ -167,7 +228,11 @@ class Download:
 
 
 def read_range(http: httpx.Client, url: str, start: int, end: int) -> bytes:
-    """Bytes ``[start, end)`` of the object at ``url`` (an HTTP Range request)."""
+    """Bytes ``[start, end)`` of the object at ``url`` (an HTTP Range request).
+
+    Nothing here checks the committed size or digest: a range covers only part of the
+    object. ``Client.get_range`` says what still protects such a read.
+    """
     if end <= start:
         return b""
     try:

@@ -12,6 +12,7 @@ record keys sealed to this device and short-lived storage URLs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -26,7 +27,14 @@ import httpx
 
 from vault import format as fmt
 from vault.client import admin
-from vault.client.blobs import Download, Progress, new_blob_client, read_range, upload
+from vault.client.blobs import (
+    Download,
+    ExpectedCiphertext,
+    Progress,
+    new_blob_client,
+    read_range,
+    upload,
+)
 from vault.client.identity import DeviceIdentity, DeviceKeys, b64decode, b64encode
 from vault.client.models import Child, Disclosure, Me, RecordInfo, RecordRef
 from vault.client.pipe import PipeProducer
@@ -37,16 +45,22 @@ from vault.signing import sealing_context
 
 MAX_RELEASE_BATCH = 1000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SHA256_SIZE = 32
 
 
 @dataclass(frozen=True)
 class _Released:
-    """A record key this device opened, with what came with it."""
+    """A record key this device opened, with what came with it.
+
+    ``ciphertext`` is the committed size and digest a release carries; a new version's key,
+    handed out before anything was uploaded, has none.
+    """
 
     attributes: fmt.RecordAttributes
     record_key: bytes
     download_url: str | None
     encrypted_metadata: bytes | None
+    ciphertext: ExpectedCiphertext | None = None
 
 
 def _parse_time(text: str) -> datetime:
@@ -176,10 +190,12 @@ class Client(admin.AdminCalls):
         """Download, verify and decrypt a record version to ``dst`` (a file or a directory).
 
         The plaintext is written to a temporary file next to the target and renamed into place
-        only when every chunk authenticated; on an integrity failure nothing is left at the
+        only when every chunk authenticated and the ciphertext's size and SHA-256 equal those
+        the key service checked at commit; on an integrity failure nothing is left at the
         target and ``vault.format.IntegrityError`` is raised. Returns the path written.
         """
         released = self._release_one(record_id, version, include_url=True)
+        url, expected = self._url(released), self._committed(released)
         target = dst
         if dst.is_dir():
             metadata = self._open_metadata(released)
@@ -189,14 +205,15 @@ class Client(admin.AdminCalls):
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out, Download(
-                self._blobs, self._url(released), progress
-            ) as src:
+                self._blobs, url, progress, expected=expected
+            ) as download:
                 fmt.decrypt(
                     record_key=released.record_key,
                     attributes=released.attributes,
-                    src=src,
+                    src=download.stream,
                     dst=out,
                 )
+                download.verify()
             # The rename is what guarantees that only verified plaintext appears at the
             # target; no fsync, because a download can simply be fetched again after a crash.
             os.replace(tmp, target)
@@ -218,6 +235,14 @@ class Client(admin.AdminCalls):
 
         With ``dst`` the bytes are written there as each chunk authenticates and ``b""`` is
         returned; without it they are returned.
+
+        Unlike ``get``, a range read cannot check the ciphertext's committed SHA-256, which
+        covers the whole object. What still holds is the format's own authentication: the
+        header's MAC and key commitment, and each chunk's tag under a key bound to this
+        record's attributes and the chunk's position, so no byte from another record, position
+        or altered blob is returned. It cannot notice a blob replaced whole after commit by
+        someone who holds this record's key; read the whole record with ``get`` when that
+        matters.
         """
         released = self._release_one(record_id, version, include_url=True)
         url = self._url(released)
@@ -447,7 +472,9 @@ class Client(admin.AdminCalls):
             for result in response.body["results"]:
                 if result.get("status") != "granted":
                     continue
-                released = self._open_item(opener, result)
+                released = dataclasses.replace(
+                    self._open_item(opener, result), ciphertext=_committed_ciphertext(result)
+                )
                 key = (released.attributes.record_id.hex(), released.attributes.version)
                 if key not in batch:
                     raise KeyServiceError("the key service released a record that was not asked")
@@ -485,6 +512,12 @@ class Client(admin.AdminCalls):
         )
 
     @staticmethod
+    def _committed(released: _Released) -> ExpectedCiphertext:
+        if released.ciphertext is None:
+            raise KeyServiceError("the key service sent no ciphertext digest with the record key")
+        return released.ciphertext
+
+    @staticmethod
     def _url(released: _Released) -> str:
         if not released.download_url:
             raise KeyServiceError("the key service sent no download URL with the record key")
@@ -519,6 +552,29 @@ class Client(admin.AdminCalls):
                 )
             )
         return infos
+
+
+def _committed_ciphertext(result: dict[str, Any]) -> ExpectedCiphertext:
+    """The committed size and SHA-256 a granted release item must carry.
+
+    A release without them is a key service breaking the API, not a reason to skip the
+    check: without them a blob replaced after commit would go unnoticed.
+    """
+    size, digest = result.get("ciphertext_size"), result.get("ciphertext_sha256")
+    if type(size) is not int or size < 1 or not isinstance(digest, str):
+        raise KeyServiceError(
+            "the key service released a record key without the ciphertext's size and SHA-256;"
+            " update the key service, or ask its operator to"
+        )
+    try:
+        raw = b64decode(digest)
+    except ValueError as exc:
+        raise KeyServiceError("the key service sent a ciphertext digest that is not base64") from (
+            exc
+        )
+    if len(raw) != SHA256_SIZE:
+        raise KeyServiceError("the key service sent a ciphertext digest of the wrong length")
+    return ExpectedCiphertext(size=size, sha256=raw)
 
 
 class _BytesSink:
