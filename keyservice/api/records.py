@@ -47,6 +47,7 @@ COMMITTED = "committed"
 DELETED = "deleted"
 UNAVAILABLE = "no such record, or not one you may use"
 UPLOAD_URL_S = 3600
+DELETE_REFUSED = f"{UNAVAILABLE}: records are deleted by a manager or DSL who may read them"
 
 
 def attributes_of(
@@ -180,6 +181,15 @@ def _may_create(
         record.child_ids
     )
     return allowed, decision.basis.value
+
+
+def _may_read(db: Connection, state: ServiceState, caller: Caller, record: RecordFacts) -> bool:
+    relationships = load_relationships(
+        db, principal_id=caller.principal_id, kind=caller.kind, child_ids=record.child_ids
+    )
+    return decide_for(
+        caller, relationships, action=Action.READ, record=record, now=state.clock()
+    ).allowed
 
 
 def _check_create(
@@ -498,16 +508,26 @@ def record_history(
 
 @router.delete("/v1/records/{record_id}", status_code=204)
 def delete_record(record_id: Id, caller: CurrentCaller, db: Db, state: State) -> None:
-    """Crypto-shred: the wrapped keys are deleted and committed first, then the blobs."""
-    if not caller.has_role("manager", "dsl", "admin"):
+    """Crypto-shred: the wrapped keys are deleted and committed first, then the blobs.
+
+    Only a manager or DSL who may read the record now deletes it; an admin role alone does
+    not (docs/POLICY.md: administration gives no rights over record content). Every refusal,
+    missing or forbidden, is the same audited 404.
+    """
+    stored = _stored_facts(db, record_id)
+    if (
+        stored is None
+        or not caller.has_role("manager", "dsl")
+        or not _may_read(db, state, caller, stored)
+    ):
         refuse(
             db,
             state,
             caller,
             "record.delete",
             {"record_id": record_id},
-            status=403,
-            message="only managers, DSLs and admins delete records",
+            status=404,
+            message=DELETE_REFUSED,
         )
     now = state.clock()
     done = db.execute(
@@ -523,7 +543,7 @@ def delete_record(record_id: Id, caller: CurrentCaller, db: Db, state: State) ->
             "record.delete",
             {"record_id": record_id},
             status=404,
-            message=UNAVAILABLE,
+            message=DELETE_REFUSED,
         )
     names = list(
         db.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import Engine, text
 
 from tests.keyservice.helpers import (
     Device,
@@ -12,6 +13,7 @@ from tests.keyservice.helpers import (
     assign,
     create_child,
     put_record,
+    release,
 )
 from tests.servers import KeyService
 
@@ -53,6 +55,18 @@ def _amend(device: Device, record_id: str, *, child: str, category: str) -> http
         )
 
 
+def _outcomes(service_db: Engine, principal_id: str, action: str) -> list[tuple[str, str]]:
+    with service_db.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT outcome, detail FROM audit_entries WHERE actor_principal = :p "
+                "AND action = :a ORDER BY seq"
+            ),
+            {"p": principal_id, "a": action},
+        ).all()
+    return [(row.outcome, row.detail) for row in rows]
+
+
 def test_amend_does_not_reveal_whether_a_record_exists_or_its_category(room: dict) -> None:
     note = put_record(room["dsl"], child_ids=[room["child"]], category="safeguarding")
     for outsider in (room["guardian"], room["educator"], room["unassigned_dsl"]):
@@ -73,3 +87,38 @@ def test_amend_with_different_attributes_is_refused_for_an_entitled_caller(room:
     assert wrong.status_code == 404
     right = _amend(room["dsl"], note.record_id, child=room["child"], category="safeguarding")
     assert right.status_code == 201
+
+
+def test_delete_needs_the_right_to_read_the_record(room: dict, service_db: Engine) -> None:
+    note = put_record(room["dsl"], child_ids=[room["child"]], category="safeguarding")
+    refused = []
+    for caller in (room["unassigned_dsl"], room["unassigned_manager"], room["educator"]):
+        with caller.client() as http:
+            refused.append(http.delete(f"/v1/records/{note.record_id}"))
+            missing = http.delete(f"/v1/records/{MISSING}")
+        assert (refused[-1].status_code, refused[-1].json()) == (404, missing.json())
+        assert _outcomes(service_db, caller.principal_id, "record.delete")[-1][0] == "deny"
+    _, results = release(room["dsl"], [(note.record_id, 1)])
+    assert results[(note.record_id, 1)]["status"] == "granted"
+
+
+def test_an_admin_cannot_delete_records(room: dict, admin: Device) -> None:
+    record = put_record(room["educator"], child_ids=[room["child"]])
+    with admin.client() as http:
+        assert http.delete(f"/v1/records/{record.record_id}").status_code == 404
+    _, results = release(room["educator"], [(record.record_id, 1)])
+    assert results[(record.record_id, 1)]["status"] == "granted"
+
+
+def test_a_reader_without_the_manager_or_dsl_role_cannot_delete(room: dict) -> None:
+    record = put_record(room["educator"], child_ids=[room["child"]])
+    for reader in (room["educator"], room["guardian"]):
+        with reader.client() as http:
+            assert http.delete(f"/v1/records/{record.record_id}").status_code == 404
+
+
+def test_an_assigned_dsl_deletes(room: dict) -> None:
+    record = put_record(room["educator"], child_ids=[room["child"]])
+    with room["dsl"].client() as http:
+        assert http.delete(f"/v1/records/{record.record_id}").status_code == 204
+        assert http.delete(f"/v1/records/{record.record_id}").status_code == 404
