@@ -37,6 +37,7 @@ from keyservice.db.tables import (
 )
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
 from keyservice.ids import new_id
+from keyservice.state import ServiceState
 
 router = APIRouter()
 
@@ -71,6 +72,29 @@ def _is_guardian(db: Connection, *, guardian_id: str, child_id: str) -> bool:
         ).first()
         is not None
     )
+
+
+def _refuse_self_grant(
+    db: Connection, state: ServiceState, caller: Caller, action: str, *, subject_id: str
+) -> None:
+    """Refuse (403, audited) a relationship the caller would record about themselves.
+
+    Whoever records an assignment, guardianship, consent or court order must not be the one it
+    gives rights to: otherwise the admin role, which gives no right to read (docs/POLICY.md),
+    would be one request away from every record. See docs/decisions/0004-admins-cannot-read.md
+    for what this does not prevent.
+    """
+    if subject_id == caller.principal_id:
+        refuse(
+            db,
+            state,
+            caller,
+            action,
+            {"reason": "self_grant", "subject_id": subject_id},
+            status=403,
+            message="you cannot record a relationship that gives rights to yourself; "
+            "ask another administrator or manager to record it",
+        )
 
 
 def _window(
@@ -159,6 +183,7 @@ def list_children(caller: CurrentCaller, db: Db, state: State) -> list[ChildPubl
 def create_assignment(
     body: AssignmentCreate, caller: AdminCaller, db: Db, state: State
 ) -> AssignmentCreated:
+    _refuse_self_grant(db, state, caller, "assignment.create", subject_id=body.staff_id)
     now = state.clock()
     start, end = _window(body.valid_from, body.valid_to, now=now)
     if _kind_of(db, body.staff_id) != "staff":
@@ -213,6 +238,7 @@ def end_assignment(assignment_id: Id, caller: AdminCaller, db: Db, state: State)
 def create_guardianship(
     body: GuardianshipCreate, caller: AdminCaller, db: Db, state: State
 ) -> GuardianshipCreated:
+    _refuse_self_grant(db, state, caller, "guardianship.create", subject_id=body.guardian_id)
     if _kind_of(db, body.guardian_id) != "guardian":
         raise HTTPException(status_code=422, detail="guardian_id is not an active guardian")
     if not _child_exists(db, body.child_id):
@@ -264,6 +290,7 @@ def create_consent(
             message="only staff managers, DSLs, admins or the child's guardians "
             "may record a consent",
         )
+    _refuse_self_grant(db, state, caller, "consent.create", subject_id=body.recipient_id)
     if caller.kind == "guardian" and body.given_by != caller.principal_id:
         raise HTTPException(status_code=422, detail="a guardian records only their own consent")
     if not _is_guardian(db, guardian_id=body.given_by, child_id=body.child_id):
@@ -345,6 +372,7 @@ def create_court_order(
             status=403,
             message="only staff managers, DSLs or admins may record court orders",
         )
+    _refuse_self_grant(db, state, caller, "court_order.create", subject_id=body.subject_id)
     if not _child_exists(db, body.child_id):
         raise HTTPException(status_code=422, detail="child_id is not a known child")
     wanted = "external" if body.effect == "disclose" else "guardian"

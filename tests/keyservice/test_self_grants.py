@@ -1,0 +1,136 @@
+"""Nobody records a relationship that gives rights to themselves (docs/decisions/0004)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.keyservice.helpers import (
+    Device,
+    add_guardian,
+    admin_enrols,
+    assign,
+    create_child,
+    ok,
+    put_record,
+    release,
+)
+from tests.servers import KeyService
+
+pytestmark = pytest.mark.integration
+
+
+def _last_entry(service_db: Engine, principal_id: str, action: str) -> tuple[str, dict[str, Any]]:
+    with service_db.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT outcome, detail FROM audit_entries WHERE actor_principal = :p "
+                "AND action = :a ORDER BY seq DESC LIMIT 1"
+            ),
+            {"p": principal_id, "a": action},
+        ).one()
+    return row.outcome, json.loads(row.detail)
+
+
+def _assert_refused_and_audited(
+    response: Any, service_db: Engine, actor: Device, action: str
+) -> None:
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    outcome, detail = _last_entry(service_db, actor.principal_id, action)
+    assert (outcome, detail["reason"], detail["subject_id"]) == (
+        "deny",
+        "self_grant",
+        actor.principal_id,
+    )
+
+
+def test_an_admin_cannot_assign_themselves(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    child = create_child(admin)
+    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
+    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    record = put_record(dsl, child_ids=[child])
+    with admin.client() as http:
+        refused = http.post(
+            "/v1/admin/assignments",
+            json={"staff_id": admin.principal_id, "child_id": child, "role": "educator"},
+        )
+    _assert_refused_and_audited(refused, service_db, admin, "assignment.create")
+    _, results = release(admin, [(record.record_id, 1)])
+    assert results[(record.record_id, 1)]["status"] == "denied"
+
+
+def test_an_admin_cannot_make_themselves_a_guardian(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    child = create_child(admin)
+    with admin.client() as http:
+        refused = http.post(
+            "/v1/admin/guardianships",
+            json={
+                "guardian_id": admin.principal_id,
+                "child_id": child,
+                "parental_responsibility": True,
+            },
+        )
+    _assert_refused_and_audited(refused, service_db, admin, "guardianship.create")
+
+
+def test_no_one_records_a_consent_naming_themselves_as_recipient(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    child = create_child(admin)
+    manager = admin_enrols(service, admin, kind="staff", roles=["manager"])
+    guardian = admin_enrols(service, admin, kind="guardian")
+    add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
+    with manager.client() as http:
+        refused = http.post(
+            "/v1/consents",
+            json={
+                "child_id": child,
+                "given_by": guardian.principal_id,
+                "recipient_id": manager.principal_id,
+                "categories": ["observation"],
+                "purpose": "a purpose",
+            },
+        )
+    _assert_refused_and_audited(refused, service_db, manager, "consent.create")
+
+
+@pytest.mark.parametrize("effect", ["disclose", "restrict_guardian"])
+def test_no_one_records_a_court_order_about_themselves(
+    service: KeyService, admin: Device, service_db: Engine, effect: str
+) -> None:
+    child = create_child(admin)
+    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
+    with dsl.client() as http:
+        refused = http.post(
+            "/v1/court-orders",
+            json={
+                "child_id": child,
+                "effect": effect,
+                "subject_id": dsl.principal_id,
+                "categories": ["observation"],
+                "reference": "FAM-1",
+                "valid_from": "2020-01-01T00:00:00Z",
+                "valid_to": "2099-01-01T00:00:00Z",
+            },
+        )
+    _assert_refused_and_audited(refused, service_db, dsl, "court_order.create")
+
+
+def test_an_admin_still_assigns_other_staff(service: KeyService, admin: Device) -> None:
+    child = create_child(admin)
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    with admin.client() as http:
+        ok(
+            http.post(
+                "/v1/admin/assignments",
+                json={"staff_id": educator.principal_id, "child_id": child, "role": "educator"},
+            )
+        )
