@@ -123,6 +123,7 @@ def test_public_surface() -> None:
             "MemoryStore",
             "MultipartUpload",
             "ObjectInfo",
+            "ObjectExists",
             "ObjectNotFound",
             "PendingUpload",
             "S3Store",
@@ -138,5 +139,7 @@ def test_public_surface() -> None:
     )
     for name in vault.storage.__all__:
         assert hasattr(vault.storage, name)
-    for error in ["ObjectNotFound", "InvalidObjectName", "InvalidToken", "UploadError"]:
+    for error in [
+        "ObjectExists", "ObjectNotFound", "InvalidObjectName", "InvalidToken", "UploadError"
+    ]:
         assert issubclass(getattr(vault.storage, error), vault.storage.StorageError)

@@ -16,6 +16,7 @@ from vault.storage import (
     InvalidObjectName,
     InvalidToken,
     LocalDirectoryStore,
+    ObjectExists,
     ObjectNotFound,
     UploadError,
     new_object_name,
@@ -243,3 +244,67 @@ def test_root_is_created_private(tmp_path: Path) -> None:
     LocalDirectoryStore(root, base_url=BASE, token_key=KEY)
     assert root.is_dir()
     assert stat.S_IMODE(os.stat(root).st_mode) & 0o077 == 0
+
+
+def test_upload_url_cannot_replace_a_written_object(store: LocalDirectoryStore) -> None:
+    """An upload URL that is still valid after its version was committed must not swap the
+    committed blob (security review, finding 3)."""
+    name = new_object_name()
+    put = token_of(store.presign_put(name, expires_s=3600))
+    store.receive(put, io.BytesIO(b"committed"), now=store_clock_now(store))
+    with pytest.raises(ObjectExists):
+        store.receive(put, io.BytesIO(b"substitute"), now=store_clock_now(store))
+    other_url = token_of(store.presign_put(name, expires_s=3600))
+    with pytest.raises(ObjectExists):
+        store.receive(other_url, io.BytesIO(b"substitute"), now=store_clock_now(store))
+    assert store.get(name).read() == b"committed"
+    assert list((store.root / ".tmp").iterdir()) == []
+
+
+class RacingSource:
+    """A body during whose upload another writer creates the same object."""
+
+    def __init__(self, store: LocalDirectoryStore, name: str) -> None:
+        self._store, self._name, self._sent = store, name, False
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._sent:
+            return b""
+        self._sent = True
+        self._store.put(self._name, io.BytesIO(b"first writer"))
+        return b"second writer"
+
+
+def test_the_link_refuses_a_writer_that_lost_the_race(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    put = token_of(store.presign_put(name, expires_s=60))
+    with pytest.raises(ObjectExists):
+        store.receive(put, RacingSource(store, name), now=store_clock_now(store))
+    assert store.get(name).read() == b"first writer"
+    assert list((store.root / ".tmp").iterdir()) == []
+
+
+def test_completing_an_upload_cannot_replace_an_object(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    upload = store.start_multipart(name, size=10, part_size=MIN_PART_SIZE, expires_s=60)
+    etag = store.receive(token_of(upload.part_urls[0]), io.BytesIO(b"0123456789"), now=0)
+    store.put(name, io.BytesIO(b"already here"))
+    with pytest.raises(ObjectExists):
+        store.complete_multipart(name, upload_id=upload.upload_id, parts=[CompletedPart(1, etag)])
+    assert store.get(name).read() == b"already here"
+    assert list((store.root / ".tmp").iterdir()) == []
+
+
+def test_a_part_may_be_sent_again_until_the_upload_completes(
+    store: LocalDirectoryStore,
+) -> None:
+    name = new_object_name()
+    upload = store.start_multipart(name, size=10, part_size=MIN_PART_SIZE, expires_s=60)
+    part = token_of(upload.part_urls[0])
+    store.receive(part, io.BytesIO(b"interrupt"), now=0)
+    etag = store.receive(part, io.BytesIO(b"0123456789"), now=0)
+    store.complete_multipart(name, upload_id=upload.upload_id, parts=[CompletedPart(1, etag)])
+    assert store.get(name).read() == b"0123456789"
+    with pytest.raises(ObjectNotFound):
+        store.receive(part, io.BytesIO(b"substitute"), now=0)
+    assert store.get(name).read() == b"0123456789"

@@ -3,6 +3,8 @@
 StorageError            root of these errors
 ├── InvalidObjectName   a name is not a Carevault object name (refused before any I/O)
 ├── ObjectNotFound      no object (or no multipart upload) by that name
+├── ObjectExists        an upload would replace an object that already exists; objects are
+│                       written once, so a committed blob cannot be swapped afterwards
 ├── InvalidToken        a blob URL token is forged, expired, damaged or used for the wrong
 │                       method. One opaque error for every cause; the cause is chained.
 ├── UploadError         a multipart upload cannot be completed as asked: a part is
@@ -24,6 +26,14 @@ class InvalidObjectName(StorageError):
 
 class ObjectNotFound(StorageError):
     """There is no object, or no multipart upload, by that name."""
+
+
+class ObjectExists(StorageError):
+    """An upload would replace an existing object. Objects are written once; upload the new
+    content as a new record version instead."""
+
+    def __init__(self, message: str = "an object by that name already exists") -> None:
+        super().__init__(message)
 
 
 class InvalidToken(StorageError):

@@ -6,8 +6,12 @@ Layout under ``root`` (created 0700):
     .tmp/                   files being written; renamed into place only when complete
     .uploads/<upload_id>/   parts of unfinished multipart uploads, and their manifest
 
-Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a reader or a
-crash never sees half an object. Paths are only ever built from names that match the strict
+Writes are atomic (temporary file, fsync, link or rename, fsync of the directory), so a reader
+or a crash never sees half an object. An object is written once: an upload through a URL
+(``receive``) or the completion of a multipart upload refuses to replace an existing object
+with ObjectExists, so an upload URL that is still valid after its version was committed cannot
+swap the committed blob. The new object is hard-linked into place, which fails if the name is
+taken, instead of renamed over it. Paths are only ever built from names that match the strict
 object-name pattern, and the resolved path must still lie inside the root, so neither a
 crafted name nor a symlink planted in the tree can reach outside it.
 
@@ -45,6 +49,7 @@ from vault.storage.errors import (
     BackendError,
     InvalidObjectName,
     InvalidToken,
+    ObjectExists,
     ObjectNotFound,
     UploadError,
 )
@@ -113,13 +118,20 @@ class LocalDirectoryStore:
     def receive(self, token: str, source: ByteSource, *, now: float) -> str:
         """Handle ``PUT /v1/blobs/{token}``: store the body, return the ETag to answer with.
 
-        A whole-object token writes the object; a part token writes that part of its upload.
+        A whole-object token writes the object, or raises ObjectExists if it was already
+        written; a part token writes that part of its upload (a part may be sent again, as
+        on S3, until the upload is completed and its parts are gone).
         """
         grant = self._signer.verify(token, method="PUT", now=now)
         if grant.upload_id is None or grant.part_number is None:
-            return _etag(self._write_atomic(self._object_path(grant.name), source))
+            path = self._object_path(grant.name)
+            # Refused before the body is copied; the link in _write_atomic is what decides.
+            if path.exists():
+                raise ObjectExists()
+            return _etag(self._write_atomic(path, source, replace=False))
         upload_dir = self._upload_dir(grant.name, grant.upload_id)
-        digest = self._write_atomic(upload_dir / _part_file(grant.part_number), source)
+        part = upload_dir / _part_file(grant.part_number)
+        digest = self._write_atomic(part, source, replace=True)
         return _etag(digest)
 
     def send(self, token: str, *, now: float) -> tuple[BlobReader, int]:
@@ -145,7 +157,7 @@ class LocalDirectoryStore:
         upload_dir = self._uploads / upload_id
         upload_dir.mkdir(mode=0o700)
         manifest = json.dumps({"name": name, "size": size, "part_size": part_size}).encode()
-        self._write_atomic(upload_dir / _MANIFEST, _BytesSource(manifest))
+        self._write_atomic(upload_dir / _MANIFEST, _BytesSource(manifest), replace=False)
         expires_at = self._expiry(expires_s)
         urls = tuple(
             self.url(
@@ -170,7 +182,7 @@ class LocalDirectoryStore:
                 raise UploadError(f"part {part.part_number} is not {expected} bytes")
             sources.append((part, path))
         with _Concatenation(sources) as joined:
-            self._write_atomic(self._object_path(name), joined)
+            self._write_atomic(self._object_path(name), joined, replace=False)
         shutil.rmtree(upload_dir)
 
     def abort_multipart(self, name: str, *, upload_id: str) -> None:
@@ -222,7 +234,9 @@ class LocalDirectoryStore:
                     yield name
 
     def put(self, name: str, source: ByteSource) -> None:
-        self._write_atomic(self._object_path(name), source)
+        # The BlobStore contract: a direct put (tools, tests) replaces. Clients never reach
+        # it; their uploads go through receive, which does not.
+        self._write_atomic(self._object_path(name), source, replace=True)
 
     def get(self, name: str) -> BlobReader:
         return self._open(name)
@@ -266,8 +280,13 @@ class LocalDirectoryStore:
             raise BackendError("cannot open the object") from exc
         return os.fdopen(fd, "rb")
 
-    def _write_atomic(self, path: Path, source: ByteSource) -> bytes:
-        """Write ``path`` so that it appears whole or not at all; return the SHA-256."""
+    def _write_atomic(self, path: Path, source: ByteSource, *, replace: bool) -> bytes:
+        """Write ``path`` so that it appears whole or not at all; return the SHA-256.
+
+        With ``replace`` false an existing ``path`` is left as it was and ObjectExists is
+        raised: the complete file is hard-linked into place, which the kernel refuses if the
+        name is taken, so two racing writers cannot both succeed.
+        """
         if not path.parent.exists():
             path.parent.mkdir(mode=0o700)
             _fsync_dir(path.parent.parent)
@@ -281,7 +300,14 @@ class LocalDirectoryStore:
                     digest.update(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp_name, path)
+            if replace:
+                os.replace(tmp_name, path)
+            else:
+                try:
+                    os.link(tmp_name, path)
+                except FileExistsError as exc:
+                    raise ObjectExists() from exc
+                os.unlink(tmp_name)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
