@@ -459,10 +459,11 @@ def _header_failures() -> Iterator[Vector]:
         )
 
 
-def _unsorted_children_blob() -> bytes:
+def _children_blob(stored: bytes) -> bytes:
+    """A two-child record whose header stores ``stored`` as its child ids."""
     attrs = attributes(children=(CHILD_A, CHILD_B))
     blob = seal(b"abc", attrs=attrs)
-    return put(blob, 31, CHILD_B + CHILD_A)
+    return put(blob, 31, stored)
 
 
 def _forged_metadata_blob(metadata_bytes: bytes) -> bytes:
@@ -494,7 +495,15 @@ def _non_canonical() -> Iterator[Vector]:
         name="noncanonical_child_ids_unsorted",
         description="two child ids stored in descending order",
         expect="format",
-        blob=_unsorted_children_blob(),
+        blob=_children_blob(CHILD_B + CHILD_A),
+        attrs=attributes(children=(CHILD_A, CHILD_B)),
+        error_contains="ascending",
+    )
+    yield Vector(
+        name="noncanonical_child_ids_repeated",
+        description="the same child id stored twice (child count 2)",
+        expect="format",
+        blob=_children_blob(CHILD_A + CHILD_A),
         attrs=attributes(children=(CHILD_A, CHILD_B)),
         error_contains="ascending",
     )
@@ -518,9 +527,89 @@ def _non_canonical() -> Iterator[Vector]:
             "file name",
         ),
         (
+            "noncanonical_metadata_name_with_backslash",
+            "file name with a Windows path separator",
+            meta(0, b"..\\evil.exe", b"text/plain"),
+            "file name",
+        ),
+        ("noncanonical_metadata_name_dot", "file name '.'", meta(0, b".", b"text/plain"),
+         "file name"),
+        (
+            "noncanonical_metadata_name_dot_dot",
+            "file name '..'",
+            meta(0, b"..", b"text/plain"),
+            "file name",
+        ),
+        (
+            "noncanonical_metadata_name_control_nul",
+            "file name with a NUL byte (C0 control)",
+            meta(0, b"a\x00b", b"text/plain"),
+            "file name",
+        ),
+        (
+            "noncanonical_metadata_name_control_newline",
+            "file name with a line feed (C0 control)",
+            meta(0, b"a\nb.txt", b"text/plain"),
+            "file name",
+        ),
+        (
+            "noncanonical_metadata_name_control_unit_separator",
+            "file name with 0x1F, the last C0 control",
+            meta(0, b"a\x1fb", b"text/plain"),
+            "file name",
+        ),
+        (
+            "noncanonical_metadata_name_del",
+            "file name with DEL (0x7F)",
+            meta(0, b"a\x7fb", b"text/plain"),
+            "file name",
+        ),
+        (
+            "noncanonical_metadata_name_overlong_utf8",
+            "file name with 'a' in an overlong two-byte form (C1 A1)",
+            meta(0, b"\xc1\xa1.txt", b"text/plain"),
+            "UTF-8",
+        ),
+        (
+            "noncanonical_metadata_name_overlong_utf8_three_bytes",
+            "file name with '.' in an overlong three-byte form (E0 80 AE)",
+            meta(0, b"\xe0\x80\xae", b"text/plain"),
+            "UTF-8",
+        ),
+        (
+            "noncanonical_metadata_name_encoded_surrogate",
+            "file name with the surrogate U+D800 encoded as UTF-8 (ED A0 80)",
+            meta(0, b"a\xed\xa0\x80b", b"text/plain"),
+            "UTF-8",
+        ),
+        (
             "noncanonical_metadata_empty_content_type",
             "content type of zero bytes",
             meta(0, b"f", b""),
+            "content type",
+        ),
+        (
+            "noncanonical_metadata_content_type_non_ascii",
+            "content type with UTF-8 'ä' (C3 A4)",
+            meta(0, b"f", b"text/pl\xc3\xa4in"),
+            "ASCII",
+        ),
+        (
+            "noncanonical_metadata_content_type_control",
+            "content type with a tab, outside 0x20..0x7E",
+            meta(0, b"f", b"text/plain;\tcharset=utf-8"),
+            "content type",
+        ),
+        (
+            "noncanonical_metadata_content_type_del",
+            "content type with DEL (0x7F)",
+            meta(0, b"f", b"text/plain\x7f"),
+            "content type",
+        ),
+        (
+            "limit_metadata_content_type_128_bytes",
+            "content type of 128 bytes, one over the limit",
+            meta(0, b"f", b"a" * 128),
             "content type",
         ),
         (
