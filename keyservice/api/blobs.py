@@ -25,7 +25,9 @@ router = APIRouter()
 CHUNK = 256 * 1024
 # Request bodies past this size are spooled to a temporary file, not held in memory.
 SPOOL_BYTES = 1024 * 1024
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# ASCII digits only (``\d`` also matches other scripts' digits), and at most 19 of them, so
+# int() never meets a number too long to convert (Python refuses past 4,300 digits).
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def _local(state: State) -> LocalDirectoryStore:
