@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -60,7 +61,17 @@ def relaxed_durability(connection: Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        raw.execute(f"PRAGMA synchronous={connection.info[_SYNCHRONOUS]}")
+        # A failure can leave the transaction open, and SQLite refuses to change the setting
+        # inside one: end it first, or the pooled connection would stay at NORMAL and later
+        # audit commits on it would not be durable.
+        if connection.in_transaction():
+            connection.rollback()
+        try:
+            raw.execute(f"PRAGMA synchronous={connection.info[_SYNCHRONOUS]}")
+        except sqlite3.Error as exc:
+            # Never hand this connection out again; the request fails as a database error (503).
+            connection.invalidate(exc)
+            raise OperationalError("PRAGMA synchronous", None, exc) from exc
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:

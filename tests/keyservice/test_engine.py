@@ -1,0 +1,63 @@
+"""Engine set-up: relaxed durability never outlives its transaction (SQLite, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from keyservice.db.engine import make_engine, relaxed_durability
+
+FULL = 2
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}", sqlite_synchronous="FULL")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE seen (k INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql("INSERT INTO seen (k) VALUES (1)")
+    return engine
+
+
+def _synchronous(connection: Connection) -> int:
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    level: int = raw.execute("PRAGMA synchronous").fetchone()[0]
+    return level
+
+
+def test_a_failed_write_inside_relaxed_durability_restores_full(engine: Engine) -> None:
+    with engine.connect() as connection:
+        with pytest.raises(IntegrityError), relaxed_durability(connection):
+            connection.exec_driver_sql("INSERT INTO seen (k) VALUES (2)")
+            connection.exec_driver_sql("INSERT INTO seen (k) VALUES (1)")
+        assert not connection.in_transaction()
+        assert _synchronous(connection) == FULL
+        # The failed transaction was rolled back as a whole, and the connection still writes.
+        connection.exec_driver_sql("INSERT INTO seen (k) VALUES (3)")
+        connection.commit()
+        rows = connection.exec_driver_sql("SELECT k FROM seen ORDER BY k").scalars().all()
+    assert rows == [1, 3]
+
+
+def test_the_pooled_connection_comes_back_at_full(engine: Engine) -> None:
+    engine.pool.dispose()
+    with (
+        engine.connect() as connection,
+        pytest.raises(IntegrityError),
+        relaxed_durability(connection),
+    ):
+        connection.exec_driver_sql("INSERT INTO seen (k) VALUES (1)")
+    with engine.connect() as connection:
+        assert _synchronous(connection) == FULL
+
+
+def test_a_committed_write_restores_full(engine: Engine) -> None:
+    with engine.connect() as connection:
+        with relaxed_durability(connection):
+            connection.exec_driver_sql("INSERT INTO seen (k) VALUES (4)")
+            connection.commit()
+        assert _synchronous(connection) == FULL
