@@ -11,6 +11,9 @@ readers see a snapshot).
 
 PostgreSQL: statement and lock timeouts, so a stuck audit append fails the request (503)
 instead of freezing the service.
+
+Both: ``hide_parameters``, so a database error's text (which the service logs) never carries
+the statement's parameters: wrapped keys, code hashes, encrypted metadata.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     timeout_ms = int(DB_TIMEOUT_S * 1000)
     return create_engine(
         url,
+        hide_parameters=True,
         pool_size=20,
         max_overflow=20,
         pool_pre_ping=False,
@@ -118,6 +122,7 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
 
     engine = create_engine(
         url,
+        hide_parameters=True,
         pool_size=20,
         max_overflow=20,
         connect_args={

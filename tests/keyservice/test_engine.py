@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from keyservice.db.engine import make_engine, relaxed_durability
@@ -17,7 +17,7 @@ FULL = 2
 def engine(tmp_path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}", sqlite_synchronous="FULL")
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE seen (k INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql("CREATE TABLE seen (k INTEGER PRIMARY KEY, v TEXT)")
         connection.exec_driver_sql("INSERT INTO seen (k) VALUES (1)")
     return engine
 
@@ -61,3 +61,17 @@ def test_a_committed_write_restores_full(engine: Engine) -> None:
             connection.exec_driver_sql("INSERT INTO seen (k) VALUES (4)")
             connection.commit()
         assert _synchronous(connection) == FULL
+
+
+def test_database_errors_do_not_carry_the_statement_parameters(engine: Engine) -> None:
+    secret = "wrapped-key-material-3f9a"
+    with engine.connect() as connection, pytest.raises(IntegrityError) as failed:
+        connection.execute(
+            text("INSERT INTO seen (k, v) VALUES (:k, :v)"), {"k": 1, "v": secret}
+        )
+    assert secret not in str(failed.value)
+
+
+def test_postgresql_engines_hide_parameters_too() -> None:
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert engine.hide_parameters
