@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from keyservice import problems
+from keyservice.accesslog import redact_blob_tokens
 from keyservice.api import ROUTERS
 from keyservice.auth.nonces import ReplayCache
 from keyservice.bodylimit import BodyLimit
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     app.state.service = state
     problems.install(app)
     app.add_middleware(BodyLimit)
+    redact_blob_tokens()
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
