@@ -32,6 +32,9 @@ class Settings:
     # How long a root-unwrapped child key stays in memory (0 disables the cache).
     child_key_cache_seconds: float
     max_upload_bytes: int
+    # Uploads above the threshold go in parts of part_size_bytes (at least S3's 5 MiB).
+    multipart_threshold_bytes: int
+    part_size_bytes: int
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -58,6 +61,10 @@ class Settings:
             pending_upload_hours=float(env.get("CAREVAULT_PENDING_UPLOAD_HOURS", "24")),
             child_key_cache_seconds=float(env.get("CAREVAULT_CHILD_KEY_CACHE_SECONDS", "60")),
             max_upload_bytes=int(env.get("CAREVAULT_MAX_UPLOAD_BYTES", str(1 << 30))),
+            multipart_threshold_bytes=int(
+                env.get("CAREVAULT_MULTIPART_THRESHOLD_BYTES", str(64 << 20))
+            ),
+            part_size_bytes=int(env.get("CAREVAULT_PART_SIZE_BYTES", str(16 << 20))),
         )
 
 
