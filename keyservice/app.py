@@ -22,7 +22,7 @@ from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import LocalFileRootKeyProvider, RootKeyProvider
 from keyservice.settings import Settings, get_settings
 from keyservice.state import ServiceState
-from vault.storage import make_blob_store
+from vault.storage import LocalDirectoryStore, TokenSigner, make_blob_store
 
 
 def utc_now() -> datetime:
@@ -52,6 +52,7 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
         child_keys=ChildKeyCache(root, ttl=settings.child_key_cache_seconds),
         replay_cache=ReplayCache(),
         clock=utc_now,
+        blob_tokens=TokenSigner(token_key) if isinstance(blob_store, LocalDirectoryStore) else None,
     )
 
 

@@ -13,7 +13,7 @@ from keyservice.auth.nonces import ReplayCache
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.keys import RootKeyProvider
 from keyservice.settings import Settings
-from vault.storage import BlobStore
+from vault.storage import BlobStore, TokenSigner
 
 
 @dataclass
@@ -26,6 +26,8 @@ class ServiceState:
     child_keys: ChildKeyCache
     replay_cache: ReplayCache
     clock: Callable[[], datetime]
+    # Verifies blob URL tokens before a body is read; only with the local-directory store.
+    blob_tokens: TokenSigner | None = None
 
     def __repr__(self) -> str:
         return f"ServiceState(database={self.engine.url.render_as_string(hide_password=True)})"

@@ -18,13 +18,21 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from keyservice.deps import State
-from vault.storage import BlobReader, InvalidToken, LocalDirectoryStore, ObjectNotFound
+from vault.storage import (
+    BlobReader,
+    InvalidToken,
+    LocalDirectoryStore,
+    ObjectExists,
+    ObjectNotFound,
+)
 
 router = APIRouter()
 
 CHUNK = 256 * 1024
 # Request bodies past this size are spooled to a temporary file, not held in memory.
 SPOOL_BYTES = 1024 * 1024
+# Objects are written once: a second PUT to a still-valid upload URL must not swap the blob.
+ALREADY_WRITTEN = "this object has been uploaded already; objects cannot be replaced"
 # ASCII digits only (``\d`` also matches other scripts' digits), and at most 19 of them, so
 # int() never meets a number too long to convert (Python refuses past 4,300 digits).
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
@@ -36,9 +44,30 @@ def _local(state: State) -> LocalDirectoryStore:
     return state.blobs
 
 
+def _check_upload(state: State, store: LocalDirectoryStore, token: str, request: Request) -> None:
+    """Refuse an upload before any of its body is read: a bad token (403), a declared size
+    over the limit (413), or an object that was written already (409)."""
+    if state.blob_tokens is None:
+        raise HTTPException(status_code=404, detail="this service does not serve blobs")
+    try:
+        grant = state.blob_tokens.verify(token, method="PUT", now=time.time())
+    except InvalidToken as exc:
+        raise HTTPException(status_code=403, detail="the upload URL is not valid") from exc
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > state.settings.max_upload_bytes:
+        raise HTTPException(status_code=413, detail="the upload is larger than allowed")
+    if not grant.is_part:
+        try:
+            store.stat(grant.name)
+        except ObjectNotFound:
+            return
+        raise HTTPException(status_code=409, detail=ALREADY_WRITTEN)
+
+
 @router.put("/v1/blobs/{token}", include_in_schema=False)
 async def put_blob(token: str, request: Request, state: State) -> Response:
     store = _local(state)
+    _check_upload(state, store, token, request)
     limit = state.settings.max_upload_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         received = 0
@@ -52,6 +81,12 @@ async def put_blob(token: str, request: Request, state: State) -> Response:
             etag = await run_in_threadpool(store.receive, token, spool, now=time.time())
         except InvalidToken as exc:
             raise HTTPException(status_code=403, detail="the upload URL is not valid") from exc
+        except ObjectExists as exc:
+            raise HTTPException(status_code=409, detail=ALREADY_WRITTEN) from exc
+        except ObjectNotFound as exc:
+            raise HTTPException(
+                status_code=404, detail="no such upload; create the record version again"
+            ) from exc
     return Response(status_code=200, headers={"ETag": etag})
 
 

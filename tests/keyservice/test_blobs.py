@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import socket
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 
-from tests.keyservice.helpers import Device, admin_enrols, assign, create_child, put_record, release
+from tests.keyservice.helpers import (
+    Device,
+    admin_enrols,
+    assign,
+    b64,
+    create_child,
+    ok,
+    put_record,
+    release,
+)
 from tests.servers import KeyService
 
 pytestmark = pytest.mark.integration
@@ -51,3 +64,67 @@ def test_a_nineteen_digit_range_end_is_clamped(educator: tuple[Device, str]) -> 
     url = _download_url(*educator)
     answer = httpx.get(url, headers={"Range": "bytes=90-" + "9" * 19}, timeout=30.0)
     assert (answer.status_code, answer.content) == (206, bytes(range(90, 100)))
+
+
+def _raw_put(url: str, headers: dict[str, str], body: bytes = b"") -> int:
+    """Send a PUT's head (and ``body``) on a raw socket; the status of the answer that comes
+    back without the rest of the declared body ever being sent."""
+    parsed = urlsplit(url)
+    head = f"PUT {parsed.path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=10.0) as sock:
+        sock.sendall(head.encode() + body)
+        answer = sock.recv(4096)
+    return int(answer.split(b" ", 2)[1])
+
+
+def _upload_url(device: Device, child: str, size: int = 4) -> tuple[str, dict[str, object]]:
+    with device.client() as http:
+        created = ok(
+            http.post(
+                "/v1/records",
+                json={"child_ids": [child], "category": "observation", "ciphertext_size": size},
+            )
+        )
+    return str(created["upload"]["url"]), created
+
+
+def test_a_bad_upload_token_is_refused_before_the_body_is_read(
+    educator: tuple[Device, str],
+) -> None:
+    url, _ = _upload_url(*educator)
+    forged = url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBB")
+    assert _raw_put(forged, {"Content-Length": str(1 << 30)}) == 403
+
+
+def test_a_declared_size_over_the_limit_is_refused_before_the_body_is_read(
+    educator: tuple[Device, str],
+) -> None:
+    url, _ = _upload_url(*educator)
+    assert _raw_put(url, {"Content-Length": str((1 << 30) + 1)}) == 413
+
+
+def test_a_committed_object_cannot_be_replaced_through_its_upload_url(
+    educator: tuple[Device, str],
+) -> None:
+    device, child = educator
+    url, created = _upload_url(device, child)
+    assert httpx.put(url, content=b"abcd", timeout=30.0).status_code == 200
+    with device.client() as http:
+        ok(
+            http.post(
+                f"/v1/records/{created['record_id']}/versions/1/commit",
+                json={
+                    "ciphertext_size": 4,
+                    "ciphertext_sha256": b64(hashlib.sha256(b"abcd").digest()),
+                    "encrypted_metadata": b64(b"m"),
+                },
+            )
+        )
+    again = httpx.put(url, content=b"wxyz", timeout=30.0)
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"].startswith("application/problem+json")
+    assert _raw_put(url, {"Content-Length": str(1 << 20)}) == 409
+    _, results = release(device, [(created["record_id"], 1)], include_urls=True)
+    downloaded = httpx.get(results[(created["record_id"], 1)]["download_url"], timeout=30.0)
+    assert downloaded.content == b"abcd"
