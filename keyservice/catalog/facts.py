@@ -1,11 +1,14 @@
 """Loading the policy's facts from the database, for one record or a whole batch at once.
 
-A batch costs at most two relationship queries whatever its size, because the policy judges
+A batch costs at most three relationship queries whatever its size, because the policy judges
 each kind of principal by one rule (keyservice/policy/decide.py) and only that rule's facts
 are loaded: staff by their assignments; guardians by their guardianships and the court
 orders about the children; outside recipients by the consents and court orders about the
-children (their shares come in a later issue). Facts another rule would read are left out,
-which the policy treats as absent; a new rule for a kind must add its facts here.
+children (their shares come in a later issue), plus the live guardianships of each consent's
+giver, because a consent reaches only what its giver could read (rules.py judges the giver
+by the guardianship rule, restricting court orders included). Facts another rule would read
+are left out, which the policy treats as absent; a new rule for a kind must add its facts
+here.
 """
 
 from __future__ import annotations
@@ -49,10 +52,15 @@ def load_relationships(
     wanted = set(child_ids)
     if not wanted:
         return Relationships((), (), (), ())
+    consents = _consents(connection, wanted) if kind == "external" else ()
+    if kind == "guardian":
+        guardian_ids = {principal_id}
+    else:
+        guardian_ids = {c.given_by for c in consents if c.recipient_id == principal_id}
     return Relationships(
         _assignments(connection, principal_id, wanted) if kind == "staff" else (),
-        _guardianships(connection, principal_id, wanted) if kind == "guardian" else (),
-        _consents(connection, wanted) if kind == "external" else (),
+        _guardianships(connection, guardian_ids, wanted),
+        consents,
         _court_orders(connection, wanted) if kind in ("guardian", "external") else (),
     )
 
@@ -78,8 +86,10 @@ def _assignments(
 
 
 def _guardianships(
-    connection: Connection, principal_id: str, wanted: set[str]
+    connection: Connection, guardian_ids: set[str], wanted: set[str]
 ) -> tuple[Guardianship, ...]:
+    if not guardian_ids:
+        return ()
     return tuple(
         Guardianship(
             guardianship_id=row.guardianship_id,
@@ -89,7 +99,7 @@ def _guardianships(
         )
         for row in connection.execute(
             select(guardianships).where(
-                guardianships.c.guardian_id == principal_id,
+                guardianships.c.guardian_id.in_(guardian_ids),
                 guardianships.c.child_id.in_(wanted),
                 guardianships.c.ended_at.is_(None),
             )
