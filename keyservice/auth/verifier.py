@@ -130,10 +130,12 @@ def _reason(exc: BaseException) -> AuthenticationError:
             return cause
         cause = cause.__cause__
     text = str(exc).lower()
+    # Order matters: "Required component content-digest was not covered" names the digest
+    # but is a missing component, so "not covered" is looked for first.
     for needle, reason in (
+        ("not covered", "missing_component"),
         ("content-digest", "digest_mismatch"),
         ("expected tag", "wrong_tag"),
-        ("not covered", "missing_component"),
         ("algorithm", "wrong_alg"),
         ("metadata parameter", "unexpected_parameter"),
         ("keyid", "missing_signature"),

@@ -69,6 +69,9 @@ def _sign(
     created: float | None = None,
     nonce: str | None = "0123456789abcdef0123456789abcdef",
     sign_body: bool = True,
+    expires: float | None = None,
+    label: str = "carevault",
+    append: bool = False,
 ) -> httpx.Request:
     """Sign like RequestSigner, with every knob exposed so a vector can turn one."""
     request.headers[AUDIENCE_HEADER] = audience or device.audience
@@ -78,8 +81,11 @@ def _sign(
         request,
         key_id=key_id or device.device_id,
         created=datetime.fromtimestamp(created or time.time(), tz=UTC),
+        expires=datetime.fromtimestamp(expires, tz=UTC) if expires is not None else None,
         nonce=nonce,
-        label="carevault",
+        label=label,
+        append_if_signature_exists=append,
+        use_existing_digest=append,
         tag=tag,
         include_alg=include_alg,
         covered_component_ids=covered,
@@ -133,7 +139,8 @@ VECTORS: dict[str, Vector] = {
             if k != "content-length"
         },
     ),
-    "digest_mismatch": lambda d, _: _with_header(
+    # The signed Content-Digest header itself replaced: the signature no longer verifies.
+    "digest_header_altered": lambda d, _: _with_header(
         _sign(d, _request(d), nonce=_fresh_nonce()),
         "Content-Digest",
         "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
@@ -186,6 +193,45 @@ VECTORS: dict[str, Vector] = {
     "missing_nonce": lambda d, _: _sign(d, _request(d), nonce=None),
     "malformed_nonce": lambda d, _: _sign(d, _request(d), nonce="not-a-hex-nonce"),
     "revoked_device": lambda _, revoked: _sign(revoked, _request(revoked), nonce=_fresh_nonce()),
+    "unexpected_parameter": lambda d, _: _sign(
+        d, _request(d), expires=time.time() + 30, nonce=_fresh_nonce()
+    ),
+    # A second, otherwise valid signature under another label on the same request.
+    "two_signatures": lambda d, _: _sign(
+        d,
+        _sign(d, _request(d), nonce=_fresh_nonce()),
+        label="second",
+        nonce=_fresh_nonce(),
+        append=True,
+    ),
+}
+
+# The reason each vector must be audited with (docs/SIGNING.md's table): a request refused
+# for another reason than the one it was built to exercise does not pass.
+REASONS: dict[str, str] = {
+    "missing_signature": "missing_signature",
+    "wrong_key": "bad_signature",
+    "unknown_device": "unknown_device",
+    "tampered_body": "digest_mismatch",
+    "digest_header_altered": "bad_signature",
+    "method_altered": "bad_signature",
+    "path_altered": "bad_signature",
+    "query_altered": "bad_signature",
+    "created_too_old": "created_too_old",
+    "created_in_future": "created_in_future",
+    "wrong_audience": "wrong_audience",
+    "missing_audience_component": "missing_component",
+    "missing_target_component": "missing_component",
+    "missing_digest_component": "missing_component",
+    "wrong_tag": "wrong_tag",
+    "missing_tag": "wrong_tag",
+    "missing_alg": "wrong_alg",
+    "wrong_alg": "wrong_alg",
+    "missing_nonce": "missing_nonce",
+    "malformed_nonce": "missing_nonce",
+    "revoked_device": "revoked_device",
+    "unexpected_parameter": "unexpected_parameter",
+    "two_signatures": "missing_signature",
 }
 
 
@@ -212,31 +258,63 @@ def test_a_correctly_signed_request_is_accepted(devices: tuple[Device, Device]) 
     assert response.status_code == 200, response.text
 
 
+def _last_seq(service: KeyService) -> int:
+    engine = database(service)
+    with engine.connect() as connection:
+        seq: int = connection.execute(text("SELECT max(seq) FROM audit_entries")).scalar_one()
+    engine.dispose()
+    return seq
+
+
+def _rejections_since(service: KeyService, seq: int) -> list[str]:
+    """The reasons of the auth.reject entries written after entry ``seq``."""
+    engine = database(service)
+    with engine.connect() as connection:
+        details = connection.execute(
+            text(
+                "SELECT detail FROM audit_entries WHERE action = 'auth.reject' AND seq > :seq "
+                "ORDER BY seq"
+            ),
+            {"seq": seq},
+        ).scalars()
+        reasons = [json.loads(detail)["reason"] for detail in details]
+    engine.dispose()
+    return reasons
+
+
+def test_every_vector_has_its_reason() -> None:
+    assert set(VECTORS) == set(REASONS)
+
+
 @pytest.mark.parametrize("vector", sorted(VECTORS))
-def test_verifier_rejects(
+def test_verifier_rejects_with_the_audited_reason(
     vector: str, devices: tuple[Device, Device], keyservice_embedded: KeyService
 ) -> None:
     device, revoked = devices
+    before = _last_seq(keyservice_embedded)
     _assert_rejected(_send(VECTORS[vector](device, revoked)))
+    assert _rejections_since(keyservice_embedded, before) == [REASONS[vector]]
 
 
-def test_rejection_reasons_reach_the_audit(
+def test_a_revoked_principal_is_rejected_even_with_an_active_device(
     devices: tuple[Device, Device], keyservice_embedded: KeyService
 ) -> None:
-    device, _ = devices
-    _assert_rejected(
-        _send(_sign(device, _request(device), audience="elsewhere", nonce=_fresh_nonce()))
-    )
+    from tests.keyservice.helpers import bootstrap_admin
+
+    admin = bootstrap_admin(keyservice_embedded)
+    person = admin_enrols(keyservice_embedded, admin, kind="staff", roles=["educator"])
+    # The API revokes a principal's devices with it; here only the principal is marked, so
+    # that the principal check itself is what refuses.
     engine = database(keyservice_embedded)
-    with engine.connect() as connection:
-        detail = connection.execute(
-            text(
-                "SELECT detail FROM audit_entries WHERE action = 'auth.reject' "
-                "ORDER BY seq DESC LIMIT 1"
-            )
-        ).scalar_one()
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE principals SET revoked_at = :now WHERE principal_id = :p"),
+            {"now": datetime.now(UTC), "p": person.principal_id},
+        )
     engine.dispose()
-    assert json.loads(detail)["reason"] == "wrong_audience"
+    before = _last_seq(keyservice_embedded)
+    _assert_rejected(_send(_sign(person, _request(person), nonce=_fresh_nonce())))
+    assert _rejections_since(keyservice_embedded, before) == ["revoked_principal"]
 
 
 def test_replayed_nonce_is_rejected(devices: tuple[Device, Device]) -> None:
