@@ -3,8 +3,9 @@
     CurrentCaller = Annotated[Caller, Depends(authenticate)]
 
 ``authenticate`` verifies the request signature (docs/SIGNING.md), loads the device and its
-principal in one query, rejects revoked ones, and records the nonce in the request's own
-transaction. Every failure is the same 401; the reason goes to the log and the audit.
+principal in one query, rejects revoked ones, and records the nonce in a transaction of its
+own, committed before the request's work starts (so a nonce is spent whatever the request's
+outcome). Every failure is the same 401; the reason goes to the log and the audit.
 """
 
 from __future__ import annotations
