@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -308,3 +309,59 @@ def test_a_part_may_be_sent_again_until_the_upload_completes(
     with pytest.raises(ObjectNotFound):
         store.receive(part, io.BytesIO(b"substitute"), now=0)
     assert store.get(name).read() == b"0123456789"
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def test_uploads_and_completions_record_their_digest(store: LocalDirectoryStore) -> None:
+    """The digest computed while writing is reported by stat, so a commit need not re-read."""
+    whole = new_object_name()
+    store.receive(token_of(store.presign_put(whole, expires_s=60)), io.BytesIO(b"body"), now=0)
+    assert store.stat(whole).sha256 == _digest(b"body")
+
+    joined = new_object_name()
+    upload = store.start_multipart(joined, size=10, part_size=MIN_PART_SIZE, expires_s=60)
+    etag = store.receive(token_of(upload.part_urls[0]), io.BytesIO(b"0123456789"), now=0)
+    store.complete_multipart(joined, upload_id=upload.upload_id, parts=[CompletedPart(1, etag)])
+    assert store.stat(joined).sha256 == _digest(b"0123456789")
+
+
+def test_a_digest_is_not_reported_for_a_file_changed_since(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"written by the store"))
+    path = store.root / name[:2] / name
+    path.write_bytes(b"rewritten behind its back")
+    assert store.stat(name).sha256 is None
+    assert store.sha256(name) == _digest(b"rewritten behind its back")
+
+    store.put(name, io.BytesIO(b"replaced"))
+    assert store.stat(name).sha256 == _digest(b"replaced")
+    replacement = store.root / ".tmp" / "replacement"
+    replacement.write_bytes(b"swapped in")
+    os.replace(replacement, path)
+    assert store.stat(name).sha256 is None
+
+
+def test_a_malformed_digest_file_is_ignored(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"x"))
+    (store.root / name[:2] / f"{name}.sha256").write_text("not json")
+    assert store.stat(name).sha256 is None
+
+
+def test_the_losing_writer_leaves_the_winners_digest(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    put = token_of(store.presign_put(name, expires_s=60))
+    with pytest.raises(ObjectExists):
+        store.receive(put, RacingSource(store, name), now=store_clock_now(store))
+    assert store.stat(name).sha256 == _digest(b"first writer")
+
+
+def test_delete_removes_the_digest_and_it_is_never_listed(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"x"))
+    assert list(store.list_names()) == [name]
+    store.delete(name)
+    assert list((store.root / name[:2]).iterdir()) == []

@@ -39,8 +39,9 @@ class BlobReader(ByteSource, Protocol):
 class ObjectInfo:
     """What a store knows about an object without reading it.
 
-    ``sha256`` is the digest the backend recorded, when it recorded one; otherwise compute it
-    with ``BlobStore.sha256``. ``modified_at`` lets a sweep spare uploads still in progress.
+    ``sha256`` is a digest the backend computed itself from the bytes it stored, when it
+    keeps one (never a checksum an uploader supplied); otherwise compute it with
+    ``BlobStore.sha256``. ``modified_at`` lets a sweep spare uploads still in progress.
     """
 
     size: int

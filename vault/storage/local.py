@@ -3,6 +3,8 @@
 Layout under ``root`` (created 0700):
 
     <aa>/<name>             objects, sharded by the first two characters of their name
+    <aa>/<name>.sha256      the SHA-256 the store computed as it wrote the object, with the
+                            file identity (inode, size, mtime) it belongs to
     .tmp/                   files being written; renamed into place only when complete
     .uploads/<upload_id>/   parts of unfinished multipart uploads, and their manifest
 
@@ -14,6 +16,12 @@ swap the committed blob. The new object is hard-linked into place, which fails i
 taken, instead of renamed over it. Paths are only ever built from names that match the strict
 object-name pattern, and the resolved path must still lie inside the root, so neither a
 crafted name nor a symlink planted in the tree can reach outside it.
+
+The store hashes every object as it writes it (it reads each byte once anyway) and keeps the
+digest beside the object, so that ``stat`` can report it and a commit need not read the
+object back. The digest is used only while the object is the very file it was computed for:
+a file replaced or rewritten since has another inode, size or modification time, and then
+``stat`` reports no digest and the caller reads the object (docs/decisions/0006).
 
 Clients reach objects through URLs the key service serves itself (``/v1/blobs/{token}``)
 with signed, expiring tokens (``vault.storage.tokens``). The key service's routes call
@@ -58,6 +66,7 @@ from vault.storage.tokens import BlobGrant, Method, TokenSigner
 
 BLOB_ROUTE = "/v1/blobs/"
 _MANIFEST = "manifest.json"
+_DIGEST_SUFFIX = ".sha256"
 
 
 class LocalDirectoryStore:
@@ -128,7 +137,7 @@ class LocalDirectoryStore:
             # Refused before the body is copied; the link in _write_atomic is what decides.
             if path.exists():
                 raise ObjectExists()
-            return _etag(self._write_atomic(path, source, replace=False))
+            return _etag(self._write_object(path, source, replace=False))
         upload_dir = self._upload_dir(grant.name, grant.upload_id)
         part = upload_dir / _part_file(grant.part_number)
         digest = self._write_atomic(part, source, replace=True)
@@ -182,7 +191,7 @@ class LocalDirectoryStore:
                 raise UploadError(f"part {part.part_number} is not {expected} bytes")
             sources.append((part, path))
         with _Concatenation(sources) as joined:
-            self._write_atomic(self._object_path(name), joined, replace=False)
+            self._write_object(self._object_path(name), joined, replace=False)
         shutil.rmtree(upload_dir)
 
     def abort_multipart(self, name: str, *, upload_id: str) -> None:
@@ -207,7 +216,9 @@ class LocalDirectoryStore:
         except FileNotFoundError as exc:
             raise ObjectNotFound("no such object") from exc
         modified = datetime.fromtimestamp(info.st_mtime, UTC)
-        return ObjectInfo(size=info.st_size, sha256=None, modified_at=modified)
+        return ObjectInfo(
+            size=info.st_size, sha256=self._recorded_digest(name, info), modified_at=modified
+        )
 
     def sha256(self, name: str) -> bytes:
         digest = hashlib.sha256()
@@ -219,6 +230,7 @@ class LocalDirectoryStore:
     def delete(self, name: str) -> None:
         path = self._object_path(name)
         path.unlink(missing_ok=True)
+        self._digest_path(name).unlink(missing_ok=True)
         _fsync_dir(path.parent)
 
     def list_names(self, prefix: str = "") -> Iterator[str]:
@@ -236,7 +248,7 @@ class LocalDirectoryStore:
     def put(self, name: str, source: ByteSource) -> None:
         # The BlobStore contract: a direct put (tools, tests) replaces. Clients never reach
         # it; their uploads go through receive, which does not.
-        self._write_atomic(self._object_path(name), source, replace=True)
+        self._write_object(self._object_path(name), source, replace=True)
 
     def get(self, name: str) -> BlobReader:
         return self._open(name)
@@ -251,6 +263,35 @@ class LocalDirectoryStore:
     def _object_path(self, name: str) -> Path:
         check_object_name(name)
         return self._inside(self._root / name[:2] / name)
+
+    def _digest_path(self, name: str) -> Path:
+        check_object_name(name)
+        return self._inside(self._root / name[:2] / f"{name}{_DIGEST_SUFFIX}")
+
+    def _recorded_digest(self, name: str, info: os.stat_result) -> bytes | None:
+        """The digest written with the object, if it was written for this very file."""
+        try:
+            recorded = json.loads(self._digest_path(name).read_bytes())
+            if recorded["file"] != _identity(info):
+                return None
+            digest = bytes.fromhex(recorded["sha256"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+        return digest if len(digest) == hashlib.sha256().digest_size else None
+
+    def _record_digest(self, path: Path, digest: bytes) -> None:
+        """Keep ``digest`` beside the object at ``path`` (written after the object itself, so
+        a crash in between leaves an object without one, which is only slower to check)."""
+        record = {"sha256": digest.hex(), "file": _identity(path.stat())}
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(json.dumps(record).encode())
+            os.replace(tmp_name, self._digest_path(path.name))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
 
     def _upload_dir(self, name: str, upload_id: str) -> Path:
         check_object_name(name)
@@ -279,6 +320,12 @@ class LocalDirectoryStore:
         except OSError as exc:
             raise BackendError("cannot open the object") from exc
         return os.fdopen(fd, "rb")
+
+    def _write_object(self, path: Path, source: ByteSource, *, replace: bool) -> bytes:
+        """``_write_atomic`` for an object, whose digest is then kept beside it."""
+        digest = self._write_atomic(path, source, replace=replace)
+        self._record_digest(path, digest)
+        return digest
 
     def _write_atomic(self, path: Path, source: ByteSource, *, replace: bool) -> bytes:
         """Write ``path`` so that it appears whole or not at all; return the SHA-256.
@@ -314,6 +361,11 @@ class LocalDirectoryStore:
             raise
         _fsync_dir(path.parent)
         return digest.digest()
+
+
+def _identity(info: os.stat_result) -> list[int]:
+    """What tells one file from another that later took its name or was rewritten."""
+    return [info.st_ino, info.st_size, info.st_mtime_ns]
 
 
 def _part_file(number: int) -> str:

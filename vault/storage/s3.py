@@ -7,7 +7,6 @@ digests and deletes; clients move bytes through presigned URLs. Large direct wri
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 from collections.abc import Iterator
@@ -125,12 +124,13 @@ class S3Store:
     def stat(self, name: str) -> ObjectInfo:
         check_object_name(name)
         with _translated():
-            head = self._client.head_object(Bucket=self._bucket, Key=name, ChecksumMode="ENABLED")
-        checksum = head.get("ChecksumSHA256")
-        # A multipart checksum is a digest of digests ("...-N"), not the object's SHA-256.
-        digest = base64.b64decode(checksum) if checksum and "-" not in checksum else None
+            head = self._client.head_object(Bucket=self._bucket, Key=name)
+        # No digest, even when the object carries an x-amz-checksum-sha256: that value is
+        # the uploader's, and only some S3-compatible stores check it against the bytes they
+        # received (moto keeps it unchecked), so it is no evidence of what is stored. A commit
+        # reads the object instead (docs/decisions/0006-commit-digest-check.md).
         return ObjectInfo(
-            size=int(head["ContentLength"]), sha256=digest, modified_at=head["LastModified"]
+            size=int(head["ContentLength"]), sha256=None, modified_at=head["LastModified"]
         )
 
     def sha256(self, name: str) -> bytes:
