@@ -38,13 +38,14 @@ class Storage:
         return client, self._location.removeprefix("s3://")
 
     def objects(self) -> dict[str, bytes]:
-        """Name -> bytes of every stored object, unfinished uploads' parts included."""
+        """Name -> bytes of every stored object, unfinished uploads' parts included (not the
+        local store's ``.sha256`` files: they hold the digest it computed of an object)."""
         if self._location.startswith("local:"):
             root = Path(self._location.removeprefix("local:"))
             return {
                 str(path.relative_to(root)): path.read_bytes()
                 for path in root.rglob("*")
-                if path.is_file()
+                if path.is_file() and path.suffix != ".sha256"
             }
         client, bucket = self._s3()
         found = {}

@@ -4,7 +4,7 @@ Layout under ``root`` (created 0700):
 
     <aa>/<name>             objects, sharded by the first two characters of their name
     <aa>/<name>.sha256      the SHA-256 the store computed as it wrote the object, with the
-                            file identity (inode, size, mtime) it belongs to
+                            identity of that file (inode, size, modification and change time)
     .tmp/                   files being written; renamed into place only when complete
     .uploads/<upload_id>/   parts of unfinished multipart uploads, and their manifest
 
@@ -20,7 +20,7 @@ crafted name nor a symlink planted in the tree can reach outside it.
 The store hashes every object as it writes it (it reads each byte once anyway) and keeps the
 digest beside the object, so that ``stat`` can report it and a commit need not read the
 object back. The digest is used only while the object is the very file it was computed for:
-a file replaced or rewritten since has another inode, size or modification time, and then
+a file replaced or rewritten since has another inode, size or change time, and then
 ``stat`` reports no digest and the caller reads the object (docs/decisions/0006).
 
 Clients reach objects through URLs the key service serves itself (``/v1/blobs/{token}``)
@@ -364,8 +364,9 @@ class LocalDirectoryStore:
 
 
 def _identity(info: os.stat_result) -> list[int]:
-    """What tells one file from another that later took its name or was rewritten."""
-    return [info.st_ino, info.st_size, info.st_mtime_ns]
+    """What tells one file from another that later took its name or was rewritten (the
+    change time, unlike the modification time, cannot be set back by a writer)."""
+    return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
 def _part_file(number: int) -> str:
