@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from keyservice.audit.group import GroupCommit
 from keyservice.auth.nonces import ReplayCache
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.keys import RootKeyProvider
@@ -28,6 +29,8 @@ class ServiceState:
     clock: Callable[[], datetime]
     # Verifies blob URL tokens before a body is read; only with the local-directory store.
     blob_tokens: TokenSigner | None = None
+    # Key releases' audit entries are committed in groups (docs/decisions/0005).
+    audit_group: GroupCommit = field(default_factory=GroupCommit)
 
     def __repr__(self) -> str:
         return f"ServiceState(database={self.engine.url.render_as_string(hide_password=True)})"

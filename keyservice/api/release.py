@@ -14,12 +14,13 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, select
 
 from keyservice.api.encoding import b64encode
 from keyservice.api.records import COMMITTED
 from keyservice.api.schemas import ReleaseRequest, ReleaseResponse
-from keyservice.audit.record import audit
+from keyservice.audit.group import IndexRows
+from keyservice.audit.record import audit_committed
 from keyservice.caller import Caller
 from keyservice.catalog.facts import decide_for, load_relationships
 from keyservice.db.engine import reading
@@ -60,7 +61,8 @@ def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: Sta
         items=[(keys[pair][0].canonical(), keys[pair][1]) for pair in granted],
     )
     sealed_by_pair = dict(zip(granted, sealed.sealed, strict=True))
-    seq = audit(
+    # Returns once the entry and its disclosure rows are durable: only then do keys leave.
+    audit_committed(
         db,
         state,
         caller,
@@ -77,25 +79,24 @@ def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: Sta
             ]
         },
         outcome="allow" if granted else "deny",
+        index=(
+            IndexRows(
+                disclosures,
+                [
+                    {
+                        "child_id": child_id,
+                        "record_id": rid,
+                        "version": version,
+                        "principal_id": caller.principal_id,
+                        "basis": bases[(rid, version)].value,
+                        "at": now,
+                    }
+                    for rid, version in granted
+                    for child_id in children[rid]
+                ],
+            ),
+        ),
     )
-    if granted:
-        db.execute(
-            insert(disclosures),
-            [
-                {
-                    "audit_seq": seq,
-                    "child_id": child_id,
-                    "record_id": rid,
-                    "version": version,
-                    "principal_id": caller.principal_id,
-                    "basis": bases[(rid, version)].value,
-                    "at": now,
-                }
-                for rid, version in granted
-                for child_id in children[rid]
-            ],
-        )
-    db.commit()
     results: list[dict[str, Any]] = []
     for item in body.items:
         pair = (item.record_id, item.version)

@@ -25,25 +25,32 @@ def checkpoint_message(seq: int, digest: str) -> bytes:
 def write_checkpoint(
     connection: Connection, key: Ed25519PrivateKey, *, now: datetime
 ) -> tuple[int, str] | None:
-    """Sign the current head of the chain; None when the chain is empty or already signed."""
+    """Sign the current head of the chain; None when the chain is empty."""
     head = connection.execute(
         select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     ).one()
     if head.seq == 0:
         return None
+    sign_checkpoint(connection, key, seq=head.seq, digest=head.hash, now=now)
+    return head.seq, head.hash
+
+
+def sign_checkpoint(
+    connection: Connection, key: Ed25519PrivateKey, *, seq: int, digest: str, now: datetime
+) -> None:
+    """Store a checkpoint of entry ``seq`` (whose hash is ``digest``) unless one exists."""
     exists = connection.execute(
-        select(audit_checkpoints.c.seq).where(audit_checkpoints.c.seq == head.seq)
+        select(audit_checkpoints.c.seq).where(audit_checkpoints.c.seq == seq)
     ).first()
     if exists is None:
         connection.execute(
             insert(audit_checkpoints).values(
-                seq=head.seq,
-                hash=head.hash,
+                seq=seq,
+                hash=digest,
                 at=now,
-                signature=key.sign(checkpoint_message(head.seq, head.hash)),
+                signature=key.sign(checkpoint_message(seq, digest)),
             )
         )
-    return head.seq, head.hash
 
 
 def signature_valid(public: Ed25519PublicKey, *, seq: int, digest: str, signature: bytes) -> bool:

@@ -9,6 +9,7 @@ from fastapi import HTTPException
 from sqlalchemy import Connection
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append
+from keyservice.audit.group import AuditWrite, IndexRows
 from keyservice.caller import Caller
 from keyservice.state import ServiceState
 
@@ -42,6 +43,38 @@ def append_event(db: Connection, state: ServiceState, event: AuditEvent) -> int:
         db,
         event,
         now=state.clock(),
+        checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
+    )
+
+
+def audit_committed(
+    db: Connection,
+    state: ServiceState,
+    caller: Caller,
+    action: str,
+    detail: Mapping[str, Any],
+    *,
+    outcome: str,
+    index: tuple[IndexRows, ...] = (),
+) -> int:
+    """Commit an entry for ``caller``'s action, and ``index`` with it, before returning.
+
+    For requests whose only writes are their entry and its index rows: the entry joins a
+    group commit (keyservice/audit/group.py), so ``db`` must have no transaction open.
+    """
+    return state.audit_group.commit(
+        db,
+        AuditWrite(
+            AuditEvent(
+                action=action,
+                outcome=outcome,
+                actor_principal=caller.principal_id,
+                actor_device=caller.device_id,
+                detail=detail,
+            ),
+            index,
+        ),
+        clock=state.clock,
         checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
     )
 
