@@ -370,7 +370,8 @@ def _stored_object_matches(
     claimed_digest: bytes,
     planned_size: int,
 ) -> bool:
-    """Complete a multipart upload if one is open, then compare size and SHA-256."""
+    """Complete a multipart upload if one is open, then compare size and SHA-256 with the
+    stored object's (docs/decisions/0006-commit-digest-check.md)."""
     if body.ciphertext_size != planned_size:
         return False
     try:
@@ -382,14 +383,11 @@ def _stored_object_matches(
                     CompletedPart(part_number=p.part_number, etag=p.etag) for p in body.parts or []
                 ],
             )
-        info = state.blobs.stat(object_name)
-        if info.size != body.ciphertext_size:
-            return False
-        digest = info.sha256 if info.sha256 is not None else state.blobs.sha256(object_name)
+        digest = state.blobs.sha256_if_size(object_name, size=body.ciphertext_size)
     except StorageError:
         log.warning("commit: the stored object could not be checked", exc_info=True)
         return False
-    return hmac.compare_digest(digest, claimed_digest)
+    return digest is not None and hmac.compare_digest(digest, claimed_digest)
 
 
 def _readable_versions(

@@ -225,3 +225,21 @@ def test_unfinished_uploads_are_listed_for_the_sweep(backend: Backend) -> None:
 
     backend.store.abort_multipart(name, upload_id=upload.upload_id)
     assert list(backend.store.list_uploads(started_before=later)) == []
+
+
+def test_sha256_if_size_answers_only_for_the_right_size(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(70_000)
+    backend.client.put(backend.store.presign_put(name, expires_s=60), data)
+    assert backend.store.sha256_if_size(name, size=len(data)) == sha256(data)
+    assert backend.store.sha256_if_size(name, size=len(data) - 1) is None
+    assert backend.store.sha256_if_size(name, size=len(data) + 1) is None
+    with pytest.raises(ObjectNotFound):
+        backend.store.sha256_if_size(new_object_name(), size=1)
+
+
+def test_sha256_if_size_of_a_completed_multipart_upload(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(MIN_PART_SIZE + 12_345)
+    _upload_in_parts(backend, name, data)
+    assert backend.store.sha256_if_size(name, size=len(data)) == sha256(data)

@@ -94,6 +94,7 @@ def test_backends_satisfy_the_protocol(tmp_path: Path) -> None:
             "abort_multipart",
             "stat",
             "sha256",
+            "sha256_if_size",
             "delete",
             "list_names",
             "list_uploads",

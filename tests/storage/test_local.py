@@ -365,3 +365,12 @@ def test_delete_removes_the_digest_and_it_is_never_listed(store: LocalDirectoryS
     assert list(store.list_names()) == [name]
     store.delete(name)
     assert list((store.root / name[:2]).iterdir()) == []
+
+
+def test_sha256_if_size_reads_a_file_changed_since_it_was_written(
+    store: LocalDirectoryStore,
+) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"written by the store"))
+    (store.root / name[:2] / name).write_bytes(b"rewritten, same size")
+    assert store.sha256_if_size(name, size=20) == _digest(b"rewritten, same size")

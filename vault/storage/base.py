@@ -138,6 +138,13 @@ class BlobStore(Protocol):
         """SHA-256 of the object's bytes, read as a stream in bounded memory."""
         ...
 
+    def sha256_if_size(self, name: str, *, size: int) -> bytes | None:
+        """SHA-256 of the object if it is exactly ``size`` bytes, else None, in one look at
+        the store: the digest the store computed as it wrote the object when it kept one,
+        else one computed by reading it in bounded memory. An object of another size is not
+        read to its end."""
+        ...
+
     def delete(self, name: str) -> None:
         """Remove the object; removing a missing object is not an error."""
         ...

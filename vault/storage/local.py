@@ -227,6 +227,19 @@ class LocalDirectoryStore:
                 digest.update(chunk)
         return digest.digest()
 
+    def sha256_if_size(self, name: str, *, size: int) -> bytes | None:
+        try:
+            info = self._object_path(name).stat()
+        except FileNotFoundError as exc:
+            raise ObjectNotFound("no such object") from exc
+        if info.st_size != size:
+            return None
+        recorded = self._recorded_digest(name, info)
+        if recorded is not None:
+            return recorded
+        with self._open(name) as stream:
+            return _digest_of_exactly(stream, size)
+
     def delete(self, name: str) -> None:
         path = self._object_path(name)
         path.unlink(missing_ok=True)
@@ -367,6 +380,18 @@ def _identity(info: os.stat_result) -> list[int]:
     """What tells one file from another that later took its name or was rewritten (the
     change time, unlike the modification time, cannot be set back by a writer)."""
     return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _digest_of_exactly(stream: ByteSource, size: int) -> bytes | None:
+    """SHA-256 of what ``stream`` holds if that is exactly ``size`` bytes, else None."""
+    digest = hashlib.sha256()
+    read = 0
+    while chunk := stream.read(CHUNK_SIZE):
+        read += len(chunk)
+        if read > size:
+            return None
+        digest.update(chunk)
+    return digest.digest() if read == size else None
 
 
 def _part_file(number: int) -> str:

@@ -136,6 +136,11 @@ class MemoryStore:
         with self._lock:
             return hashlib.sha256(self._object(name)[0]).digest()
 
+    def sha256_if_size(self, name: str, *, size: int) -> bytes | None:
+        with self._lock:
+            data = self._object(name)[0]
+        return hashlib.sha256(data).digest() if len(data) == size else None
+
     def delete(self, name: str) -> None:
         check_object_name(name)
         with self._lock:

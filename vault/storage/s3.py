@@ -144,6 +144,28 @@ class S3Store:
             stream.close()
         return digest.digest()
 
+    def sha256_if_size(self, name: str, *, size: int) -> bytes | None:
+        # One GET whose Content-Length is checked before the body is read: a HEAD first
+        # would cost a second round trip on every commit.
+        check_object_name(name)
+        with _translated():
+            response = self._client.get_object(Bucket=self._bucket, Key=name)
+        body = response["Body"]
+        try:
+            if int(response["ContentLength"]) != size:
+                return None
+            digest = hashlib.sha256()
+            read = 0
+            with _translated():
+                while chunk := body.read(CHUNK_SIZE):
+                    read += len(chunk)
+                    if read > size:
+                        return None
+                    digest.update(chunk)
+            return digest.digest() if read == size else None
+        finally:
+            body.close()
+
     def delete(self, name: str) -> None:
         check_object_name(name)
         with _translated():
