@@ -288,7 +288,8 @@ class LocalDirectoryStore:
             if recorded["file"] != _identity(info):
                 return None
             digest = bytes.fromhex(recorded["sha256"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):
+            # Missing, unreadable or malformed: the caller reads the object instead.
             return None
         return digest if len(digest) == hashlib.sha256().digest_size else None
 
