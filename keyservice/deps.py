@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from keyservice.audit.chain import AuditEvent
@@ -80,23 +80,27 @@ class _Lookup:
     db_error: SQLAlchemyError | None = None
 
 
+# Built once: constructing a statement and its cache key cost more than running it.
+_DEVICE = (
+    select(
+        devices.c.principal_id,
+        devices.c.signing_key,
+        devices.c.receiving_key,
+        devices.c.revoked_at.label("device_revoked_at"),
+        principals.c.kind,
+        principals.c.roles,
+        principals.c.display_name,
+        principals.c.organisation,
+        principals.c.revoked_at,
+    )
+    .join(principals, principals.c.principal_id == devices.c.principal_id)
+    .where(devices.c.device_id == bindparam("device_id"))
+)
+
+
 def _load_device(db: Connection, device_id: str) -> Row[*tuple[Any, ...]] | None:
-    """The device and its principal, in one query."""
-    return db.execute(
-        select(
-            devices.c.principal_id,
-            devices.c.signing_key,
-            devices.c.receiving_key,
-            devices.c.revoked_at.label("device_revoked_at"),
-            principals.c.kind,
-            principals.c.roles,
-            principals.c.display_name,
-            principals.c.organisation,
-            principals.c.revoked_at,
-        )
-        .join(principals, principals.c.principal_id == devices.c.principal_id)
-        .where(devices.c.device_id == device_id)
-    ).first()
+    """The device and its principal, revocation of both included, in one query."""
+    return db.execute(_DEVICE, {"device_id": device_id}).first()
 
 
 def authenticate(

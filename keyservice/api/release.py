@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import BindParameter, Connection, Row, bindparam, select
 
 from keyservice.api.encoding import b64encode
 from keyservice.api.records import COMMITTED
@@ -44,6 +44,44 @@ router = APIRouter()
 
 UNAVAILABLE = "unavailable"
 DOWNLOAD_URL_S = 300
+
+# The batch's statements, built once: constructing a statement and its cache key cost more
+# than running it. Each takes the list of record ids as ``record_ids``.
+_RECORD_IDS: BindParameter[list[str]] = bindparam("record_ids", expanding=True)
+_VERSIONS = (
+    select(
+        record_versions.c.record_id,
+        record_versions.c.version,
+        record_versions.c.object_name,
+        record_versions.c.encrypted_metadata,
+        record_versions.c.ciphertext_size,
+        record_versions.c.ciphertext_sha256,
+        records.c.category,
+        records.c.withheld_from_guardians,
+    )
+    .join(records, records.c.record_id == record_versions.c.record_id)
+    .where(
+        # One id list binds faster than (id, version) pairs; versions are checked after.
+        record_versions.c.record_id.in_(_RECORD_IDS),
+        record_versions.c.state == COMMITTED,
+        records.c.deleted_at.is_(None),
+    )
+)
+_CHILDREN = (
+    select(record_children.c.record_id, record_children.c.child_id)
+    .where(record_children.c.record_id.in_(_RECORD_IDS))
+    # By the primary key, so SQLite looks the ids up instead of scanning the child index.
+    .order_by(record_children.c.record_id, record_children.c.child_id)
+)
+_WRAPS = (
+    select(wrapped_record_keys)
+    .where(wrapped_record_keys.c.record_id.in_(_RECORD_IDS))
+    .order_by(
+        wrapped_record_keys.c.record_id,
+        wrapped_record_keys.c.version,
+        wrapped_record_keys.c.child_id,
+    )
+)
 
 
 @router.post("/v1/keys/release", response_model=ReleaseResponse, response_model_exclude_none=True)
@@ -156,33 +194,12 @@ def _decide_and_unwrap(
     wanted = set(pairs)
     rows = {
         (row.record_id, row.version): row
-        for row in db.execute(
-            select(
-                record_versions.c.record_id,
-                record_versions.c.version,
-                record_versions.c.object_name,
-                record_versions.c.encrypted_metadata,
-                record_versions.c.ciphertext_size,
-                record_versions.c.ciphertext_sha256,
-                records.c.category,
-                records.c.withheld_from_guardians,
-            )
-            .join(records, records.c.record_id == record_versions.c.record_id)
-            .where(
-                # One id list binds faster than (id, version) pairs; versions are checked below.
-                record_versions.c.record_id.in_({rid for rid, _ in wanted}),
-                record_versions.c.state == COMMITTED,
-                records.c.deleted_at.is_(None),
-            )
-        )
+        for row in db.execute(_VERSIONS, {"record_ids": list({rid for rid, _ in wanted})})
         if (row.record_id, row.version) in wanted
     }
     children: dict[str, list[str]] = {}
     for record_id, child_id in db.execute(
-        select(record_children.c.record_id, record_children.c.child_id)
-        .where(record_children.c.record_id.in_({rid for rid, _ in rows}))
-        # By the primary key, so SQLite looks the ids up instead of scanning the child index.
-        .order_by(record_children.c.record_id, record_children.c.child_id)
+        _CHILDREN, {"record_ids": list({rid for rid, _ in rows})}
     ):
         children.setdefault(record_id, []).append(child_id)
     relationships = load_relationships(
@@ -236,15 +253,7 @@ def _unwrap(
     if not bases:
         return {}
     wraps: dict[tuple[str, int], list[tuple[str, int, bytes]]] = {}
-    for row in db.execute(
-        select(wrapped_record_keys)
-        .where(wrapped_record_keys.c.record_id.in_({rid for rid, _ in bases}))
-        .order_by(
-            wrapped_record_keys.c.record_id,
-            wrapped_record_keys.c.version,
-            wrapped_record_keys.c.child_id,
-        )
-    ):
+    for row in db.execute(_WRAPS, {"record_ids": list({rid for rid, _ in bases})}):
         if (row.record_id, row.version) not in bases:
             continue
         wraps.setdefault((row.record_id, row.version), []).append(

@@ -29,6 +29,12 @@ from keyservice.errors import AuditUnavailableError
 
 GENESIS_HASH = "0" * 64
 
+# Built once: constructing a statement and its cache key cost more than running it.
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_INSERT = insert(audit_entries)
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1)
+
 
 @dataclass(frozen=True)
 class AuditEvent:
@@ -109,10 +115,8 @@ def append_many(
     each entry links to the one before it exactly as if appended alone.
     """
     try:
-        head_query = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        if connection.dialect.name == "postgresql":
-            head_query = head_query.with_for_update()
-        head = connection.execute(head_query).one()
+        locked = connection.dialect.name == "postgresql"
+        head = connection.execute(_HEAD_FOR_UPDATE if locked else _HEAD).one()
         seq: int = head.seq
         prev_hash: str = head.hash
         rows: list[dict[str, Any]] = []
@@ -145,10 +149,8 @@ def append_many(
             prev_hash = digest
         if not rows:
             return []
-        connection.execute(insert(audit_entries), rows)
-        connection.execute(
-            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev_hash)
-        )
+        connection.execute(_INSERT, rows)
+        connection.execute(_MOVE_HEAD, {"seq": seq, "hash": prev_hash})
         if checkpointer is not None and checkpointer.every > 0:
             for row in rows:
                 if row["seq"] % checkpointer.every == 0:

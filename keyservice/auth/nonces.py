@@ -16,6 +16,14 @@ from keyservice.errors import AuthenticationError
 
 CLEANUP_INTERVAL_S = 60.0
 
+# Built once per dialect: constructing the statement cost more than running it.
+_INSERT = {
+    dialect.dialect.name: dialect.insert(seen_nonces)
+    .on_conflict_do_nothing()
+    .returning(seen_nonces.c.nonce)
+    for dialect in (postgresql, sqlite)
+}
+
 
 class ReplayCache:
     """Remembers nonces in the database table ``seen_nonces``.
@@ -38,17 +46,17 @@ class ReplayCache:
         in a power cut could be replayed only within the skew window after the restart, so
         its commit does not wait for the disk.
         """
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(seen_nonces)
-            .values(device_id=device_id, nonce=nonce, expires_at=now + 2 * SKEW)
-            .on_conflict_do_nothing()
-            .returning(seen_nonces.c.nonce)
-        )
+        statement = _INSERT[connection.dialect.name]
         with relaxed_durability(connection):
             self._sweep_if_due(connection, now)
             # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
-            fresh = connection.execute(statement).first() is not None
+            fresh = (
+                connection.execute(
+                    statement,
+                    {"device_id": device_id, "nonce": nonce, "expires_at": now + 2 * SKEW},
+                ).first()
+                is not None
+            )
             if not fresh:
                 connection.rollback()
                 raise AuthenticationError("replayed_nonce")
