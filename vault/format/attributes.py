@@ -17,7 +17,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import pairwise
+from itertools import pairwise, repeat
+from operator import lt
 
 from vault.format.errors import FormatError, UnsupportedVersionError
 
@@ -74,15 +75,22 @@ class RecordAttributes:
             raise FormatError(f"record id must be {ID_SIZE} bytes")
         if not 1 <= self.version <= MAX_VERSION:
             raise FormatError(f"version must be between 1 and {MAX_VERSION}")
-        if not 1 <= len(self.child_ids) <= MAX_CHILDREN:
+        children = self.child_ids
+        if not 1 <= len(children) <= MAX_CHILDREN:
             raise FormatError(f"a record belongs to between 1 and {MAX_CHILDREN} children")
-        if any(not isinstance(c, bytes) or len(c) != ID_SIZE for c in self.child_ids):
+        # map() over builtins: these run for every item of a 1,000-record key release.
+        if not all(map(isinstance, children, repeat(bytes))) or any(
+            map(ID_SIZE.__ne__, map(len, children))
+        ):
             raise FormatError(f"every child id must be {ID_SIZE} bytes")
-        ordered = tuple(sorted(self.child_ids))
-        if len(set(ordered)) != len(ordered):
-            raise FormatError("a child id is listed twice")
-        object.__setattr__(self, "child_ids", ordered)
-        object.__setattr__(self, "category", Category(self.category))
+        # Ids stored by the key service arrive sorted already: then nothing is re-sorted.
+        if type(children) is not tuple or not all(map(lt, children, children[1:])):
+            ordered = tuple(sorted(children))
+            if not all(map(lt, ordered, ordered[1:])):
+                raise FormatError("a child id is listed twice")
+            object.__setattr__(self, "child_ids", ordered)
+        if type(self.category) is not Category:
+            object.__setattr__(self, "category", Category(self.category))
 
     def canonical(self) -> bytes:
         """The one byte encoding of these attributes."""
@@ -129,7 +137,7 @@ class RecordAttributes:
         """Build attributes from the API's hex ids; a bad id or category is a FormatError."""
         try:
             rid = bytes.fromhex(record_id)
-            cids = tuple(bytes.fromhex(c) for c in child_ids)
+            cids = tuple(map(bytes.fromhex, child_ids))
             cat = Category(category)
         except ValueError as exc:
             raise FormatError(f"invalid attributes: {exc}") from exc
