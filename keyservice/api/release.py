@@ -3,7 +3,8 @@
 One pass loads everything the batch needs in a fixed number of queries (versions, children,
 relationships, wrapped keys), decides each item with the policy, unwraps the granted keys,
 seals them all under one key agreement, and writes ONE audit entry listing every item's
-decision and basis (docs/AUDIT.md) in the same transaction. A denied item says only
+decision and basis (docs/AUDIT.md), group-committed with concurrent releases; no key leaves
+before that entry is durable. A denied item says only
 ``unavailable``, whether the record is missing, uncommitted, deleted or forbidden.
 """
 
@@ -233,8 +234,7 @@ def _decide_and_unwrap(
             )
         if decision.allowed:
             bases[pair] = decision.basis
-    categories = {pair: row.category for pair, row in rows.items()}
-    keys = _unwrap(db, state, bases, categories, children)
+    keys = _unwrap(db, state, bases, rows, children)
     return rows, children, bases, keys
 
 
@@ -242,7 +242,7 @@ def _unwrap(
     db: Connection,
     state: ServiceState,
     bases: dict[tuple[str, int], Basis],
-    categories: dict[tuple[str, int], str],
+    rows: dict[tuple[str, int], Row[*tuple[Any, ...]]],
     children: dict[str, list[str]],
 ) -> dict[tuple[str, int], tuple[RecordAttributes, bytes]]:
     """Unwrap the granted record keys: one query for the wraps, cached child keys.
@@ -268,7 +268,7 @@ def _unwrap(
             record_id=pair[0],
             version=pair[1],
             child_ids=children[pair[0]],
-            category=categories[pair],
+            category=rows[pair].category,
         )
         for child_id, key_version, wrapped in wraps.get(pair, []):
             child_key = child_keys.get((child_id, key_version))
