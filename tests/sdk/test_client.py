@@ -207,6 +207,26 @@ def test_altered_blob_fails_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_existing_file_survives_a_failed_download_and_is_replaced_by_a_good_one(
+    client: Client, service: FakeKeyService, child: str, tmp_path: Path
+) -> None:
+    data = _plaintext(DEFAULT_CHUNK_SIZE + 7)
+    ref = client.put(child_ids=[child], category="photo", stream=io.BytesIO(data))
+    out = tmp_path / "photo.bin"
+    out.write_bytes(b"the file that was here before")
+    (blob_id,) = service.blobs
+    good = service.blobs[blob_id]
+    service.blobs[blob_id] = good[:-1] + bytes([good[-1] ^ 0x01])
+    with pytest.raises(IntegrityError):
+        client.get(ref.record_id, dst=out)
+    assert out.read_bytes() == b"the file that was here before"
+    assert list(tmp_path.iterdir()) == [out]
+    service.blobs[blob_id] = good
+    assert client.get(ref.record_id, dst=out) == out
+    assert out.read_bytes() == data
+    assert list(tmp_path.iterdir()) == [out]
+
+
 def test_truncated_blob_fails(
     client: Client, service: FakeKeyService, child: str, tmp_path: Path
 ) -> None:

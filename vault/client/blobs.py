@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import io
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -137,14 +139,44 @@ class ExpectedCiphertext:
     sha256: bytes
 
 
+class _Hasher:
+    """SHA-256 on a thread of its own, so hashing overlaps receiving and decrypting.
+
+    Blocks are hashed in the order given; at most ``_HAND_OVER_DEPTH`` wait, so memory stays
+    bounded. hashlib releases the GIL while it hashes a large block.
+    """
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carevault-sha256")
+        self._pending: deque[Future[None]] = deque()
+
+    def update(self, block: bytes) -> None:
+        if len(self._pending) >= _HAND_OVER_DEPTH:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._digest.update, block))
+
+    def digest(self) -> bytes:
+        while self._pending:
+            self._pending.popleft().result()
+        return self._digest.digest()
+
+    def __enter__(self) -> _Hasher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 class Download:
     """A streamed download: use as a context manager, read ``stream``, then call ``verify``.
 
     A thread takes the response off the network into a bounded pipe, so receiving the next
-    ciphertext overlaps with decrypting the previous. The same thread counts and hashes every
-    byte it receives: the format's authentication cannot tell a blob replaced after commit by
-    someone holding the record key (its creator, through an upload URL) from the original,
-    but the committed size and digest can.
+    ciphertext overlaps with decrypting the previous. That thread counts every byte it
+    receives and hands each block to a third thread that hashes it, so hashing overlaps both:
+    the format's authentication cannot tell a blob replaced after commit by someone holding
+    the record key (its creator, through an upload URL) from the original, but the committed
+    size and digest can.
     """
 
     def __init__(
@@ -183,7 +215,14 @@ class Download:
         response, progress, expected = self._response, self._progress, self._expected
 
         def receive(sink: BinaryIO) -> None:
-            digest = hashlib.sha256()
+            with _Hasher() as digest:
+                _receive(sink, digest)
+                if not hmac.compare_digest(digest.digest(), expected.sha256):
+                    raise IntegrityError() from ValueError(
+                        "the ciphertext's SHA-256 differs from the one checked at commit"
+                    )
+
+        def _receive(sink: BinaryIO, digest: _Hasher) -> None:
             received = 0
             batch: list[bytes] = []
             batched = 0
@@ -216,10 +255,6 @@ class Download:
             if received != expected.size:
                 raise IntegrityError() from ValueError(
                     "storage sent fewer bytes than the committed ciphertext size"
-                )
-            if not hmac.compare_digest(digest.digest(), expected.sha256):
-                raise IntegrityError() from ValueError(
-                    "the ciphertext's SHA-256 differs from the one checked at commit"
                 )
 
         self._pipe = PipeProducer(receive, depth=_HAND_OVER_DEPTH)

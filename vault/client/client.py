@@ -216,6 +216,10 @@ class Client(admin.AdminCalls):
                 download.verify()
             # The rename is what guarantees that only verified plaintext appears at the
             # target; no fsync, because a download can simply be fetched again after a crash.
+            # An existing target is removed first: ext4 flushes a file renamed over another
+            # to disk (auto_da_alloc), which cost a 64 MiB download a fifth of its time.
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
