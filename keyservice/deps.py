@@ -1,11 +1,13 @@
 """FastAPI dependencies: the service state, a database connection, and the signed caller.
 
-    CurrentCaller = Annotated[Caller, Depends(authenticate)]
+    CurrentCaller = Annotated[Caller, Depends(current_caller)]
 
 ``authenticate`` verifies the request signature (docs/SIGNING.md), loads the device and its
 principal in one query, rejects revoked ones, and records the nonce in a transaction of its
 own, committed before the request's work starts (so a nonce is spent whatever the request's
-outcome). Every failure is the same 401; the reason goes to the log and the audit.
+outcome). Every failure is the same 401; the reason goes to the log and the audit. The key
+release route calls it directly, in its one worker-thread hop, and spends the nonce in its
+audit entry's transaction instead (decision 0007).
 """
 
 from __future__ import annotations
@@ -105,10 +107,18 @@ def _load_device(db: Connection, device_id: str) -> Row[*tuple[Any, ...]] | None
 
 def authenticate(
     request: Request,
-    body: Annotated[bytes, Depends(request_body)],
-    db: Db,
-    state: State,
+    body: bytes,
+    db: Connection,
+    state: ServiceState,
+    *,
+    spend_nonce: bool = True,
 ) -> Caller:
+    """The one way a request is authenticated: verify it, or audit the reason and raise 401.
+
+    Sync (database reads); run it in a worker thread. With ``spend_nonce=False`` the caller
+    must spend ``Caller.nonce`` itself before anything is released: a key release spends it
+    in its audit entry's group commit (decision 0007), and a replay is refused there.
+    """
     found = _Lookup()
 
     def resolve_key(key_id: str) -> Ed25519PublicKey:
@@ -146,13 +156,13 @@ def authenticate(
                 now=now.timestamp(),
                 resolve_key=resolve_key,
             )
-        state.replay_cache.remember(db, device_id=signed.device_id, nonce=signed.nonce, now=now)
+        if spend_nonce:
+            state.replay_cache.remember(db, device_id=signed.device_id, nonce=signed.nonce, now=now)
     except AuthenticationError as exc:
         if found.db_error is not None:
             # Not the caller's fault: answer 503 (problems.py), not 401.
             raise found.db_error from exc
-        _reject(db, state, request, exc.reason, found)
-        raise HTTPException(status_code=401, detail=AUTH_FAILED) from exc
+        raise _reject(db, state, request, exc.reason, found) from exc
     row = found.row
     assert row is not None
     return Caller(
@@ -167,27 +177,67 @@ def authenticate(
     )
 
 
+def spend_nonce_alone(
+    request: Request, db: Connection, state: ServiceState, caller: Caller
+) -> None:
+    """Spend the nonce of a request authenticated with ``spend_nonce=False`` on its own.
+
+    For such a request that ends before its nonce reaches its audit entry (an invalid body,
+    say): a replay is answered 401 and audited like any rejected request.
+    """
+    try:
+        state.replay_cache.remember(
+            db, device_id=caller.device_id, nonce=caller.nonce, now=state.clock()
+        )
+    except AuthenticationError as exc:
+        found = _Lookup(key_id=caller.device_id, principal_id=caller.principal_id)
+        raise _reject(db, state, request, exc.reason, found) from exc
+
+
+def rejection(
+    request: Request, reason: str, *, principal_id: str | None, device_id: str | None
+) -> AuditEvent:
+    """The ``auth.reject`` entry of a refused request: the reason is audited, never told."""
+    return AuditEvent(
+        action="auth.reject",
+        outcome="deny",
+        actor_principal=principal_id,
+        actor_device=device_id,
+        detail={"reason": reason, "method": request.method},
+    )
+
+
+def rejected(request: Request, reason: str) -> HTTPException:
+    """Log a refused request and return the one generic 401 to raise."""
+    log.warning("request rejected: %s %s reason=%s", request.method, request.url.path, reason)
+    return HTTPException(status_code=401, detail=AUTH_FAILED)
+
+
 def _reject(
     db: Connection, state: ServiceState, request: Request, reason: str, found: _Lookup
-) -> None:
-    """Log and audit a rejected request in a transaction of its own."""
-    log.warning("request rejected: %s %s reason=%s", request.method, request.url.path, reason)
+) -> HTTPException:
+    """Audit a rejected request in a transaction of its own; return the 401 to raise."""
     db.rollback()
     append_event(
         db,
         state,
-        AuditEvent(
-            action="auth.reject",
-            outcome="deny",
-            actor_principal=found.principal_id,
-            actor_device=found.key_id,
-            detail={"reason": reason, "method": request.method},
-        ),
+        rejection(request, reason, principal_id=found.principal_id, device_id=found.key_id),
     )
     db.commit()
+    return rejected(request, reason)
 
 
-CurrentCaller = Annotated[Caller, Depends(authenticate)]
+def current_caller(
+    request: Request,
+    body: Annotated[bytes, Depends(request_body)],
+    db: Db,
+    state: State,
+) -> Caller:
+    """The signed caller of a request, as a dependency: ``authenticate``, nonce spent first."""
+    return authenticate(request, body, db, state)
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
 
 
 def require_admin(request: Request, caller: CurrentCaller, db: Db, state: State) -> Caller:

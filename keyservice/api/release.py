@@ -6,21 +6,31 @@ seals them all under one key agreement, and writes ONE audit entry listing every
 decision and basis (docs/AUDIT.md), group-committed with concurrent releases; no key leaves
 before that entry is durable. A denied item says only
 ``unavailable``, whether the record is missing, uncommitted, deleted or forbidden.
+
+The route is a coroutine with one worker-thread hop for all of its sync work (authentication
+included: the same ``keyservice.deps.authenticate`` as every other route). Its nonce is spent
+in the transaction of its audit entry, not in one of its own before the work (decision 0007):
+a replay gets the one generic 401 and an ``auth.reject`` entry instead of its release entry.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import BindParameter, Connection, Row, bindparam, select
+from starlette.concurrency import run_in_threadpool
 
 from keyservice.api.encoding import b64encode
 from keyservice.api.records import COMMITTED
 from keyservice.api.schemas import ReleaseRequest, ReleaseResponse
-from keyservice.audit.group import IndexRows
+from keyservice.audit.chain import AuditEvent
+from keyservice.audit.group import REPLAYED, AuditWrite, IndexRows, NonceClaim
 from keyservice.audit.record import audit_committed
 from keyservice.caller import Caller
 from keyservice.catalog.facts import decide_for, load_relationships
@@ -32,8 +42,8 @@ from keyservice.db.tables import (
     records,
     wrapped_record_keys,
 )
-from keyservice.deps import CurrentCaller, Db, State
-from keyservice.errors import KeyUnwrapError
+from keyservice.deps import authenticate, rejected, rejection, spend_nonce_alone
+from keyservice.errors import AuthenticationError, KeyUnwrapError
 from keyservice.keys import unwrap_record_key
 from keyservice.policy import Action, Basis, Decision, RecordFacts
 from keyservice.state import ServiceState
@@ -85,12 +95,80 @@ _WRAPS = (
 )
 
 
-@router.post("/v1/keys/release", response_model=ReleaseResponse, response_model_exclude_none=True)
-def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: State) -> JSONResponse:
+def _body_schema() -> dict[str, Any]:
+    """``ReleaseRequest``'s JSON schema with its definitions inlined, for the OpenAPI document
+    (the route reads its body itself, after authentication, so FastAPI does not see it)."""
+    schema = ReleaseRequest.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline(schema)}},
+        }
+    }
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A release decided and sealed, waiting for its audit entry to be durable."""
+
+    caller: Caller
+    body: ReleaseRequest
+    rows: dict[tuple[str, int], Row[*tuple[Any, ...]]]
+    children: dict[str, list[str]]
+    sealed: dict[tuple[str, int], bytes]
+    ephemeral_public: bytes
+    write: AuditWrite
+
+
+@router.post(
+    "/v1/keys/release",
+    response_model=ReleaseResponse,
+    response_model_exclude_none=True,
+    openapi_extra=_body_schema(),
+)
+async def release_keys(request: Request) -> JSONResponse:
+    """Authenticate, decide, unwrap and seal in one worker-thread hop; wait for the audit
+    entry's group commit on the event loop; answer. No thread is held while waiting."""
+    state: ServiceState = request.app.state.service
+    body = await request.body()
+    with state.engine.connect() as db:
+        prepared = await run_in_threadpool(_prepare, request, body, db, state)
+        try:
+            # Returns once the entry, its disclosure rows and the spent nonce are durable:
+            # only then do keys leave.
+            await audit_committed(db, state, prepared.write)
+        except AuthenticationError as exc:
+            # The nonce was spent before; the batch wrote this request's rejection instead.
+            raise rejected(request, exc.reason) from exc
+    return _response(prepared, state)
+
+
+def _prepare(request: Request, raw: bytes, db: Connection, state: ServiceState) -> _Prepared:
+    """All of a release's sync work: authenticate, validate, decide, unwrap, seal."""
+    caller = authenticate(request, raw, db, state, spend_nonce=False)
+    try:
+        body = ReleaseRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        spend_nonce_alone(request, db, state, caller)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from exc
     now = state.clock()
     pairs = list(dict.fromkeys((item.record_id, item.version) for item in body.items))
     # Everything up to the seal reads a snapshot and holds no write lock (docs/AUDIT.md:
-    # only the audit entry and the disclosure rows are written).
+    # only the audit entry, the disclosure rows and the nonce are written).
     with reading(db):
         rows, children, bases, keys = _decide_and_unwrap(db, state, caller, pairs, now)
     granted = [pair for pair in pairs if pair in keys]
@@ -99,47 +177,56 @@ def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: Sta
         context=sealing_context(caller.device_id, caller.nonce),
         items=[(keys[pair][0].canonical(), keys[pair][1]) for pair in granted],
     )
-    sealed_by_pair = dict(zip(granted, sealed.sealed, strict=True))
-    # Returns once the entry and its disclosure rows are durable: only then do keys leave.
-    audit_committed(
-        db,
-        state,
-        caller,
-        "keys.release",
-        {
+    event = AuditEvent(
+        action="keys.release",
+        outcome="allow" if granted else "deny",
+        actor_principal=caller.principal_id,
+        actor_device=caller.device_id,
+        detail={
             "items": [
-                [
-                    rid,
-                    version,
-                    "granted" if (rid, version) in keys else "denied",
-                    bases[(rid, version)].value if (rid, version) in keys else Basis.NONE.value,
-                ]
+                [rid, version, "granted", bases[(rid, version)].value]
+                if (rid, version) in keys
+                else [rid, version, "denied", Basis.NONE.value]
                 for rid, version in pairs
             ]
         },
-        outcome="allow" if granted else "deny",
-        index=(
-            IndexRows(
-                disclosures,
-                [
-                    {
-                        "child_id": child_id,
-                        "record_id": rid,
-                        "version": version,
-                        "principal_id": caller.principal_id,
-                        "basis": bases[(rid, version)].value,
-                        "at": now,
-                    }
-                    for rid, version in granted
-                    for child_id in children[rid]
-                ],
-            ),
+    )
+    disclosed = IndexRows(
+        disclosures,
+        columns=("child_id", "record_id", "version", "basis"),
+        rows=[
+            (child_id, rid, version, bases[(rid, version)].value)
+            for rid, version in granted
+            for child_id in children[rid]
+        ],
+        shared={"principal_id": caller.principal_id, "at": now},
+    )
+    claim = NonceClaim(
+        caller.device_id,
+        caller.nonce,
+        rejected=rejection(
+            request, REPLAYED, principal_id=caller.principal_id, device_id=caller.device_id
         ),
     )
+    return _Prepared(
+        caller=caller,
+        body=body,
+        rows=rows,
+        children=children,
+        sealed=dict(zip(granted, sealed.sealed, strict=True)),
+        ephemeral_public=sealed.ephemeral_public,
+        write=AuditWrite(event, (disclosed,), claim),
+    )
+
+
+def _response(prepared: _Prepared, state: ServiceState) -> JSONResponse:
+    """One result per item asked for, in order; a denied item says only ``unavailable``."""
+    rows, children, sealed = prepared.rows, prepared.children, prepared.sealed
+    include_urls = prepared.body.include_urls
     results: list[dict[str, Any]] = []
-    for item in body.items:
+    for item in prepared.body.items:
         pair = (item.record_id, item.version)
-        if pair not in sealed_by_pair:
+        if pair not in sealed:
             results.append(
                 {
                     "record_id": item.record_id,
@@ -160,14 +247,14 @@ def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: Sta
                 "child_ids": children[item.record_id],
                 "category": row.category,
             },
-            "sealed_key": b64encode(sealed_by_pair[pair]),
+            "sealed_key": b64encode(sealed[pair]),
             # What the commit checked, so the client can check the bytes it downloads.
             "ciphertext_size": row.ciphertext_size,
             "ciphertext_sha256": b64encode(row.ciphertext_sha256),
         }
         if row.encrypted_metadata is not None:
             result["encrypted_metadata"] = b64encode(row.encrypted_metadata)
-        if body.include_urls:
+        if include_urls:
             result["download_url"] = state.blobs.presign_get(
                 row.object_name, expires_s=DOWNLOAD_URL_S
             )
@@ -175,7 +262,7 @@ def release_keys(body: ReleaseRequest, caller: CurrentCaller, db: Db, state: Sta
     # The shape is ReleaseResponse (the OpenAPI schema says so); built as plain JSON because
     # validating a 1,000-item model again cost a fifth of a bulk release.
     return JSONResponse(
-        {"ephemeral_public": b64encode(sealed.ephemeral_public), "results": results}
+        {"ephemeral_public": b64encode(prepared.ephemeral_public), "results": results}
     )
 
 

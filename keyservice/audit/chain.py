@@ -102,23 +102,36 @@ def append(
     return append_many(connection, [event], now=now, checkpointer=checkpointer)[0]
 
 
+def lock_head(connection: Connection) -> tuple[int, str]:
+    """Lock the chain's head in the current transaction; return its ``(seq, hash)``.
+
+    ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds the
+    database's one write lock.
+    """
+    try:
+        locked = connection.dialect.name == "postgresql"
+        head = connection.execute(_HEAD_FOR_UPDATE if locked else _HEAD).one()
+    except SQLAlchemyError as exc:
+        raise AuditUnavailableError() from exc
+    return head.seq, head.hash
+
+
 def append_many(
     connection: Connection,
     events: Sequence[AuditEvent],
     *,
     now: datetime,
     checkpointer: Checkpointer | None = None,
+    head: tuple[int, str] | None = None,
 ) -> list[int]:
     """Append ``events`` in order in the current transaction; return their sequence numbers.
 
     One head lock, one insert and one head update for the lot (group commit, decision 0005);
-    each entry links to the one before it exactly as if appended alone.
+    each entry links to the one before it exactly as if appended alone. ``head`` is what
+    ``lock_head`` returned, if the caller locked it earlier in this transaction.
     """
+    seq, prev_hash = head if head is not None else lock_head(connection)
     try:
-        locked = connection.dialect.name == "postgresql"
-        head = connection.execute(_HEAD_FOR_UPDATE if locked else _HEAD).one()
-        seq: int = head.seq
-        prev_hash: str = head.hash
         rows: list[dict[str, Any]] = []
         for event in events:
             seq += 1

@@ -1,41 +1,68 @@
 """Group commit: concurrent requests' audit entries appended in one durable transaction.
 
 A request that must not answer before its entry is committed (a key release) hands the entry
-to ``GroupCommit.commit`` and blocks. The first of the waiting requests leads: on its own
-connection it appends every entry queued so far, in order, with one head lock, writes their
-index rows, and commits once (one sync of the log on SQLite with ``synchronous=FULL``); then it
-wakes each request with its sequence number, or with ``AuditUnavailableError`` if the
-transaction failed, and hands the lead to the first request that queued meanwhile. So a
-request still gets its answer only after its own entry is durable, and a failed batch fails
-every request in it (fail closed). Across instances the batches serialise on the chain head
-like single appends (docs/AUDIT.md, decision 0005).
+to the group and waits: a thread calls ``GroupCommit.commit`` and blocks, a coroutine awaits
+``GroupCommit.commit_async`` and holds no thread meanwhile. The first of the waiting requests
+leads: on its own connection (in a worker thread, for a coroutine) it appends every entry
+queued so far, in order, with one head lock, spends their nonces, writes their index rows,
+and commits once (one sync of the log on SQLite with ``synchronous=FULL``); then it wakes
+each request with its sequence number, or with ``AuditUnavailableError`` if the transaction
+failed, and hands the lead to the first request that queued meanwhile. So a request still
+gets its answer only after its own entry is durable, and a failed batch fails every request
+in it (fail closed). Across instances the batches serialise on the chain head like single
+appends (docs/AUDIT.md, decisions 0005 and 0007).
+
+A write may carry its request's nonce (``NonceClaim``): the batch spends it in the same
+transaction. A nonce spent before, by any instance or earlier in the same batch, makes the
+write a replay: its ``rejected`` entry is appended instead of its own, its index rows are
+dropped, and its request gets ``AuthenticationError("replayed_nonce")``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from anyio import to_thread
+from sqlalchemy import Connection, Table
 
-from keyservice.audit.chain import AuditEvent, Checkpointer, append_many
-from keyservice.errors import AuditUnavailableError
+from keyservice.audit.chain import AuditEvent, Checkpointer, append_many, lock_head
+from keyservice.auth.nonces import ReplayCache
+from keyservice.errors import AuditUnavailableError, AuthenticationError
 
 MAX_BATCH = 256
 # Longer than any database timeout (5 s for the lock, 5 s per statement): a follower that
 # waits this long has a leader stuck outside the database and fails closed.
 WAIT_S = 60.0
+REPLAYED = "replayed_nonce"
 
 
 @dataclass(frozen=True)
 class IndexRows:
-    """Rows to insert into ``table`` with the entry, each given ``audit_seq`` = its seq."""
+    """Rows to insert into ``table`` with the entry: ``audit_seq`` (the entry's seq), then
+    each row's values for ``columns``, then the ``shared`` values, the same in every row.
+
+    Plain tuples through the driver (``_insert``): building a mapping per row and binding
+    each row's time through SQLAlchemy cost a quarter of a 1,000-key release.
+    """
 
     table: Table
-    rows: Sequence[Mapping[str, Any]]
+    columns: tuple[str, ...]
+    rows: Sequence[tuple[Any, ...]]
+    shared: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NonceClaim:
+    """A request's nonce, spent in the batch; ``rejected`` is its entry if it was spent before."""
+
+    device_id: str
+    nonce: str
+    rejected: AuditEvent
 
 
 @dataclass(frozen=True)
@@ -44,15 +71,34 @@ class AuditWrite:
 
     event: AuditEvent
     index: tuple[IndexRows, ...] = ()
+    claim: NonceClaim | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class BatchContext:
+    """What a leader needs besides its connection: the time, checkpoints, the replay cache."""
+
+    clock: Callable[[], datetime]
+    checkpointer: Checkpointer | None = None
+    replay_cache: ReplayCache | None = None
+
+
+@dataclass(eq=False)
 class _Pending:
     write: AuditWrite
-    ready: threading.Event = field(default_factory=threading.Event)
+    # A thread waits on ``ready``; a coroutine awaits ``future`` on ``loop``.
+    ready: threading.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[None] | None = None
     leads: bool = False
     seq: int | None = None
     failure: BaseException | None = None
+
+    def result(self) -> int:
+        if self.failure is not None:
+            raise self.failure
+        assert self.seq is not None
+        return self.seq
 
 
 class GroupCommit:
@@ -65,92 +111,218 @@ class GroupCommit:
         self._queue: list[_Pending] = []
         self._leading = False
 
-    def commit(
-        self,
-        connection: Connection,
-        write: AuditWrite,
-        *,
-        clock: Callable[[], datetime],
-        checkpointer: Checkpointer | None,
-    ) -> int:
+    def commit(self, connection: Connection, write: AuditWrite, context: BatchContext) -> int:
         """Return ``write``'s sequence number once its entry is committed, or raise.
 
         ``connection`` must have no transaction open; it is used only if this call leads.
-        Raises ``AuditUnavailableError`` when the entry could not be committed.
+        Raises ``AuditUnavailableError`` when the entry could not be committed, and
+        ``AuthenticationError`` when the write's nonce had been spent before.
         """
-        pending = _Pending(write)
+        ready = threading.Event()
+        pending = _Pending(write, ready=ready)
+        if not self._enqueue(pending) and not ready.wait(self._wait_s):
+            self._give_up(pending)
+        if pending.leads:
+            self._lead(pending, connection, context)
+        return pending.result()
+
+    async def commit_async(
+        self, connection: Connection, write: AuditWrite, context: BatchContext
+    ) -> int:
+        """``commit`` for a coroutine: it waits on the event loop, and leads in a worker thread.
+
+        Cancelling it while the batch holding its entry runs does not stop the batch: the
+        entry may still commit, as with a follower that gives up (docs/AUDIT.md).
+        """
+        loop = asyncio.get_running_loop()
+        pending = _Pending(write, loop=loop, future=loop.create_future())
+        if not self._enqueue(pending):
+            assert pending.future is not None
+            try:
+                async with asyncio.timeout(self._wait_s):
+                    await pending.future
+            except TimeoutError:
+                self._give_up(pending)
+            except asyncio.CancelledError:
+                self._withdraw(pending)
+                raise
+        if pending.leads:
+            # Not cancellable: the batch's other requests wait for this thread's outcome.
+            await to_thread.run_sync(self._lead, pending, connection, context)
+        return pending.result()
+
+    def _enqueue(self, pending: _Pending) -> bool:
+        """Queue ``pending``; return whether it leads at once."""
         with self._lock:
             self._queue.append(pending)
             if not self._leading:
                 self._leading = pending.leads = True
-        if not pending.leads and not pending.ready.wait(self._wait_s):
-            with self._lock:
-                if not pending.leads:
-                    # Never written if still queued; if a batch holds it, it may commit
-                    # after all, and the entry records a release that did not happen.
-                    if pending in self._queue:
-                        self._queue.remove(pending)
-                    raise AuditUnavailableError()
-        if pending.leads:
-            self._lead(connection, clock, checkpointer)
-        if pending.failure is not None:
-            raise pending.failure
-        assert pending.seq is not None
-        return pending.seq
+        return pending.leads
 
-    def _lead(
-        self,
-        connection: Connection,
-        clock: Callable[[], datetime],
-        checkpointer: Checkpointer | None,
-    ) -> None:
+    def _give_up(self, pending: _Pending) -> None:
+        """A follower waited too long: fail closed unless the lead reached it meanwhile."""
+        with self._lock:
+            if pending.leads:
+                return
+            # Never written if still queued; if a batch holds it, it may commit after all,
+            # and the entry records a release that did not happen.
+            if pending in self._queue:
+                self._queue.remove(pending)
+        raise AuditUnavailableError()
+
+    def _withdraw(self, pending: _Pending) -> None:
+        """A cancelled coroutine leaves the queue, passing on the lead if it had it."""
+        with self._lock:
+            if pending in self._queue:
+                self._queue.remove(pending)
+            if not pending.leads:
+                return
+            handed = self._hand_lead()
+        if handed is not None:
+            _wake([handed])
+
+    def _hand_lead(self) -> _Pending | None:
+        """Give the lead to the first queued request (call with the lock held)."""
+        if self._queue:
+            self._queue[0].leads = True
+            return self._queue[0]
+        self._leading = False
+        return None
+
+    def _lead(self, leader: _Pending, connection: Connection, context: BatchContext) -> None:
+        """Write the queued batch (``leader`` first in it) and wake who waits for it."""
         with self._lock:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
         try:
-            seqs = _write(connection, [p.write for p in batch], clock(), checkpointer)
+            outcomes = _write(connection, [p.write for p in batch], context)
         except BaseException as exc:
             for p in batch:
                 p.failure = _failure(exc)
         else:
-            for p, seq in zip(batch, seqs, strict=True):
-                p.seq = seq
+            for p, seq in zip(batch, outcomes, strict=True):
+                if seq is None:
+                    p.failure = AuthenticationError(REPLAYED)
+                else:
+                    p.seq = seq
         with self._lock:
-            if self._queue:
-                self._queue[0].leads = True
-                self._queue[0].ready.set()
-            else:
-                self._leading = False
-        for p in batch:
+            handed = self._hand_lead()
+        # The leader is running this; everyone else in the batch, and the next leader, waits.
+        _wake([p for p in batch if p is not leader] + ([handed] if handed is not None else []))
+
+
+def _wake(pendings: list[_Pending]) -> None:
+    """Wake waiting threads at once and coroutines with one call into each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for p in pendings:
+        if p.ready is not None:
             p.ready.set()
+        elif p.loop is not None and p.future is not None:
+            by_loop.setdefault(p.loop, []).append(p.future)
+    for loop, futures in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, futures)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            continue
+
+
+def _settle(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():  # a follower that timed out or was cancelled has gone
+            future.set_result(None)
 
 
 def _write(
-    connection: Connection,
-    writes: list[AuditWrite],
-    now: datetime,
-    checkpointer: Checkpointer | None,
-) -> list[int]:
-    """Append and commit ``writes`` in one transaction; roll back on any failure."""
+    connection: Connection, writes: list[AuditWrite], context: BatchContext
+) -> list[int | None]:
+    """Append and commit ``writes`` in one transaction; roll back on any failure.
+
+    Returns each write's sequence number, or ``None`` for a write whose nonce was spent
+    before (its rejection entry has that write's place in the chain instead).
+    """
+    now = context.clock()
     try:
+        # The head is locked first, as by every append, so that instances' batches serialise
+        # there before any of them touches the nonce table.
+        head = lock_head(connection)
+        fresh = _spend_nonces(connection, writes, context, now)
+        events = [
+            w.event if w.claim is None or id(w) in fresh else w.claim.rejected for w in writes
+        ]
         seqs = append_many(
-            connection, [w.event for w in writes], now=now, checkpointer=checkpointer
+            connection, events, now=now, checkpointer=context.checkpointer, head=head
         )
-        by_table: dict[Table, list[dict[str, Any]]] = {}
+        by_shape: dict[tuple[Table, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         for write, seq in zip(writes, seqs, strict=True):
+            if write.claim is not None and id(write) not in fresh:
+                continue
             for index in write.index:
-                by_table.setdefault(index.table, []).extend(
-                    {**row, "audit_seq": seq} for row in index.rows
+                names = ("audit_seq", *index.columns, *index.shared)
+                shared = _bound(connection, index.table, index.shared)
+                by_shape.setdefault((index.table, names), []).extend(
+                    (seq, *row, *shared) for row in index.rows
                 )
-        for table, rows in by_table.items():
-            if rows:  # an empty list would insert one row of defaults
-                connection.execute(insert(table), rows)
+        for (table, names), rows in by_shape.items():
+            _insert(connection, table, names, rows)
         connection.commit()
     except BaseException:
         if connection.in_transaction():
             connection.rollback()
         raise
-    return seqs
+    return [
+        None if w.claim is not None and id(w) not in fresh else seq
+        for w, seq in zip(writes, seqs, strict=True)
+    ]
+
+
+def _bound(connection: Connection, table: Table, values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """``values`` as the driver takes them, through their columns' types, once."""
+    bound = []
+    for name, value in values.items():
+        process = table.c[name].type.bind_processor(connection.dialect)
+        bound.append(process(value) if process is not None else value)
+    return tuple(bound)
+
+
+def _insert(
+    connection: Connection, table: Table, names: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` (driver values for ``names``) with one executemany of the driver.
+
+    Only the shared values are bound through their column types (``_bound``): a row's own
+    values must already be what the driver takes (strings and integers).
+    """
+    if not rows:
+        return
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    preparer = connection.dialect.identifier_preparer
+    # Identifiers from the table's metadata, quoted; every value goes as a parameter.
+    statement = (
+        f"INSERT INTO {preparer.format_table(table)} "  # noqa: S608
+        f"({', '.join(preparer.quote(name) for name in names)}) "
+        f"VALUES ({', '.join(mark for _ in names)})"
+    )
+    connection.exec_driver_sql(statement, rows)
+
+
+def _spend_nonces(
+    connection: Connection, writes: list[AuditWrite], context: BatchContext, now: datetime
+) -> set[int]:
+    """Spend the writes' nonces in the batch's transaction; return the ids of fresh writes.
+
+    The first write of a (device, nonce) pair in arrival order gets it; a later one in the
+    same batch is a replay like one that comes after the commit.
+    """
+    claims: dict[tuple[str, str], AuditWrite] = {}
+    for write in writes:
+        if write.claim is not None:
+            claims.setdefault((write.claim.device_id, write.claim.nonce), write)
+    if not claims:
+        return set()
+    if context.replay_cache is None:
+        raise ValueError("writes with a nonce need the batch context's replay cache")
+    spent = context.replay_cache.spend(connection, list(claims), now=now)
+    return {id(claims[pair]) for pair in spent}
 
 
 def _failure(exc: BaseException) -> AuditUnavailableError:

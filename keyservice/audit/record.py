@@ -9,7 +9,7 @@ from fastapi import HTTPException
 from sqlalchemy import Connection
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append
-from keyservice.audit.group import AuditWrite, IndexRows
+from keyservice.audit.group import AuditWrite, BatchContext
 from keyservice.caller import Caller
 from keyservice.state import ServiceState
 
@@ -47,35 +47,23 @@ def append_event(db: Connection, state: ServiceState, event: AuditEvent) -> int:
     )
 
 
-def audit_committed(
-    db: Connection,
-    state: ServiceState,
-    caller: Caller,
-    action: str,
-    detail: Mapping[str, Any],
-    *,
-    outcome: str,
-    index: tuple[IndexRows, ...] = (),
-) -> int:
-    """Commit an entry for ``caller``'s action, and ``index`` with it, before returning.
+async def audit_committed(db: Connection, state: ServiceState, write: AuditWrite) -> int:
+    """Commit ``write`` (an entry, its index rows, maybe its nonce) before returning its seq.
 
-    For requests whose only writes are their entry and its index rows: the entry joins a
-    group commit (keyservice/audit/group.py), so ``db`` must have no transaction open.
+    For requests whose only writes are those: the entry joins the service's group commit
+    (keyservice/audit/group.py) and the coroutine waits without holding a thread, so ``db``
+    must have no transaction open. Raises ``AuditUnavailableError`` if the batch failed, and
+    ``AuthenticationError`` if the write's nonce had been spent before.
     """
-    return state.audit_group.commit(
-        db,
-        AuditWrite(
-            AuditEvent(
-                action=action,
-                outcome=outcome,
-                actor_principal=caller.principal_id,
-                actor_device=caller.device_id,
-                detail=detail,
-            ),
-            index,
-        ),
+    return await state.audit_group.commit_async(db, write, batch_context(state))
+
+
+def batch_context(state: ServiceState) -> BatchContext:
+    """The service's clock, checkpoint policy and replay cache, for a group commit's leader."""
+    return BatchContext(
         clock=state.clock,
         checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
+        replay_cache=state.replay_cache,
     )
 
 

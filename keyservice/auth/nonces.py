@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, delete
@@ -20,7 +21,7 @@ CLEANUP_INTERVAL_S = 60.0
 _INSERT = {
     dialect.dialect.name: dialect.insert(seen_nonces)
     .on_conflict_do_nothing()
-    .returning(seen_nonces.c.nonce)
+    .returning(seen_nonces.c.device_id, seen_nonces.c.nonce)
     for dialect in (postgresql, sqlite)
 }
 
@@ -46,21 +47,38 @@ class ReplayCache:
         in a power cut could be replayed only within the skew window after the restart, so
         its commit does not wait for the disk.
         """
-        statement = _INSERT[connection.dialect.name]
         with relaxed_durability(connection):
-            self._sweep_if_due(connection, now)
-            # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
-            fresh = (
-                connection.execute(
-                    statement,
-                    {"device_id": device_id, "nonce": nonce, "expires_at": now + 2 * SKEW},
-                ).first()
-                is not None
-            )
-            if not fresh:
+            if not self.spend(connection, [(device_id, nonce)], now=now):
                 connection.rollback()
                 raise AuthenticationError("replayed_nonce")
             connection.commit()
+
+    def spend(
+        self, connection: Connection, pairs: Sequence[tuple[str, str]], *, now: datetime
+    ) -> set[tuple[str, str]]:
+        """Insert the (device, nonce) ``pairs`` in the current transaction; return the fresh ones.
+
+        The caller commits (a key release spends its nonce with its audit entry, decision
+        0007). Pairs must be distinct.
+        """
+        self._sweep_if_due(connection, now)
+        statement = _INSERT[connection.dialect.name]
+        expires_at = now + 2 * SKEW
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
+        if len(pairs) == 1:
+            ((device_id, nonce),) = pairs
+            row = connection.execute(
+                statement, {"device_id": device_id, "nonce": nonce, "expires_at": expires_at}
+            ).first()
+            return {(device_id, nonce)} if row is not None else set()
+        returned = connection.execute(
+            statement,
+            [
+                {"device_id": device_id, "nonce": nonce, "expires_at": expires_at}
+                for device_id, nonce in pairs
+            ],
+        )
+        return {(row.device_id, row.nonce) for row in returned}
 
     def _sweep_if_due(self, connection: Connection, now: datetime) -> None:
         with self._lock:

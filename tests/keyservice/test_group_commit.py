@@ -1,8 +1,11 @@
-"""Group commit of audit entries (decision 0005): concurrent writes chain in order and verify,
-each index row carries its own entry's seq, and a failed batch fails every request in it."""
+"""Group commit of audit entries (decisions 0005, 0007): concurrent writes chain in order and
+verify, each index row carries its own entry's seq, a failed batch fails every request in it,
+a nonce spent in a batch is refused to every later write (same batch, later batch, or spent
+elsewhere), and coroutines and threads share one group."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -14,18 +17,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 
 from keyservice.audit.chain import AuditEvent, Checkpointer
-from keyservice.audit.group import AuditWrite, GroupCommit, IndexRows
+from keyservice.audit.group import AuditWrite, BatchContext, GroupCommit, IndexRows, NonceClaim
 from keyservice.audit.verify import verify_chain
+from keyservice.auth import ReplayCache
 from keyservice.db import make_engine, upgrade_to_head
-from keyservice.db.tables import audit_checkpoints, audit_entries, disclosures
-from keyservice.errors import AuditUnavailableError
+from keyservice.db.tables import audit_checkpoints, audit_entries, disclosures, seen_nonces
+from keyservice.errors import AuditUnavailableError, AuthenticationError
 
 KEY = Ed25519PrivateKey.generate()
-CHECKPOINTER = Checkpointer(KEY, every=5)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+CONTEXT = BatchContext(_now, Checkpointer(KEY, every=5), ReplayCache())
 
 
 @pytest.fixture
@@ -36,28 +42,32 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _write(n: int, *, bad: bool = False) -> AuditWrite:
+def _write(n: int, *, bad: bool = False, nonce: str | None = None) -> AuditWrite:
     # A disclosure row without its basis fails the insert, and with it the transaction.
-    row: dict[str, object] = {
-        "child_id": f"c{n}",
-        "record_id": "r",
-        "version": 1,
-        "principal_id": "p",
-        "at": _now(),
-    }
-    if not bad:
-        row["basis"] = "assignment"
+    row = (f"c{n}", "r", 1, None if bad else "assignment")
+    claim = None
+    if nonce is not None:
+        rejected = AuditEvent(action="auth.reject", outcome="deny", detail={"n": n})
+        claim = NonceClaim("d" * 32, nonce, rejected)
     return AuditWrite(
         AuditEvent(action="keys.release", outcome="allow", detail={"n": n}),
-        (IndexRows(disclosures, [row]),),
+        (
+            IndexRows(
+                disclosures,
+                columns=("child_id", "record_id", "version", "basis"),
+                rows=[row],
+                shared={"principal_id": "p", "at": _now()},
+            ),
+        ),
+        claim,
     )
 
 
 def _commit(group: GroupCommit, engine: Engine, write: AuditWrite) -> int | Exception:
     with engine.connect() as connection:
         try:
-            return group.commit(connection, write, clock=_now, checkpointer=CHECKPOINTER)
-        except AuditUnavailableError as exc:
+            return group.commit(connection, write, CONTEXT)
+        except (AuditUnavailableError, AuthenticationError) as exc:
             return exc
 
 
@@ -122,3 +132,155 @@ def _wait_for(condition: object) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def _hold_lock_and_queue(
+    group: GroupCommit, engine: Engine, writes: dict[int, AuditWrite]
+) -> dict[int, int | Exception]:
+    """Run ``writes`` so that write 0 leads alone and the others form one batch after it."""
+    results: dict[int, int | Exception] = {}
+
+    def run(n: int) -> None:
+        results[n] = _commit(group, engine, writes[n])
+
+    with engine.connect() as blocker:
+        blocker.execute(select(audit_entries.c.seq))
+        leader = threading.Thread(target=run, args=(0,))
+        leader.start()
+        _wait_for(lambda: group._leading)
+        others = []
+        for n in sorted(writes)[1:]:
+            others.append(threading.Thread(target=run, args=(n,)))
+            others[-1].start()
+            # One at a time, so that the batch keeps this order.
+            _wait_for(lambda n=n: len(group._queue) == n)
+        blocker.rollback()
+    for thread in [leader, *others]:
+        thread.join()
+    return results
+
+
+def test_a_nonce_replayed_inside_one_batch_gets_a_rejection_entry_instead(
+    engine: Engine,
+) -> None:
+    group = GroupCommit()
+    nonce, other = "1" * 32, "2" * 32
+    writes = {
+        0: _write(0, nonce="0" * 32),
+        1: _write(1, nonce=nonce),
+        2: _write(2, nonce=nonce),  # the same request again, in the same batch
+        3: _write(3, nonce=other),
+    }
+    results = _hold_lock_and_queue(group, engine, writes)
+    assert results[0] == 1
+    assert (results[1], results[3]) == (2, 4)
+    replayed = results[2]
+    assert isinstance(replayed, AuthenticationError)
+    assert replayed.reason == "replayed_nonce"
+    with engine.connect() as connection:
+        entries = {r.seq: (r.action, r.detail) for r in connection.execute(select(audit_entries))}
+        assert entries[3] == ("auth.reject", '{"n":2}')
+        assert [entries[s][0] for s in (1, 2, 4)] == ["keys.release"] * 3
+        # The replay's disclosure row is not written: nothing was released to it.
+        assert {r.child_id for r in connection.execute(select(disclosures))} == {"c0", "c1", "c3"}
+        spent = {r.nonce for r in connection.execute(select(seen_nonces))}
+        assert spent == {"0" * 32, nonce, other}
+        assert verify_chain(connection, KEY.public_key()).ok
+
+
+def test_a_nonce_spent_before_is_refused_in_a_later_batch(engine: Engine) -> None:
+    group = GroupCommit()
+    assert _commit(group, engine, _write(1, nonce="a" * 32)) == 1
+    again = _commit(group, engine, _write(2, nonce="a" * 32))
+    assert isinstance(again, AuthenticationError)
+    # Spent by another route's own transaction (ReplayCache.remember) counts the same.
+    with engine.connect() as connection:
+        CONTEXT.replay_cache.remember(  # type: ignore[union-attr]
+            connection, device_id="d" * 32, nonce="b" * 32, now=_now()
+        )
+    assert isinstance(_commit(group, engine, _write(3, nonce="b" * 32)), AuthenticationError)
+    with engine.connect() as connection:
+        actions = [r.action for r in connection.execute(select(audit_entries))]
+        assert actions == ["keys.release", "auth.reject", "auth.reject"]
+        assert [r.child_id for r in connection.execute(select(disclosures))] == ["c1"]
+
+
+def test_a_failed_batch_spends_no_nonce_and_releases_nothing(engine: Engine) -> None:
+    group = GroupCommit()
+    failed = _commit(group, engine, _write(1, bad=True, nonce="c" * 32))
+    assert isinstance(failed, AuditUnavailableError)
+    with engine.connect() as connection:
+        assert connection.execute(select(seen_nonces)).first() is None
+        assert connection.execute(select(audit_entries)).first() is None
+        assert connection.execute(select(disclosures)).first() is None
+
+
+def test_coroutines_and_threads_share_one_group(engine: Engine) -> None:
+    group = GroupCommit()
+    results: dict[int, int | Exception] = {}
+
+    async def one(n: int) -> None:
+        with engine.connect() as connection:
+            try:
+                results[n] = await group.commit_async(
+                    connection, _write(n, nonce=f"{n:032x}"), CONTEXT
+                )
+            except (AuditUnavailableError, AuthenticationError) as exc:
+                results[n] = exc
+
+    async def many(first: int) -> None:
+        await asyncio.gather(*(one(n) for n in range(first, first + 12)))
+
+    def thread(n: int) -> None:
+        results[n] = _commit(group, engine, _write(n, nonce=f"{n:032x}"))
+
+    loops = [threading.Thread(target=asyncio.run, args=(many(first),)) for first in (0, 12)]
+    # 32 connections in all: within the pool's 40.
+    threads = [threading.Thread(target=thread, args=(n,)) for n in range(24, 32)]
+    for t in [*loops, *threads]:
+        t.start()
+    for t in [*loops, *threads]:
+        t.join()
+    assert sorted(results.values()) == list(range(1, 33))  # type: ignore[type-var]
+    with engine.connect() as connection:
+        assert verify_chain(connection, KEY.public_key()).ok
+        audit_seqs = {r.child_id: r.audit_seq for r in connection.execute(select(disclosures))}
+        assert audit_seqs == {f"c{n}": seq for n, seq in results.items()}
+
+
+def test_a_cancelled_coroutine_leaves_the_queue_and_the_rest_commit(engine: Engine) -> None:
+    group = GroupCommit()
+    results: dict[int, int | Exception] = {}
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+
+    async def queued() -> int:
+        with engine.connect() as connection:
+            return await group.commit_async(connection, _write(1), CONTEXT)
+
+    def run(n: int) -> None:
+        results[n] = _commit(group, engine, _write(n))
+
+    try:
+        with engine.connect() as blocker:
+            blocker.execute(select(audit_entries.c.seq))
+            leader = threading.Thread(target=run, args=(0,))
+            leader.start()
+            _wait_for(lambda: group._leading)
+            cancelled = asyncio.run_coroutine_threadsafe(queued(), loop)
+            _wait_for(lambda: len(group._queue) == 1)
+            follower = threading.Thread(target=run, args=(2,))
+            follower.start()
+            _wait_for(lambda: len(group._queue) == 2)
+            cancelled.cancel()
+            _wait_for(lambda: len(group._queue) == 1)
+            blocker.rollback()
+        leader.join()
+        follower.join()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+    assert cancelled.cancelled()
+    assert results == {0: 1, 2: 2}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
@@ -23,7 +24,14 @@ from http_message_signatures import (
 from sqlalchemy import text
 
 from tests.keyservice.conftest import database
-from tests.keyservice.helpers import Device, admin_enrols, ok
+from tests.keyservice.helpers import (
+    Device,
+    admin_enrols,
+    assign,
+    create_child,
+    ok,
+    put_record,
+)
 from tests.servers import KeyService, KeyServiceFactory
 from vault.signing import AUDIENCE_HEADER, COVERED_COMPONENTS
 
@@ -343,3 +351,124 @@ def test_replay_is_rejected_by_a_second_instance_on_the_same_database(
         _send(httpx.Request("GET", f"{second.base_url}/v1/me", headers=fresh.headers)).status_code
         == 200
     )
+
+
+# Key releases spend their nonce in their audit entry's group commit (decision 0007), not
+# before their work like every other route: these are the replays that must still fail.
+
+
+@pytest.fixture
+def releasing(service: KeyService, admin: Device) -> tuple[KeyService, Device, bytes]:
+    """An educator, a record it may have, and a release request body for that record."""
+    child = create_child(admin)
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    record = put_record(educator, child_ids=[child])
+    body = json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
+    return service, educator, body
+
+
+def _releases_since(service: KeyService, seq: int, device: Device) -> int:
+    engine = database(service)
+    with engine.connect() as connection:
+        count: int = connection.execute(
+            text(
+                "SELECT count(*) FROM audit_entries WHERE action = 'keys.release' "
+                "AND seq > :seq AND actor_device = :device"
+            ),
+            {"seq": seq, "device": device.device_id},
+        ).scalar_one()
+    engine.dispose()
+    return count
+
+
+def _assert_released_once(responses: list[httpx.Response]) -> None:
+    """One answer carries the key; every other is the generic 401 and carries nothing."""
+    assert sorted(r.status_code for r in responses) == [200] + [401] * (len(responses) - 1)
+    for response in responses:
+        if response.status_code == 200:
+            assert response.json()["results"][0]["status"] == "granted"
+        else:
+            _assert_rejected(response)
+            assert "sealed_key" not in response.text
+
+
+def test_a_replayed_release_is_refused_and_audited(
+    releasing: tuple[KeyService, Device, bytes],
+) -> None:
+    service, educator, body = releasing
+    before = _last_seq(service)
+    signed = _sign(educator, _request(educator, body=body), nonce=_fresh_nonce())
+    _assert_released_once([_send(signed), _send(signed)])
+    assert _rejections_since(service, before) == ["replayed_nonce"]
+    assert _releases_since(service, before, educator) == 1
+
+
+def test_concurrent_copies_of_one_release_are_released_once(
+    releasing: tuple[KeyService, Device, bytes],
+) -> None:
+    """Copies sent at once mostly meet in one group-commit batch: only the first is served."""
+    service, educator, body = releasing
+    before = _last_seq(service)
+    signed = _sign(educator, _request(educator, body=body), nonce=_fresh_nonce())
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda _: _send(signed), range(8)))
+    _assert_released_once(responses)
+    assert _rejections_since(service, before) == ["replayed_nonce"] * 7
+    assert _releases_since(service, before, educator) == 1
+
+
+def test_a_release_cannot_reuse_a_nonce_another_route_spent(
+    releasing: tuple[KeyService, Device, bytes],
+) -> None:
+    service, educator, body = releasing
+    nonce = _fresh_nonce()
+    assert _send(_sign(educator, httpx.Request("GET", f"{service.base_url}/v1/me"), nonce=nonce))
+    before = _last_seq(service)
+    _assert_rejected(_send(_sign(educator, _request(educator, body=body), nonce=nonce)))
+    assert _rejections_since(service, before) == ["replayed_nonce"]
+    assert _releases_since(service, before, educator) == 0
+
+
+def test_an_invalid_release_body_spends_its_nonce(
+    releasing: tuple[KeyService, Device, bytes],
+) -> None:
+    service, educator, _ = releasing
+    signed = _sign(educator, _request(educator, body=b'{"items": []}'), nonce=_fresh_nonce())
+    assert _send(signed).status_code == 422
+    before = _last_seq(service)
+    _assert_rejected(_send(signed))
+    assert _rejections_since(service, before) == ["replayed_nonce"]
+
+
+def test_an_unsigned_release_with_an_invalid_body_is_refused_before_validation(
+    service: KeyService,
+) -> None:
+    response = _send(
+        httpx.Request("POST", f"{service.base_url}/v1/keys/release", content=b'{"items": 1}')
+    )
+    _assert_rejected(response)
+
+
+@pytest.mark.parametrize("flavour", ["embedded", "production"])
+def test_a_release_replayed_to_a_second_instance_is_refused(
+    flavour: str, keyservice_factory: KeyServiceFactory
+) -> None:
+    from tests.keyservice.helpers import bootstrap_admin
+
+    first = keyservice_factory(flavour=flavour)
+    second = keyservice_factory.start(first.env)
+    admin = bootstrap_admin(first)
+    child = create_child(admin)
+    educator = admin_enrols(first, admin, kind="staff", roles=["educator"])
+    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    record = put_record(educator, child_ids=[child])
+    body = json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
+    signed = _sign(educator, _request(educator, body=body), nonce=_fresh_nonce())
+    released = _send(signed)
+    # The same bytes to the other instance: same URL (the Host it was signed for), other port.
+    replay = httpx.Request(
+        "POST", f"{second.base_url}/v1/keys/release", content=body, headers=signed.headers
+    )
+    _assert_released_once([released, _send(replay)])
+    assert _rejections_since(first, 0)[-1] == "replayed_nonce"
