@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import BindParameter, Connection, bindparam, select
 
 from keyservice.caller import Caller
 from keyservice.db.tables import assignments, consents, court_orders, guardianships
@@ -34,6 +34,19 @@ from keyservice.policy import (
     RecordFacts,
     decide,
 )
+
+# Built once: constructing a statement and its cache key cost more than running it.
+_CHILD_IDS: BindParameter[list[str]] = bindparam("child_ids", expanding=True)
+_ASSIGNMENTS = select(assignments).where(
+    assignments.c.staff_id == bindparam("principal_id"), assignments.c.child_id.in_(_CHILD_IDS)
+)
+_GUARDIANSHIPS = select(guardianships).where(
+    guardianships.c.guardian_id.in_(bindparam("guardian_ids", expanding=True)),
+    guardianships.c.child_id.in_(_CHILD_IDS),
+    guardianships.c.ended_at.is_(None),
+)
+_CONSENTS = select(consents).where(consents.c.child_id.in_(_CHILD_IDS))
+_COURT_ORDERS = select(court_orders).where(court_orders.c.child_id.in_(_CHILD_IDS))
 
 
 @dataclass(frozen=True)
@@ -78,9 +91,7 @@ def _assignments(
             valid_to=row.valid_to,
         )
         for row in connection.execute(
-            select(assignments).where(
-                assignments.c.staff_id == principal_id, assignments.c.child_id.in_(wanted)
-            )
+            _ASSIGNMENTS, {"principal_id": principal_id, "child_ids": list(wanted)}
         )
     )
 
@@ -98,11 +109,7 @@ def _guardianships(
             parental_responsibility=row.parental_responsibility,
         )
         for row in connection.execute(
-            select(guardianships).where(
-                guardianships.c.guardian_id.in_(guardian_ids),
-                guardianships.c.child_id.in_(wanted),
-                guardianships.c.ended_at.is_(None),
-            )
+            _GUARDIANSHIPS, {"guardian_ids": list(guardian_ids), "child_ids": list(wanted)}
         )
     )
 
@@ -120,7 +127,7 @@ def _consents(connection: Connection, wanted: set[str]) -> tuple[Consent, ...]:
             valid_to=row.valid_to,
             withdrawn_at=row.withdrawn_at,
         )
-        for row in connection.execute(select(consents).where(consents.c.child_id.in_(wanted)))
+        for row in connection.execute(_CONSENTS, {"child_ids": list(wanted)})
     )
 
 
@@ -136,9 +143,7 @@ def _court_orders(connection: Connection, wanted: set[str]) -> tuple[CourtOrder,
             valid_from=row.valid_from,
             valid_to=row.valid_to,
         )
-        for row in connection.execute(
-            select(court_orders).where(court_orders.c.child_id.in_(wanted))
-        )
+        for row in connection.execute(_COURT_ORDERS, {"child_ids": list(wanted)})
     )
 
 
