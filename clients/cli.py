@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from clients import admin, records
+from clients import admin, records, relationships
 from clients.output import (
     EXIT_CODES_HELP,
     Options,
@@ -38,6 +38,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(records.app, name="records")
+app.add_typer(relationships.consent_app, name="consent")
+app.add_typer(relationships.court_order_app, name="court-order")
 app.add_typer(admin.app, name="admin")
 
 

@@ -1,0 +1,236 @@
+"""``carevault consent …`` and ``carevault court-order …``: the written consents and court
+orders that change who may read a child's records (docs/POLICY.md).
+
+Categories, effects and the order of the two times are checked here before the key service is
+asked, so a mistyped value costs no request (exit code 2). The purpose of a consent and the
+reference of a court order are sent, never printed back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from clients.output import emit_json, friendly, options, say
+from clients.session import connect
+from vault.format import Category
+
+consent_app = typer.Typer(
+    help="Record or withdraw a guardian's written consent to share records with an outside "
+    "recipient.",
+    no_args_is_help=True,
+)
+court_order_app = typer.Typer(
+    help="Record a court order that restricts a guardian or discloses to an outside recipient.",
+    no_args_is_help=True,
+)
+
+# What the command line accepts as a time. A time without an offset is read as UTC, the zone
+# the key service keeps every relationship in.
+TIME_HELP = "UTC, e.g. 2026-09-01 or 2026-09-01T09:00"
+TIME_FORMATS = [
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%z",
+]
+
+
+class Effect(StrEnum):
+    """What a court order does to the principal it names."""
+
+    RESTRICT_GUARDIAN = "restrict-guardian"
+    DISCLOSE = "disclose"
+
+
+# The API spells effects with underscores (docs/API.md); the command line, like every other
+# option value here, with hyphens.
+_API_EFFECT: dict[Effect, str] = {
+    Effect.RESTRICT_GUARDIAN: "restrict_guardian",
+    Effect.DISCLOSE: "disclose",
+}
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _shown(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+def _check_window(valid_from: datetime | None, valid_until: datetime | None) -> None:
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise typer.BadParameter(
+            f"--until ({_shown(valid_until)}) must be after --from ({_shown(valid_from)})",
+            param_hint="'--until'",
+        )
+
+
+def _categories(chosen: list[Category]) -> list[str]:
+    return list(dict.fromkeys(category.value for category in chosen))
+
+
+ChildOption = Annotated[str, typer.Option("--child", help="The child's id.")]
+CategoryOption = Annotated[
+    list[Category],
+    typer.Option(
+        "--category",
+        help="A category of records it covers (repeat for several).",
+    ),
+]
+EvidenceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--evidence", help="The record holding the signed document (e.g. a scanned form)."
+    ),
+]
+
+
+# Given as help= rather than a docstring: Rich keeps a docstring's line breaks.
+CONSENT_ADD_HELP = (
+    "Record a guardian's written consent to share some categories of a child's records.\n\n"
+    "Managers, DSLs and admins may record it; a guardian may record their own consent. Unless "
+    "you give --until, it lasts one year (the key service's default). A consent never reaches "
+    "safeguarding records or records withheld from guardians."
+)
+
+
+@consent_app.command("add", help=CONSENT_ADD_HELP)
+@friendly
+def consent_add(
+    ctx: typer.Context,
+    child: ChildOption,
+    given_by: Annotated[
+        str,
+        typer.Option(
+            "--given-by", help="The guardian (with parental responsibility) who consented."
+        ),
+    ],
+    recipient: Annotated[
+        str, typer.Option("--recipient", help="The outside recipient records may be shared with.")
+    ],
+    category: CategoryOption,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="Why the records are shared, as on the form.")
+    ],
+    valid_from: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from",
+            formats=TIME_FORMATS,
+            metavar="TIME",
+            help=f"When the consent starts ({TIME_HELP}; default: now).",
+        ),
+    ] = None,
+    valid_until: Annotated[
+        datetime | None,
+        typer.Option(
+            "--until",
+            formats=TIME_FORMATS,
+            metavar="TIME",
+            help=f"When the consent ends ({TIME_HELP}; default: one year after it starts, "
+            "the key service's default).",
+        ),
+    ] = None,
+    evidence: EvidenceOption = None,
+) -> None:
+    start = None if valid_from is None else _utc(valid_from)
+    end = None if valid_until is None else _utc(valid_until)
+    _check_window(start, end)
+    consent_id = connect(ctx).record_consent(
+        child_id=child,
+        given_by=given_by,
+        recipient_id=recipient,
+        categories=_categories(category),
+        purpose=purpose,
+        valid_from=start,
+        valid_to=end,
+        evidence_record_id=evidence,
+    )
+    if options(ctx).json:
+        emit_json({"consent_id": consent_id})
+        return
+    if end is not None:
+        validity = f"valid until {_shown(end)}"
+    else:
+        since = "today" if start is None else _shown(start)
+        validity = f"valid for one year from {since}, the key service's default"
+    say(f"Consent recorded: {consent_id} ({validity})")
+
+
+@consent_app.command("withdraw")
+@friendly
+def consent_withdraw(
+    ctx: typer.Context,
+    consent_id: Annotated[str, typer.Argument(help="The consent to withdraw.")],
+) -> None:
+    """Withdraw a consent now: records are no longer shared on it."""
+    connect(ctx).withdraw_consent(consent_id)
+    if options(ctx).json:
+        emit_json({"consent_id": consent_id, "withdrawn": True})
+    else:
+        say(f"Consent {consent_id} is withdrawn.")
+
+
+@court_order_app.command("add")
+@friendly
+def court_order_add(
+    ctx: typer.Context,
+    child: ChildOption,
+    effect: Annotated[
+        Effect,
+        typer.Option(
+            "--effect",
+            help="restrict-guardian: the guardian named by --subject may not read these "
+            "categories while the order is in force. disclose: the outside recipient named by "
+            "--subject may read them.",
+        ),
+    ],
+    subject: Annotated[
+        str, typer.Option("--subject", help="The guardian or outside recipient it names.")
+    ],
+    category: CategoryOption,
+    reference: Annotated[
+        str, typer.Option("--reference", help="The court's reference for the order.")
+    ],
+    valid_from: Annotated[
+        datetime,
+        typer.Option(
+            "--from", formats=TIME_FORMATS, metavar="TIME", help=f"When it starts ({TIME_HELP})."
+        ),
+    ],
+    valid_until: Annotated[
+        datetime,
+        typer.Option(
+            "--until", formats=TIME_FORMATS, metavar="TIME", help=f"When it ends ({TIME_HELP})."
+        ),
+    ],
+    evidence: EvidenceOption = None,
+) -> None:
+    """Record a court order about a child. Managers, DSLs and admins only."""
+    start, end = _utc(valid_from), _utc(valid_until)
+    _check_window(start, end)
+    court_order_id = connect(ctx).record_court_order(
+        child_id=child,
+        effect=_API_EFFECT[effect],
+        subject_id=subject,
+        categories=_categories(category),
+        reference=reference,
+        valid_from=start,
+        valid_to=end,
+        evidence_record_id=evidence,
+    )
+    if options(ctx).json:
+        emit_json({"court_order_id": court_order_id})
+    else:
+        say(
+            f"Court order recorded: {court_order_id} "
+            f"(in force from {_shown(start)} until {_shown(end)})"
+        )
