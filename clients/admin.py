@@ -10,6 +10,7 @@ import typer
 
 from clients.output import emit_json, friendly, options, say
 from clients.session import connect
+from clients.times import TIME_FORMATS, TIME_HELP, utc
 
 app = typer.Typer(help="Run a setting: people, children and relationships.", no_args_is_help=True)
 principal_app = typer.Typer(help="People: staff, guardians and outside recipients.")
@@ -79,11 +80,18 @@ def assign(
     child: Annotated[str, typer.Option(help="The child.")],
     role: Annotated[str, typer.Option(help="educator, manager or dsl.")] = "educator",
     until: Annotated[
-        datetime | None, typer.Option(help="End of the assignment (UTC) (default: open).")
+        datetime | None,
+        typer.Option(
+            formats=TIME_FORMATS,
+            metavar="TIME",
+            help=f"End of the assignment ({TIME_HELP}); default: open-ended.",
+        ),
     ] = None,
 ) -> None:
     """Assign a member of staff to a child."""
-    assignment_id = connect(ctx).assign(staff_id=staff, child_id=child, role=role, valid_to=until)
+    assignment_id = connect(ctx).assign(
+        staff_id=staff, child_id=child, role=role, valid_to=None if until is None else utc(until)
+    )
     _done(ctx, {"assignment_id": assignment_id}, f"Assigned: {assignment_id}")
 
 

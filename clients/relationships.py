@@ -8,7 +8,7 @@ reference of a court order are sent, never printed back.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -16,6 +16,7 @@ import typer
 
 from clients.output import emit_json, friendly, options, say
 from clients.session import connect
+from clients.times import TIME_FORMATS, TIME_HELP, shown, utc
 from vault.format import Category
 
 consent_app = typer.Typer(
@@ -27,17 +28,6 @@ court_order_app = typer.Typer(
     help="Record a court order that restricts a guardian or discloses to an outside recipient.",
     no_args_is_help=True,
 )
-
-# What the command line accepts as a time. A time without an offset is read as UTC, the zone
-# the key service keeps every relationship in.
-TIME_HELP = "UTC, e.g. 2026-09-01 or 2026-09-01T09:00"
-TIME_FORMATS = [
-    "%Y-%m-%d",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%dT%H:%M:%S%z",
-]
 
 
 class Effect(StrEnum):
@@ -55,20 +45,10 @@ _API_EFFECT: dict[Effect, str] = {
 }
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _shown(value: datetime) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC"
-
-
 def _check_window(valid_from: datetime | None, valid_until: datetime | None) -> None:
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
         raise typer.BadParameter(
-            f"--until ({_shown(valid_until)}) must be after --from ({_shown(valid_from)})",
+            f"--until ({shown(valid_until)}) must be after --from ({shown(valid_from)})",
             param_hint="'--until'",
         )
 
@@ -141,8 +121,8 @@ def consent_add(
     ] = None,
     evidence: EvidenceOption = None,
 ) -> None:
-    start = None if valid_from is None else _utc(valid_from)
-    end = None if valid_until is None else _utc(valid_until)
+    start = None if valid_from is None else utc(valid_from)
+    end = None if valid_until is None else utc(valid_until)
     _check_window(start, end)
     consent_id = connect(ctx).record_consent(
         child_id=child,
@@ -158,9 +138,9 @@ def consent_add(
         emit_json({"consent_id": consent_id})
         return
     if end is not None:
-        validity = f"valid until {_shown(end)}"
+        validity = f"valid until {shown(end)}"
     else:
-        since = "today" if start is None else _shown(start)
+        since = "today" if start is None else shown(start)
         validity = f"valid for one year from {since}, the key service's default"
     say(f"Consent recorded: {consent_id} ({validity})")
 
@@ -215,7 +195,7 @@ def court_order_add(
     evidence: EvidenceOption = None,
 ) -> None:
     """Record a court order about a child. Managers, DSLs and admins only."""
-    start, end = _utc(valid_from), _utc(valid_until)
+    start, end = utc(valid_from), utc(valid_until)
     _check_window(start, end)
     court_order_id = connect(ctx).record_court_order(
         child_id=child,
@@ -232,5 +212,5 @@ def court_order_add(
     else:
         say(
             f"Court order recorded: {court_order_id} "
-            f"(in force from {_shown(start)} until {_shown(end)})"
+            f"(in force from {shown(start)} until {shown(end)})"
         )

@@ -163,3 +163,28 @@ def test_admin_runs_a_setting_from_the_cli(world: World, tmp_path: Path) -> None
     run("revoke", "principal", staff)
     status, _ = _cli(jo, "whoami")
     assert status == EXIT_DENIED
+
+
+def test_admin_assigns_until_a_date_given_without_an_offset(world: World, tmp_path: Path) -> None:
+    """A time typed without an offset is read as UTC; the service refuses times without one."""
+    admin = tmp_path / "admin"
+    code = bootstrap_code(world.service, force_new_code=True)
+    status, out = _cli(admin, "enroll", "--url", world.service.base_url, "--code", code)
+    assert status == 0, out
+    status, out = _cli(
+        admin, "--json", "admin", "principal", "add", "--name", "Lou", "--role", "educator"
+    )
+    assert status == 0, out
+    staff = json.loads(out)["principal_id"]
+    child = world.children["ava"]
+    for until in ("2099-07-31", "2099-07-31T17:30"):
+        status, out = _cli(
+            admin, "--json", "admin", "assign", "--staff", staff, "--child", child,
+            "--until", until,
+        )
+        assert status == 0, out
+        assert json.loads(out)["assignment_id"]
+    status, out = _cli(
+        admin, "admin", "assign", "--staff", staff, "--child", child, "--until", "31/07/2099"
+    )
+    assert status == 2, "a date in another shape is refused before any request"
