@@ -169,8 +169,8 @@ def court_order_add(
         typer.Option(
             "--effect",
             help="restrict-guardian: the guardian named by --subject may not read these "
-            "categories while the order is in force. disclose: the outside recipient named by "
-            "--subject may read them.",
+            "categories while the order is in force. disclose: the basis on which staff may share "
+            "them with the outside recipient named by --subject (shares are not built yet).",
         ),
     ],
     subject: Annotated[
