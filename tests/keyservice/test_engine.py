@@ -66,9 +66,7 @@ def test_a_committed_write_restores_full(engine: Engine) -> None:
 def test_database_errors_do_not_carry_the_statement_parameters(engine: Engine) -> None:
     secret = "wrapped-key-material-3f9a"
     with engine.connect() as connection, pytest.raises(IntegrityError) as failed:
-        connection.execute(
-            text("INSERT INTO seen (k, v) VALUES (:k, :v)"), {"k": 1, "v": secret}
-        )
+        connection.execute(text("INSERT INTO seen (k, v) VALUES (:k, :v)"), {"k": 1, "v": secret})
     assert secret not in str(failed.value)
 
 
