@@ -14,15 +14,22 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from keyservice.audit.chain import AuditEvent, Checkpointer
 from keyservice.audit.group import AuditWrite, BatchContext, GroupCommit, IndexRows, NonceClaim
 from keyservice.audit.verify import verify_chain
 from keyservice.auth import ReplayCache
 from keyservice.db import make_engine, upgrade_to_head
-from keyservice.db.tables import audit_checkpoints, audit_entries, disclosures, seen_nonces
+from keyservice.db.tables import (
+    audit_checkpoints,
+    audit_entries,
+    audit_head,
+    disclosures,
+    seen_nonces,
+)
 from keyservice.errors import AuditUnavailableError, AuthenticationError
+from tests.servers import PostgresServer
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -34,12 +41,25 @@ def _now() -> datetime:
 CONTEXT = BatchContext(_now, Checkpointer(KEY, every=5), ReplayCache())
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'audit.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        url = server.create_database().url
+    engine = make_engine(url)
     upgrade_to_head(engine)
     yield engine
     engine.dispose()
+
+
+def _block(connection: Connection) -> None:
+    """Hold what a batch needs first: the write lock on SQLite, the head row on PostgreSQL."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(audit_head).with_for_update())
+    else:
+        connection.execute(select(audit_entries.c.seq))
 
 
 def _write(n: int, *, bad: bool = False, nonce: str | None = None) -> AuditWrite:
@@ -107,7 +127,7 @@ def test_a_failed_batch_fails_every_request_in_it(engine: Engine) -> None:
 
     # Hold the write lock so that the first request leads alone and the rest queue behind it.
     with engine.connect() as blocker:
-        blocker.execute(select(audit_entries.c.seq))
+        _block(blocker)
         leader = threading.Thread(target=run, args=(0,))
         leader.start()
         _wait_for(lambda: group._leading)
@@ -144,7 +164,7 @@ def _hold_lock_and_queue(
         results[n] = _commit(group, engine, writes[n])
 
     with engine.connect() as blocker:
-        blocker.execute(select(audit_entries.c.seq))
+        _block(blocker)
         leader = threading.Thread(target=run, args=(0,))
         leader.start()
         _wait_for(lambda: group._leading)
@@ -264,7 +284,7 @@ def test_a_cancelled_coroutine_leaves_the_queue_and_the_rest_commit(engine: Engi
 
     try:
         with engine.connect() as blocker:
-            blocker.execute(select(audit_entries.c.seq))
+            _block(blocker)
             leader = threading.Thread(target=run, args=(0,))
             leader.start()
             _wait_for(lambda: group._leading)
