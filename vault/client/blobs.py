@@ -21,12 +21,13 @@ from vault.format import IntegrityError
 
 Progress = Callable[[int], None]
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
-# A download's receiving thread hands the reader blocks of about 1 MiB rather than each
-# network read (~64 KiB): one queue hand-off and one hash call per block instead of sixteen,
-# which is most of the thread switching a download paid for. At most depth + 2 blocks are
-# held, so memory stays bounded whatever the record's size.
-_HAND_OVER_SIZE = 1 << 20
-_HAND_OVER_DEPTH = 8
+# A download's receiving thread hands the reader (and the hashing thread) blocks of about
+# 4 MiB rather than each network read (~64 KiB): a hand-off wakes another thread, and on a
+# busy machine each wake-up waits for a core, so fewer, larger blocks are faster (64 MiB
+# download, moto: 4 MiB blocks 0.73-0.79 of a plain GET against 0.67 with 1 MiB blocks).
+# At most depth + 2 blocks (24 MiB) are held, whatever the record's size.
+_HAND_OVER_SIZE = 4 << 20
+_HAND_OVER_DEPTH = 4
 
 
 def new_blob_client() -> httpx.Client:
