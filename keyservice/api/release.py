@@ -187,23 +187,30 @@ class _Prepared:
 )
 async def release_keys(request: Request) -> Response:
     """Authenticate, decide, unwrap and seal in one worker-thread hop; wait for the audit
-    entry's group commit on the event loop; answer. No thread is held while waiting."""
+    entry's group commit on the event loop; answer. No thread and no database connection is
+    held while waiting, and none is checked out on the event loop (a full pool would block
+    the loop for the pool's timeout)."""
     state: ServiceState = request.app.state.service
     body = await request.body()
-    with state.engine.connect() as db:
-        prepared = await run_in_threadpool(_prepare, request, body, db, state)
-        try:
-            # Returns once the entry, its disclosure rows and the spent nonce are durable:
-            # only then do keys leave.
-            await audit_committed(db, state, prepared.write)
-        except AuthenticationError as exc:
-            # The nonce was spent before; the batch wrote this request's rejection instead.
-            raise rejected(request, exc.reason) from exc
+    prepared = await run_in_threadpool(_prepare, request, body, state)
+    try:
+        # Returns once the entry, its disclosure rows and the spent nonce are durable: only
+        # then do keys leave.
+        await audit_committed(state, prepared.write)
+    except AuthenticationError as exc:
+        # The nonce was spent before; the batch wrote this request's rejection instead.
+        raise rejected(request, exc.reason) from exc
     return _response(prepared, state)
 
 
-def _prepare(request: Request, raw: bytes, db: Connection, state: ServiceState) -> _Prepared:
-    """All of a release's sync work: authenticate, validate, decide, unwrap, seal."""
+def _prepare(request: Request, raw: bytes, state: ServiceState) -> _Prepared:
+    """All of a release's sync work, on a connection checked out and returned in this
+    worker thread: authenticate, validate, decide, unwrap, seal."""
+    with state.engine.connect() as db:
+        return _prepare_on(db, request, raw, state)
+
+
+def _prepare_on(db: Connection, request: Request, raw: bytes, state: ServiceState) -> _Prepared:
     caller = authenticate(request, raw, db, state, spend_nonce=False)
     try:
         body = ReleaseRequest.model_validate_json(raw)

@@ -3,14 +3,15 @@
 A request that must not answer before its entry is committed (a key release) hands the entry
 to the group and waits: a thread calls ``GroupCommit.commit`` and blocks, a coroutine awaits
 ``GroupCommit.commit_async`` and holds no thread meanwhile. The first of the waiting requests
-leads: on its own connection (in a worker thread, for a coroutine) it appends every entry
-queued so far, in order, with one head lock, spends their nonces, writes their index rows,
-and commits once (one sync of the log on SQLite with ``synchronous=FULL``); then it wakes
-each request with its sequence number, or with ``AuditUnavailableError`` if the transaction
-failed, and hands the lead to the first request that queued meanwhile. So a request still
-gets its answer only after its own entry is durable, and a failed batch fails every request
-in it (fail closed). Across instances the batches serialise on the chain head like single
-appends (docs/AUDIT.md, decisions 0005 and 0007).
+leads: on a connection of its own (for a coroutine: checked out from the engine in the
+batch's worker thread, never one the request holds) it appends every entry queued so far,
+in order, with one head lock, spends their nonces, writes their index rows, and commits once
+(one sync of the log on SQLite with ``synchronous=FULL``); then it wakes each request with
+its sequence number, or with ``AuditUnavailableError`` if the transaction failed, and hands
+the lead to the first request that queued meanwhile. So a request still gets its answer
+only after its own entry is durable, and a failed batch fails every request in it (fail
+closed). Across instances the batches serialise on the chain head like single appends
+(docs/AUDIT.md, decisions 0005 and 0007).
 
 A write may carry its request's nonce (``NonceClaim``): the batch spends it in the same
 transaction. A nonce spent before, by any instance or earlier in the same batch, makes the
@@ -23,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Engine, Table
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append_many, lock_head
 from keyservice.auth.nonces import ReplayCache
@@ -123,13 +125,14 @@ class GroupCommit:
         if not self._enqueue(pending) and not ready.wait(self._wait_s):
             self._give_up(pending)
         if pending.leads:
-            self._lead(pending, connection, context)
+            self._lead(pending, lambda: nullcontext(connection), context)
         return pending.result()
 
-    async def commit_async(
-        self, connection: Connection, write: AuditWrite, context: BatchContext
-    ) -> int:
-        """``commit`` for a coroutine: it waits on the event loop, and leads in a worker thread.
+    async def commit_async(self, engine: Engine, write: AuditWrite, context: BatchContext) -> int:
+        """``commit`` for a coroutine: it waits on the event loop, and leads in a worker thread
+        on a connection that thread checks out of ``engine`` and returns. The coroutine holds
+        no connection: one it held could be closed on the event loop (the coroutine cancelled)
+        while the batch thread writes on it.
 
         Cancelling it while the batch holding its entry runs does not stop the batch: the
         entry may still commit, as with a follower that gives up (docs/AUDIT.md).
@@ -148,7 +151,7 @@ class GroupCommit:
                 raise
         if pending.leads:
             # Not cancellable: the batch's other requests wait for this thread's outcome.
-            await to_thread.run_sync(self._lead, pending, connection, context)
+            await to_thread.run_sync(self._lead, pending, engine.connect, context)
         return pending.result()
 
     def _enqueue(self, pending: _Pending) -> bool:
@@ -189,13 +192,20 @@ class GroupCommit:
         self._leading = False
         return None
 
-    def _lead(self, leader: _Pending, connection: Connection, context: BatchContext) -> None:
-        """Write the queued batch (``leader`` first in it) and wake who waits for it."""
+    def _lead(
+        self,
+        leader: _Pending,
+        connect: Callable[[], AbstractContextManager[Connection]],
+        context: BatchContext,
+    ) -> None:
+        """Write the queued batch (``leader`` first in it) on ``connect()``'s connection and
+        wake who waits for it. A connection that cannot be had fails the batch like a write."""
         with self._lock:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
         try:
-            outcomes = _write(connection, [p.write for p in batch], context)
+            with connect() as connection:
+                outcomes = _write(connection, [p.write for p in batch], context)
         except BaseException as exc:
             for p in batch:
                 p.failure = _failure(exc)
@@ -264,6 +274,10 @@ def _write(
                 )
         for (table, names), rows in by_shape.items():
             _insert(connection, table, names, rows)
+        if not connection.in_transaction():
+            # Something ended the transaction under the batch (its connection closed or rolled
+            # back elsewhere): commit() would do nothing, and nothing above is written.
+            raise RuntimeError("the audit batch's transaction ended before its commit")
         connection.commit()
     except BaseException:
         if connection.in_transaction():

@@ -47,15 +47,16 @@ def append_event(db: Connection, state: ServiceState, event: AuditEvent) -> int:
     )
 
 
-async def audit_committed(db: Connection, state: ServiceState, write: AuditWrite) -> int:
+async def audit_committed(state: ServiceState, write: AuditWrite) -> int:
     """Commit ``write`` (an entry, its index rows, maybe its nonce) before returning its seq.
 
     For requests whose only writes are those: the entry joins the service's group commit
-    (keyservice/audit/group.py) and the coroutine waits without holding a thread, so ``db``
-    must have no transaction open. Raises ``AuditUnavailableError`` if the batch failed, and
-    ``AuthenticationError`` if the write's nonce had been spent before.
+    (keyservice/audit/group.py) and the coroutine waits without holding a thread or a
+    connection (a batch's leader checks one out in its worker thread). Raises
+    ``AuditUnavailableError`` if the batch failed, and ``AuthenticationError`` if the write's
+    nonce had been spent before.
     """
-    return await state.audit_group.commit_async(db, write, batch_context(state))
+    return await state.audit_group.commit_async(state.engine, write, batch_context(state))
 
 
 def batch_context(state: ServiceState) -> BatchContext:

@@ -11,11 +11,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, select
 
+import keyservice.audit.group as group_module
 from keyservice.audit.chain import AuditEvent, Checkpointer
 from keyservice.audit.group import AuditWrite, BatchContext, GroupCommit, IndexRows, NonceClaim
 from keyservice.audit.verify import verify_chain
@@ -240,13 +242,10 @@ def test_coroutines_and_threads_share_one_group(engine: Engine) -> None:
     results: dict[int, int | Exception] = {}
 
     async def one(n: int) -> None:
-        with engine.connect() as connection:
-            try:
-                results[n] = await group.commit_async(
-                    connection, _write(n, nonce=f"{n:032x}"), CONTEXT
-                )
-            except (AuditUnavailableError, AuthenticationError) as exc:
-                results[n] = exc
+        try:
+            results[n] = await group.commit_async(engine, _write(n, nonce=f"{n:032x}"), CONTEXT)
+        except (AuditUnavailableError, AuthenticationError) as exc:
+            results[n] = exc
 
     async def many(first: int) -> None:
         await asyncio.gather(*(one(n) for n in range(first, first + 12)))
@@ -255,7 +254,7 @@ def test_coroutines_and_threads_share_one_group(engine: Engine) -> None:
         results[n] = _commit(group, engine, _write(n, nonce=f"{n:032x}"))
 
     loops = [threading.Thread(target=asyncio.run, args=(many(first),)) for first in (0, 12)]
-    # 32 connections in all: within the pool's 40.
+    # At most 9 connections at once (8 threads, 1 batch): within the pool's 40.
     threads = [threading.Thread(target=thread, args=(n,)) for n in range(24, 32)]
     for t in [*loops, *threads]:
         t.start()
@@ -276,8 +275,7 @@ def test_a_cancelled_coroutine_leaves_the_queue_and_the_rest_commit(engine: Engi
     runner.start()
 
     async def queued() -> int:
-        with engine.connect() as connection:
-            return await group.commit_async(connection, _write(1), CONTEXT)
+        return await group.commit_async(engine, _write(1), CONTEXT)
 
     def run(n: int) -> None:
         results[n] = _commit(group, engine, _write(n))
@@ -304,3 +302,96 @@ def test_a_cancelled_coroutine_leaves_the_queue_and_the_rest_commit(engine: Engi
         loop.close()
     assert cancelled.cancelled()
     assert results == {0: 1, 2: 2}
+
+
+async def _commit_async(group: GroupCommit, engine: Engine, write: AuditWrite) -> int:
+    """A coroutine's commit, as the release route makes it: holding no connection."""
+    return await group.commit_async(engine, write, CONTEXT)
+
+
+async def _until(condition: object) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
+def _committed(engine: Engine) -> dict[int, str]:
+    """The chain's entries (seq: detail), once the chain is checked to verify."""
+    with engine.connect() as connection:
+        assert verify_chain(connection, KEY.public_key()).ok
+        return {row.seq: row.detail for row in connection.execute(select(audit_entries))}
+
+
+def test_a_batch_whose_transaction_is_gone_before_its_commit_fails(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If anything ends the batch's transaction under it (its connection closed elsewhere),
+    the commit must not pass for a successful one: the batch fails closed."""
+    insert = group_module._insert
+
+    def insert_then_lose_the_transaction(connection: Connection, *args: Any) -> None:
+        insert(connection, *args)
+        connection.rollback()
+
+    monkeypatch.setattr(group_module, "_insert", insert_then_lose_the_transaction)
+    result = _commit(GroupCommit(), engine, _write(1, nonce="e" * 32))
+    assert isinstance(result, AuditUnavailableError)
+    with engine.connect() as connection:
+        assert connection.execute(select(audit_entries)).first() is None
+        assert connection.execute(select(seen_nonces)).first() is None
+
+
+def test_a_leader_cancelled_while_its_batch_runs_tells_no_follower_a_false_commit(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leading coroutine is cancelled while its batch thread is between its inserts and its
+    commit. Whatever its follower in that batch is told must be what the database holds: an
+    entry it is told is committed is in the chain, with its disclosure row and its nonce."""
+    inserted, go = threading.Event(), threading.Event()
+    insert = group_module._insert
+
+    def insert_then_pause(
+        connection: Connection, table: Any, names: Any, rows: list[tuple[Any, ...]]
+    ) -> None:
+        insert(connection, table, names, rows)
+        if any(row[1] == "c1" for row in rows):
+            inserted.set()
+            go.wait(10)
+
+    monkeypatch.setattr(group_module, "_insert", insert_then_pause)
+    group = GroupCommit(wait_s=10)
+    results: dict[int, int | Exception] = {}
+
+    def run(n: int) -> None:
+        results[n] = _commit(group, engine, _write(n))
+
+    async def main() -> dict[int, int | BaseException]:
+        with engine.connect() as blocker:
+            # Write 0 leads alone; coroutine 1 then leads a batch of 1 and 2.
+            _block(blocker)
+            first = threading.Thread(target=run, args=(0,))
+            first.start()
+            await _until(lambda: group._leading)
+            leader = asyncio.create_task(_commit_async(group, engine, _write(1, nonce="1" * 32)))
+            await _until(lambda: len(group._queue) == 1)
+            follower = asyncio.create_task(_commit_async(group, engine, _write(2, nonce="2" * 32)))
+            await _until(lambda: len(group._queue) == 2)
+            blocker.rollback()
+        await asyncio.to_thread(inserted.wait, 10)
+        leader.cancel()
+        await asyncio.sleep(0.1)  # the cancelled coroutine unwinds on the loop meanwhile
+        go.set()
+        outcomes = await asyncio.gather(leader, follower, return_exceptions=True)
+        await asyncio.to_thread(first.join)
+        return dict(zip((1, 2), outcomes, strict=True))
+
+    outcomes = asyncio.run(main())
+    assert results[0] == 1
+    assert isinstance(outcomes[1], asyncio.CancelledError)
+    seq = outcomes[2]
+    assert isinstance(seq, int)
+    assert _committed(engine)[seq] == '{"n":2}'
+    with engine.connect() as connection:
+        assert "c2" in {r.child_id for r in connection.execute(select(disclosures))}
+        assert "2" * 32 in {r.nonce for r in connection.execute(select(seen_nonces))}
