@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from anyio import to_thread
 from sqlalchemy import Connection, Engine, Table
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append_many, lock_head
@@ -134,8 +133,11 @@ class GroupCommit:
         no connection: one it held could be closed on the event loop (the coroutine cancelled)
         while the batch thread writes on it.
 
-        Cancelling it while the batch holding its entry runs does not stop the batch: the
-        entry may still commit, as with a follower that gives up (docs/AUDIT.md).
+        Cancelling it never stops a batch or stalls the group: a follower cancelled while it
+        waits leaves the queue (handing on the lead if it was just given it); one cancelled
+        once its lead has started (which is at once: no await comes first) leaves that batch
+        running, so its entry may still commit, as with a follower that gives up or whose
+        batch was already running (docs/AUDIT.md).
         """
         loop = asyncio.get_running_loop()
         pending = _Pending(write, loop=loop, future=loop.create_future())
@@ -150,8 +152,12 @@ class GroupCommit:
                 self._withdraw(pending)
                 raise
         if pending.leads:
-            # Not cancellable: the batch's other requests wait for this thread's outcome.
-            await to_thread.run_sync(self._lead, pending, engine.connect, context)
+            # Started before any await, so a cancellation cannot come between taking the lead
+            # and starting the batch (that left the lead taken and every later request
+            # waiting); and shielded: the batch's other requests, and the next leader, wait
+            # for this thread's outcome, which a cancelled coroutine no longer awaits.
+            lead = loop.run_in_executor(None, self._lead, pending, engine.connect, context)
+            await asyncio.shield(lead)
         return pending.result()
 
     def _enqueue(self, pending: _Pending) -> bool:

@@ -395,3 +395,72 @@ def test_a_leader_cancelled_while_its_batch_runs_tells_no_follower_a_false_commi
     with engine.connect() as connection:
         assert "c2" in {r.child_id for r in connection.execute(select(disclosures))}
         assert "2" * 32 in {r.nonce for r in connection.execute(select(seen_nonces))}
+
+
+def test_a_coroutine_cancelled_as_it_starts_to_lead_does_not_stall_the_group(
+    engine: Engine,
+) -> None:
+    group = GroupCommit(wait_s=5)
+
+    async def main() -> int:
+        leader = asyncio.create_task(_commit_async(group, engine, _write(1)))
+        await asyncio.sleep(0)  # ``leader`` queues and takes the lead
+        assert group._leading
+        leader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        # The next request commits at once, not after the group's wait.
+        async with asyncio.timeout(3):
+            return await _commit_async(group, engine, _write(2))
+
+    seq = asyncio.run(main())
+    entries = _committed(engine)
+    assert entries[seq] == '{"n":2}'
+    assert set(entries) == set(range(1, seq + 1))
+    assert not group._leading
+    assert group._queue == []
+
+
+def test_a_coroutine_cancelled_right_after_it_is_handed_the_lead_does_not_stall_the_group(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = GroupCommit(wait_s=5)
+    results: dict[int, int | Exception] = {}
+    to_cancel: list[asyncio.Task[int]] = []
+    settle = group_module._settle
+
+    def settle_then_cancel(futures: list[asyncio.Future[None]]) -> None:
+        # The loop runs this to wake the follower handed the lead; its cancellation comes
+        # right after, before it has started to lead.
+        settle(futures)
+        for task in to_cancel:
+            asyncio.get_running_loop().call_soon(task.cancel)
+
+    monkeypatch.setattr(group_module, "_settle", settle_then_cancel)
+
+    def run(n: int) -> None:
+        results[n] = _commit(group, engine, _write(n))
+
+    async def main() -> int:
+        with engine.connect() as blocker:
+            _block(blocker)
+            leader = threading.Thread(target=run, args=(0,))
+            leader.start()
+            await _until(lambda: group._leading)
+            follower = asyncio.create_task(_commit_async(group, engine, _write(1)))
+            to_cancel.append(follower)
+            await _until(lambda: len(group._queue) == 1)
+            blocker.rollback()
+        await asyncio.to_thread(leader.join)
+        with pytest.raises(asyncio.CancelledError):
+            await follower
+        async with asyncio.timeout(3):
+            return await _commit_async(group, engine, _write(2))
+
+    seq = asyncio.run(main())
+    assert results[0] == 1
+    entries = _committed(engine)
+    assert entries[seq] == '{"n":2}'
+    assert set(entries) == set(range(1, seq + 1))
+    assert not group._leading
+    assert group._queue == []
