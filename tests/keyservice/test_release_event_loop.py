@@ -1,8 +1,8 @@
 """The key release coroutine keeps blocking work off the event loop (decision 0007): no pooled
 connection is checked out there (a full pool would block the loop for the pool's timeout, and
-a connection held across the batch wait can be closed under the batch by a cancellation).
-The release runs in-process against the database of a running instance, so that the test can
-watch which thread does what."""
+a connection held across the batch wait can be closed under the batch by a cancellation),
+and no download URL is presigned there. The release runs in-process against the database of
+a running instance, so that the test can watch which thread does what."""
 
 from __future__ import annotations
 
@@ -97,3 +97,21 @@ def test_a_release_checks_out_no_connection_on_the_event_loop(
     # The request's reads and the batch's write each checked a connection out, in a thread.
     assert len(checkouts) >= 2
     assert not any(checkouts)
+
+
+def test_a_release_presigns_no_url_on_the_event_loop(
+    in_process: tuple[FastAPI, ServiceState, Device, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, state, educator, records = in_process
+    presign = state.blobs.presign_get
+    presigned: list[bool] = []
+
+    def watched(name: str, *, expires_s: int) -> str:
+        presigned.append(_on_event_loop())
+        return presign(name, expires_s=expires_s)
+
+    monkeypatch.setattr(state.blobs, "presign_get", watched)
+    body = _release(app, educator, records, include_urls=True)
+    assert all(r["download_url"] for r in body["results"])
+    assert presigned == [False, False]

@@ -11,7 +11,6 @@ from typing import Any, cast
 
 from keyservice.api.release import _Prepared, _response
 from keyservice.api.schemas import ReleaseRequest
-from keyservice.state import ServiceState
 
 GRANTED, WITHOUT_METADATA, DENIED = "a1" * 16, "b2" * 16, "c3" * 16
 CHILDREN = ["0f" * 16, "1e" * 16]
@@ -51,6 +50,12 @@ def _prepared(include_urls: bool) -> _Prepared:
         sealed={(GRANTED, 2): b"\x01" * 60, (WITHOUT_METADATA, 1): b"\x02" * 60},
         ephemeral_public=b"\x03" * 32,
         write=cast(Any, None),
+        urls={
+            (GRANTED, 2): _Blobs().presign_get("obj1", expires_s=0),
+            (WITHOUT_METADATA, 1): _Blobs().presign_get("obj2", expires_s=0),
+        }
+        if include_urls
+        else {},
     )
 
 
@@ -86,9 +91,8 @@ def _expected(include_urls: bool) -> dict[str, Any]:
 
 
 def test_the_response_text_is_the_json_of_the_results() -> None:
-    state = cast(ServiceState, SimpleNamespace(blobs=_Blobs()))
     for include_urls in (False, True):
-        response = _response(_prepared(include_urls), state)
+        response = _response(_prepared(include_urls))
         assert response.media_type == "application/json"
         assert json.loads(response.body) == _expected(include_urls)
         response.body.decode("ascii")  # escaped: nothing outside ASCII
