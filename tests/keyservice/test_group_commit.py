@@ -464,3 +464,40 @@ def test_a_coroutine_cancelled_right_after_it_is_handed_the_lead_does_not_stall_
     assert set(entries) == set(range(1, seq + 1))
     assert not group._leading
     assert group._queue == []
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_a_multi_row_nonce_insert_with_one_spent_nonce_on_postgresql(engine: Engine) -> None:
+    """One batch spends three nonces in one multi-row INSERT … ON CONFLICT DO NOTHING
+    RETURNING, one of them already spent by the batch before it: only that write is a
+    replay, besides a repeat inside the batch (which never reaches the insert). The
+    end-to-end copies of one release share one nonce, so they never insert more than one."""
+    group = GroupCommit()
+    spent, fresh, other = "a" * 32, "b" * 32, "c" * 32
+    writes = {
+        0: _write(0, nonce=spent),  # leads alone, in a batch of its own
+        1: _write(1, nonce=fresh),
+        2: _write(2, nonce=spent),
+        3: _write(3, nonce=other),
+        4: _write(4, nonce=fresh),
+    }
+    results = _hold_lock_and_queue(group, engine, writes)
+    assert (results[0], results[1], results[3]) == (1, 2, 4)
+    for n in (2, 4):
+        replayed = results[n]
+        assert isinstance(replayed, AuthenticationError)
+        assert replayed.reason == "replayed_nonce"
+    entries = _committed(engine)
+    assert entries == {1: '{"n":0}', 2: '{"n":1}', 3: '{"n":2}', 4: '{"n":3}', 5: '{"n":4}'}
+    with engine.connect() as connection:
+        actions = [r.action for r in connection.execute(select(audit_entries).order_by("seq"))]
+        assert actions == [
+            "keys.release",
+            "keys.release",
+            "auth.reject",
+            "keys.release",
+            "auth.reject",
+        ]
+        audit_seqs = {r.child_id: r.audit_seq for r in connection.execute(select(disclosures))}
+        assert audit_seqs == {"c0": 1, "c1": 2, "c3": 4}
+        assert {r.nonce for r in connection.execute(select(seen_nonces))} == {spent, fresh, other}

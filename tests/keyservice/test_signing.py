@@ -407,7 +407,9 @@ def test_a_replayed_release_is_refused_and_audited(
 def test_concurrent_copies_of_one_release_are_released_once(
     releasing: tuple[KeyService, Device, bytes],
 ) -> None:
-    """Copies sent at once mostly meet in one group-commit batch: only the first is served."""
+    """Eight copies of one signed release sent at once: exactly one is served, seven get the
+    generic 401 and an ``auth.reject`` (``replayed_nonce``) entry, and one release entry is
+    written. Whether the copies meet in one group-commit batch or several is not checked."""
     service, educator, body = releasing
     before = _last_seq(service)
     signed = _sign(educator, _request(educator, body=body), nonce=_fresh_nonce())
