@@ -16,14 +16,18 @@ closed). Across instances the batches serialise on the chain head like single ap
 A write may carry its request's nonce (``NonceClaim``): the batch spends it in the same
 transaction. A nonce spent before, by any instance or earlier in the same batch, makes the
 write a replay: its ``rejected`` entry is appended instead of its own, its index rows are
-dropped, and its request gets ``AuthenticationError("replayed_nonce")``.
+dropped, and its request gets ``AuthenticationError("replayed_nonce")``. With the context's
+``active_devices`` check, a write whose device or principal was revoked after its request was
+authenticated is refused the same way (``"revoked_device"``): revocation takes effect on
+every release not yet committed, not only on the next request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +44,7 @@ MAX_BATCH = 256
 # waits this long has a leader stuck outside the database and fails closed.
 WAIT_S = 60.0
 REPLAYED = "replayed_nonce"
+REVOKED = "revoked_device"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class BatchContext:
     clock: Callable[[], datetime]
     checkpointer: Checkpointer | None = None
     replay_cache: ReplayCache | None = None
+    # The devices among those given that may still act (keyservice.auth.revocation), asked
+    # in the batch's transaction; None skips the check (tests of the group alone).
+    active_devices: Callable[[Connection, Collection[str]], set[str]] | None = None
 
 
 @dataclass(eq=False)
@@ -217,8 +225,8 @@ class GroupCommit:
                 p.failure = _failure(exc)
         else:
             for p, seq in zip(batch, outcomes, strict=True):
-                if seq is None:
-                    p.failure = AuthenticationError(REPLAYED)
+                if isinstance(seq, str):
+                    p.failure = AuthenticationError(seq)
                 else:
                     p.seq = seq
         with self._lock:
@@ -250,27 +258,27 @@ def _settle(futures: list[asyncio.Future[None]]) -> None:
 
 def _write(
     connection: Connection, writes: list[AuditWrite], context: BatchContext
-) -> list[int | None]:
+) -> list[int | str]:
     """Append and commit ``writes`` in one transaction; roll back on any failure.
 
-    Returns each write's sequence number, or ``None`` for a write whose nonce was spent
-    before (its rejection entry has that write's place in the chain instead).
+    Returns each write's sequence number, or, for a write with a nonce that is refused, the
+    reason (its rejection entry has that write's place in the chain instead): ``REPLAYED``
+    if its nonce was spent before, ``REVOKED`` if its device or principal was revoked (or is
+    gone) since the request was authenticated.
     """
     now = context.clock()
     try:
         # The head is locked first, as by every append, so that instances' batches serialise
         # there before any of them touches the nonce table.
         head = lock_head(connection)
-        fresh = _spend_nonces(connection, writes, context, now)
-        events = [
-            w.event if w.claim is None or id(w) in fresh else w.claim.rejected for w in writes
-        ]
+        refused = _refused(connection, writes, context, now)
+        events = [_event(w, refused.get(id(w))) for w in writes]
         seqs = append_many(
             connection, events, now=now, checkpointer=context.checkpointer, head=head
         )
         by_shape: dict[tuple[Table, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         for write, seq in zip(writes, seqs, strict=True):
-            if write.claim is not None and id(write) not in fresh:
+            if id(write) in refused:
                 continue
             for index in write.index:
                 names = ("audit_seq", *index.columns, *index.shared)
@@ -289,10 +297,37 @@ def _write(
         if connection.in_transaction():
             connection.rollback()
         raise
-    return [
-        None if w.claim is not None and id(w) not in fresh else seq
-        for w, seq in zip(writes, seqs, strict=True)
-    ]
+    return [refused.get(id(w), seq) for w, seq in zip(writes, seqs, strict=True)]
+
+
+def _event(write: AuditWrite, refusal: str | None) -> AuditEvent:
+    """The entry a write appends: its own, or its claim's rejection naming the reason."""
+    if refusal is None:
+        return write.event
+    assert write.claim is not None
+    rejected = write.claim.rejected
+    if refusal == REPLAYED:
+        return rejected
+    return dataclasses.replace(rejected, detail={**rejected.detail, "reason": refusal})
+
+
+def _refused(
+    connection: Connection, writes: list[AuditWrite], context: BatchContext, now: datetime
+) -> dict[int, str]:
+    """Spend the writes' nonces and re-check their devices; the refused writes' reasons by id.
+
+    A replay is refused before a revocation is looked at, so that a replayed request is
+    audited as one whatever has happened to its device since.
+    """
+    fresh = _spend_nonces(connection, writes, context, now)
+    refused = {id(w): REPLAYED for w in writes if w.claim is not None and id(w) not in fresh}
+    if context.active_devices is not None and fresh:
+        claimed = {w.claim.device_id for w in writes if id(w) in fresh and w.claim is not None}
+        active = context.active_devices(connection, claimed)
+        for w in writes:
+            if id(w) in fresh and w.claim is not None and w.claim.device_id not in active:
+                refused[id(w)] = REVOKED
+    return refused
 
 
 def _bound(connection: Connection, table: Table, values: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append
 from keyservice.audit.group import AuditWrite, BatchContext
+from keyservice.auth.revocation import active_devices
 from keyservice.caller import Caller
 from keyservice.state import ServiceState
 
@@ -60,11 +61,13 @@ async def audit_committed(state: ServiceState, write: AuditWrite) -> int:
 
 
 def batch_context(state: ServiceState) -> BatchContext:
-    """The service's clock, checkpoint policy and replay cache, for a group commit's leader."""
+    """The service's clock, checkpoint policy, replay cache and revocation check, for a group
+    commit's leader."""
     return BatchContext(
         clock=state.clock,
         checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
         replay_cache=state.replay_cache,
+        active_devices=active_devices,
     )
 
 

@@ -6,6 +6,7 @@ elsewhere), and coroutines and threads share one group."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -15,19 +16,22 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select
 
 import keyservice.audit.group as group_module
 from keyservice.audit.chain import AuditEvent, Checkpointer
 from keyservice.audit.group import AuditWrite, BatchContext, GroupCommit, IndexRows, NonceClaim
 from keyservice.audit.verify import verify_chain
 from keyservice.auth import ReplayCache
+from keyservice.auth.revocation import active_devices
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.tables import (
     audit_checkpoints,
     audit_entries,
     audit_head,
+    devices,
     disclosures,
+    principals,
     seen_nonces,
 )
 from keyservice.errors import AuditUnavailableError, AuthenticationError
@@ -501,3 +505,90 @@ def test_a_multi_row_nonce_insert_with_one_spent_nonce_on_postgresql(engine: Eng
         audit_seqs = {r.child_id: r.audit_seq for r in connection.execute(select(disclosures))}
         assert audit_seqs == {"c0": 1, "c1": 2, "c3": 4}
         assert {r.nonce for r in connection.execute(select(seen_nonces))} == {spent, fresh, other}
+
+
+def test_a_device_or_principal_revoked_before_the_batch_commits_is_refused(
+    engine: Engine,
+) -> None:
+    """Revocation between a release's authentication and its batch: no key, a rejection entry
+    naming the reason, no disclosure row; a replay is still audited as a replay."""
+    now = _now()
+    with engine.begin() as connection:
+        for principal, revoked in (("a" * 32, None), ("b" * 32, now)):
+            connection.execute(
+                insert(principals).values(
+                    principal_id=principal,
+                    kind="staff",
+                    display_name="x",
+                    roles="educator",
+                    created_at=now,
+                    revoked_at=revoked,
+                )
+            )
+        for device, principal, revoked in (
+            ("1" * 32, "a" * 32, None),  # active
+            ("2" * 32, "a" * 32, now),  # device revoked
+            ("3" * 32, "b" * 32, None),  # principal revoked
+        ):
+            connection.execute(
+                insert(devices).values(
+                    device_id=device,
+                    principal_id=principal,
+                    name="d",
+                    signing_key=bytes(32),
+                    receiving_key=bytes(32),
+                    created_at=now,
+                    revoked_at=revoked,
+                )
+            )
+    context = dataclasses.replace(CONTEXT, active_devices=active_devices)
+
+    def write(n: int, device: str, nonce: str) -> AuditWrite:
+        plain = _write(n, nonce=nonce)
+        assert plain.claim is not None
+        rejected = AuditEvent(
+            action="auth.reject", outcome="deny", detail={"n": n, "reason": "replayed_nonce"}
+        )
+        return dataclasses.replace(plain, claim=NonceClaim(device, nonce, rejected))
+
+    cases = {
+        1: write(1, "1" * 32, "1" * 32),
+        2: write(2, "2" * 32, "2" * 32),
+        3: write(3, "3" * 32, "3" * 32),
+        4: write(4, "4" * 32, "4" * 32),  # a device that does not exist
+        5: write(5, "2" * 32, "2" * 32),  # the revoked device's nonce again
+    }
+    group = GroupCommit()
+    results: dict[int, int | Exception] = {}
+    with engine.connect() as connection:
+        for n, item in cases.items():
+            try:
+                results[n] = group.commit(connection, item, context)
+            except AuthenticationError as exc:
+                results[n] = exc
+    assert isinstance(results[1], int)
+    for n, reason in (
+        (2, "revoked_device"),
+        (3, "revoked_device"),
+        (4, "revoked_device"),
+        (5, "replayed_nonce"),
+    ):
+        refused = results[n]
+        assert isinstance(refused, AuthenticationError), n
+        assert refused.reason == reason, n
+    with engine.connect() as connection:
+        assert verify_chain(connection, KEY.public_key()).ok
+        entries = [
+            (row.action, row.detail)
+            for row in connection.execute(
+                select(audit_entries.c.action, audit_entries.c.detail).order_by(audit_entries.c.seq)
+            )
+        ]
+        assert entries[0] == ("keys.release", '{"n":1}')
+        assert entries[1:] == [
+            ("auth.reject", '{"n":2,"reason":"revoked_device"}'),
+            ("auth.reject", '{"n":3,"reason":"revoked_device"}'),
+            ("auth.reject", '{"n":4,"reason":"revoked_device"}'),
+            ("auth.reject", '{"n":5,"reason":"replayed_nonce"}'),
+        ]
+        assert [row.child_id for row in connection.execute(select(disclosures))] == ["c1"]
