@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from clients.output import emit_json, friendly, options, say
+from clients.output import friendly, report
 from clients.session import connect
 from clients.times import TIME_FORMATS, TIME_HELP, utc
 
@@ -19,13 +19,6 @@ revoke_app = typer.Typer(help="Revoke a person or one device, at once.")
 app.add_typer(principal_app, name="principal")
 app.add_typer(child_app, name="child")
 app.add_typer(revoke_app, name="revoke")
-
-
-def _done(ctx: typer.Context, value: dict[str, object], message: str) -> None:
-    if options(ctx).json:
-        emit_json(value)
-    else:
-        say(message)
 
 
 @principal_app.command("add")
@@ -43,7 +36,7 @@ def principal_add(
     principal_id = connect(ctx).create_principal(
         kind=kind, display_name=name, roles=role or [], organisation=organisation
     )
-    _done(ctx, {"principal_id": principal_id}, f"Added {name}: {principal_id}")
+    report(ctx, {"principal_id": principal_id}, f"Added {name}: {principal_id}")
 
 
 @app.command("code")
@@ -53,7 +46,7 @@ def code(
 ) -> None:
     """A one-time enrolment code (valid 24 hours) for a person's device."""
     value, expires = connect(ctx).enrolment_code(principal_id)
-    _done(
+    report(
         ctx,
         {"code": value, "expires_at": expires},
         f"Enrolment code: {value} (valid until {expires:%Y-%m-%d %H:%M} UTC)",
@@ -69,7 +62,7 @@ def child_add(
 ) -> None:
     """Add a child."""
     child_id = connect(ctx).create_child(display_name=name, room=room)
-    _done(ctx, {"child_id": child_id}, f"Added {name}: {child_id}")
+    report(ctx, {"child_id": child_id}, f"Added {name}: {child_id}")
 
 
 @app.command("assign")
@@ -92,7 +85,7 @@ def assign(
     assignment_id = connect(ctx).assign(
         staff_id=staff, child_id=child, role=role, valid_to=None if until is None else utc(until)
     )
-    _done(ctx, {"assignment_id": assignment_id}, f"Assigned: {assignment_id}")
+    report(ctx, {"assignment_id": assignment_id}, f"Assigned: {assignment_id}")
 
 
 @app.command("unassign")
@@ -102,7 +95,7 @@ def unassign(
 ) -> None:
     """End an assignment now."""
     connect(ctx).end_assignment(assignment_id)
-    _done(ctx, {"assignment_id": assignment_id, "ended": True}, "The assignment has ended.")
+    report(ctx, {"assignment_id": assignment_id, "ended": True}, "The assignment has ended.")
 
 
 @app.command("guardian")
@@ -119,7 +112,7 @@ def guardian(
     guardianship_id = connect(ctx).add_guardian(
         guardian_id=guardian_id, child_id=child, parental_responsibility=parental_responsibility
     )
-    _done(ctx, {"guardianship_id": guardianship_id}, f"Guardian recorded: {guardianship_id}")
+    report(ctx, {"guardianship_id": guardianship_id}, f"Guardian recorded: {guardianship_id}")
 
 
 @revoke_app.command("principal")
@@ -129,7 +122,7 @@ def revoke_principal(
 ) -> None:
     """Revoke a person and every device they have."""
     connect(ctx).revoke_principal(principal_id)
-    _done(ctx, {"principal_id": principal_id, "revoked": True}, "Revoked, with all devices.")
+    report(ctx, {"principal_id": principal_id, "revoked": True}, "Revoked, with all devices.")
 
 
 @revoke_app.command("device")
@@ -139,4 +132,4 @@ def revoke_device(
 ) -> None:
     """Revoke one device."""
     connect(ctx).revoke_device(device_id)
-    _done(ctx, {"device_id": device_id, "revoked": True}, "The device is revoked.")
+    report(ctx, {"device_id": device_id, "revoked": True}, "The device is revoked.")

@@ -106,6 +106,14 @@ def say(message: str) -> None:
     out_console.print(message)
 
 
+def report(ctx: typer.Context, value: dict[str, object], message: str) -> None:
+    """A command's outcome: ``value`` as JSON with ``--json``, else ``message`` in words."""
+    if options(ctx).json:
+        emit_json(value)
+    else:
+        say(message)
+
+
 def _explain(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, RecordUnavailable):
         return EXIT_DENIED, UNAVAILABLE

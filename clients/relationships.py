@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from clients.output import emit_json, friendly, options, say
+from clients.output import friendly, report
 from clients.session import connect
 from clients.times import TIME_FORMATS, TIME_HELP, shown, utc
 from vault.format import Category
@@ -134,15 +134,12 @@ def consent_add(
         valid_to=end,
         evidence_record_id=evidence,
     )
-    if options(ctx).json:
-        emit_json({"consent_id": consent_id})
-        return
     if end is not None:
         validity = f"valid until {shown(end)}"
     else:
         since = "today" if start is None else shown(start)
         validity = f"valid for one year from {since}, the key service's default"
-    say(f"Consent recorded: {consent_id} ({validity})")
+    report(ctx, {"consent_id": consent_id}, f"Consent recorded: {consent_id} ({validity})")
 
 
 @consent_app.command("withdraw")
@@ -153,10 +150,9 @@ def consent_withdraw(
 ) -> None:
     """Withdraw a consent now: records are no longer shared on it."""
     connect(ctx).withdraw_consent(consent_id)
-    if options(ctx).json:
-        emit_json({"consent_id": consent_id, "withdrawn": True})
-    else:
-        say(f"Consent {consent_id} is withdrawn.")
+    report(
+        ctx, {"consent_id": consent_id, "withdrawn": True}, f"Consent {consent_id} is withdrawn."
+    )
 
 
 @court_order_app.command("add")
@@ -207,10 +203,8 @@ def court_order_add(
         valid_to=end,
         evidence_record_id=evidence,
     )
-    if options(ctx).json:
-        emit_json({"court_order_id": court_order_id})
-    else:
-        say(
-            f"Court order recorded: {court_order_id} "
-            f"(in force from {shown(start)} until {shown(end)})"
-        )
+    report(
+        ctx,
+        {"court_order_id": court_order_id},
+        f"Court order recorded: {court_order_id} (in force from {shown(start)} until {shown(end)})",
+    )
