@@ -21,10 +21,10 @@ from sqlalchemy import Connection, or_, select
 from keyservice.api.schemas import Disclosure, Id
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
-from keyservice.catalog.facts import decide_for, load_relationships
+from keyservice.catalog.facts import decide_reads, load_relationships
 from keyservice.db.tables import assignments, disclosures, guardianships, record_children, records
 from keyservice.deps import CurrentCaller, Db, State
-from keyservice.policy import Action, RecordFacts
+from keyservice.policy import RecordFacts
 
 router = APIRouter()
 
@@ -87,22 +87,21 @@ def _readable_by(db: Connection, caller: Caller, record_ids: set[str], now: date
         kind=caller.kind,
         child_ids={c for cs in children.values() for c in cs},
     )
-    return {
-        record_id
-        for record_id, row in attributes.items()
-        if decide_for(
-            caller,
-            relationships,
-            action=Action.READ,
-            now=now,
-            record=RecordFacts(
+    decisions = decide_reads(
+        caller,
+        relationships,
+        (
+            RecordFacts(
                 record_id=record_id,
                 category=row.category,
                 child_ids=tuple(children.get(record_id, ())),
                 withheld_from_guardians=row.withheld_from_guardians,
-            ),
-        ).allowed
-    }
+            )
+            for record_id, row in attributes.items()
+        ),
+        now=now,
+    )
+    return {record_id for record_id, decision in decisions.items() if decision.allowed}
 
 
 @router.get("/v1/children/{child_id}/disclosures", response_model=list[Disclosure])

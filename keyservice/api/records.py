@@ -27,7 +27,7 @@ from keyservice.api.schemas import (
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog.child_keys import active_versions
-from keyservice.catalog.facts import decide_for, load_relationships
+from keyservice.catalog.facts import decide_for, decide_reads, load_relationships
 from keyservice.db.tables import record_children, record_versions, records, wrapped_record_keys
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.ids import new_id
@@ -435,24 +435,23 @@ def _readable_versions(
         kind=caller.kind,
         child_ids={c for cs in children.values() for c in cs},
     )
-    now = state.clock()
-    allowed: dict[str, bool] = {}
+    decisions = decide_reads(
+        caller,
+        relationships,
+        (
+            RecordFacts(
+                record_id=row.record_id,
+                category=row.category,
+                child_ids=tuple(sorted(children[row.record_id])),
+                withheld_from_guardians=row.withheld_from_guardians,
+            )
+            for row in rows
+        ),
+        now=state.clock(),
+    )
     found = []
     for row in rows:
-        if row.record_id not in allowed:
-            allowed[row.record_id] = decide_for(
-                caller,
-                relationships,
-                action=Action.READ,
-                now=now,
-                record=RecordFacts(
-                    record_id=row.record_id,
-                    category=row.category,
-                    child_ids=tuple(sorted(children[row.record_id])),
-                    withheld_from_guardians=row.withheld_from_guardians,
-                ),
-            ).allowed
-        if allowed[row.record_id]:
+        if decisions[row.record_id].allowed:
             found.append(
                 VersionPublic(
                     record_id=row.record_id,

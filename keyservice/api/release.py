@@ -45,7 +45,7 @@ from keyservice.audit.chain import AuditEvent
 from keyservice.audit.group import REPLAYED, AuditWrite, IndexRows, NonceClaim
 from keyservice.audit.record import audit_committed
 from keyservice.caller import Caller
-from keyservice.catalog.facts import decide_for, load_relationships
+from keyservice.catalog.facts import decide_reads, load_relationships
 from keyservice.db.engine import reading
 from keyservice.db.tables import (
     disclosures,
@@ -57,7 +57,7 @@ from keyservice.db.tables import (
 from keyservice.deps import authenticate, rejected, rejection, spend_nonce_alone
 from keyservice.errors import AuthenticationError, KeyUnwrapError
 from keyservice.keys import unwrap_record_key
-from keyservice.policy import Action, Basis, Decision, RecordFacts
+from keyservice.policy import Basis, RecordFacts
 from keyservice.state import ServiceState
 from vault.format import RecordAttributes
 from vault.sealing import seal_batch
@@ -371,31 +371,21 @@ def _decide_and_unwrap(
         kind=caller.kind,
         child_ids={c for cs in children.values() for c in cs},
     )
-    bases: dict[tuple[str, int], Basis] = {}
-    # Staff and guardians are judged by the record's category, children and flag only, so
-    # records alike share one decision; outside recipients' shares name records one by one.
-    decided: dict[tuple[object, ...], Decision] = {}
-    for pair, row in rows.items():
-        child_ids = tuple(children.get(row.record_id, ()))
-        alike: tuple[object, ...] = (row.category, child_ids, row.withheld_from_guardians)
-        if caller.kind == "external":
-            alike = (row.record_id, *alike)
-        decision = decided.get(alike)
-        if decision is None:
-            decision = decided[alike] = decide_for(
-                caller,
-                relationships,
-                action=Action.READ,
-                now=now,
-                record=RecordFacts(
-                    record_id=row.record_id,
-                    category=row.category,
-                    child_ids=child_ids,
-                    withheld_from_guardians=row.withheld_from_guardians,
-                ),
+    decisions = decide_reads(
+        caller,
+        relationships,
+        (
+            RecordFacts(
+                record_id=row.record_id,
+                category=row.category,
+                child_ids=tuple(children.get(row.record_id, ())),
+                withheld_from_guardians=row.withheld_from_guardians,
             )
-        if decision.allowed:
-            bases[pair] = decision.basis
+            for row in rows.values()
+        ),
+        now=now,
+    )
+    bases = {pair: decisions[pair[0]].basis for pair in rows if decisions[pair[0]].allowed}
     keys = _unwrap(db, state, bases, rows, children)
     return rows, children, bases, keys
 

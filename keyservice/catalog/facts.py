@@ -181,3 +181,34 @@ def decide_for(
             shares=(),
         )
     )
+
+
+def decide_reads(
+    caller: Caller,
+    relationships: Relationships,
+    records: Iterable[RecordFacts],
+    *,
+    now: datetime,
+) -> dict[str, Decision]:
+    """The policy's READ decision for ``caller`` on each record, by record id.
+
+    Staff and guardians are judged by a record's category, children and flag only, so
+    records alike share one decision; outside recipients' shares name records one by one.
+    """
+    decided: dict[tuple[object, ...], Decision] = {}
+    decisions: dict[str, Decision] = {}
+    for record in records:
+        alike: tuple[object, ...] = (
+            record.category,
+            record.child_ids,
+            record.withheld_from_guardians,
+        )
+        if caller.kind == "external":
+            alike = (record.record_id, *alike)
+        decision = decided.get(alike)
+        if decision is None:
+            decision = decided[alike] = decide_for(
+                caller, relationships, action=Action.READ, record=record, now=now
+            )
+        decisions[record.record_id] = decision
+    return decisions
