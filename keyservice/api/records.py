@@ -28,6 +28,7 @@ from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog.child_keys import active_versions
 from keyservice.catalog.facts import decide_for, decide_reads, load_relationships
+from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import record_children, record_versions, records, wrapped_record_keys
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.ids import new_id
@@ -67,7 +68,13 @@ def _new_version(
     version: int,
     body: RecordCreate,
 ) -> RecordCreated:
-    """Wrap a fresh record key per child, store the pending version, seal the key back."""
+    """Wrap a fresh record key per child, store the pending version, seal the key back.
+
+    Called inside ``relaxed_durability``: the commit does not wait for the disk. A pending
+    version lost in a power cut, with its entry, protected nothing (its key wraps no
+    committed ciphertext, and its upload's commit then fails); the version's commit waits for
+    the disk, and with it everything written before (docs/decisions/0003).
+    """
     now = state.clock()
     if body.ciphertext_size > state.settings.max_upload_bytes:
         raise HTTPException(status_code=413, detail="the ciphertext is larger than allowed")
@@ -225,21 +232,22 @@ def _check_create(
 )
 def create_record(body: RecordCreate, caller: CurrentCaller, db: Db, state: State) -> RecordCreated:
     record_id = new_id()
-    _check_create(db, state, caller, body, record_id=record_id)
-    db.execute(
-        insert(records).values(
-            record_id=record_id,
-            category=body.category.value,
-            withheld_from_guardians=body.withheld_from_guardians,
-            created_by=caller.principal_id,
-            created_at=state.clock(),
+    with relaxed_durability(db):
+        _check_create(db, state, caller, body, record_id=record_id)
+        db.execute(
+            insert(records).values(
+                record_id=record_id,
+                category=body.category.value,
+                withheld_from_guardians=body.withheld_from_guardians,
+                created_by=caller.principal_id,
+                created_at=state.clock(),
+            )
         )
-    )
-    db.execute(
-        insert(record_children),
-        [{"record_id": record_id, "child_id": c} for c in sorted(set(body.child_ids))],
-    )
-    return _new_version(db, state, caller, record_id=record_id, version=1, body=body)
+        db.execute(
+            insert(record_children),
+            [{"record_id": record_id, "child_id": c} for c in sorted(set(body.child_ids))],
+        )
+        return _new_version(db, state, caller, record_id=record_id, version=1, body=body)
 
 
 def _stored_facts(db: Connection, record_id: str) -> RecordFacts | None:
@@ -279,27 +287,31 @@ def amend_record(
     (missing, forbidden, or a body that differs from the record) is the same 404: a caller
     who may not add to the record learns nothing about it, not even that it exists.
     """
-    stored = _stored_facts(db, record_id)
-    if (
-        stored is None
-        or not _may_create(db, state, caller, stored)[0]
-        or stored.category != body.category.value
-        or set(stored.child_ids) != set(body.child_ids)
-        or stored.withheld_from_guardians != body.withheld_from_guardians
-    ):
-        refuse(
-            db,
-            state,
-            caller,
-            "record.amend",
-            {"record_id": record_id},
-            status=404,
-            message=f"{UNAVAILABLE}: a new version keeps the record's children, category and flags",
-        )
-    latest = db.execute(
-        select(func.max(record_versions.c.version)).where(record_versions.c.record_id == record_id)
-    ).scalar_one()
-    return _new_version(db, state, caller, record_id=record_id, version=latest + 1, body=body)
+    with relaxed_durability(db):
+        stored = _stored_facts(db, record_id)
+        if (
+            stored is None
+            or not _may_create(db, state, caller, stored)[0]
+            or stored.category != body.category.value
+            or set(stored.child_ids) != set(body.child_ids)
+            or stored.withheld_from_guardians != body.withheld_from_guardians
+        ):
+            refuse(
+                db,
+                state,
+                caller,
+                "record.amend",
+                {"record_id": record_id},
+                status=404,
+                message=f"{UNAVAILABLE}: a new version keeps the record's children, category "
+                "and flags",
+            )
+        latest = db.execute(
+            select(func.max(record_versions.c.version)).where(
+                record_versions.c.record_id == record_id
+            )
+        ).scalar_one()
+        return _new_version(db, state, caller, record_id=record_id, version=latest + 1, body=body)
 
 
 @router.post("/v1/records/{record_id}/versions/{version}/commit", status_code=204)
@@ -370,8 +382,9 @@ def _stored_object_matches(
     claimed_digest: bytes,
     planned_size: int,
 ) -> bool:
-    """Complete a multipart upload if one is open, then compare size and SHA-256 with the
-    stored object's (docs/decisions/0006-commit-digest-check.md)."""
+    """Complete a multipart upload if one is open, then check the stored object against the
+    claim: its size and the store's MD5s of what it received (docs/decisions/0008), or else
+    its size and SHA-256, read back (docs/decisions/0006-commit-digest-check.md)."""
     if body.ciphertext_size != planned_size:
         return False
     try:
@@ -383,6 +396,15 @@ def _stored_object_matches(
                     CompletedPart(part_number=p.part_number, etag=p.etag) for p in body.parts or []
                 ],
             )
+        # The store's own MD5s of what it received, when it keeps them (S3's ETag), are
+        # checked without reading the object; otherwise, or if they differ, it is read.
+        if body.part_md5s and state.blobs.md5s_match(
+            object_name,
+            size=body.ciphertext_size,
+            part_md5s=[b64decode(md5) for md5 in body.part_md5s],
+            multipart=upload_id is not None,
+        ):
+            return True
         digest = state.blobs.sha256_if_size(object_name, size=body.ciphertext_size)
     except StorageError:
         log.warning("commit: the stored object could not be checked", exc_info=True)

@@ -31,7 +31,14 @@ def _b64(value: str) -> str:
     return value
 
 
+def _md5(value: str) -> str:
+    if len(b64decode(value)) != 16:
+        raise ValueError("must be a 16-byte MD5, base64url")
+    return value
+
+
 PublicKey32 = Annotated[str, AfterValidator(_key32)]
+Md5 = Annotated[str, AfterValidator(_md5)]
 Base64 = Annotated[str, Field(max_length=1 << 16), AfterValidator(_b64)]
 
 
@@ -198,6 +205,9 @@ class CommitRequest(Strict):
     ciphertext_sha256: Base64
     encrypted_metadata: Base64
     parts: list[UploadedPart] | None = Field(default=None, max_length=10_000)
+    # The MD5 of each piece the client uploaded (the whole object, or each part in order),
+    # for a store that keeps what it received as MD5s (S3's ETag) to check without a read.
+    part_md5s: list[Md5] | None = Field(default=None, max_length=10_000)
 
 
 class VersionPublic(BaseModel):

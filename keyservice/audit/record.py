@@ -12,6 +12,7 @@ from keyservice.audit.chain import AuditEvent, Checkpointer, append
 from keyservice.audit.group import AuditWrite, BatchContext
 from keyservice.auth.revocation import active_devices
 from keyservice.caller import Caller
+from keyservice.db.engine import restore_durability
 from keyservice.state import ServiceState
 
 
@@ -81,8 +82,10 @@ def refuse(
     status: int,
     message: str,
 ) -> NoReturn:
-    """Roll back the request's work, audit the refusal on its own, and raise ``status``."""
+    """Roll back the request's work, audit the refusal on its own (durably, even inside
+    ``relaxed_durability``), and raise ``status``."""
     db.rollback()
+    restore_durability(db)
     audit(db, state, caller, action, {**detail, "status": status}, outcome="deny")
     db.commit()
     raise HTTPException(status_code=status, detail=message)

@@ -77,6 +77,23 @@ def relaxed_durability(connection: Connection) -> Iterator[None]:
             raise OperationalError("PRAGMA synchronous", None, exc) from exc
 
 
+def restore_durability(connection: Connection) -> None:
+    """Make later commits wait for the disk again, inside ``relaxed_durability`` after its
+    transaction was rolled back (a refusal's audit entry is durable whatever the route).
+
+    PostgreSQL's ``SET LOCAL`` ended with the transaction; SQLite's setting is reset here.
+    """
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        return
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    try:
+        raw.execute(f"PRAGMA synchronous={connection.info[_SYNCHRONOUS]}")
+    except sqlite3.Error as exc:
+        connection.invalidate(exc)
+        raise OperationalError("PRAGMA synchronous", None, exc) from exc
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for ``url`` with the service's connection settings applied."""
     if url.startswith("sqlite"):

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from keyservice.db.engine import make_engine, relaxed_durability
+from keyservice.db.engine import make_engine, relaxed_durability, restore_durability
 
 FULL = 2
 
@@ -61,6 +61,28 @@ def test_a_committed_write_restores_full(engine: Engine) -> None:
             connection.exec_driver_sql("INSERT INTO seen (k) VALUES (4)")
             connection.commit()
         assert _synchronous(connection) == FULL
+
+
+def test_a_refusal_inside_relaxed_durability_commits_at_full(engine: Engine) -> None:
+    # A route under relaxed durability that refuses rolls back, restores, then audits: the
+    # refusal's entry must wait for the disk although the block has not ended.
+    with engine.connect() as connection, relaxed_durability(connection):
+        connection.exec_driver_sql("INSERT INTO seen (k) VALUES (5)")
+        assert _synchronous(connection) != FULL
+        connection.rollback()
+        restore_durability(connection)
+        assert _synchronous(connection) == FULL
+        connection.exec_driver_sql("INSERT INTO seen (k) VALUES (6)")
+        connection.commit()
+
+
+def test_restore_durability_inside_a_transaction_changes_nothing(engine: Engine) -> None:
+    with engine.connect() as connection, relaxed_durability(connection):
+        connection.exec_driver_sql("INSERT INTO seen (k) VALUES (7)")
+        restore_durability(connection)
+        assert connection.in_transaction()
+        assert _synchronous(connection) != FULL
+        connection.commit()
 
 
 def test_database_errors_do_not_carry_the_statement_parameters(engine: Engine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 from datetime import UTC, datetime, timedelta
 
@@ -243,3 +244,55 @@ def test_sha256_if_size_of_a_completed_multipart_upload(backend: Backend) -> Non
     data = random_bytes(MIN_PART_SIZE + 12_345)
     _upload_in_parts(backend, name, data)
     assert backend.store.sha256_if_size(name, size=len(data)) == sha256(data)
+
+
+def _md5(data: bytes) -> bytes:
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+# Stores that keep the MD5s of what they received (S3's ETag) answer True for the right ones;
+# the others keep none and always answer False, so that a commit reads the object instead.
+KEEPS_MD5S = {"s3"}
+
+
+def test_md5s_match_a_single_put_only_with_its_size_and_md5(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(70_000)
+    backend.client.put(backend.store.presign_put(name, expires_s=60), data)
+
+    def match(size: int, md5s: list[bytes], multipart: bool = False) -> bool:
+        return backend.store.md5s_match(name, size=size, part_md5s=md5s, multipart=multipart)
+
+    assert match(len(data), [_md5(data)]) is (backend.name in KEEPS_MD5S)
+    assert match(len(data) - 1, [_md5(data)]) is False
+    assert match(len(data), [_md5(data[:-1])]) is False
+    assert match(len(data), []) is False
+    assert match(len(data), [_md5(data), _md5(data)]) is False
+    assert match(len(data), [_md5(data)], multipart=True) is False
+    with pytest.raises(ObjectNotFound):
+        backend.store.md5s_match(
+            new_object_name(), size=len(data), part_md5s=[_md5(data)], multipart=False
+        )
+
+
+def test_md5s_match_a_multipart_upload_only_with_each_part_in_order(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(2 * MIN_PART_SIZE + 12_345)
+    _upload_in_parts(backend, name, data)
+    pieces = [data[at : at + MIN_PART_SIZE] for at in range(0, len(data), MIN_PART_SIZE)]
+    md5s = [_md5(piece) for piece in pieces]
+    keeps = backend.name in KEEPS_MD5S
+    assert backend.store.md5s_match(name, size=len(data), part_md5s=md5s, multipart=True) is keeps
+    for wrong_md5s, multipart in (
+        (md5s[::-1], True),
+        (md5s[:-1], True),
+        ([_md5(data)], True),
+        ([_md5(data)], False),
+        (md5s, False),
+    ):
+        assert (
+            backend.store.md5s_match(
+                name, size=len(data), part_md5s=wrong_md5s, multipart=multipart
+            )
+            is False
+        )

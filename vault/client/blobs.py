@@ -66,6 +66,55 @@ class UploadedPart:
     etag: str
 
 
+def upload_part_size(descriptor: dict[str, Any], size: int) -> int:
+    """How many bytes each uploaded piece holds (the last may hold fewer): the whole object
+    for a single PUT."""
+    return int(descriptor["part_size"]) if descriptor.get("method") == "multipart" else size
+
+
+class PartMd5s:
+    """A writable stream that passes everything to ``dst`` and keeps the MD5 of each
+    ``part_size`` bytes: what a store that keeps MD5s (S3's ETag) checks at commit
+    (docs/decisions/0008-commit-checks-the-store-etag.md).
+
+    It wraps the encryptor's output, so the MD5s cover exactly the bytes whose SHA-256 the
+    encryptor reports, and they are computed on the encrypting thread rather than on the
+    one that feeds the network.
+    """
+
+    def __init__(self, dst: BinaryIO, part_size: int) -> None:
+        if part_size < 1:
+            raise ValueError("part_size must be positive")
+        self._dst = dst
+        self._part_size = part_size
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._filled = 0
+        self._done: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data)
+        while len(view) > 0:
+            piece = view[: self._part_size - self._filled]
+            self._md5.update(piece)
+            self._filled += len(piece)
+            if self._filled == self._part_size:
+                self._done.append(self._md5.digest())
+                self._md5 = hashlib.md5(usedforsecurity=False)
+                self._filled = 0
+            view = view[len(piece) :]
+        return self._dst.write(data)
+
+    def flush(self) -> None:
+        self._dst.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def md5s(self) -> list[bytes]:
+        """One MD5 per piece written so far: full parts, then the partial last one."""
+        return [*self._done, self._md5.digest()] if self._filled else list(self._done)
+
+
 def upload(
     http: httpx.Client,
     descriptor: dict[str, Any],

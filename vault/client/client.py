@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import httpx
 
@@ -30,10 +30,12 @@ from vault.client import admin
 from vault.client.blobs import (
     Download,
     ExpectedCiphertext,
+    PartMd5s,
     Progress,
     new_blob_client,
     read_range,
     upload,
+    upload_part_size,
 )
 from vault.client.identity import DeviceIdentity, DeviceKeys, b64decode, b64encode
 from vault.client.models import Child, Disclosure, Me, RecordInfo, RecordRef
@@ -384,25 +386,25 @@ class Client(admin.AdminCalls):
             ):
                 raise KeyServiceError("the key service created a record other than the one asked")
 
-            def produce(dst: BinaryIO) -> fmt.EncryptResult:
-                return fmt.encrypt(
+            plan = created.body["upload"]
+
+            def produce(dst: BinaryIO) -> tuple[fmt.EncryptResult, list[bytes]]:
+                md5s = PartMd5s(dst, upload_part_size(plan, ciphertext_size))
+                result = fmt.encrypt(
                     record_key=released.record_key,
                     attributes=released.attributes,
                     metadata=metadata,
                     src=src,
-                    dst=dst,
+                    dst=cast(BinaryIO, md5s),
                 )
+                return result, md5s.md5s()
 
-            pipe: PipeProducer[fmt.EncryptResult] = PipeProducer(produce)
+            pipe: PipeProducer[tuple[fmt.EncryptResult, list[bytes]]] = PipeProducer(produce)
             try:
                 parts = upload(
-                    self._blobs,
-                    created.body["upload"],
-                    size=ciphertext_size,
-                    source=pipe,
-                    progress=progress,
+                    self._blobs, plan, size=ciphertext_size, source=pipe, progress=progress
                 )
-                result = pipe.result()
+                result, part_md5s = pipe.result()
             finally:
                 pipe.close()
             if result.ciphertext_size != ciphertext_size:
@@ -418,6 +420,7 @@ class Client(admin.AdminCalls):
                 "ciphertext_size": result.ciphertext_size,
                 "ciphertext_sha256": b64encode(result.sha256),
                 "encrypted_metadata": b64encode(sealed_metadata),
+                "part_md5s": [b64encode(md5) for md5 in part_md5s],
             }
             if parts:
                 commit["parts"] = [

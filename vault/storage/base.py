@@ -8,7 +8,7 @@ client moves the bytes itself. ``put``/``get`` move bytes directly, for tools an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -143,6 +143,19 @@ class BlobStore(Protocol):
         the store: the digest the store computed as it wrote the object when it kept one,
         else one computed by reading it in bounded memory. An object of another size is not
         read to its end."""
+        ...
+
+    def md5s_match(
+        self, name: str, *, size: int, part_md5s: Sequence[bytes], multipart: bool
+    ) -> bool:
+        """Whether the object is exactly ``size`` bytes and the MD5s the store computed as it
+        received them equal ``part_md5s`` (one per piece uploaded: the whole object for a
+        single PUT, each part of a multipart upload, in order). S3 keeps them as the ETag.
+
+        False when they differ, or when the store keeps no such checksum (then read the
+        object); the object is never read. A transfer check, not a proof against an
+        uploader: docs/decisions/0008-commit-checks-the-store-etag.md.
+        """
         ...
 
     def delete(self, name: str) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+import hmac
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -165,6 +166,27 @@ class S3Store:
             return digest.digest() if read == size else None
         finally:
             body.close()
+
+    def md5s_match(
+        self, name: str, *, size: int, part_md5s: Sequence[bytes], multipart: bool
+    ) -> bool:
+        # S3 computes an object's ETag from the bytes it received: the MD5 of a single PUT,
+        # or the MD5 of the parts' MD5s and their count for a multipart upload. Not so for
+        # objects encrypted with SSE-KMS or SSE-C, whose ETag is opaque: those never match,
+        # and the commit reads the object instead.
+        check_object_name(name)
+        with _translated():
+            head = self._client.head_object(Bucket=self._bucket, Key=name)
+        if int(head["ContentLength"]) != size or not part_md5s:
+            return False
+        if multipart:
+            of_parts = hashlib.md5(b"".join(part_md5s), usedforsecurity=False)
+            expected = f"{of_parts.hexdigest()}-{len(part_md5s)}"
+        elif len(part_md5s) == 1:
+            expected = part_md5s[0].hex()
+        else:
+            return False
+        return hmac.compare_digest(str(head.get("ETag", "")).strip('"'), expected)
 
     def delete(self, name: str) -> None:
         check_object_name(name)
