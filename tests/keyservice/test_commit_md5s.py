@@ -1,0 +1,133 @@
+"""A commit's check against the stored object when the client also names its pieces' MD5s
+(decision 0008): S3 compares them with its ETag in one HEAD; anything that does not match is
+read back and compared by SHA-256, so a wrong claim is never accepted on the MD5s' account.
+
+Runs on both flavours: the embedded one (local store, which keeps no MD5s) always reads its
+recorded SHA-256, the production one (moto S3) takes the ETag path when the MD5s match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.keyservice.helpers import (
+    Device,
+    admin_enrols,
+    assign,
+    b64,
+    create_child,
+    ok,
+    release,
+)
+from tests.servers import KeyService
+
+pytestmark = pytest.mark.integration
+
+CIPHERTEXT = b"opaque ciphertext, checked at commit" * 100
+
+
+def _md5(data: bytes) -> str:
+    return b64(hashlib.md5(data, usedforsecurity=False).digest())
+
+
+def _sha256(data: bytes) -> str:
+    return b64(hashlib.sha256(data).digest())
+
+
+@pytest.fixture
+def educator(service: KeyService, admin: Device) -> tuple[Device, str]:
+    child = create_child(admin)
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    return educator, child
+
+
+def _uploaded(device: Device, child: str, stored: bytes) -> dict[str, Any]:
+    """A pending version whose object holds ``stored``."""
+    with device.client() as http:
+        created = ok(
+            http.post(
+                "/v1/records",
+                json={
+                    "child_ids": [child],
+                    "category": "observation",
+                    "ciphertext_size": len(CIPHERTEXT),
+                },
+            )
+        )
+    assert created["upload"]["method"] == "single"
+    assert httpx.put(created["upload"]["url"], content=stored, timeout=30.0).is_success
+    return dict(created)
+
+
+def _commit(device: Device, created: dict[str, Any], **claim: Any) -> httpx.Response:
+    body = {
+        "ciphertext_size": len(CIPHERTEXT),
+        "ciphertext_sha256": _sha256(CIPHERTEXT),
+        "encrypted_metadata": b64(b"m"),
+        **claim,
+    }
+    with device.client() as http:
+        return http.post(f"/v1/records/{created['record_id']}/versions/1/commit", json=body)
+
+
+def _visible(device: Device, created: dict[str, Any]) -> bool:
+    _, results = release(device, [(created["record_id"], 1)])
+    return bool(results[(created["record_id"], 1)]["status"] == "granted")
+
+
+def test_a_commit_with_the_right_md5_is_accepted(educator: tuple[Device, str]) -> None:
+    device, child = educator
+    created = _uploaded(device, child, CIPHERTEXT)
+    assert _commit(device, created, part_md5s=[_md5(CIPHERTEXT)]).status_code == 204
+    assert _visible(device, created)
+
+
+def test_a_wrong_md5_falls_back_to_the_digest_and_the_right_one_is_accepted(
+    educator: tuple[Device, str],
+) -> None:
+    device, child = educator
+    created = _uploaded(device, child, CIPHERTEXT)
+    response = _commit(device, created, part_md5s=[_md5(b"other bytes")])
+    assert response.status_code == 204
+    assert _visible(device, created)
+
+
+def test_an_object_other_than_the_claim_is_refused_whatever_md5_is_named(
+    educator: tuple[Device, str],
+) -> None:
+    device, child = educator
+    # Same size, one byte different: neither the MD5 nor the SHA-256 of the claim matches
+    # what is stored, so the ETag check fails, the read-back fails, and the commit is refused.
+    altered = CIPHERTEXT[:-1] + b"!"
+    created = _uploaded(device, child, altered)
+    refused = _commit(device, created, part_md5s=[_md5(CIPHERTEXT)])
+    assert refused.status_code == 409
+    assert not _visible(device, created)
+
+
+def test_a_truncated_object_is_refused_with_its_own_md5(educator: tuple[Device, str]) -> None:
+    device, child = educator
+    created = _uploaded(device, child, CIPHERTEXT[:-10])
+    refused = _commit(device, created, part_md5s=[_md5(CIPHERTEXT[:-10])])
+    assert refused.status_code == 409
+    assert not _visible(device, created)
+
+
+@pytest.mark.parametrize(
+    "part_md5s",
+    [["AAAA"], ["not base64 !"], [b64(bytes(17))], "one string"],
+    ids=["short", "not-base64", "17-bytes", "not-a-list"],
+)
+def test_malformed_md5s_are_refused_and_change_nothing(
+    educator: tuple[Device, str], part_md5s: Any
+) -> None:
+    device, child = educator
+    created = _uploaded(device, child, CIPHERTEXT)
+    assert _commit(device, created, part_md5s=part_md5s).status_code == 422
+    assert not _visible(device, created)
+    assert _commit(device, created, part_md5s=[_md5(CIPHERTEXT)]).status_code == 204
