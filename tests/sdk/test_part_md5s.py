@@ -1,0 +1,61 @@
+"""PartMd5s: the MD5 of each uploaded piece, from the bytes the encryptor writes (decision 0008)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from typing import BinaryIO, cast
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vault.client.blobs import PartMd5s, upload_part_size
+
+
+def _md5(data: bytes) -> bytes:
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def _pieces(data: bytes, part_size: int) -> list[bytes]:
+    return [data[at : at + part_size] for at in range(0, len(data), part_size)]
+
+
+@given(
+    data=st.binary(min_size=1, max_size=2000),
+    part_size=st.integers(min_value=1, max_value=700),
+    write_sizes=st.lists(st.integers(min_value=1, max_value=900), min_size=1, max_size=20),
+)
+def test_md5s_are_per_part_whatever_the_write_sizes(
+    data: bytes, part_size: int, write_sizes: list[int]
+) -> None:
+    sink = io.BytesIO()
+    md5s = PartMd5s(cast(BinaryIO, sink), part_size)
+    at, turn = 0, 0
+    while at < len(data):
+        size = write_sizes[turn % len(write_sizes)]
+        md5s.write(memoryview(data)[at : at + size])
+        at, turn = at + size, turn + 1
+    assert sink.getvalue() == data
+    assert md5s.md5s() == [_md5(piece) for piece in _pieces(data, part_size)]
+
+
+def test_an_exact_multiple_of_the_part_size_has_no_empty_last_part() -> None:
+    data = os.urandom(3 * 1024)
+    md5s = PartMd5s(cast(BinaryIO, io.BytesIO()), 1024)
+    md5s.write(data)
+    assert md5s.md5s() == [_md5(piece) for piece in _pieces(data, 1024)]
+    assert len(md5s.md5s()) == 3
+
+
+def test_a_single_upload_is_one_piece_of_the_whole_size() -> None:
+    assert upload_part_size({"method": "single", "url": "u"}, 12345) == 12345
+    assert upload_part_size({"method": "multipart", "part_size": 5000, "part_urls": []}, 12345) == (
+        5000
+    )
+
+
+def test_a_part_size_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        PartMd5s(cast(BinaryIO, io.BytesIO()), 0)
