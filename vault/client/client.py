@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import shutil
 import tempfile
@@ -28,10 +29,13 @@ import httpx
 from vault import format as fmt
 from vault.client import admin
 from vault.client.blobs import (
+    SMALL_CIPHERTEXT_SIZE,
     Download,
     ExpectedCiphertext,
+    InMemory,
     PartMd5s,
     Progress,
+    UploadedPart,
     new_blob_client,
     read_range,
     upload,
@@ -386,27 +390,14 @@ class Client(admin.AdminCalls):
             ):
                 raise KeyServiceError("the key service created a record other than the one asked")
 
-            plan = created.body["upload"]
-
-            def produce(dst: BinaryIO) -> tuple[fmt.EncryptResult, list[bytes]]:
-                md5s = PartMd5s(dst, upload_part_size(plan, ciphertext_size))
-                result = fmt.encrypt(
-                    record_key=released.record_key,
-                    attributes=released.attributes,
-                    metadata=metadata,
-                    src=src,
-                    dst=cast(BinaryIO, md5s),
-                )
-                return result, md5s.md5s()
-
-            pipe: PipeProducer[tuple[fmt.EncryptResult, list[bytes]]] = PipeProducer(produce)
-            try:
-                parts = upload(
-                    self._blobs, plan, size=ciphertext_size, source=pipe, progress=progress
-                )
-                result, part_md5s = pipe.result()
-            finally:
-                pipe.close()
+            result, part_md5s, parts = self._encrypt_and_upload(
+                created.body["upload"],
+                released=released,
+                metadata=metadata,
+                src=src,
+                ciphertext_size=ciphertext_size,
+                progress=progress,
+            )
             if result.ciphertext_size != ciphertext_size:
                 raise UploadError("the record changed size while it was being read")
             sealed_metadata = fmt.seal_metadata(
@@ -428,6 +419,50 @@ class Client(admin.AdminCalls):
                 ]
             self._api.post(f"/v1/records/{record_id}/versions/{version}/commit", commit)
             return RecordRef(record_id=record_id, version=version)
+
+    def _encrypt_and_upload(
+        self,
+        plan: dict[str, Any],
+        *,
+        released: _Released,
+        metadata: fmt.Metadata,
+        src: BinaryIO,
+        ciphertext_size: int,
+        progress: Progress | None,
+    ) -> tuple[fmt.EncryptResult, list[bytes], list[UploadedPart]]:
+        """Encrypt ``src`` and upload the ciphertext as ``plan`` says; return what the commit
+        names: the size and SHA-256, the MD5 of each uploaded piece, and the parts."""
+
+        def encrypt(dst: BinaryIO) -> tuple[fmt.EncryptResult, list[bytes]]:
+            md5s = PartMd5s(dst, upload_part_size(plan, ciphertext_size))
+            result = fmt.encrypt(
+                record_key=released.record_key,
+                attributes=released.attributes,
+                metadata=metadata,
+                src=src,
+                dst=cast(BinaryIO, md5s),
+            )
+            return result, md5s.md5s()
+
+        # A small ciphertext is encrypted in memory on this thread and sent in one request;
+        # anything else streams through a pipe, encrypting while it uploads.
+        if ciphertext_size <= SMALL_CIPHERTEXT_SIZE and plan.get("method") == "single":
+            buffer = io.BytesIO()
+            result, part_md5s = encrypt(buffer)
+            source = InMemory(buffer.getvalue())
+            parts = upload(
+                self._blobs, plan, size=ciphertext_size, source=source, progress=progress
+            )
+            return result, part_md5s, parts
+        pipe: PipeProducer[tuple[fmt.EncryptResult, list[bytes]]] = PipeProducer(encrypt)
+        try:
+            parts = upload(
+                self._blobs, plan, size=ciphertext_size, source=pipe, progress=progress
+            )
+            result, part_md5s = pipe.result()
+        finally:
+            pipe.close()
+        return result, part_md5s, parts
 
     def _open_released(self, response: SignedResponse, item: dict[str, Any]) -> _Released:
         opener = BatchOpener(

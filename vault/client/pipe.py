@@ -3,7 +3,8 @@
 On upload the record format's ``encrypt`` pushes ciphertext into a writable stream while the
 HTTP upload pulls its body from an iterator; on download a thread pulls the response off the
 network while ``decrypt`` works on what already arrived. A small bounded queue joins the two,
-so at most ``depth`` pieces are in memory however large the record is.
+so at most ``depth`` pieces are in memory however large the record is. A small record needs
+no pipe (``SMALL_CIPHERTEXT_SIZE`` in vault/client/blobs.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,333 @@
+"""The two ways a record travels (vault/client/blobs.py, ``SMALL_CIPHERTEXT_SIZE``): a small
+ciphertext is encrypted or received whole on the calling thread, a larger one streams through
+threads. Both must keep the same guarantees, so every check here runs on a record just under
+the threshold and one just over it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import vault.format as fmt
+from tests.sdk.fake_keyservice import BASE, FakeKeyService
+from vault.client import Client
+from vault.client.blobs import SMALL_CIPHERTEXT_SIZE
+from vault.errors import Conflict, TransferError
+from vault.format import IntegrityError
+
+CONTENT_TYPE = "application/octet-stream"
+PIECE = 64 * 1024
+
+
+def _ciphertext_size(size: int) -> int:
+    metadata = fmt.Metadata(file_name="", content_type=CONTENT_TYPE, size=size)
+    return fmt.ciphertext_size(metadata, child_count=1)
+
+
+def _plaintext_size(ciphertext_size: int) -> int:
+    """The largest plaintext whose ciphertext is at most ``ciphertext_size``."""
+    size = ciphertext_size
+    while _ciphertext_size(size) > ciphertext_size:
+        size -= _ciphertext_size(size) - ciphertext_size
+    return size
+
+
+AT_THRESHOLD = _plaintext_size(SMALL_CIPHERTEXT_SIZE)
+OVER_THRESHOLD = AT_THRESHOLD + 1
+SIZES = pytest.mark.parametrize("size", [AT_THRESHOLD, OVER_THRESHOLD], ids=["small", "streamed"])
+
+
+def _client(service: FakeKeyService) -> Client:
+    transport = service.transport()
+    client, _identity = Client.enrol(
+        BASE,
+        service.add_principal(),
+        "test laptop",
+        transport=transport,
+        blob_client=httpx.Client(transport=transport),
+    )
+    return client
+
+
+@pytest.fixture
+def service() -> FakeKeyService:
+    return FakeKeyService()
+
+
+@pytest.fixture
+def client(service: FakeKeyService) -> Client:
+    return _client(service)
+
+
+@pytest.fixture
+def child(client: Client) -> str:
+    return client.create_child(display_name="Ada", room="Robins")
+
+
+@pytest.fixture
+def threads_started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads started from now on."""
+    started: list[str] = []
+    original = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return started
+
+
+def _put(client: Client, child: str, data: bytes, **kwargs: Any) -> str:
+    stream = io.BytesIO(data)
+    return client.put(child_ids=[child], category="photo", stream=stream, **kwargs).record_id
+
+
+def _blobs_through(client: Client, service: FakeKeyService, handler: Callable[..., Any]) -> None:
+    """Route the client's storage requests through ``handler(request, original)``."""
+    original = service.handle
+    client._blobs = httpx.Client(transport=httpx.MockTransport(lambda r: handler(r, original)))
+
+
+def _only_blob(service: FakeKeyService) -> tuple[str, bytes]:
+    ((blob_id, blob),) = service.blobs.items()
+    return blob_id, blob
+
+
+def test_threshold_sizes_straddle_the_threshold() -> None:
+    assert _ciphertext_size(AT_THRESHOLD) == SMALL_CIPHERTEXT_SIZE
+    assert _ciphertext_size(OVER_THRESHOLD) == SMALL_CIPHERTEXT_SIZE + 1
+
+
+@SIZES
+def test_round_trip_takes_threads_only_when_streamed(
+    client: Client, child: str, tmp_path: Path, threads_started: list[str], size: int
+) -> None:
+    data = os.urandom(size)
+    record_id = _put(client, child, data)
+    put_threads = len(threads_started)
+    out = tmp_path / "out.bin"
+    client.get(record_id, dst=out)
+    assert out.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    if size <= AT_THRESHOLD:
+        assert threads_started == [], "a small record must take no extra thread"
+    else:
+        assert put_threads == 1, "the encryptor's pipe"
+        assert len(threads_started) == 3, "the receiving pipe and the hashing thread"
+
+
+@SIZES
+def test_progress_counts_every_ciphertext_byte(
+    client: Client, child: str, tmp_path: Path, size: int
+) -> None:
+    sent: list[int] = []
+    received: list[int] = []
+    record_id = _put(client, child, os.urandom(size), progress=sent.append)
+    client.get(record_id, dst=tmp_path / "out.bin", progress=received.append)
+    assert sum(sent) == sum(received) == _ciphertext_size(size)
+
+
+@pytest.mark.parametrize(
+    ("size", "part_size"),
+    [(AT_THRESHOLD, None), (OVER_THRESHOLD, None), (200_000, 64 * 1024)],
+    ids=["small", "streamed", "small_multipart"],
+)
+def test_commit_names_the_digests_of_the_stored_bytes(
+    service: FakeKeyService,
+    tmp_path: Path,
+    threads_started: list[str],
+    size: int,
+    part_size: int | None,
+) -> None:
+    """The SHA-256 and the per-piece MD5s must come from the bytes that were uploaded
+    (docs/decisions/0008-commit-checks-the-store-etag.md). A small record that the service
+    asks to upload in parts still streams them."""
+    service.multipart_part_size = part_size
+    enrolled = _client(service)
+    child = enrolled.create_child(display_name="Ben")
+    commits: list[dict[str, Any]] = []
+    original = service.handle
+
+    def spy(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/commit"):
+            commits.append(json.loads(request.content))
+        return original(request)
+
+    client = Client(
+        enrolled.identity,
+        transport=httpx.MockTransport(spy),
+        blob_client=httpx.Client(transport=service.transport()),
+    )
+    threads_started.clear()
+    _put(client, child, os.urandom(size))
+    _blob_id, blob = _only_blob(service)
+    pieces = (
+        [blob]
+        if part_size is None
+        else [blob[at : at + part_size] for at in range(0, len(blob), part_size)]
+    )
+    (commit,) = commits
+    assert commit["ciphertext_size"] == len(blob)
+    assert _unb64(commit["ciphertext_sha256"]) == hashlib.sha256(blob).digest()
+    md5s = [hashlib.md5(piece, usedforsecurity=False).digest() for piece in pieces]
+    assert [_unb64(md5) for md5 in commit["part_md5s"]] == md5s
+    assert service.blob_puts == len(pieces)
+    assert (threads_started == []) == (size <= AT_THRESHOLD and part_size is None)
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@SIZES
+def test_upload_the_commit_refuses_is_an_error(
+    client: Client, service: FakeKeyService, child: str, size: int
+) -> None:
+    """Storage that keeps other bytes than were sent: the commit's digest catches it."""
+
+    def corrupt(request: httpx.Request, original: Callable[..., Any]) -> httpx.Response:
+        if request.method == "PUT":
+            body = bytearray(request.content)
+            body[len(body) // 2] ^= 0x01
+            request = httpx.Request(
+                "PUT", request.url, headers=request.headers, content=bytes(body)
+            )
+        return original(request)
+
+    _blobs_through(client, service, corrupt)
+    with pytest.raises(Conflict):
+        _put(client, child, os.urandom(size))
+    assert not any(v.committed for v in service.versions.values())
+    assert client.records(child) == []
+
+
+def _substitute(service: FakeKeyService, size: int) -> bytes:
+    """A different ciphertext of the same size that authenticates as the only record, as its
+    creator could make with the record key: only the committed digest tells it apart."""
+    (stored,) = service.versions.values()
+    out = io.BytesIO()
+    fmt.encrypt(
+        record_key=stored.record_key,
+        attributes=stored.attributes,
+        metadata=fmt.Metadata(file_name="", content_type=CONTENT_TYPE, size=size),
+        src=io.BytesIO(os.urandom(size)),
+        dst=out,
+    )
+    return out.getvalue()
+
+
+def _flip_one_bit(blob: bytes) -> bytes:
+    return blob[:-100] + bytes([blob[-100] ^ 0x01]) + blob[-99:]
+
+
+TAMPERINGS = pytest.mark.parametrize(
+    ("tamper", "cause"),
+    [
+        ("replace", "SHA-256 differs"),
+        ("flip", None),  # the streamed path's decryptor may see it first
+        ("truncate", "fewer bytes"),
+        ("extend", "more bytes"),
+    ],
+)
+
+
+def _tampered(service: FakeKeyService, tamper: str, size: int) -> bytes:
+    _blob_id, blob = _only_blob(service)
+    if tamper == "replace":
+        return _substitute(service, size)
+    if tamper == "flip":
+        return _flip_one_bit(blob)
+    if tamper == "truncate":
+        return blob[:-1]
+    return blob + b"\x00"
+
+
+@SIZES
+@TAMPERINGS
+def test_tampered_blob_fails_and_leaves_nothing(
+    client: Client,
+    service: FakeKeyService,
+    child: str,
+    tmp_path: Path,
+    size: int,
+    tamper: str,
+    cause: str | None,
+) -> None:
+    record_id = _put(client, child, os.urandom(size))
+    blob_id, _blob = _only_blob(service)
+    service.blobs[blob_id] = _tampered(service, tamper, size)
+    out = tmp_path / "photo.bin"
+    out.write_bytes(b"the file that was here before")
+    with pytest.raises(IntegrityError) as caught:
+        client.get(record_id, dst=out)
+    assert str(caught.value) == "record failed integrity check"
+    if cause is not None:
+        assert cause in str(caught.value.__cause__)
+    assert out.read_bytes() == b"the file that was here before"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+@SIZES
+def test_endless_body_is_refused_without_reading_it(
+    client: Client, service: FakeKeyService, child: str, tmp_path: Path, size: int
+) -> None:
+    record_id = _put(client, child, os.urandom(size))
+    _blob_id, blob = _only_blob(service)
+    served = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal served
+        body = blob + bytes(32 << 20)  # where a check that reads on would end
+        for at in range(0, len(body), PIECE):
+            served += len(body[at : at + PIECE])
+            yield body[at : at + PIECE]
+
+    def answer(request: httpx.Request, original: Callable[..., Any]) -> httpx.Response:
+        if request.method == "GET" and request.url.path.startswith("/blobs/"):
+            return httpx.Response(200, content=endless())
+        return original(request)
+
+    _blobs_through(client, service, answer)
+    with pytest.raises(IntegrityError) as caught:
+        client.get(record_id, dst=tmp_path / "photo.bin")
+    assert "more bytes" in str(caught.value.__cause__)
+    assert served <= len(blob) + PIECE
+    assert list(tmp_path.iterdir()) == []
+
+
+@SIZES
+def test_interrupted_or_refused_download_is_a_transfer_error(
+    client: Client, service: FakeKeyService, child: str, tmp_path: Path, size: int
+) -> None:
+    record_id = _put(client, child, os.urandom(size))
+    _blob_id, blob = _only_blob(service)
+
+    def cut_off() -> Iterator[bytes]:
+        yield blob[: len(blob) // 2]
+        raise httpx.ReadError("connection reset")
+
+    answers = [httpx.Response(200, content=cut_off()), httpx.Response(503)]
+
+    def answer(request: httpx.Request, original: Callable[..., Any]) -> httpx.Response:
+        if request.method == "GET" and request.url.path.startswith("/blobs/"):
+            return answers.pop(0)
+        return original(request)
+
+    _blobs_through(client, service, answer)
+    with pytest.raises(TransferError, match=r"^the download from storage was interrupted$"):
+        client.get(record_id, dst=tmp_path / "photo.bin")
+    with pytest.raises(TransferError, match=r"^storage refused the download \(HTTP 503\)$"):
+        client.get(record_id, dst=tmp_path / "photo.bin")
+    assert list(tmp_path.iterdir()) == []
