@@ -27,6 +27,7 @@ demo: venv
 
 lint: venv
 	$(VENV)/bin/ruff check vault keyservice clients tests bench
+	$(VENV)/bin/ruff format --check vault keyservice clients tests bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -288,8 +288,10 @@ def _throughput(
     out = work / "out.bin"
 
     def ours_get() -> float:
-        return size / MB / seconds(
-            lambda: setup.client.get(probe.record_id, version=probe.version, dst=out)
+        return (
+            size
+            / MB
+            / seconds(lambda: setup.client.get(probe.record_id, version=probe.version, dst=out))
         )
 
     def plain_get() -> float:

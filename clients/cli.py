@@ -1,8 +1,8 @@
 """``carevault``: the command line for staff, guardians, agencies and admins.
 
-    carevault enroll --url https://vault.example.org --code K7Q2-...
-    carevault children
-    carevault records put --child <id> --category observation note.txt
+carevault enroll --url https://vault.example.org --code K7Q2-...
+carevault children
+carevault records put --child <id> --category observation note.txt
 """
 
 from __future__ import annotations

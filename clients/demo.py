@@ -184,9 +184,7 @@ def _scenario(nursery: Nursery, tally: Tally, files: Path, out: Path) -> None:
         True,
         lambda: _read(amira, observation.record_id, out),
     )
-    tally.check(
-        "what Amira read is exactly what she wrote", text == OBSERVATION.encode("utf-8")
-    )
+    tally.check("what Amira read is exactly what she wrote", text == OBSERVATION.encode("utf-8"))
     picture = tally.expect(
         "Amira opens the group photo of Ava and Noah",
         True,

@@ -28,10 +28,7 @@ def _show(title: str, infos: list[RecordInfo], *, as_json: bool) -> None:
     table(
         title,
         ["record id", "version", "category", "file", "size", "added"],
-        [
-            (i.record_id, i.version, i.category, i.file_name, i.size, i.created_at)
-            for i in infos
-        ],
+        [(i.record_id, i.version, i.category, i.file_name, i.size, i.created_at) for i in infos],
     )
 
 

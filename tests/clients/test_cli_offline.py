@@ -43,8 +43,17 @@ def test_unknown_category_is_a_usage_error(tmp_path: Path) -> None:
     note.write_text("x")
     result = runner.invoke(
         app,
-        ["--profile", str(tmp_path), "records", "put", str(note), "--child", "a" * 32,
-         "--category", "gossip"],
+        [
+            "--profile",
+            str(tmp_path),
+            "records",
+            "put",
+            str(note),
+            "--child",
+            "a" * 32,
+            "--category",
+            "gossip",
+        ],
     )
     assert result.exit_code == EXIT_USAGE
 

@@ -41,8 +41,15 @@ PURPOSE = f"to plan speech therapy sessions {TAG}"
 REFERENCE = f"Family Court FC-2026-{TAG}"
 
 
-def _enrol(world: World, name: str, *, kind: str, roles: tuple[str, ...] = (),
-           organisation: str | None = None, device: str | None = None) -> Client:
+def _enrol(
+    world: World,
+    name: str,
+    *,
+    kind: str,
+    roles: tuple[str, ...] = (),
+    organisation: str | None = None,
+    device: str | None = None,
+) -> Client:
     principal = world.admin.create_principal(
         kind=kind, display_name=name, roles=roles, organisation=organisation
     )
@@ -66,10 +73,10 @@ def _run_flow(world: World, tmp_path: Path) -> dict[str, str]:
 
     source = tmp_path / FILE_NAME
     source.write_text(f"{MARKER}: Pip took four steps to the book corner.\n" * 20)
-    ref = marta.put(child_ids=[pip], category="observation", path=source,
-                    content_type=CONTENT_TYPE)
-    marta.amend(ref.record_id, stream=io.BytesIO(f"{MARKER} amended".encode()),
-                file_name=AMENDED_FILE_NAME)
+    ref = marta.put(child_ids=[pip], category="observation", path=source, content_type=CONTENT_TYPE)
+    marta.amend(
+        ref.record_id, stream=io.BytesIO(f"{MARKER} amended".encode()), file_name=AMENDED_FILE_NAME
+    )
     assert [r.file_name for r in marta.records(pip)] == [AMENDED_FILE_NAME]
     zoe.get(ref.record_id, version=1, dst=tmp_path / "zoe.txt")
     assert MARKER in (tmp_path / "zoe.txt").read_text()
@@ -80,14 +87,21 @@ def _run_flow(world: World, tmp_path: Path) -> dict[str, str]:
         marta.create_principal(kind="staff", display_name=REFUSED_NAME)
 
     consent = dana.record_consent(
-        child_id=pip, given_by=world.ids[GUARDIAN_NAME], recipient_id=world.ids[RECIPIENT_NAME],
-        categories=["observation"], purpose=PURPOSE,
+        child_id=pip,
+        given_by=world.ids[GUARDIAN_NAME],
+        recipient_id=world.ids[RECIPIENT_NAME],
+        categories=["observation"],
+        purpose=PURPOSE,
     )
     now = datetime.now(UTC)
     dana.record_court_order(
-        child_id=pip, effect="disclose", subject_id=world.ids[RECIPIENT_NAME],
-        categories=["medical"], reference=REFERENCE,
-        valid_from=now - timedelta(days=1), valid_to=now + timedelta(days=90),
+        child_id=pip,
+        effect="disclose",
+        subject_id=world.ids[RECIPIENT_NAME],
+        categories=["medical"],
+        reference=REFERENCE,
+        valid_from=now - timedelta(days=1),
+        valid_to=now + timedelta(days=90),
     )
     dana.withdraw_consent(consent)
     assert zoe.disclosures(pip)
@@ -117,17 +131,39 @@ def test_audit_entries_hold_no_names_or_content(world: World, tmp_path: Path) ->
     actions = {str(row["action"]) for row in rows}
     # The scan is only worth something if the flow's entries are there to be scanned.
     for action in (
-        "keys.release", "record.create", "consent.create", "court_order.create", "record.delete"
+        "keys.release",
+        "record.create",
+        "consent.create",
+        "court_order.create",
+        "record.delete",
     ):
         assert action in actions, f"no {action} entry among {sorted(actions)}"
     stored = [" ".join(str(value) for value in row.values()) for row in rows]
     assert any(ids["child"] in entry for entry in stored), "details must carry opaque ids"
     needles = [
-        MARKER, STAFF_NAME, GUARDIAN_NAME, RECIPIENT_NAME, ORGANISATION, REFUSED_NAME,
-        CHILD_NAME, ROOM, DEVICE_NAME, FILE_NAME, AMENDED_FILE_NAME, CONTENT_TYPE, PURPOSE,
-        REFERENCE, TAG,
+        MARKER,
+        STAFF_NAME,
+        GUARDIAN_NAME,
+        RECIPIENT_NAME,
+        ORGANISATION,
+        REFUSED_NAME,
+        CHILD_NAME,
+        ROOM,
+        DEVICE_NAME,
+        FILE_NAME,
+        AMENDED_FILE_NAME,
+        CONTENT_TYPE,
+        PURPOSE,
+        REFERENCE,
+        TAG,
         # The nursery tests/e2e/world.py built: display names, rooms, device names.
-        "amira", "grace", "Ava", "Noah", "Robins", "Wrens", "amira's laptop",
+        "amira",
+        "grace",
+        "Ava",
+        "Noah",
+        "Robins",
+        "Wrens",
+        "amira's laptop",
     ]
     for row, entry in zip(rows, stored, strict=True):
         for needle in needles:

@@ -29,9 +29,7 @@ def _enrol(world: World, tmp_path: Path, name: str, room_child: str) -> Path:
     code = world.code_for(name, kind="staff", roles=("educator",))
     world.admin.assign(staff_id=world.ids[name], child_id=world.children[room_child])
     profile = tmp_path / name
-    status, out = _cli(
-        profile, "--json", "enroll", "--url", world.service.base_url, "--code", code
-    )
+    status, out = _cli(profile, "--json", "enroll", "--url", world.service.base_url, "--code", code)
     assert status == 0, out
     assert json.loads(out)["principal_id"] == world.ids[name]
     assert (profile / "device.key").stat().st_mode & 0o077 == 0
@@ -67,14 +65,25 @@ def test_cli_round_trip_and_exit_codes(world: World, tmp_path: Path) -> None:
     assert status == 0, out
     assert (downloads / "painting.txt").read_text() == "Ava painted a sun.\n"
 
-    status, out = _cli(robins, "records", "get", record_id, "--offset", "4", "--length", "7",
-                       "-o", str(tmp_path / "slice"))
+    status, out = _cli(
+        robins,
+        "records",
+        "get",
+        record_id,
+        "--offset",
+        "4",
+        "--length",
+        "7",
+        "-o",
+        str(tmp_path / "slice"),
+    )
     assert status == 0
     assert (tmp_path / "slice").read_bytes() == b"painted"
 
     denied = tmp_path / "denied.txt"
     result = runner.invoke(
-        app, ["--profile", str(wrens), "records", "get", record_id, "-o", str(denied)],
+        app,
+        ["--profile", str(wrens), "records", "get", record_id, "-o", str(denied)],
         env=PASSPHRASE,
     )
     assert result.exit_code == EXIT_DENIED
@@ -86,8 +95,20 @@ def test_cli_round_trip_and_exit_codes(world: World, tmp_path: Path) -> None:
 
     piped = runner.invoke(
         app,
-        ["--profile", str(robins), "--json", "records", "put", "-", "--child", ava,
-         "--category", "observation", "--name", "from-stdin.txt"],
+        [
+            "--profile",
+            str(robins),
+            "--json",
+            "records",
+            "put",
+            "-",
+            "--child",
+            ava,
+            "--category",
+            "observation",
+            "--name",
+            "from-stdin.txt",
+        ],
         env=PASSPHRASE,
         input=b"typed at the terminal\n",
     )
@@ -107,8 +128,15 @@ def test_cli_integrity_failure_exits_4_and_writes_nothing(world: World, tmp_path
     photo = tmp_path / "photo.bin"
     photo.write_bytes(b"\x01\x02" * 300_000)
     status, out = _cli(
-        profile, "--json", "records", "put", str(photo), "--child", world.children["noah"],
-        "--category", "photo",
+        profile,
+        "--json",
+        "records",
+        "put",
+        str(photo),
+        "--child",
+        world.children["noah"],
+        "--category",
+        "photo",
     )
     assert status == 0, out
     record_id = json.loads(out)["record_id"]
@@ -117,7 +145,8 @@ def test_cli_integrity_failure_exits_4_and_writes_nothing(world: World, tmp_path
     target = tmp_path / "out" / "photo.bin"
     target.parent.mkdir()
     result = runner.invoke(
-        app, ["--profile", str(profile), "records", "get", record_id, "-o", str(target)],
+        app,
+        ["--profile", str(profile), "records", "get", record_id, "-o", str(target)],
         env=PASSPHRASE,
     )
     assert result.exit_code == EXIT_INTEGRITY
@@ -152,8 +181,9 @@ def test_admin_runs_a_setting_from_the_cli(world: World, tmp_path: Path) -> None
 
     note = tmp_path / "owls.txt"
     note.write_text("Mia fed the fish.")
-    status, out = _cli(jo, "--json", "records", "put", str(note), "--child", child,
-                       "--category", "observation")
+    status, out = _cli(
+        jo, "--json", "records", "put", str(note), "--child", child, "--category", "observation"
+    )
     assert status == 0, out
     record_id = json.loads(out)["record_id"]
     status, _ = _cli(admin, "records", "get", record_id, "-o", str(tmp_path / "peek"))
@@ -179,8 +209,16 @@ def test_admin_assigns_until_a_date_given_without_an_offset(world: World, tmp_pa
     child = world.children["ava"]
     for until in ("2099-07-31", "2099-07-31T17:30"):
         status, out = _cli(
-            admin, "--json", "admin", "assign", "--staff", staff, "--child", child,
-            "--until", until,
+            admin,
+            "--json",
+            "admin",
+            "assign",
+            "--staff",
+            staff,
+            "--child",
+            child,
+            "--until",
+            until,
         )
         assert status == 0, out
         assert json.loads(out)["assignment_id"]

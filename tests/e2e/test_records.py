@@ -70,9 +70,7 @@ def test_altered_blob_fails_and_writes_nothing(world: World, tmp_path: Path) -> 
     amira = world.people["amira"]
     before = world.storage.objects()
     data = os.urandom(2 * DEFAULT_CHUNK_SIZE + 5)
-    ref = amira.put(
-        child_ids=[world.children["noah"]], category="photo", stream=io.BytesIO(data)
-    )
+    ref = amira.put(child_ids=[world.children["noah"]], category="photo", stream=io.BytesIO(data))
     (name,) = _new_objects(world, before)
     world.storage.flip_byte(name, len(data) // 2)
     target = tmp_path / "photo.bin"
@@ -161,9 +159,9 @@ def test_range_download_equals_the_slice(world: World, start: int, length: int) 
     data = os.urandom(3 * DEFAULT_CHUNK_SIZE + 1000)
     amira = world.people["amira"]
     ref = amira.put(child_ids=[world.children["ava"]], category="photo", stream=io.BytesIO(data))
-    assert amira.get_range(ref.record_id, start=start, length=length) == data[
-        start : start + length
-    ]
+    assert (
+        amira.get_range(ref.record_id, start=start, length=length) == data[start : start + length]
+    )
 
 
 def test_large_record_goes_through_multipart(world: World, tmp_path: Path) -> None:

@@ -66,8 +66,10 @@ def test_reupload_after_commit_is_refused_or_detected(world: World, tmp_path: Pa
     amira = _uploading_client(world, "amira", urls)
     try:
         ref = amira.put(
-            child_ids=[world.children["ava"]], category="observation",
-            stream=io.BytesIO(ORIGINAL), file_name="lunch.txt",
+            child_ids=[world.children["ava"]],
+            category="observation",
+            stream=io.BytesIO(ORIGINAL),
+            file_name="lunch.txt",
         )
         (upload_url,) = urls
         substitute = _substitute_ciphertext(amira, ref.record_id)

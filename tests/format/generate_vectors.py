@@ -532,8 +532,12 @@ def _non_canonical() -> Iterator[Vector]:
             meta(0, b"..\\evil.exe", b"text/plain"),
             "file name",
         ),
-        ("noncanonical_metadata_name_dot", "file name '.'", meta(0, b".", b"text/plain"),
-         "file name"),
+        (
+            "noncanonical_metadata_name_dot",
+            "file name '.'",
+            meta(0, b".", b"text/plain"),
+            "file name",
+        ),
         (
             "noncanonical_metadata_name_dot_dot",
             "file name '..'",

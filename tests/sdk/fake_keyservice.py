@@ -96,10 +96,17 @@ class FakeKeyService:
         principal, receiving = self.devices[match.group(1)]
         context = sealing_context(match.group(1), request_nonce(request))
         if path == "/v1/me":
-            return httpx.Response(200, json={
-                "principal_id": principal, "device_id": match.group(1), "kind": "staff",
-                "display_name": "Test Educator", "roles": ["educator"], "organisation": None,
-            })
+            return httpx.Response(
+                200,
+                json={
+                    "principal_id": principal,
+                    "device_id": match.group(1),
+                    "kind": "staff",
+                    "display_name": "Test Educator",
+                    "roles": ["educator"],
+                    "organisation": None,
+                },
+            )
         if path == "/v1/children":
             return httpx.Response(200, json=list(self.children.values()))
         if path == "/v1/records" and method == "POST":
@@ -121,8 +128,10 @@ class FakeKeyService:
         if path == "/v1/admin/children":
             child_id = secrets.token_hex(16)
             self.children[child_id] = {
-                "child_id": child_id, "display_name": body["display_name"],
-                "room": body.get("room"), "relation": "assigned",
+                "child_id": child_id,
+                "display_name": body["display_name"],
+                "room": body.get("room"),
+                "relation": "assigned",
             }
             return httpx.Response(201, json={"child_id": child_id})
         if path == "/v1/admin/principals":
@@ -137,10 +146,17 @@ class FakeKeyService:
             return _problem(401, "authentication failed")
         device_id = secrets.token_hex(16)
         self.devices[device_id] = (principal, _unb64(body["receiving_key"]))
-        return httpx.Response(200, json={
-            "principal_id": principal, "device_id": device_id, "kind": "staff",
-            "display_name": "Test Educator", "roles": ["educator"], "audience": "test-audience",
-        })
+        return httpx.Response(
+            200,
+            json={
+                "principal_id": principal,
+                "device_id": device_id,
+                "kind": "staff",
+                "display_name": "Test Educator",
+                "roles": ["educator"],
+                "audience": "test-audience",
+            },
+        )
 
     def _upload_descriptor(self, blob_id: str, size: int) -> dict[str, Any]:
         if self.multipart_part_size is None:
@@ -155,8 +171,13 @@ class FakeKeyService:
         }
 
     def _create(
-        self, body: dict[str, Any], principal: str, receiving: bytes, context: bytes,
-        *, record_id: str | None,
+        self,
+        body: dict[str, Any],
+        principal: str,
+        receiving: bytes,
+        context: bytes,
+        *,
+        record_id: str | None,
     ) -> httpx.Response:
         if record_id is None:
             record_id, version = secrets.token_hex(16), 1
@@ -166,31 +187,44 @@ class FakeKeyService:
                 return _problem(404, "no such record")
             version = max(existing) + 1
         attributes = RecordAttributes.from_hex(
-            record_id=record_id, version=version, child_ids=body["child_ids"],
+            record_id=record_id,
+            version=version,
+            child_ids=body["child_ids"],
             category=body["category"],
         )
         record_key = os.urandom(32)
         blob_id = secrets.token_hex(16)
         self.versions[(record_id, version)] = Version(
-            attributes, record_key, blob_id, body["ciphertext_size"], principal,
+            attributes,
+            record_key,
+            blob_id,
+            body["ciphertext_size"],
+            principal,
             bool(body.get("withheld_from_guardians")),
         )
         batch = seal_batch(
-            recipient_public=receiving, context=context,
+            recipient_public=receiving,
+            context=context,
             items=[(attributes.canonical(), record_key)],
         )
-        return httpx.Response(201, json={
-            "ephemeral_public": _b64(batch.ephemeral_public),
-            "record_id": record_id, "version": version, "status": "granted",
-            "attributes": self._attributes(attributes),
-            "sealed_key": _b64(batch.sealed[0]),
-            "upload": self._upload_descriptor(blob_id, body["ciphertext_size"]),
-        })
+        return httpx.Response(
+            201,
+            json={
+                "ephemeral_public": _b64(batch.ephemeral_public),
+                "record_id": record_id,
+                "version": version,
+                "status": "granted",
+                "attributes": self._attributes(attributes),
+                "sealed_key": _b64(batch.sealed[0]),
+                "upload": self._upload_descriptor(blob_id, body["ciphertext_size"]),
+            },
+        )
 
     @staticmethod
     def _attributes(attributes: RecordAttributes) -> dict[str, Any]:
         return {
-            "record_id": attributes.record_id.hex(), "version": attributes.version,
+            "record_id": attributes.record_id.hex(),
+            "version": attributes.version,
             "child_ids": [c.hex() for c in attributes.child_ids],
             "category": str(attributes.category),
         }
@@ -214,11 +248,14 @@ class FakeKeyService:
 
     def _listing(self, key: tuple[str, int], stored: Version) -> dict[str, Any]:
         return {
-            "record_id": key[0], "version": key[1], "category": str(stored.attributes.category),
+            "record_id": key[0],
+            "version": key[1],
+            "category": str(stored.attributes.category),
             "child_ids": [c.hex() for c in stored.attributes.child_ids],
             "withheld_from_guardians": stored.withheld,
             "encrypted_metadata": stored.encrypted_metadata,
-            "created_at": "2026-11-22T18:00:00Z", "created_by": stored.creator,
+            "created_at": "2026-11-22T18:00:00Z",
+            "created_by": stored.creator,
         }
 
     def _list(self, child_id: str, principal: str) -> httpx.Response:
@@ -233,7 +270,8 @@ class FakeKeyService:
 
     def _history(self, record_id: str, principal: str) -> httpx.Response:
         found = [
-            self._listing(key, stored) for key, stored in sorted(self.versions.items())
+            self._listing(key, stored)
+            for key, stored in sorted(self.versions.items())
             if key[0] == record_id and stored.committed
         ]
         if not found:
@@ -251,16 +289,24 @@ class FakeKeyService:
                 results.append({**item, "status": "denied", "code": "unavailable"})
                 continue
             granted.append((len(results), stored))
-            results.append({
-                **item, "status": "granted", "attributes": self._attributes(stored.attributes),
-                "encrypted_metadata": stored.encrypted_metadata,
-                "ciphertext_size": stored.ciphertext_size,
-                "ciphertext_sha256": stored.ciphertext_sha256,
-                **({"download_url": f"{BASE}/blobs/{stored.blob_id}"}
-                   if body.get("include_urls") else {}),
-            })
+            results.append(
+                {
+                    **item,
+                    "status": "granted",
+                    "attributes": self._attributes(stored.attributes),
+                    "encrypted_metadata": stored.encrypted_metadata,
+                    "ciphertext_size": stored.ciphertext_size,
+                    "ciphertext_sha256": stored.ciphertext_sha256,
+                    **(
+                        {"download_url": f"{BASE}/blobs/{stored.blob_id}"}
+                        if body.get("include_urls")
+                        else {}
+                    ),
+                }
+            )
         batch = seal_batch(
-            recipient_public=receiving, context=context,
+            recipient_public=receiving,
+            context=context,
             items=[(s.attributes.canonical(), s.record_key) for _, s in granted],
         )
         for (index, _), sealed in zip(granted, batch.sealed, strict=True):

@@ -71,8 +71,18 @@ def test_public_surface() -> None:
     import vault.client as sdk
 
     assert sorted(sdk.__all__) == [
-        "Child", "Client", "DeviceIdentity", "DeviceKeys", "Disclosure", "KeyFileInfo", "Me",
-        "RecordInfo", "RecordRef", "load_identity", "read_info", "save_identity",
+        "Child",
+        "Client",
+        "DeviceIdentity",
+        "DeviceKeys",
+        "Disclosure",
+        "KeyFileInfo",
+        "Me",
+        "RecordInfo",
+        "RecordRef",
+        "load_identity",
+        "read_info",
+        "save_identity",
     ]
     for name in sdk.__all__:
         assert getattr(sdk, name).__module__.startswith("vault.client.")
@@ -110,9 +120,7 @@ def test_put_get_round_trip(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
-def test_multipart_upload_streams_parts(
-    service: FakeKeyService, tmp_path: Path
-) -> None:
+def test_multipart_upload_streams_parts(service: FakeKeyService, tmp_path: Path) -> None:
     service.multipart_part_size = 5 * 1024 * 1024
     client = _client(service)
     child = client.create_child(display_name="Ben")
@@ -132,8 +140,11 @@ def test_get_into_directory_uses_the_decrypted_file_name(
     client: Client, child: str, tmp_path: Path
 ) -> None:
     ref = client.put(
-        child_ids=[child], category="medical", stream=io.BytesIO(b"letter"),
-        file_name="gp-letter.pdf", content_type="application/pdf",
+        child_ids=[child],
+        category="medical",
+        stream=io.BytesIO(b"letter"),
+        file_name="gp-letter.pdf",
+        content_type="application/pdf",
     )
     target = tmp_path / "downloads"
     target.mkdir()
@@ -144,8 +155,9 @@ def test_get_into_directory_uses_the_decrypted_file_name(
 def test_records_lists_decrypted_metadata(client: Client, child: str, tmp_path: Path) -> None:
     source = tmp_path / "first-words.txt"
     source.write_bytes(b"said 'duck'")
-    ref = client.put(child_ids=[child], category="observation", path=source,
-                     content_type="text/plain")
+    ref = client.put(
+        child_ids=[child], category="observation", path=source, content_type="text/plain"
+    )
     (info,) = client.records(child)
     assert (info.record_id, info.version) == (ref.record_id, ref.version)
     assert info.file_name == "first-words.txt"
@@ -155,13 +167,15 @@ def test_records_lists_decrypted_metadata(client: Client, child: str, tmp_path: 
 
 
 def test_amend_keeps_history(client: Client, child: str, tmp_path: Path) -> None:
-    ref = client.put(child_ids=[child], category="incident", stream=io.BytesIO(b"v1"),
-                     file_name="incident.txt")
+    ref = client.put(
+        child_ids=[child], category="incident", stream=io.BytesIO(b"v1"), file_name="incident.txt"
+    )
     amended = client.amend(ref.record_id, stream=io.BytesIO(b"version two"))
     assert amended == vault.client.RecordRef(ref.record_id, 2)
     history = client.history(ref.record_id)
     assert [(h.version, h.size, h.file_name) for h in history] == [
-        (1, 2, "incident.txt"), (2, 11, "incident.txt")
+        (1, 2, "incident.txt"),
+        (2, 11, "incident.txt"),
     ]
     old, new = tmp_path / "old", tmp_path / "new"
     client.get(ref.record_id, version=1, dst=old)
@@ -264,8 +278,12 @@ def test_blob_replaced_after_commit_fails_and_leaves_nothing(
     (stored,) = service.versions.values()
     # The substitute authenticates on its own: only the committed size and digest catch it.
     substitute = service.blobs[stored.blob_id]
-    fmt.decrypt(record_key=stored.record_key, attributes=stored.attributes,
-                src=io.BytesIO(substitute), dst=io.BytesIO())
+    fmt.decrypt(
+        record_key=stored.record_key,
+        attributes=stored.attributes,
+        src=io.BytesIO(substitute),
+        dst=io.BytesIO(),
+    )
     with pytest.raises(IntegrityError) as caught:
         client.get(ref.record_id, dst=tmp_path / "note.txt")
     assert str(caught.value) == "record failed integrity check"
@@ -309,7 +327,10 @@ def test_digest_other_than_committed_fails_and_leaves_nothing(
     ids=["no_digest", "no_size", "short_digest", "not_base64", "size_as_text", "size_zero"],
 )
 def test_release_without_committed_digest_is_a_key_service_error(
-    client: Client, service: FakeKeyService, child: str, tmp_path: Path,
+    client: Client,
+    service: FakeKeyService,
+    child: str,
+    tmp_path: Path,
     change: dict[str, object],
 ) -> None:
     ref = client.put(child_ids=[child], category="photo", stream=io.BytesIO(b"x" * 70_000))
@@ -328,8 +349,11 @@ def test_release_without_committed_digest_is_a_key_service_error(
                     result[field] = value
         return httpx.Response(200, json=body)
 
-    unchecked = Client(client.identity, transport=httpx.MockTransport(answer),
-                       blob_client=httpx.Client(transport=service.transport()))
+    unchecked = Client(
+        client.identity,
+        transport=httpx.MockTransport(answer),
+        blob_client=httpx.Client(transport=service.transport()),
+    )
     with pytest.raises(KeyServiceError, match="ciphertext"):
         unchecked.get(ref.record_id, version=1, dst=tmp_path / "photo.bin")
     assert list(tmp_path.iterdir()) == []
@@ -350,8 +374,11 @@ def test_release_answer_for_another_request_does_not_open(
             return replayed[0]
         return original(request)
 
-    other = Client(client.identity, transport=httpx.MockTransport(replay),
-                   blob_client=httpx.Client(transport=service.transport()))
+    other = Client(
+        client.identity,
+        transport=httpx.MockTransport(replay),
+        blob_client=httpx.Client(transport=service.transport()),
+    )
     other.get(ref.record_id, version=1, dst=tmp_path / "first")
     with pytest.raises(vault.errors.SealError):
         other.get(ref.record_id, version=1, dst=tmp_path / "second")
@@ -415,8 +442,9 @@ def test_put_needs_exactly_one_source(client: Client, child: str, tmp_path: Path
     with pytest.raises(ValueError):
         client.put(child_ids=[child], category="observation")
     with pytest.raises(ValueError):
-        client.put(child_ids=[child], category="observation", path=tmp_path / "a",
-                   stream=io.BytesIO(b""))
+        client.put(
+            child_ids=[child], category="observation", path=tmp_path / "a", stream=io.BytesIO(b"")
+        )
 
 
 def test_non_seekable_stream_is_spooled(client: Client, child: str, tmp_path: Path) -> None:
@@ -424,7 +452,8 @@ def test_non_seekable_stream_is_spooled(client: Client, child: str, tmp_path: Pa
     os.write(write, b"from a pipe")
     os.close(write)
     with os.fdopen(read, "rb", buffering=0) as pipe:
-        ref = client.put(child_ids=[child], category="observation", stream=pipe,
-                         file_name="pipe.txt")
+        ref = client.put(
+            child_ids=[child], category="observation", stream=pipe, file_name="pipe.txt"
+        )
     client.get(ref.record_id, dst=tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == b"from a pipe"

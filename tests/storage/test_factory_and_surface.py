@@ -141,6 +141,10 @@ def test_public_surface() -> None:
     for name in vault.storage.__all__:
         assert hasattr(vault.storage, name)
     for error in [
-        "ObjectExists", "ObjectNotFound", "InvalidObjectName", "InvalidToken", "UploadError"
+        "ObjectExists",
+        "ObjectNotFound",
+        "InvalidObjectName",
+        "InvalidToken",
+        "UploadError",
     ]:
         assert issubclass(getattr(vault.storage, error), vault.storage.StorageError)

@@ -210,9 +210,10 @@ class Client(admin.AdminCalls):
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out, Download(
-                self._blobs, url, progress, expected=expected
-            ) as download:
+            with (
+                os.fdopen(fd, "wb") as out,
+                Download(self._blobs, url, progress, expected=expected) as download,
+            ):
                 fmt.decrypt(
                     record_key=released.record_key,
                     attributes=released.attributes,
@@ -414,9 +415,7 @@ class Client(admin.AdminCalls):
                 "part_md5s": [b64encode(md5) for md5 in part_md5s],
             }
             if parts:
-                commit["parts"] = [
-                    {"part_number": p.part_number, "etag": p.etag} for p in parts
-                ]
+                commit["parts"] = [{"part_number": p.part_number, "etag": p.etag} for p in parts]
             self._api.post(f"/v1/records/{record_id}/versions/{version}/commit", commit)
             return RecordRef(record_id=record_id, version=version)
 
@@ -456,9 +455,7 @@ class Client(admin.AdminCalls):
             return result, part_md5s, parts
         pipe: PipeProducer[tuple[fmt.EncryptResult, list[bytes]]] = PipeProducer(encrypt)
         try:
-            parts = upload(
-                self._blobs, plan, size=ciphertext_size, source=pipe, progress=progress
-            )
+            parts = upload(self._blobs, plan, size=ciphertext_size, source=pipe, progress=progress)
             result, part_md5s = pipe.result()
         finally:
             pipe.close()
@@ -523,9 +520,7 @@ class Client(admin.AdminCalls):
                 opened[key] = released
         return opened
 
-    def _release_one(
-        self, record_id: str, version: int | None, *, include_url: bool
-    ) -> _Released:
+    def _release_one(self, record_id: str, version: int | None, *, include_url: bool) -> _Released:
         if version is None:
             version = self._latest_version(record_id)
         released = self._release([(record_id, version)], include_urls=include_url)
@@ -646,4 +641,3 @@ def _seekable(stream: BinaryIO, stack: contextlib.ExitStack) -> BinaryIO:
     shutil.copyfileobj(stream, spool, 1 << 20)
     spool.seek(0)
     return spool
-

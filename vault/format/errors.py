@@ -1,9 +1,9 @@
 """Errors of the record format.
 
-    FormatError                 the bytes are not a well-formed record (precise message)
-    ├── UnsupportedVersionError the record uses a format version or suite this code does not know
-    IntegrityError              authentication failed: wrong key, altered, truncated, reordered or
-                                swapped data. One opaque error for every cause (chained for logs).
+FormatError                 the bytes are not a well-formed record (precise message)
+├── UnsupportedVersionError the record uses a format version or suite this code does not know
+IntegrityError              authentication failed: wrong key, altered, truncated, reordered or
+                            swapped data. One opaque error for every cause (chained for logs).
 """
 
 from __future__ import annotations
