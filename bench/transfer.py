@@ -41,7 +41,7 @@ from bench._harness import (
     seconds,
     time_record,
 )
-from clients.localservice import local_keyservice
+from clients.localservice import die_with_parent, local_keyservice
 from vault.client import Client, DeviceIdentity, load_identity, save_identity
 
 BENCH = "transfer"
@@ -73,6 +73,7 @@ def _moto() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:

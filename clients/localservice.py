@@ -7,6 +7,8 @@ group) when the ``with`` block ends, also on error or Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import re
 import signal
@@ -14,9 +16,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,6 +39,31 @@ class LocalService:
     data_dir: Path
     admin_code: str
     log_path: Path
+    pid: int
+
+
+_libc: Any = None
+if sys.platform.startswith("linux"):
+    _libc_name = ctypes.util.find_library("c")
+    _libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when its parent dies,
+    so a server started in a session of its own is not left running by a killed caller.
+
+    Linux only (None elsewhere). It runs after Popen has changed the child's user, which would
+    otherwise clear the setting.
+    """
+    if _libc is None:
+        return None
+    libc = _libc
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+    return preexec
 
 
 def _free_port() -> int:
@@ -104,11 +132,12 @@ def local_keyservice(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     try:
         base_url = f"http://{LOOPBACK}:{port}"
         _wait_ready(process, base_url, log_path)
-        yield LocalService(base_url, data_dir, found.group(1), log_path)
+        yield LocalService(base_url, data_dir, found.group(1), log_path, process.pid)
     finally:
         _stop(process)
 

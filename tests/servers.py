@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import pwd
 import secrets
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+
+from clients.localservice import die_with_parent
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -81,27 +81,6 @@ def _tail(path: Path, limit: int = 4000) -> str:
 
 
 # --- process management ---------------------------------------------------------------------
-
-_libc: Any = None
-if sys.platform.startswith("linux"):
-    _libc_name = ctypes.util.find_library("c")
-    _libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(sig: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has the kernel signal the child when the test process dies.
-
-    It runs after Popen has changed the child's user, which would otherwise clear the setting.
-    """
-    if _libc is None:
-        return None
-    libc = _libc
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return preexec
 
 
 @dataclass
@@ -217,7 +196,7 @@ def start_process(
         env=dict(os.environ if env is None else env),
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=_die_with_parent(signal.SIGKILL),
+        preexec_fn=die_with_parent(signal.SIGKILL),
         **_as_user(run_as),
     )
     proc = ManagedProcess(name, popen, log_path, stop_signal, log)
