@@ -53,15 +53,19 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     """A ``preexec_fn`` that has the kernel send ``sig`` to the child when its parent dies,
     so a server started in a session of its own is not left running by a killed caller.
 
-    Linux only (None elsewhere). It runs after Popen has changed the child's user, which would
-    otherwise clear the setting.
+    Linux only (None elsewhere). Call Popen from the main thread: the kernel signals when the
+    *thread* that forked exits. It runs after Popen has changed the child's user, which would
+    otherwise clear the setting; a parent that died before it ran makes the child exit.
     """
     if _libc is None:
         return None
     libc = _libc
+    parent = os.getpid()
 
     def preexec() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
 
     return preexec
 

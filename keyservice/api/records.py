@@ -1,15 +1,17 @@
 """Records and their versions: create, amend, commit, list, history, delete (docs/API.md).
 
 A new version is ``pending`` until its creator commits it with the ciphertext's size and
-SHA-256, which the service checks against the stored object; only then can it be listed or
-released. Deleting a record crypto-shreds it: the wrapped key rows go first (and commit),
-the blobs after.
+SHA-256, which the service checks against the stored object (on S3, when the client also
+names the MD5s the store keeps as the ETag, through those: docs/decisions/0008); only then
+can it be listed or released. Deleting a record crypto-shreds it: the wrapped key rows go
+first (and commit), the blobs after.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from typing import NoReturn
 
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -38,7 +40,13 @@ from keyservice.state import ServiceState
 from vault.format import RecordAttributes
 from vault.sealing import seal_batch
 from vault.signing import sealing_context
-from vault.storage import MAX_PARTS, CompletedPart, StorageError, new_object_name
+from vault.storage import (
+    MAX_PARTS,
+    CompletedPart,
+    ObjectNotFound,
+    StorageError,
+    new_object_name,
+)
 
 router = APIRouter()
 log = logging.getLogger("keyservice.records")
@@ -331,15 +339,7 @@ def commit_version(
         )
     ).first()
     if row is None:
-        refuse(
-            db,
-            state,
-            caller,
-            "record.commit",
-            {"record_id": record_id, "version": version},
-            status=404,
-            message=f"{UNAVAILABLE}: only a pending version's creator commits it",
-        )
+        _not_pending(db, state, caller, record_id=record_id, version=version)
     claimed_digest = b64decode(body.ciphertext_sha256)
     if not _stored_object_matches(
         state,
@@ -359,9 +359,15 @@ def commit_version(
             message="the stored object does not match the claimed size and SHA-256; "
             "upload it again, then commit",
         )
-    db.execute(
+    # Still pending: of two commits of one version racing (on PostgreSQL the read above does
+    # not lock the row), only the first makes it visible with its claim.
+    committed = db.execute(
         update(record_versions)
-        .where(record_versions.c.record_id == record_id, record_versions.c.version == version)
+        .where(
+            record_versions.c.record_id == record_id,
+            record_versions.c.version == version,
+            record_versions.c.state == PENDING,
+        )
         .values(
             state=COMMITTED,
             ciphertext_sha256=claimed_digest,
@@ -369,8 +375,24 @@ def commit_version(
             committed_at=state.clock(),
         )
     )
+    if committed.rowcount != 1:
+        _not_pending(db, state, caller, record_id=record_id, version=version)
     audit(db, state, caller, "record.commit", {"record_id": record_id, "version": version})
     db.commit()
+
+
+def _not_pending(
+    db: Connection, state: ServiceState, caller: Caller, *, record_id: str, version: int
+) -> NoReturn:
+    refuse(
+        db,
+        state,
+        caller,
+        "record.commit",
+        {"record_id": record_id, "version": version},
+        status=404,
+        message=f"{UNAVAILABLE}: only a pending version's creator commits it",
+    )
 
 
 def _stored_object_matches(
@@ -398,11 +420,8 @@ def _stored_object_matches(
             )
         # The store's own MD5s of what it received, when it keeps them (S3's ETag), are
         # checked without reading the object; otherwise, or if they differ, it is read.
-        if body.part_md5s and state.blobs.md5s_match(
-            object_name,
-            size=body.ciphertext_size,
-            part_md5s=[b64decode(md5) for md5 in body.part_md5s],
-            multipart=upload_id is not None,
+        if body.part_md5s and _md5s_match(
+            state, object_name, body, multipart=upload_id is not None
         ):
             return True
         digest = state.blobs.sha256_if_size(object_name, size=body.ciphertext_size)
@@ -410,6 +429,25 @@ def _stored_object_matches(
         log.warning("commit: the stored object could not be checked", exc_info=True)
         return False
     return digest is not None and hmac.compare_digest(digest, claimed_digest)
+
+
+def _md5s_match(
+    state: ServiceState, object_name: str, body: CommitRequest, *, multipart: bool
+) -> bool:
+    """The store's check of the client's MD5s; a store that cannot answer (a failed HEAD)
+    leaves the decision to the read-back rather than refusing the commit."""
+    try:
+        return state.blobs.md5s_match(
+            object_name,
+            size=body.ciphertext_size,
+            part_md5s=[b64decode(md5) for md5 in body.part_md5s or []],
+            multipart=multipart,
+        )
+    except ObjectNotFound:
+        raise
+    except StorageError:
+        log.warning("commit: the store's MD5s could not be checked; reading the object")
+        return False
 
 
 def _readable_versions(

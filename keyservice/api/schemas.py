@@ -37,8 +37,15 @@ def _md5(value: str) -> str:
     return value
 
 
+def _sha256(value: str) -> str:
+    if len(b64decode(value)) != 32:
+        raise ValueError("must be a 32-byte SHA-256, base64url")
+    return value
+
+
 PublicKey32 = Annotated[str, AfterValidator(_key32)]
 Md5 = Annotated[str, AfterValidator(_md5)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
 Base64 = Annotated[str, Field(max_length=1 << 16), AfterValidator(_b64)]
 
 
@@ -202,7 +209,7 @@ class UploadedPart(Strict):
 
 class CommitRequest(Strict):
     ciphertext_size: int = Field(ge=1)
-    ciphertext_sha256: Base64
+    ciphertext_sha256: Sha256
     encrypted_metadata: Base64
     parts: list[UploadedPart] | None = Field(default=None, max_length=10_000)
     # The MD5 of each piece the client uploaded (the whole object, or each part in order),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +46,7 @@ def test_a_killed_caller_leaves_no_key_service_running(tmp_path: Path) -> None:
         text=True,
         cwd=Path(__file__).resolve().parents[2],
     )
+    pid = 0
     try:
         assert caller.stdout is not None
         pid_text, base_url = caller.stdout.readline().split()
@@ -55,3 +58,6 @@ def test_a_killed_caller_leaves_no_key_service_running(tmp_path: Path) -> None:
     finally:
         caller.kill()
         caller.wait(timeout=10)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # a failed run leaves nothing behind

@@ -1,9 +1,10 @@
 """A commit's check against the stored object when the client also names its pieces' MD5s
 (decision 0008): S3 compares them with its ETag in one HEAD; anything that does not match is
-read back and compared by SHA-256, so a wrong claim is never accepted on the MD5s' account.
+read back and compared by SHA-256.
 
-Runs on both flavours: the embedded one (local store, which keeps no MD5s) always reads its
-recorded SHA-256, the production one (moto S3) takes the ETag path when the MD5s match.
+Runs on both flavours: the embedded one (local store, which keeps no MD5s) always checks the
+SHA-256 it recorded, the production one (moto S3) takes the ETag path when the MD5s match —
+and then stores the SHA-256 the client claims for those bytes, which readers check.
 """
 
 from __future__ import annotations
@@ -131,3 +132,37 @@ def test_malformed_md5s_are_refused_and_change_nothing(
     assert _commit(device, created, part_md5s=part_md5s).status_code == 422
     assert not _visible(device, created)
     assert _commit(device, created, part_md5s=[_md5(CIPHERTEXT)]).status_code == 204
+
+
+def test_with_the_right_md5_the_sha256_is_the_clients_word_and_readers_check_it(
+    service: KeyService, educator: tuple[Device, str]
+) -> None:
+    # The documented trade-off of the ETag path: a client that names the stored bytes' MD5 but
+    # another SHA-256 gets its version committed on S3, and every reader then refuses the
+    # bytes, because the digest a release hands out is the claim. The local store refuses it.
+    device, child = educator
+    created = _uploaded(device, child, CIPHERTEXT)
+    claim = hashlib.sha256(b"not what was uploaded").digest()
+    response = _commit(device, created, ciphertext_sha256=b64(claim), part_md5s=[_md5(CIPHERTEXT)])
+    if not service.env.get("CAREVAULT_BLOB_STORE", "").startswith("s3://"):
+        assert response.status_code == 409
+        assert not _visible(device, created)
+        return
+    assert response.status_code == 204
+    _, results = release(device, [(created["record_id"], 1)], include_urls=True)
+    granted = results[(created["record_id"], 1)]
+    assert granted["ciphertext_sha256"] == b64(claim)
+    stored = httpx.get(granted["download_url"], timeout=30.0).content
+    assert stored == CIPHERTEXT
+    assert b64(hashlib.sha256(stored).digest()) != granted["ciphertext_sha256"]
+
+
+@pytest.mark.parametrize("size", [0, 31, 33, 40_000])
+def test_a_digest_that_is_not_32_bytes_is_refused(educator: tuple[Device, str], size: int) -> None:
+    device, child = educator
+    created = _uploaded(device, child, CIPHERTEXT)
+    response = _commit(
+        device, created, ciphertext_sha256=b64(bytes(size)), part_md5s=[_md5(CIPHERTEXT)]
+    )
+    assert response.status_code == 422
+    assert not _visible(device, created)

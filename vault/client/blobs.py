@@ -37,6 +37,20 @@ _HAND_OVER_DEPTH = 4
 SMALL_CIPHERTEXT_SIZE = 1 << 20
 
 
+# Blob reads ask for the bytes as stored: a ciphertext does not compress, and a body that
+# httpx decompressed could be far larger than the bytes counted against the committed size.
+AS_STORED = {"Accept-Encoding": "identity"}
+
+
+def _refuse_encoded(response: httpx.Response) -> None:
+    """Refuse a body the store sent encoded although asked not to: httpx would decode it, and
+    it could be far larger than the bytes counted against the committed size."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        response.close()
+        raise TransferError(f"storage sent the ciphertext {encoding}-encoded; nothing was written")
+
+
 def new_blob_client() -> httpx.Client:
     """An HTTP client for blob URLs: no key service auth, long transfers allowed."""
     return httpx.Client(timeout=DEFAULT_TIMEOUT)
@@ -251,7 +265,15 @@ class _Hasher:
 def _committed_bytes(response: httpx.Response, expected: ExpectedCiphertext) -> Iterator[bytes]:
     """The response body as it arrives, held to the committed size: it stops at the first
     byte past that size rather than stream an unbounded substitute to the end, and raises
-    when the body ends short."""
+    when the body ends short. An encoded body is refused before it is read, so a store cannot
+    inflate a small body in memory."""
+    _refuse_encoded(response)
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) != expected.size:
+        more_or_fewer = "more" if int(declared) > expected.size else "fewer"
+        raise IntegrityError() from ValueError(
+            f"storage sent {more_or_fewer} bytes than the committed ciphertext size"
+        )
     received = 0
     try:
         for piece in response.iter_bytes():
@@ -338,7 +360,7 @@ class Download:
         return self._stream
 
     def __enter__(self) -> Download:
-        request = self._http.build_request("GET", self._url)
+        request = self._http.build_request("GET", self._url, headers=AS_STORED)
         try:
             self._response = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -397,10 +419,19 @@ def read_range(http: httpx.Client, url: str, start: int, end: int) -> bytes:
     """
     if end <= start:
         return b""
+    wanted = end - start
+    headers = {**AS_STORED, "Range": f"bytes={start}-{end - 1}"}
     try:
-        response = http.get(url, headers={"Range": f"bytes={start}-{end - 1}"})
+        with http.stream("GET", url, headers=headers) as response:
+            if response.status_code != 206:
+                raise TransferError(f"storage refused the range read (HTTP {response.status_code})")
+            _refuse_encoded(response)
+            pieces, received = [], 0
+            for piece in response.iter_bytes():
+                received += len(piece)
+                if received > wanted:
+                    raise TransferError("storage sent more than the range asked for")
+                pieces.append(piece)
     except httpx.HTTPError as exc:
         raise TransferError("cannot reach storage to read the record") from exc
-    if response.status_code == 206:
-        return response.content
-    raise TransferError(f"storage refused the range read (HTTP {response.status_code})")
+    return b"".join(pieces)

@@ -1,0 +1,117 @@
+"""A refusal's audit entry waits for the disk even inside a route that commits its own work
+without waiting (``relaxed_durability``: record creation, decision 0003), and a commit whose
+store cannot check MD5s falls back to reading the object (decision 0008). No server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import HTTPException
+from sqlalchemy import Connection, Engine, event, insert, select
+
+from keyservice.api.records import _md5s_match
+from keyservice.api.schemas import CommitRequest
+from keyservice.audit.record import refuse
+from keyservice.caller import Caller
+from keyservice.db import make_engine, upgrade_to_head
+from keyservice.db.engine import relaxed_durability
+from keyservice.db.tables import audit_entries, seen_nonces
+from keyservice.state import ServiceState
+from vault.storage import BackendError, ObjectNotFound
+
+FULL = 2
+CALLER = Caller(
+    principal_id="a" * 32,
+    device_id="b" * 32,
+    kind="staff",
+    roles=frozenset({"educator"}),
+    display_name="Educator",
+    organisation=None,
+    receiving_key=bytes(32),
+    nonce="c" * 32,
+)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'refusal.db'}", sqlite_synchronous="FULL")
+    upgrade_to_head(engine)
+    yield engine
+    engine.dispose()
+
+
+def _state() -> ServiceState:
+    return cast(
+        ServiceState,
+        SimpleNamespace(
+            clock=lambda: datetime.now(UTC),
+            audit_key=Ed25519PrivateKey.generate(),
+            settings=SimpleNamespace(checkpoint_every=1000),
+        ),
+    )
+
+
+def _synchronous(connection: Connection) -> int:
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    level: int = raw.execute("PRAGMA synchronous").fetchone()[0]
+    return level
+
+
+def test_a_refusal_inside_relaxed_durability_commits_its_entry_at_full(engine: Engine) -> None:
+    levels: list[int] = []
+    with engine.connect() as db:
+
+        @event.listens_for(db, "commit")
+        def on_commit(connection: Connection) -> None:
+            levels.append(_synchronous(connection))
+
+        with relaxed_durability(db), pytest.raises(HTTPException) as refused:
+            db.execute(
+                insert(seen_nonces).values(
+                    device_id="d" * 32, nonce="e" * 32, expires_at=datetime.now(UTC)
+                )
+            )
+            refuse(db, _state(), CALLER, "record.create", {}, status=403, message="no")
+        entries = db.execute(select(audit_entries.c.action, audit_entries.c.outcome)).all()
+        rolled_back = db.execute(select(seen_nonces)).all()
+    assert refused.value.status_code == 403
+    assert levels == [FULL]
+    assert [(e.action, e.outcome) for e in entries] == [("record.create", "deny")]
+    assert rolled_back == []
+
+
+class _Store:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def md5s_match(self, name: str, **_: Any) -> bool:
+        raise self.error
+
+
+def _commit_body() -> CommitRequest:
+    return CommitRequest.model_validate(
+        {
+            "ciphertext_size": 10,
+            "ciphertext_sha256": "A" * 43,
+            "encrypted_metadata": "bQ",
+            "part_md5s": ["A" * 22],
+        }
+    )
+
+
+def test_a_store_that_cannot_check_md5s_leaves_it_to_the_read_back() -> None:
+    state = cast(ServiceState, SimpleNamespace(blobs=_Store(BackendError("HEAD failed"))))
+    assert _md5s_match(state, "f" * 32, _commit_body(), multipart=False) is False
+
+
+def test_a_missing_object_is_not_read_back() -> None:
+    state = cast(ServiceState, SimpleNamespace(blobs=_Store(ObjectNotFound("gone"))))
+    with pytest.raises(ObjectNotFound):
+        _md5s_match(state, "f" * 32, _commit_body(), multipart=False)
