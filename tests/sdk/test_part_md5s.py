@@ -26,19 +26,27 @@ def _pieces(data: bytes, part_size: int) -> list[bytes]:
     data=st.binary(min_size=1, max_size=2000),
     part_size=st.integers(min_value=1, max_value=700),
     write_sizes=st.lists(st.integers(min_value=1, max_value=900), min_size=1, max_size=20),
+    threaded=st.booleans(),
 )
 def test_md5s_are_per_part_whatever_the_write_sizes(
-    data: bytes, part_size: int, write_sizes: list[int]
+    data: bytes, part_size: int, write_sizes: list[int], threaded: bool
 ) -> None:
     sink = io.BytesIO()
-    md5s = PartMd5s(cast(BinaryIO, sink), part_size)
+    md5s = PartMd5s(cast(BinaryIO, sink), part_size, threaded=threaded)
+    # Like the encryptor: one buffer, rewritten after every write.
+    buffer = bytearray(max(write_sizes))
     at, turn = 0, 0
-    while at < len(data):
-        size = write_sizes[turn % len(write_sizes)]
-        md5s.write(memoryview(data)[at : at + size])
-        at, turn = at + size, turn + 1
-    assert sink.getvalue() == data
-    assert md5s.md5s() == [_md5(piece) for piece in _pieces(data, part_size)]
+    try:
+        while at < len(data):
+            size = min(write_sizes[turn % len(write_sizes)], len(data) - at)
+            buffer[:size] = data[at : at + size]
+            md5s.write(memoryview(buffer)[:size])
+            buffer[:size] = bytes(size)
+            at, turn = at + size, turn + 1
+        assert sink.getvalue() == data
+        assert md5s.md5s() == [_md5(piece) for piece in _pieces(data, part_size)]
+    finally:
+        md5s.close()
 
 
 def test_an_exact_multiple_of_the_part_size_has_no_empty_last_part() -> None:

@@ -124,8 +124,8 @@ def test_round_trip_takes_threads_only_when_streamed(
     if size <= AT_THRESHOLD:
         assert threads_started == [], "a small record must take no extra thread"
     else:
-        assert put_threads == 1, "the encryptor's pipe"
-        assert len(threads_started) == 3, "the receiving pipe and the hashing thread"
+        assert put_threads == 2, "the encryptor's pipe and the MD5 thread"
+        assert len(threads_started) == 4, "then the receiving pipe and the hashing thread"
 
 
 @SIZES

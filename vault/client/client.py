@@ -432,20 +432,26 @@ class Client(admin.AdminCalls):
         """Encrypt ``src`` and upload the ciphertext as ``plan`` says; return what the commit
         names: the size and SHA-256, the MD5 of each uploaded piece, and the parts."""
 
-        def encrypt(dst: BinaryIO) -> tuple[fmt.EncryptResult, list[bytes]]:
-            md5s = PartMd5s(dst, upload_part_size(plan, ciphertext_size))
-            result = fmt.encrypt(
-                record_key=released.record_key,
-                attributes=released.attributes,
-                metadata=metadata,
-                src=src,
-                dst=cast(BinaryIO, md5s),
-            )
-            return result, md5s.md5s()
-
         # A small ciphertext is encrypted in memory on this thread and sent in one request;
-        # anything else streams through a pipe, encrypting while it uploads.
-        if ciphertext_size <= SMALL_CIPHERTEXT_SIZE and plan.get("method") == "single":
+        # anything else streams through a pipe, encrypting while it uploads and hashing the
+        # MD5s on a thread of their own.
+        small = ciphertext_size <= SMALL_CIPHERTEXT_SIZE and plan.get("method") == "single"
+
+        def encrypt(dst: BinaryIO) -> tuple[fmt.EncryptResult, list[bytes]]:
+            md5s = PartMd5s(dst, upload_part_size(plan, ciphertext_size), threaded=not small)
+            try:
+                result = fmt.encrypt(
+                    record_key=released.record_key,
+                    attributes=released.attributes,
+                    metadata=metadata,
+                    src=src,
+                    dst=cast(BinaryIO, md5s),
+                )
+                return result, md5s.md5s()
+            finally:
+                md5s.close()
+
+        if small:
             buffer = io.BytesIO()
             result, part_md5s = encrypt(buffer)
             source = InMemory(buffer.getvalue())
