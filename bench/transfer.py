@@ -7,7 +7,10 @@ it. Contenders run in alternating rounds with the same httpx client:
   encrypt + upload + commit, and release + download + verify + decrypt to a file, against
   ``plain-s3``: an unencrypted PUT / GET of the same bytes to the same server through a
   presigned URL (multipart with the same part size when Carevault used multipart);
-- ``small_roundtrip_ms`` (100 KiB record, put then get) against the same with plain S3;
+- ``small_roundtrip_ms`` (100 KiB record, put then get) against the same with plain S3, with
+  ``phases_ms``: Carevault's key service calls and storage requests, each to its response
+  headers; ``signed_call_ms``: the cheapest signed key service call (``GET /v1/me``), the floor
+  under each of the round trip's three;
 - ``peak_rss_mib``: peak resident memory of a fresh client process that puts and gets a
   1 GiB record (128 MiB with --quick); ``floor_mib`` is the same process idle.
 """
@@ -132,20 +135,45 @@ def _enrol_staff(base_url: str, admin_code: str) -> tuple[Client, DeviceIdentity
     return client, identity, child
 
 
-class _PutCounter(httpx.BaseTransport):
-    """Counts blob PUTs, to learn whether Carevault used multipart and with what parts."""
+class _Watch(httpx.BaseTransport):
+    """Counts blob PUTs (to learn whether Carevault used multipart and with what parts) and,
+    while ``timing`` is on, times each request to its response headers under ``name(request)``
+    (requests named None are not timed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: Callable[[httpx.Request], str | None]) -> None:
         self._inner = httpx.HTTPTransport()
+        self._name = name
         self.puts = 0
+        self.timing = False
+        self.times: dict[str, list[float]] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "PUT":
             self.puts += 1
-        return self._inner.handle_request(request)
+        started = time.perf_counter()
+        response = self._inner.handle_request(request)
+        name = self._name(request) if self.timing else None
+        if name is not None:
+            self.times.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+        return response
 
     def close(self) -> None:
         self._inner.close()
+
+
+def _blob_request(request: httpx.Request) -> str | None:
+    return {"PUT": "upload", "GET": "download"}.get(request.method)
+
+
+def _key_service_call(request: httpx.Request) -> str | None:
+    path = request.url.path
+    if request.method != "POST":
+        return None
+    if path == "/v1/records":
+        return "create"
+    if path.endswith("/commit"):
+        return "commit"
+    return "release" if path == "/v1/keys/release" else None
 
 
 def _plain_put(setup: _Setup, name: str, path: Path, parts: int) -> None:
@@ -237,21 +265,21 @@ def run(quick: bool) -> Iterator[Record]:
             "CAREVAULT_MAX_UPLOAD_BYTES": str(2 << 30),
         }
         with local_keyservice(work / "service", extra_env=env) as service:
-            counter = _PutCounter()
-            http = httpx.Client(transport=counter, timeout=httpx.Timeout(300.0))
+            blobs, calls = _Watch(_blob_request), _Watch(_key_service_call)
+            http = httpx.Client(transport=blobs, timeout=httpx.Timeout(300.0))
             client, identity, child = _enrol_staff(service.base_url, service.admin_code)
             client.close()
-            client = Client(identity, blob_client=http)
+            client = Client(identity, blob_client=http, transport=calls)
             setup = _Setup(client, identity, child, s3, bucket, http)
-            yield from _throughput(setup, counter, work, big_mib, rounds)
-            yield from _small(setup, work, rounds * 3)
+            yield from _throughput(setup, blobs, work, big_mib, rounds)
+            yield from _small(setup, (blobs, calls), work, rounds * 3)
             yield from _memory(setup, work, rss_mib)
             client.close()
             http.close()
 
 
 def _throughput(
-    setup: _Setup, counter: _PutCounter, work: Path, size_mib: int, rounds: int
+    setup: _Setup, counter: _Watch, work: Path, size_mib: int, rounds: int
 ) -> Iterator[Record]:
     source = _write_file(work / "big.bin", size_mib * MIB)
     size = source.stat().st_size
@@ -313,7 +341,11 @@ def _throughput(
     out.unlink(missing_ok=True)
 
 
-def _small(setup: _Setup, work: Path, rounds: int) -> Iterator[Record]:
+def _small(
+    setup: _Setup, watches: tuple[_Watch, _Watch], work: Path, rounds: int
+) -> Iterator[Record]:
+    """The round trip, and where Carevault's goes: each key service call and storage request
+    timed to its response headers (medians, ms), and the cheapest signed call there is."""
     source = _write_file(work / "small.bin", 100 * 1024)
     out = work / "small.out"
 
@@ -322,7 +354,13 @@ def _small(setup: _Setup, work: Path, rounds: int) -> Iterator[Record]:
             ref = setup.client.put(child_ids=[setup.child_id], category="observation", path=source)
             setup.client.get(ref.record_id, version=ref.version, dst=out)
 
-        return seconds(roundtrip) * 1000
+        for watch in watches:
+            watch.timing = True
+        try:
+            return seconds(roundtrip) * 1000
+        finally:
+            for watch in watches:
+                watch.timing = False
 
     def plain() -> float:
         name = secrets.token_hex(16)
@@ -334,6 +372,7 @@ def _small(setup: _Setup, work: Path, rounds: int) -> Iterator[Record]:
         return seconds(roundtrip) * 1000
 
     times = alternate({"carevault": ours, "plain-s3": plain}, rounds)
+    phases = {name: ms for watch in watches for name, ms in watch.times.items()}
     yield time_record(
         bench=BENCH,
         metric="small_roundtrip_ms",
@@ -343,6 +382,11 @@ def _small(setup: _Setup, work: Path, rounds: int) -> Iterator[Record]:
         baseline_value=median(times["plain-s3"]),
         size_kib=100,
         rounds=rounds,
+        phases_ms={name: round(median(ms), 2) for name, ms in sorted(phases.items())},
+    )
+    signed = [seconds(setup.client.whoami) * 1000 for _ in range(rounds * 3)]
+    yield time_record(
+        bench=BENCH, metric="signed_call_ms", value=median(signed), unit="ms", call="GET /v1/me"
     )
 
 
