@@ -339,7 +339,7 @@ def commit_version(
         )
     ).first()
     if row is None:
-        _not_pending(db, state, caller, record_id=record_id, version=version)
+        _refuse_commit(db, state, caller, record_id=record_id, version=version)
     claimed_digest = b64decode(body.ciphertext_sha256)
     if not _stored_object_matches(
         state,
@@ -349,12 +349,12 @@ def commit_version(
         claimed_digest=claimed_digest,
         planned_size=row.ciphertext_size,
     ):
-        refuse(
+        _refuse_commit(
             db,
             state,
             caller,
-            "record.commit",
-            {"record_id": record_id, "version": version},
+            record_id=record_id,
+            version=version,
             status=409,
             message="the stored object does not match the claimed size and SHA-256; "
             "upload it again, then commit",
@@ -376,22 +376,31 @@ def commit_version(
         )
     )
     if committed.rowcount != 1:
-        _not_pending(db, state, caller, record_id=record_id, version=version)
+        _refuse_commit(db, state, caller, record_id=record_id, version=version)
     audit(db, state, caller, "record.commit", {"record_id": record_id, "version": version})
     db.commit()
 
 
-def _not_pending(
-    db: Connection, state: ServiceState, caller: Caller, *, record_id: str, version: int
+def _refuse_commit(
+    db: Connection,
+    state: ServiceState,
+    caller: Caller,
+    *,
+    record_id: str,
+    version: int,
+    status: int = 404,
+    message: str = f"{UNAVAILABLE}: only a pending version's creator commits it",
 ) -> NoReturn:
+    """Audit and raise a refused commit: by default the 404 of a version that is missing,
+    not pending, or not the caller's."""
     refuse(
         db,
         state,
         caller,
         "record.commit",
         {"record_id": record_id, "version": version},
-        status=404,
-        message=f"{UNAVAILABLE}: only a pending version's creator commits it",
+        status=status,
+        message=message,
     )
 
 

@@ -21,6 +21,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy import Connection
 
 from tests.servers import KeyService, run_keyservice_command
 from vault.format import RecordAttributes
@@ -258,3 +259,12 @@ def release(
         )
     body = ok(response)
     return response, {(r["record_id"], r["version"]): r for r in body["results"]}
+
+
+def sqlite_synchronous(connection: Connection) -> int:
+    """The SQLite connection's ``PRAGMA synchronous`` level (2 is FULL), read on the driver's
+    connection so that it starts no transaction."""
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    level: int = raw.execute("PRAGMA synchronous").fetchone()[0]
+    return level

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from keyservice.db.engine import make_engine, relaxed_durability, restore_durability
+from tests.keyservice.helpers import sqlite_synchronous
 
 FULL = 2
 
@@ -22,20 +23,13 @@ def engine(tmp_path: Path) -> Engine:
     return engine
 
 
-def _synchronous(connection: Connection) -> int:
-    raw = connection.connection.dbapi_connection
-    assert raw is not None
-    level: int = raw.execute("PRAGMA synchronous").fetchone()[0]
-    return level
-
-
 def test_a_failed_write_inside_relaxed_durability_restores_full(engine: Engine) -> None:
     with engine.connect() as connection:
         with pytest.raises(IntegrityError), relaxed_durability(connection):
             connection.exec_driver_sql("INSERT INTO seen (k) VALUES (2)")
             connection.exec_driver_sql("INSERT INTO seen (k) VALUES (1)")
         assert not connection.in_transaction()
-        assert _synchronous(connection) == FULL
+        assert sqlite_synchronous(connection) == FULL
         # The failed transaction was rolled back as a whole, and the connection still writes.
         connection.exec_driver_sql("INSERT INTO seen (k) VALUES (3)")
         connection.commit()
@@ -52,7 +46,7 @@ def test_the_pooled_connection_comes_back_at_full(engine: Engine) -> None:
     ):
         connection.exec_driver_sql("INSERT INTO seen (k) VALUES (1)")
     with engine.connect() as connection:
-        assert _synchronous(connection) == FULL
+        assert sqlite_synchronous(connection) == FULL
 
 
 def test_a_committed_write_restores_full(engine: Engine) -> None:
@@ -60,7 +54,7 @@ def test_a_committed_write_restores_full(engine: Engine) -> None:
         with relaxed_durability(connection):
             connection.exec_driver_sql("INSERT INTO seen (k) VALUES (4)")
             connection.commit()
-        assert _synchronous(connection) == FULL
+        assert sqlite_synchronous(connection) == FULL
 
 
 def test_a_refusal_inside_relaxed_durability_commits_at_full(engine: Engine) -> None:
@@ -68,10 +62,10 @@ def test_a_refusal_inside_relaxed_durability_commits_at_full(engine: Engine) -> 
     # refusal's entry must wait for the disk although the block has not ended.
     with engine.connect() as connection, relaxed_durability(connection):
         connection.exec_driver_sql("INSERT INTO seen (k) VALUES (5)")
-        assert _synchronous(connection) != FULL
+        assert sqlite_synchronous(connection) != FULL
         connection.rollback()
         restore_durability(connection)
-        assert _synchronous(connection) == FULL
+        assert sqlite_synchronous(connection) == FULL
         connection.exec_driver_sql("INSERT INTO seen (k) VALUES (6)")
         connection.commit()
 
@@ -81,7 +75,7 @@ def test_restore_durability_inside_a_transaction_changes_nothing(engine: Engine)
         connection.exec_driver_sql("INSERT INTO seen (k) VALUES (7)")
         restore_durability(connection)
         assert connection.in_transaction()
-        assert _synchronous(connection) != FULL
+        assert sqlite_synchronous(connection) != FULL
         connection.commit()
 
 

@@ -23,6 +23,7 @@ from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import audit_entries, seen_nonces
 from keyservice.state import ServiceState
+from tests.keyservice.helpers import sqlite_synchronous
 from vault.storage import BackendError, ObjectNotFound
 
 FULL = 2
@@ -57,20 +58,13 @@ def _state() -> ServiceState:
     )
 
 
-def _synchronous(connection: Connection) -> int:
-    raw = connection.connection.dbapi_connection
-    assert raw is not None
-    level: int = raw.execute("PRAGMA synchronous").fetchone()[0]
-    return level
-
-
 def test_a_refusal_inside_relaxed_durability_commits_its_entry_at_full(engine: Engine) -> None:
     levels: list[int] = []
     with engine.connect() as db:
 
         @event.listens_for(db, "commit")
         def on_commit(connection: Connection) -> None:
-            levels.append(_synchronous(connection))
+            levels.append(sqlite_synchronous(connection))
 
         with relaxed_durability(db), pytest.raises(HTTPException) as refused:
             db.execute(

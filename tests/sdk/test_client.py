@@ -18,6 +18,7 @@ import pytest
 
 import vault
 import vault.format as fmt
+from tests.sdk.conftest import enrolled_client
 from tests.sdk.fake_keyservice import BASE, FakeKeyService
 from vault.client import Client
 from vault.errors import (
@@ -31,33 +32,6 @@ from vault.errors import (
 from vault.format import DEFAULT_CHUNK_SIZE, IntegrityError
 
 MARKER = b"CAREVAULT-MARKER-7f3a"
-
-
-def _client(service: FakeKeyService) -> Client:
-    transport = service.transport()
-    client, _identity = Client.enrol(
-        BASE,
-        service.add_principal(),
-        "test laptop",
-        transport=transport,
-        blob_client=httpx.Client(transport=transport),
-    )
-    return client
-
-
-@pytest.fixture
-def service() -> FakeKeyService:
-    return FakeKeyService()
-
-
-@pytest.fixture
-def client(service: FakeKeyService) -> Client:
-    return _client(service)
-
-
-@pytest.fixture
-def child(client: Client) -> str:
-    return client.create_child(display_name="Ada", room="Robins")
 
 
 def _plaintext(size: int) -> bytes:
@@ -122,7 +96,7 @@ def test_put_get_round_trip(
 
 def test_multipart_upload_streams_parts(service: FakeKeyService, tmp_path: Path) -> None:
     service.multipart_part_size = 5 * 1024 * 1024
-    client = _client(service)
+    client = enrolled_client(service)
     child = client.create_child(display_name="Ben")
     data = _plaintext(12 * 1024 * 1024 + 3)
     source = tmp_path / "photo.ppm"
@@ -389,7 +363,7 @@ def test_other_principal_is_refused(
     client: Client, service: FakeKeyService, child: str, tmp_path: Path
 ) -> None:
     ref = client.put(child_ids=[child], category="observation", stream=io.BytesIO(b"hi"))
-    stranger = _client(service)
+    stranger = enrolled_client(service)
     with pytest.raises(RecordUnavailable):
         stranger.get(ref.record_id, version=1, dst=tmp_path / "x")
     assert stranger.records(child) == []

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 import vault.format as fmt
-from tests.sdk.fake_keyservice import BASE, FakeKeyService
+from tests.sdk.conftest import enrolled_client
+from tests.sdk.fake_keyservice import FakeKeyService
 from vault.client import Client
 from vault.client.blobs import SMALL_CIPHERTEXT_SIZE
 from vault.errors import Conflict, TransferError
@@ -46,33 +47,6 @@ def _plaintext_size(ciphertext_size: int) -> int:
 AT_THRESHOLD = _plaintext_size(SMALL_CIPHERTEXT_SIZE)
 OVER_THRESHOLD = AT_THRESHOLD + 1
 SIZES = pytest.mark.parametrize("size", [AT_THRESHOLD, OVER_THRESHOLD], ids=["small", "streamed"])
-
-
-def _client(service: FakeKeyService) -> Client:
-    transport = service.transport()
-    client, _identity = Client.enrol(
-        BASE,
-        service.add_principal(),
-        "test laptop",
-        transport=transport,
-        blob_client=httpx.Client(transport=transport),
-    )
-    return client
-
-
-@pytest.fixture
-def service() -> FakeKeyService:
-    return FakeKeyService()
-
-
-@pytest.fixture
-def client(service: FakeKeyService) -> Client:
-    return _client(service)
-
-
-@pytest.fixture
-def child(client: Client) -> str:
-    return client.create_child(display_name="Ada", room="Robins")
 
 
 @pytest.fixture
@@ -155,7 +129,7 @@ def test_commit_names_the_digests_of_the_stored_bytes(
     (docs/decisions/0008-commit-checks-the-store-etag.md). A small record that the service
     asks to upload in parts still streams them."""
     service.multipart_part_size = part_size
-    enrolled = _client(service)
+    enrolled = enrolled_client(service)
     child = enrolled.create_child(display_name="Ben")
     commits: list[dict[str, Any]] = []
     original = service.handle
