@@ -10,16 +10,21 @@ and then stores the SHA-256 the client claims for those bytes, which readers che
 from __future__ import annotations
 
 import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, select
 
+from keyservice.db.tables import record_versions
 from tests.keyservice.helpers import (
     Device,
     admin_enrols,
     assign,
     b64,
+    bootstrap_admin,
     create_child,
     ok,
     release,
@@ -43,6 +48,15 @@ def _sha256(data: bytes) -> str:
 def educator(service: KeyService, admin: Device) -> tuple[Device, str]:
     child = create_child(admin)
     educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    return educator, child
+
+
+@pytest.fixture
+def educator_on_production(keyservice_production: KeyService) -> tuple[Device, str]:
+    admin = bootstrap_admin(keyservice_production)
+    child = create_child(admin)
+    educator = admin_enrols(keyservice_production, admin, kind="staff", roles=["educator"])
     assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
     return educator, child
 
@@ -166,3 +180,36 @@ def test_a_digest_that_is_not_32_bytes_is_refused(educator: tuple[Device, str], 
     )
     assert response.status_code == 422
     assert not _visible(device, created)
+
+
+def test_two_commits_of_one_version_racing_make_it_visible_once(
+    keyservice_production: KeyService, educator_on_production: tuple[Device, str]
+) -> None:
+    # Both commits read the version as pending and check the object while the test holds
+    # the version's row; released together, only the first may commit it (PostgreSQL does
+    # not lock the row on the read, so the second needs the update's own pending check).
+    device, child = educator_on_production
+    created = _uploaded(device, child, CIPHERTEXT)
+    engine = create_engine(keyservice_production.env["CAREVAULT_DATABASE_URL"])
+    try:
+        with engine.connect() as holder:
+            holder.execute(
+                select(record_versions.c.state)
+                .where(record_versions.c.record_id == created["record_id"])
+                .with_for_update()
+            )
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                racing = [
+                    pool.submit(_commit, device, created, part_md5s=[_md5(CIPHERTEXT)])
+                    for _ in range(2)
+                ]
+                time.sleep(1.0)  # both are now waiting on the row (or have not read it yet)
+                holder.rollback()
+                statuses = sorted(future.result().status_code for future in racing)
+    finally:
+        engine.dispose()
+    assert statuses == [204, 404]
+    assert _visible(device, created)
+    with device.client() as http:
+        history = ok(http.get(f"/v1/records/{created['record_id']}/versions"))
+    assert [v["version"] for v in history] == [1]

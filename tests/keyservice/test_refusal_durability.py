@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import HTTPException
-from sqlalchemy import Connection, Engine, event, insert, select
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
 from keyservice.api.records import _md5s_match
 from keyservice.api.schemas import CommitRequest
@@ -24,6 +24,7 @@ from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import audit_entries, seen_nonces
 from keyservice.state import ServiceState
 from tests.keyservice.helpers import sqlite_synchronous
+from tests.servers import PostgresServer
 from vault.storage import BackendError, ObjectNotFound
 
 FULL = 2
@@ -39,12 +40,39 @@ CALLER = Caller(
 )
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'refusal.db'}", sqlite_synchronous="FULL")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'refusal.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        database = server.create_database()
+        # The test server turns synchronous_commit off for speed; this database waits for
+        # the disk, as a deployment's would, so that relaxing it can be seen.
+        admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{database.dbname}" SET synchronous_commit = on'
+            )
+        admin.dispose()
+        url = database.url
+    engine = make_engine(url, sqlite_synchronous="FULL")
     upgrade_to_head(engine)
     yield engine
     engine.dispose()
+
+
+def _durable(connection: Connection) -> bool:
+    """Whether a commit on ``connection`` now waits for the disk."""
+    if connection.dialect.name == "sqlite":
+        return sqlite_synchronous(connection) == FULL
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        row = cursor.fetchone()
+    assert row is not None
+    return bool(row[0] == "on")
 
 
 def _state() -> ServiceState:
@@ -59,12 +87,12 @@ def _state() -> ServiceState:
 
 
 def test_a_refusal_inside_relaxed_durability_commits_its_entry_at_full(engine: Engine) -> None:
-    levels: list[int] = []
+    durable: list[bool] = []
     with engine.connect() as db:
 
         @event.listens_for(db, "commit")
         def on_commit(connection: Connection) -> None:
-            levels.append(sqlite_synchronous(connection))
+            durable.append(_durable(connection))
 
         with relaxed_durability(db), pytest.raises(HTTPException) as refused:
             db.execute(
@@ -72,11 +100,12 @@ def test_a_refusal_inside_relaxed_durability_commits_its_entry_at_full(engine: E
                     device_id="d" * 32, nonce="e" * 32, expires_at=datetime.now(UTC)
                 )
             )
+            assert not _durable(db)
             refuse(db, _state(), CALLER, "record.create", {}, status=403, message="no")
         entries = db.execute(select(audit_entries.c.action, audit_entries.c.outcome)).all()
         rolled_back = db.execute(select(seen_nonces)).all()
     assert refused.value.status_code == 403
-    assert levels == [FULL]
+    assert durable == [True]
     assert [(e.action, e.outcome) for e in entries] == [("record.create", "deny")]
     assert rolled_back == []
 
