@@ -21,10 +21,9 @@ from sqlalchemy import Connection, or_, select
 from keyservice.api.schemas import Disclosure, Id
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
-from keyservice.catalog.facts import decide_reads, load_relationships
+from keyservice.catalog.facts import decide_row_reads
 from keyservice.db.tables import assignments, disclosures, guardianships, record_children, records
 from keyservice.deps import CurrentCaller, Db, State
-from keyservice.policy import RecordFacts
 
 router = APIRouter()
 
@@ -81,26 +80,7 @@ def _readable_by(db: Connection, caller: Caller, record_ids: set[str], now: date
         .order_by(record_children.c.record_id, record_children.c.child_id)
     ):
         children.setdefault(record_id, []).append(child_id)
-    relationships = load_relationships(
-        db,
-        principal_id=caller.principal_id,
-        kind=caller.kind,
-        child_ids={c for cs in children.values() for c in cs},
-    )
-    decisions = decide_reads(
-        caller,
-        relationships,
-        (
-            RecordFacts(
-                record_id=record_id,
-                category=row.category,
-                child_ids=tuple(children.get(record_id, ())),
-                withheld_from_guardians=row.withheld_from_guardians,
-            )
-            for record_id, row in attributes.items()
-        ),
-        now=now,
-    )
+    decisions = decide_row_reads(db, caller, attributes.values(), children, now=now)
     return {record_id for record_id, decision in decisions.items() if decision.allowed}
 
 

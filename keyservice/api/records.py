@@ -29,7 +29,7 @@ from keyservice.api.schemas import (
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog.child_keys import active_versions
-from keyservice.catalog.facts import decide_for, decide_reads, load_relationships
+from keyservice.catalog.facts import decide_for, decide_row_reads, load_relationships
 from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import record_children, record_versions, records, wrapped_record_keys
 from keyservice.deps import CurrentCaller, Db, State
@@ -498,26 +498,7 @@ def _readable_versions(
         )
     ):
         children.setdefault(rid, []).append(cid)
-    relationships = load_relationships(
-        db,
-        principal_id=caller.principal_id,
-        kind=caller.kind,
-        child_ids={c for cs in children.values() for c in cs},
-    )
-    decisions = decide_reads(
-        caller,
-        relationships,
-        (
-            RecordFacts(
-                record_id=row.record_id,
-                category=row.category,
-                child_ids=tuple(sorted(children[row.record_id])),
-                withheld_from_guardians=row.withheld_from_guardians,
-            )
-            for row in rows
-        ),
-        now=state.clock(),
-    )
+    decisions = decide_row_reads(db, caller, rows, children, now=state.clock())
     found = []
     for row in rows:
         if decisions[row.record_id].allowed:

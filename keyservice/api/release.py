@@ -45,7 +45,7 @@ from keyservice.audit.chain import AuditEvent
 from keyservice.audit.group import REPLAYED, AuditWrite, IndexRows, NonceClaim
 from keyservice.audit.record import audit_committed
 from keyservice.caller import Caller
-from keyservice.catalog.facts import decide_reads, load_relationships
+from keyservice.catalog.facts import decide_row_reads
 from keyservice.db.engine import reading
 from keyservice.db.tables import (
     disclosures,
@@ -57,7 +57,7 @@ from keyservice.db.tables import (
 from keyservice.deps import authenticate, rejected, rejection, spend_nonce_alone
 from keyservice.errors import AuthenticationError, KeyUnwrapError
 from keyservice.keys import unwrap_record_key
-from keyservice.policy import Basis, RecordFacts
+from keyservice.policy import Basis
 from keyservice.state import ServiceState
 from vault.format import RecordAttributes
 from vault.sealing import seal_batch
@@ -365,26 +365,7 @@ def _decide_and_unwrap(
         _BATCH[dialect].children, _ids(dialect, {r for r, _ in rows})
     ):
         children.setdefault(record_id, []).append(child_id)
-    relationships = load_relationships(
-        db,
-        principal_id=caller.principal_id,
-        kind=caller.kind,
-        child_ids={c for cs in children.values() for c in cs},
-    )
-    decisions = decide_reads(
-        caller,
-        relationships,
-        (
-            RecordFacts(
-                record_id=row.record_id,
-                category=row.category,
-                child_ids=tuple(children.get(row.record_id, ())),
-                withheld_from_guardians=row.withheld_from_guardians,
-            )
-            for row in rows.values()
-        ),
-        now=now,
-    )
+    decisions = decide_row_reads(db, caller, rows.values(), children, now=now)
     bases = {pair: decisions[pair[0]].basis for pair in rows if decisions[pair[0]].allowed}
     keys = _unwrap(db, state, bases, rows, children)
     return rows, children, bases, keys

@@ -13,9 +13,10 @@ here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BindParameter, Connection, bindparam, select
 
@@ -212,3 +213,36 @@ def decide_reads(
             )
         decisions[record.record_id] = decision
     return decisions
+
+
+def decide_row_reads(
+    connection: Connection,
+    caller: Caller,
+    rows: Iterable[Any],
+    children: Mapping[str, Sequence[str]],
+    *,
+    now: datetime,
+) -> dict[str, Decision]:
+    """``decide_reads`` for catalog rows (each with ``record_id``, ``category`` and
+    ``withheld_from_guardians``) whose children are ``children[record_id]``: the caller's
+    relationships with those children are loaded once for the whole batch."""
+    relationships = load_relationships(
+        connection,
+        principal_id=caller.principal_id,
+        kind=caller.kind,
+        child_ids={c for cs in children.values() for c in cs},
+    )
+    return decide_reads(
+        caller,
+        relationships,
+        (
+            RecordFacts(
+                record_id=row.record_id,
+                category=row.category,
+                child_ids=tuple(sorted(children.get(row.record_id, ()))),
+                withheld_from_guardians=row.withheld_from_guardians,
+            )
+            for row in rows
+        ),
+        now=now,
+    )

@@ -47,7 +47,6 @@ def _refuse_encoded(response: httpx.Response) -> None:
     it could be far larger than the bytes counted against the committed size."""
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        response.close()
         raise TransferError(f"storage sent the ciphertext {encoding}-encoded; nothing was written")
 
 
