@@ -19,6 +19,7 @@ from keyservice.catalog.rotation import rewrap_child_keys
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.tables import principals, record_versions, wrapped_record_keys
 from keyservice.enrolment import issue_code
+from keyservice.host_people import enrolment_code, proposals_app
 from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import LocalFileRootKeyProvider
@@ -29,6 +30,8 @@ app = typer.Typer(
     help="Run the Carevault key service and its admin commands.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="Check and sign the audit log.", no_args_is_help=True)
+app.add_typer(proposals_app, name="proposals")
+app.command("enrolment-code")(enrolment_code)
 app.add_typer(audit_app, name="audit")
 
 

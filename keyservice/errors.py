@@ -5,6 +5,8 @@
     │                           code for the log and the audit, never shown to the client
     ├── AuditUnavailableError   the audit entry could not be written, so nothing is released
     │                           or changed (answered 503; check the database)
+    ├── InvalidChangeError      a relationship or proposal cannot be applied as asked (answered
+    │                           422 with the message, which says what to change)
     ├── KeyUnwrapError          a wrapped key could not be unwrapped: wrong key or version,
     │                           wrong context or attributes, altered or truncated bytes.
     │                           One opaque error for every cause (chained for logs).
@@ -51,3 +53,7 @@ class AuditUnavailableError(KeyServiceError):
 
     def __init__(self, message: str = "audit log unavailable") -> None:
         super().__init__(message)
+
+
+class InvalidChangeError(KeyServiceError):
+    """A change to who can read is not valid as asked; the message tells the caller why."""

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from keyservice.errors import AuditUnavailableError
+from keyservice.errors import AuditUnavailableError, InvalidChangeError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("keyservice")
@@ -53,6 +53,10 @@ def install(app: FastAPI) -> None:
         ]
         summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem(422, f"the request is not valid: {summary}", errors=errors)
+
+    @app.exception_handler(InvalidChangeError)
+    async def invalid_change(request: Request, exc: InvalidChangeError) -> JSONResponse:
+        return problem(422, str(exc))
 
     @app.exception_handler(SQLAlchemyError)
     async def database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:

@@ -1,9 +1,18 @@
 """The HTTP API (docs/API.md): one router per module, mounted by ``keyservice.app``."""
 
-from keyservice.api import blobs, disclosures, principals, records, relationships, release
+from keyservice.api import (
+    approvals,
+    blobs,
+    disclosures,
+    principals,
+    records,
+    relationships,
+    release,
+)
 
 ROUTERS = (
     principals.router,
+    approvals.router,
     relationships.router,
     records.router,
     release.router,

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
-from sqlalchemy import insert, select, update
+import json
+from dataclasses import dataclass
+from typing import Any
 
+from fastapi import APIRouter, HTTPException, Response
+from sqlalchemy import Connection, insert, select, update
+
+from keyservice.api.approvals import propose, refuse_self_grant
 from keyservice.api.encoding import b64decode
+from keyservice.api.proposal_models import DevicePublic, NotificationPublic, ProposalPublic
 from keyservice.api.schemas import (
     EnrolmentCode,
     EnrolRequest,
@@ -17,14 +23,46 @@ from keyservice.api.schemas import (
 )
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event, audit, refuse
-from keyservice.db.tables import devices, enrolment_codes, principals
+from keyservice.catalog.grants import add_principal, kind_of
+from keyservice.catalog.people import has_devices, has_read_rights
+from keyservice.catalog.proposals import notify
+from keyservice.db.tables import devices, enrolment_codes, notifications, principals
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
 from keyservice.enrolment import code_hash, issue_code
 from keyservice.ids import new_id
+from keyservice.policy.writes import ProposalAction
 
 router = APIRouter()
 
 ENROL_FAILED = "the enrolment code is not valid; ask an administrator for a new one"
+
+
+@dataclass(frozen=True)
+class _Provenance:
+    """Where a new device comes from (devices.origin, vouched_by, approved_by)."""
+
+    origin: str
+    vouched_by: str | None
+    approved_by: str | None
+
+
+def _provenance(db: Connection, code: Any) -> _Provenance | None:
+    """The provenance a code gives its device; None if it was added from a device that has
+    been revoked since (a stolen device must not keep adding others)."""
+    if code.purpose == "added":
+        parent = db.execute(
+            select(devices.c.vouched_by).where(
+                devices.c.device_id == code.issued_device,
+                devices.c.principal_id == code.principal_id,
+                devices.c.revoked_at.is_(None),
+            )
+        ).first()
+        if parent is None:
+            return None
+        return _Provenance("added", parent.vouched_by, None)
+    approved = code.issued_by if code.purpose in ("approved", "recovered") else None
+    origin = "recovered" if code.purpose == "recovered" else "first"
+    return _Provenance(origin, code.issued_by, approved)
 
 
 @router.post("/v1/enrol", response_model=EnrolResponse)
@@ -36,6 +74,9 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
             enrolment_codes.c.code_hash,
             enrolment_codes.c.expires_at,
             enrolment_codes.c.used_at,
+            enrolment_codes.c.issued_by,
+            enrolment_codes.c.issued_device,
+            enrolment_codes.c.purpose,
             principals.c.principal_id,
             principals.c.kind,
             principals.c.display_name,
@@ -46,6 +87,7 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
         .where(enrolment_codes.c.code_hash == code_hash(body.code))
     ).first()
     reason = None
+    provenance: _Provenance | None = None
     if row is None:
         reason = "unknown_code"
     elif row.used_at is not None:
@@ -54,7 +96,11 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
         reason = "expired_code"
     elif row.revoked_at is not None:
         reason = "revoked_principal"
-    if reason is not None or row is None:
+    else:
+        provenance = _provenance(db, row)
+        if provenance is None:
+            reason = "parent_device_revoked"
+    if reason is not None or row is None or provenance is None:
         db.rollback()
         append_event(
             db,
@@ -86,8 +132,19 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
             signing_key=b64decode(body.signing_key),
             receiving_key=b64decode(body.receiving_key),
             created_at=now,
+            origin=provenance.origin,
+            vouched_by=provenance.vouched_by,
+            approved_by=provenance.approved_by,
         )
     )
+    if provenance.origin == "recovered":
+        notify(
+            db,
+            principal_id=row.principal_id,
+            kind="device.recovered",
+            detail={"device_id": device_id, "approved_by": provenance.approved_by},
+            now=now,
+        )
     append_event(
         db,
         state,
@@ -96,7 +153,14 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
             outcome="allow",
             actor_principal=row.principal_id,
             actor_device=device_id,
-            detail={"principal_id": row.principal_id, "device_id": device_id},
+            detail={
+                "principal_id": row.principal_id,
+                "device_id": device_id,
+                "origin": provenance.origin,
+                "vouched_by": provenance.vouched_by,
+                "approved_by": provenance.approved_by,
+                "added_from": row.issued_device if provenance.origin == "added" else None,
+            },
         ),
     )
     db.commit()
@@ -123,61 +187,146 @@ def me(caller: CurrentCaller, db: Db) -> Me:
     )
 
 
-@router.post("/v1/admin/principals", response_model=PrincipalCreated, status_code=201)
+@router.post(
+    "/v1/admin/principals",
+    response_model=PrincipalCreated | ProposalPublic,
+    status_code=201,
+    responses={202: {"model": ProposalPublic, "description": "a new admin: waiting for approval"}},
+)
 def create_principal(
-    body: PrincipalCreate, caller: AdminCaller, db: Db, state: State
-) -> PrincipalCreated:
-    if body.kind != "staff" and body.roles:
-        raise HTTPException(status_code=422, detail="only staff principals have roles")
-    if body.kind == "staff" and not body.roles:
-        raise HTTPException(status_code=422, detail="a staff principal needs at least one role")
-    if body.kind == "external" and not body.organisation:
-        raise HTTPException(status_code=422, detail="an external recipient needs an organisation")
-    principal_id = new_id()
-    db.execute(
-        insert(principals).values(
-            principal_id=principal_id,
-            kind=body.kind,
-            display_name=body.display_name,
-            roles=" ".join(sorted(set(body.roles))),
-            organisation=body.organisation,
-            created_at=state.clock(),
+    body: PrincipalCreate, caller: AdminCaller, db: Db, state: State, response: Response
+) -> PrincipalCreated | ProposalPublic:
+    """Add a person. A new admin is a proposal: another admin (or, where there is only one,
+    a manager or DSL) approves it and hands the new admin their first code."""
+    roles = sorted(set(body.roles))
+    if "admin" in roles:
+        if body.kind != "staff":
+            raise HTTPException(status_code=422, detail="only staff principals have roles")
+        response.status_code = 202
+        return propose(
+            db,
+            state,
+            caller,
+            action=ProposalAction.ADMIN_CREATE,
+            payload=body.model_dump(mode="json"),
+            child_id=None,
+            beneficiary_id=None,
         )
+    principal_id = add_principal(
+        db,
+        kind=body.kind,
+        display_name=body.display_name,
+        roles=roles,
+        organisation=body.organisation,
+        now=state.clock(),
     )
     audit(
         db,
         state,
         caller,
         "principal.create",
-        {"principal_id": principal_id, "kind": body.kind, "roles": sorted(set(body.roles))},
+        {"principal_id": principal_id, "kind": body.kind, "roles": roles},
     )
     db.commit()
     return PrincipalCreated(principal_id=principal_id)
 
 
-def _principal_exists(db: Db, principal_id: str) -> bool:
-    found = db.execute(
-        select(principals.c.principal_id).where(
-            principals.c.principal_id == principal_id, principals.c.revoked_at.is_(None)
-        )
-    ).first()
-    return found is not None
-
-
 @router.post(
     "/v1/admin/principals/{principal_id}/enrolment-codes",
-    response_model=EnrolmentCode,
+    response_model=EnrolmentCode | ProposalPublic,
     status_code=201,
+    responses={202: {"model": ProposalPublic, "description": "waiting for a second person"}},
 )
 def create_enrolment_code(
-    principal_id: Id, caller: AdminCaller, db: Db, state: State
-) -> EnrolmentCode:
-    if not _principal_exists(db, principal_id):
+    principal_id: Id, caller: AdminCaller, db: Db, state: State, response: Response
+) -> EnrolmentCode | ProposalPublic:
+    """A first code for someone with no device and nothing to read yet, at once. For anyone
+    else (a lost device, or rights already given) a proposal: a second person approves it
+    and receives the code to hand over, and the person is told."""
+    now = state.clock()
+    if kind_of(db, principal_id) is None:
         raise HTTPException(status_code=404, detail="no active principal with this id")
-    code, expires_at = issue_code(db, principal_id=principal_id, now=state.clock())
+    refuse_self_grant(db, state, caller, "enrolment_code.issue", subject_id=principal_id)
+    if has_devices(db, principal_id) or has_read_rights(db, principal_id, now=now):
+        response.status_code = 202
+        return propose(
+            db,
+            state,
+            caller,
+            action=ProposalAction.DEVICE_ENROL,
+            payload={"principal_id": principal_id},
+            child_id=None,
+            beneficiary_id=principal_id,
+        )
+    code, expires_at = issue_code(
+        db,
+        principal_id=principal_id,
+        now=now,
+        issued_by=caller.principal_id,
+        issued_device=caller.device_id,
+    )
     audit(db, state, caller, "enrolment_code.issue", {"principal_id": principal_id})
     db.commit()
     return EnrolmentCode(code=code, expires_at=expires_at)
+
+
+@router.post("/v1/me/enrolment-codes", response_model=EnrolmentCode, status_code=201)
+def add_device_code(caller: CurrentCaller, db: Db, state: State) -> EnrolmentCode:
+    """A code to add another device of your own, from a device you already have."""
+    code, expires_at = issue_code(
+        db,
+        principal_id=caller.principal_id,
+        now=state.clock(),
+        issued_by=caller.principal_id,
+        issued_device=caller.device_id,
+        purpose="added",
+    )
+    audit(db, state, caller, "enrolment_code.issue", {"principal_id": caller.principal_id})
+    db.commit()
+    return EnrolmentCode(code=code, expires_at=expires_at)
+
+
+@router.get("/v1/me/devices", response_model=list[DevicePublic])
+def my_devices(caller: CurrentCaller, db: Db) -> list[DevicePublic]:
+    """Every device enrolled for you, revoked ones included, newest first."""
+    rows = db.execute(
+        select(devices)
+        .where(devices.c.principal_id == caller.principal_id)
+        .order_by(devices.c.created_at.desc())
+    ).all()
+    db.commit()
+    return [
+        DevicePublic(
+            device_id=row.device_id,
+            name=row.name,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+            origin=row.origin,
+            approved_by=row.approved_by,
+            current=row.device_id == caller.device_id,
+        )
+        for row in rows
+    ]
+
+
+@router.get("/v1/me/notifications", response_model=list[NotificationPublic])
+def my_notifications(caller: CurrentCaller, db: Db) -> list[NotificationPublic]:
+    rows = db.execute(
+        select(notifications)
+        .where(notifications.c.principal_id == caller.principal_id)
+        .order_by(notifications.c.at.desc())
+        .limit(200)
+    ).all()
+    db.commit()
+    return [
+        NotificationPublic(
+            notification_id=row.notification_id,
+            at=row.at,
+            kind=row.kind,
+            detail=json.loads(row.detail),
+        )
+        for row in rows
+    ]
 
 
 @router.post("/v1/admin/principals/{principal_id}/revoke", status_code=204)

@@ -3,14 +3,16 @@ consents and court orders. Every change is validated and audited."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
-from fastapi import APIRouter, HTTPException
-from sqlalchemy import Connection, insert, or_, select, update
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import BaseModel
+from sqlalchemy import Connection, insert, or_, select
 
+from keyservice.api.approvals import propose, refuse_self_grant
+from keyservice.api.proposal_models import EndRequest, ProposalPublic, WithdrawRequest
 from keyservice.api.schemas import (
     AssignmentCreate,
-    AssignmentCreated,
     ChildCreate,
     ChildCreated,
     ChildPublic,
@@ -19,13 +21,30 @@ from keyservice.api.schemas import (
     CourtOrderCreate,
     CourtOrderCreated,
     GuardianshipCreate,
-    GuardianshipCreated,
     Id,
     KeyRotated,
 )
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog.child_keys import create_child_key
+from keyservice.catalog.grants import (
+    add_consent,
+    add_court_order,
+    check_consent,
+    check_court_order,
+    child_exists,
+    current_consent_child,
+    current_court_order,
+    current_guardianship_child,
+    end_assignment,
+    end_court_order,
+    end_guardianship,
+    is_guardian,
+    kind_of,
+    window,
+    withdraw_consent,
+)
+from keyservice.catalog.people import caller_as_person
 from keyservice.catalog.rotation import rotate_child_key
 from keyservice.db.tables import (
     assignments,
@@ -33,80 +52,39 @@ from keyservice.db.tables import (
     consents,
     court_orders,
     guardianships,
-    principals,
 )
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
 from keyservice.ids import new_id
+from keyservice.policy.writes import ProposalAction, may_record_for_child
 from keyservice.state import ServiceState
 
 router = APIRouter()
 
-CONSENT_VALIDITY = timedelta(days=365)
+NO_STANDING_CHILD = "no child with this id for which you may record this"
 
 
-def _kind_of(db: Connection, principal_id: str) -> str | None:
-    kind: str | None = db.execute(
-        select(principals.c.kind).where(
-            principals.c.principal_id == principal_id, principals.c.revoked_at.is_(None)
-        )
-    ).scalar_one_or_none()
-    return kind
+def _lead_of(db: Connection, state: ServiceState, caller: Caller, child_id: str) -> bool:
+    person = caller_as_person(db, caller, child_id=child_id, now=state.clock())
+    return may_record_for_child(person)
 
 
-def _child_exists(db: Connection, child_id: str) -> bool:
-    return (
-        db.execute(select(children.c.child_id).where(children.c.child_id == child_id)).first()
-        is not None
+def _refuse_without_standing(
+    db: Connection, state: ServiceState, caller: Caller, action: str, detail: dict[str, str]
+) -> NoReturn:
+    """The same 404 whether the child (or the order, or the guardian) exists or not."""
+    refuse(
+        db,
+        state,
+        caller,
+        action,
+        {**detail, "reason": "no_standing"},
+        status=404,
+        message=NO_STANDING_CHILD,
     )
 
 
-def _is_guardian(db: Connection, *, guardian_id: str, child_id: str) -> bool:
-    return (
-        db.execute(
-            select(guardianships.c.guardianship_id).where(
-                guardianships.c.guardian_id == guardian_id,
-                guardianships.c.child_id == child_id,
-                guardianships.c.parental_responsibility.is_(True),
-                guardianships.c.ended_at.is_(None),
-            )
-        ).first()
-        is not None
-    )
-
-
-def _refuse_self_grant(
-    db: Connection, state: ServiceState, caller: Caller, action: str, *, subject_id: str
-) -> None:
-    """Refuse (403, audited) a relationship the caller would record about themselves.
-
-    Whoever records an assignment, guardianship, consent or court order must not be the one it
-    gives rights to: otherwise the admin role, which gives no right to read (docs/POLICY.md),
-    would be one request away from every record. See docs/decisions/0004-admins-cannot-read.md
-    for what this does not prevent.
-    """
-    if subject_id == caller.principal_id:
-        refuse(
-            db,
-            state,
-            caller,
-            action,
-            {"reason": "self_grant", "subject_id": subject_id},
-            status=403,
-            message="you cannot record a relationship that gives rights to yourself; "
-            "ask another administrator or manager to record it",
-        )
-
-
-def _window(
-    valid_from: datetime | None, valid_to: datetime | None, *, now: datetime
-) -> tuple[datetime, datetime | None]:
-    start = valid_from or now
-    for moment in (start, valid_to):
-        if moment is not None and moment.utcoffset() is None:
-            raise HTTPException(status_code=422, detail="times must carry a UTC offset")
-    if valid_to is not None and valid_to <= start:
-        raise HTTPException(status_code=422, detail="valid_to must be after valid_from")
-    return start, valid_to
+def _payload(body: BaseModel) -> dict[str, Any]:
+    return body.model_dump(mode="json")
 
 
 @router.post("/v1/admin/children", response_model=ChildCreated, status_code=201)
@@ -179,167 +157,165 @@ def list_children(caller: CurrentCaller, db: Db, state: State) -> list[ChildPubl
     ]
 
 
-@router.post("/v1/admin/assignments", response_model=AssignmentCreated, status_code=201)
+@router.post("/v1/admin/assignments", response_model=ProposalPublic, status_code=202)
 def create_assignment(
     body: AssignmentCreate, caller: AdminCaller, db: Db, state: State
-) -> AssignmentCreated:
-    _refuse_self_grant(db, state, caller, "assignment.create", subject_id=body.staff_id)
-    now = state.clock()
-    start, end = _window(body.valid_from, body.valid_to, now=now)
-    if _kind_of(db, body.staff_id) != "staff":
+) -> ProposalPublic:
+    """Propose an assignment; it takes effect when a second person approves it."""
+    refuse_self_grant(db, state, caller, "assignment.create", subject_id=body.staff_id)
+    window(body.valid_from, body.valid_to, now=state.clock())
+    if kind_of(db, body.staff_id) != "staff":
         raise HTTPException(status_code=422, detail="staff_id is not an active staff member")
-    if not _child_exists(db, body.child_id):
+    if not child_exists(db, body.child_id):
         raise HTTPException(status_code=422, detail="child_id is not a known child")
-    assignment_id = new_id()
-    db.execute(
-        insert(assignments).values(
-            assignment_id=assignment_id,
-            staff_id=body.staff_id,
-            child_id=body.child_id,
-            role=body.role,
-            valid_from=start,
-            valid_to=end,
-        )
-    )
-    audit(
+    return propose(
         db,
         state,
         caller,
-        "assignment.create",
-        {
-            "assignment_id": assignment_id,
-            "staff_id": body.staff_id,
-            "child_id": body.child_id,
-            "role": body.role,
-        },
+        action=ProposalAction.ASSIGNMENT_CREATE,
+        payload=_payload(body),
+        child_id=body.child_id,
+        beneficiary_id=body.staff_id,
     )
-    db.commit()
-    return AssignmentCreated(assignment_id=assignment_id)
 
 
 @router.post("/v1/admin/assignments/{assignment_id}/end", status_code=204)
-def end_assignment(assignment_id: Id, caller: AdminCaller, db: Db, state: State) -> None:
-    now = state.clock()
-    done = db.execute(
-        update(assignments)
-        .where(
-            assignments.c.assignment_id == assignment_id,
-            or_(assignments.c.valid_to.is_(None), assignments.c.valid_to > now),
-        )
-        .values(valid_to=now)
-    )
-    if done.rowcount != 1:
+def end_assignment_route(assignment_id: Id, caller: AdminCaller, db: Db, state: State) -> None:
+    if not end_assignment(db, assignment_id, now=state.clock()):
         raise HTTPException(status_code=404, detail="no current assignment with this id")
     audit(db, state, caller, "assignment.end", {"assignment_id": assignment_id})
     db.commit()
 
 
-@router.post("/v1/admin/guardianships", response_model=GuardianshipCreated, status_code=201)
+@router.post("/v1/admin/guardianships", response_model=ProposalPublic, status_code=202)
 def create_guardianship(
     body: GuardianshipCreate, caller: AdminCaller, db: Db, state: State
-) -> GuardianshipCreated:
-    _refuse_self_grant(db, state, caller, "guardianship.create", subject_id=body.guardian_id)
-    if _kind_of(db, body.guardian_id) != "guardian":
+) -> ProposalPublic:
+    """Propose a guardianship; it takes effect when a second person approves it."""
+    refuse_self_grant(db, state, caller, "guardianship.create", subject_id=body.guardian_id)
+    if kind_of(db, body.guardian_id) != "guardian":
         raise HTTPException(status_code=422, detail="guardian_id is not an active guardian")
-    if not _child_exists(db, body.child_id):
+    if not child_exists(db, body.child_id):
         raise HTTPException(status_code=422, detail="child_id is not a known child")
-    guardianship_id = new_id()
-    db.execute(
-        insert(guardianships).values(
-            guardianship_id=guardianship_id,
-            guardian_id=body.guardian_id,
-            child_id=body.child_id,
-            parental_responsibility=body.parental_responsibility,
-            created_at=state.clock(),
-        )
-    )
-    audit(
+    return propose(
         db,
         state,
         caller,
-        "guardianship.create",
-        {
-            "guardianship_id": guardianship_id,
-            "guardian_id": body.guardian_id,
-            "child_id": body.child_id,
-            "parental_responsibility": body.parental_responsibility,
-        },
-    )
-    db.commit()
-    return GuardianshipCreated(guardianship_id=guardianship_id)
-
-
-def _may_record_consent(db: Connection, caller: Caller, child_id: str) -> bool:
-    return caller.has_role("admin", "manager", "dsl") or _is_guardian(
-        db, guardian_id=caller.principal_id, child_id=child_id
+        action=ProposalAction.GUARDIANSHIP_CREATE,
+        payload=_payload(body),
+        child_id=body.child_id,
+        beneficiary_id=body.guardian_id,
     )
 
 
-@router.post("/v1/consents", response_model=ConsentCreated, status_code=201)
-def create_consent(
-    body: ConsentCreate, caller: CurrentCaller, db: Db, state: State
-) -> ConsentCreated:
-    if not _may_record_consent(db, caller, body.child_id):
+@router.post("/v1/guardianships/{guardianship_id}/end", status_code=204)
+def end_guardianship_route(
+    guardianship_id: Id, body: EndRequest, caller: CurrentCaller, db: Db, state: State
+) -> None:
+    """End a guardianship (an admin, or a manager or DSL of the child); never deleted."""
+    child_id = current_guardianship_child(db, guardianship_id)
+    if child_id is None or not (caller.has_role("admin") or _lead_of(db, state, caller, child_id)):
         refuse(
             db,
             state,
             caller,
-            "consent.create",
-            {"child_id": body.child_id},
-            status=403,
-            message="only staff managers, DSLs, admins or the child's guardians "
-            "may record a consent",
+            "guardianship.end",
+            {"guardianship_id": guardianship_id},
+            status=404,
+            message="no current guardianship with this id that you may end",
         )
-    _refuse_self_grant(db, state, caller, "consent.create", subject_id=body.recipient_id)
-    if caller.kind == "guardian" and body.given_by != caller.principal_id:
-        raise HTTPException(status_code=422, detail="a guardian records only their own consent")
-    if not _is_guardian(db, guardian_id=body.given_by, child_id=body.child_id):
-        raise HTTPException(
-            status_code=422, detail="given_by is not a guardian with parental responsibility"
-        )
-    if _kind_of(db, body.recipient_id) != "external":
-        raise HTTPException(status_code=422, detail="recipient_id is not an outside recipient")
-    now = state.clock()
-    start, end = _window(body.valid_from, body.valid_to, now=now)
-    consent_id = new_id()
-    db.execute(
-        insert(consents).values(
-            consent_id=consent_id,
-            child_id=body.child_id,
-            given_by=body.given_by,
-            recipient_id=body.recipient_id,
-            categories=" ".join(sorted({c.value for c in body.categories})),
-            purpose=body.purpose,
-            valid_from=start,
-            valid_to=end or start + CONSENT_VALIDITY,
-            evidence_record_id=body.evidence_record_id,
-        )
+    end_guardianship(
+        db, guardianship_id, by=caller.principal_id, reason=body.reason, now=state.clock()
     )
     audit(
         db,
         state,
         caller,
-        "consent.create",
-        {
-            "consent_id": consent_id,
-            "child_id": body.child_id,
-            "given_by": body.given_by,
-            "recipient_id": body.recipient_id,
-            "categories": sorted({c.value for c in body.categories}),
-        },
+        "guardianship.end",
+        {"guardianship_id": guardianship_id, "child_id": child_id},
     )
+    db.commit()
+
+
+@router.post(
+    "/v1/consents",
+    response_model=ConsentCreated | ProposalPublic,
+    status_code=201,
+    responses={202: {"model": ProposalPublic, "description": "waiting for a second person"}},
+)
+def create_consent(
+    body: ConsentCreate, caller: CurrentCaller, db: Db, state: State, response: Response
+) -> ConsentCreated | ProposalPublic:
+    """A guardian records their own consent at once; the child's manager or DSL records a
+    written consent they hold, which a second person approves."""
+    now = state.clock()
+    own = caller.kind == "guardian" and is_guardian(
+        db, guardian_id=caller.principal_id, child_id=body.child_id
+    )
+    if not own and not _lead_of(db, state, caller, body.child_id):
+        _refuse_without_standing(db, state, caller, "consent.create", {"child_id": body.child_id})
+    refuse_self_grant(db, state, caller, "consent.create", subject_id=body.recipient_id)
+    if own and body.given_by != caller.principal_id:
+        raise HTTPException(status_code=422, detail="a guardian records only their own consent")
+    fields = {
+        "child_id": body.child_id,
+        "given_by": body.given_by,
+        "recipient_id": body.recipient_id,
+        "categories": sorted({c.value for c in body.categories}),
+    }
+    if not own:
+        check_consent(
+            db,
+            child_id=body.child_id,
+            given_by=body.given_by,
+            recipient_id=body.recipient_id,
+            replaces=body.replaces,
+        )
+        window(body.valid_from, body.valid_to, now=now)
+        response.status_code = 202
+        return propose(
+            db,
+            state,
+            caller,
+            action=ProposalAction.CONSENT_CREATE,
+            payload=_payload(body),
+            child_id=body.child_id,
+            beneficiary_id=body.recipient_id,
+        )
+    consent_id = add_consent(
+        db,
+        child_id=body.child_id,
+        given_by=body.given_by,
+        recipient_id=body.recipient_id,
+        categories=fields["categories"],
+        purpose=body.purpose,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        evidence_record_id=body.evidence_record_id,
+        replaces=body.replaces,
+        by=caller.principal_id,
+        now=now,
+    )
+    audit(db, state, caller, "consent.create", {"consent_id": consent_id, **fields})
     db.commit()
     return ConsentCreated(consent_id=consent_id)
 
 
 @router.post("/v1/consents/{consent_id}/withdraw", status_code=204)
-def withdraw_consent(consent_id: Id, caller: CurrentCaller, db: Db, state: State) -> None:
-    child_id = db.execute(
-        select(consents.c.child_id).where(
-            consents.c.consent_id == consent_id, consents.c.withdrawn_at.is_(None)
-        )
-    ).scalar_one_or_none()
-    if child_id is None or not _may_record_consent(db, caller, child_id):
+def withdraw_consent_route(
+    consent_id: Id,
+    caller: CurrentCaller,
+    db: Db,
+    state: State,
+    body: WithdrawRequest | None = None,
+) -> None:
+    """Withdrawn by a guardian of the child or its manager or DSL; effective at once."""
+    child_id = current_consent_child(db, consent_id)
+    allowed = child_id is not None and (
+        is_guardian(db, guardian_id=caller.principal_id, child_id=child_id)
+        or _lead_of(db, state, caller, child_id)
+    )
+    if child_id is None or not allowed:
         refuse(
             db,
             state,
@@ -349,53 +325,66 @@ def withdraw_consent(consent_id: Id, caller: CurrentCaller, db: Db, state: State
             status=404,
             message="no current consent with this id that you may withdraw",
         )
-    db.execute(
-        update(consents)
-        .where(consents.c.consent_id == consent_id)
-        .values(withdrawn_at=state.clock())
+    withdraw_consent(
+        db,
+        consent_id,
+        by=caller.principal_id,
+        reason=body.reason if body else None,
+        now=state.clock(),
     )
     audit(db, state, caller, "consent.withdraw", {"consent_id": consent_id, "child_id": child_id})
     db.commit()
 
 
-@router.post("/v1/court-orders", response_model=CourtOrderCreated, status_code=201)
+@router.post(
+    "/v1/court-orders",
+    response_model=CourtOrderCreated | ProposalPublic,
+    status_code=201,
+    responses={202: {"model": ProposalPublic, "description": "waiting for a second person"}},
+)
 def create_court_order(
-    body: CourtOrderCreate, caller: CurrentCaller, db: Db, state: State
-) -> CourtOrderCreated:
-    if not caller.has_role("admin", "manager", "dsl"):
-        refuse(
+    body: CourtOrderCreate, caller: CurrentCaller, db: Db, state: State, response: Response
+) -> CourtOrderCreated | ProposalPublic:
+    """Recorded by the child's manager or DSL. An order that restricts a guardian takes
+    effect at once; one that discloses to an outside recipient waits for a second person."""
+    if not _lead_of(db, state, caller, body.child_id):
+        _refuse_without_standing(
+            db, state, caller, "court_order.create", {"child_id": body.child_id}
+        )
+    refuse_self_grant(db, state, caller, "court_order.create", subject_id=body.subject_id)
+    now = state.clock()
+    check_court_order(
+        db,
+        child_id=body.child_id,
+        effect=body.effect,
+        subject_id=body.subject_id,
+        replaces=body.replaces,
+    )
+    window(body.valid_from, body.valid_to, now=now)
+    if body.effect == "disclose":
+        response.status_code = 202
+        return propose(
             db,
             state,
             caller,
-            "court_order.create",
-            {"child_id": body.child_id},
-            status=403,
-            message="only staff managers, DSLs or admins may record court orders",
-        )
-    _refuse_self_grant(db, state, caller, "court_order.create", subject_id=body.subject_id)
-    if not _child_exists(db, body.child_id):
-        raise HTTPException(status_code=422, detail="child_id is not a known child")
-    wanted = "external" if body.effect == "disclose" else "guardian"
-    if _kind_of(db, body.subject_id) != wanted:
-        raise HTTPException(
-            status_code=422,
-            detail=f"the subject of a {body.effect} order must be an active {wanted} principal",
-        )
-    start, end = _window(body.valid_from, body.valid_to, now=state.clock())
-    assert end is not None
-    court_order_id = new_id()
-    db.execute(
-        insert(court_orders).values(
-            court_order_id=court_order_id,
+            action=ProposalAction.COURT_ORDER_CREATE,
+            payload=_payload(body),
             child_id=body.child_id,
-            effect=body.effect,
-            subject_id=body.subject_id,
-            categories=" ".join(sorted({c.value for c in body.categories})),
-            reference=body.reference,
-            valid_from=start,
-            valid_to=end,
-            evidence_record_id=body.evidence_record_id,
+            beneficiary_id=body.subject_id,
         )
+    court_order_id = add_court_order(
+        db,
+        child_id=body.child_id,
+        effect=body.effect,
+        subject_id=body.subject_id,
+        categories=[c.value for c in body.categories],
+        reference=body.reference,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        evidence_record_id=body.evidence_record_id,
+        replaces=body.replaces,
+        by=caller.principal_id,
+        now=now,
     )
     audit(
         db,
@@ -414,10 +403,56 @@ def create_court_order(
     return CourtOrderCreated(court_order_id=court_order_id)
 
 
+@router.post(
+    "/v1/court-orders/{court_order_id}/end",
+    status_code=204,
+    responses={202: {"model": ProposalPublic, "description": "waiting for a second person"}},
+)
+def end_court_order_route(
+    court_order_id: Id, body: EndRequest, caller: CurrentCaller, db: Db, state: State
+) -> Response:
+    """End an order (the child's manager or DSL, with a reason). Ending one that keeps a
+    guardian out gives that guardian their rights back, so it waits for a second person."""
+    current = current_court_order(db, court_order_id)
+    if current is None or not _lead_of(db, state, caller, current[0]):
+        _refuse_without_standing(
+            db, state, caller, "court_order.end", {"court_order_id": court_order_id}
+        )
+    child_id, effect = current
+    if effect == "restrict_guardian":
+        subject = db.execute(
+            select(court_orders.c.subject_id).where(court_orders.c.court_order_id == court_order_id)
+        ).scalar_one()
+        proposal = propose(
+            db,
+            state,
+            caller,
+            action=ProposalAction.COURT_ORDER_END,
+            payload={"court_order_id": court_order_id, "reason": body.reason},
+            child_id=child_id,
+            beneficiary_id=subject,
+        )
+        return Response(
+            content=proposal.model_dump_json(), status_code=202, media_type="application/json"
+        )
+    end_court_order(
+        db, court_order_id, by=caller.principal_id, reason=body.reason, now=state.clock()
+    )
+    audit(
+        db,
+        state,
+        caller,
+        "court_order.end",
+        {"court_order_id": court_order_id, "child_id": child_id},
+    )
+    db.commit()
+    return Response(status_code=204)
+
+
 @router.post("/v1/admin/children/{child_id}/rotate-key", response_model=KeyRotated, status_code=200)
 def rotate_child_key_route(child_id: Id, caller: AdminCaller, db: Db, state: State) -> KeyRotated:
     """New active key version for the child; the old one decrypt-only; wraps moved over."""
-    if not _child_exists(db, child_id):
+    if not child_exists(db, child_id):
         raise HTTPException(status_code=404, detail="no child with this id")
     rotated = rotate_child_key(db, state.root, child_id=child_id, now=state.clock())
     audit(

@@ -148,6 +148,8 @@ class ConsentCreate(Strict):
     valid_to: datetime | None = None
     evidence_record_id: Id | None = None
 
+    # A consent this one corrects: ended, with a reason naming this one, when this takes effect.
+    replaces: Id | None = None
 
 class ConsentCreated(BaseModel):
     consent_id: str
@@ -163,6 +165,8 @@ class CourtOrderCreate(Strict):
     valid_to: datetime
     evidence_record_id: Id | None = None
 
+    # An order this one corrects: ended, with a reason naming this one, when this takes effect.
+    replaces: Id | None = None
 
 class CourtOrderCreated(BaseModel):
     court_order_id: str

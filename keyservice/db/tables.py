@@ -57,6 +57,13 @@ devices = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
 )
+    # bootstrap | first | added | recovered (docs/decisions/0004-admins-cannot-read.md)
+    Column("origin", String(16), nullable=False, default="first"),
+    # Who saw the code this device enrolled with (an added device inherits its parent's);
+    # None when the code came from the host. Approvers must be independent of it.
+    Column("vouched_by", ID),
+    # The second person who approved a recovery or a code that needed approval.
+    Column("approved_by", ID),
 
 enrolment_codes = Table(
     "enrolment_codes",
@@ -67,6 +74,11 @@ enrolment_codes = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
 )
+    # None: issued at the host. For "added", the principal's own device that asked for it.
+    Column("issued_by", ID),
+    Column("issued_device", ID),
+    # first | added | recovered
+    Column("purpose", String(16), nullable=False, default="first"),
 
 seen_nonces = Table(
     "seen_nonces",
@@ -117,6 +129,8 @@ guardianships = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
 )
+    Column("ended_by", ID),
+    Column("end_reason", String(500)),
 
 consents = Table(
     "consents",
@@ -133,6 +147,10 @@ consents = Table(
     Column("withdrawn_at", UTCDateTime),
     Column("evidence_record_id", ID),
 )
+    Column("withdrawn_by", ID),
+    Column("withdraw_reason", String(500)),
+    # The consent this one corrects (ended when this one takes effect).
+    Column("replaces", ID),
 
 court_orders = Table(
     "court_orders",
@@ -147,6 +165,49 @@ court_orders = Table(
     Column("valid_to", UTCDateTime, nullable=False),
     Column("evidence_record_id", ID),
 )
+    # Ending an order moves valid_to back to the end; these say who and why.
+    Column("ended_at", UTCDateTime),
+    Column("ended_by", ID),
+    Column("end_reason", String(500)),
+    Column("replaces", ID),
+)
+
+# A change that gives someone read rights, waiting for a second person (decision 0004).
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("proposal_id", ID, primary_key=True),
+    # assignment.create | guardianship.create | consent.create | court_order.create |
+    # court_order.end | admin.create | device.enrol
+    Column("action", String(32), nullable=False),
+    Column("child_id", ID),
+    # Whoever gains read rights (or a device) when it is approved.
+    Column("beneficiary_id", ID),
+    # Canonical JSON of the request that proposed it, applied as it stands on approval.
+    Column("payload", Text, nullable=False),
+    Column("proposed_by", ID, nullable=False),
+    Column("proposed_device", ID),
+    Column("proposed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    # pending | approved | rejected | cancelled
+    Column("state", String(16), nullable=False, index=True),
+    Column("decided_by", ID),
+    Column("decided_device", ID),
+    Column("decided_at", UTCDateTime),
+    Column("result_id", ID),
+    Column("reason", String(500)),
+)
+
+# What a person is told about their own account (a recovered device, say).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("notification_id", ID, primary_key=True),
+    Column("principal_id", ID, nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    # Canonical JSON of opaque ids.
+    Column("detail", Text, nullable=False),
 
 records = Table(
     "records",

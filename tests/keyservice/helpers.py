@@ -116,13 +116,69 @@ def bootstrap_code(service: KeyService, *, force_new_code: bool = False) -> str:
     return found.group(1)
 
 
+# Each service's first admin and the second admin who approves what the first proposes.
+_SERVICES: dict[str, KeyService] = {}
+_APPROVERS: dict[str, Device] = {}
+
+
 def bootstrap_admin(service: KeyService) -> Device:
     """The first admin's device, enrolled with the bootstrap code (a new code if one exists)."""
     try:
         code = bootstrap_code(service)
     except Exception:
         code = bootstrap_code(service, force_new_code=True)
+    _SERVICES[service.base_url] = service
+    _APPROVERS.pop(service.base_url, None)
     return enrol(service.base_url, code, device_name="admin device")
+
+
+def host_approve(service: KeyService, proposal_id: str) -> str:
+    """Approve a proposal with ``carevault-keyservice proposals approve``; its output."""
+    return run_keyservice_command(service.env, "proposals", "approve", proposal_id).stdout
+
+
+def host_code(service: KeyService, principal_id: str) -> str:
+    """An enrolment code issued at the host (``carevault-keyservice enrolment-code``)."""
+    output = run_keyservice_command(service.env, "enrolment-code", principal_id).stdout
+    found = _CODE.search(output)
+    assert found is not None, output
+    return found.group(1)
+
+
+def second_admin(service: KeyService, admin: Device) -> Device:
+    """Another admin, proposed by ``admin`` and approved at the host, whose code ``admin``
+    never saw: independent of ``admin``, so it may approve what ``admin`` proposes."""
+    with admin.client() as http:
+        proposal = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={"kind": "staff", "display_name": "Second Admin", "roles": ["admin"]},
+            )
+        )
+    found = _CODE.search(host_approve(service, proposal["proposal_id"]))
+    assert found is not None
+    return enrol(service.base_url, found.group(1), device_name="second admin device")
+
+
+def approver_for(admin: Device) -> Device:
+    """The second admin of ``admin``'s service (made the first time it is needed)."""
+    if admin.base_url not in _APPROVERS:
+        _APPROVERS[admin.base_url] = second_admin(_SERVICES[admin.base_url], admin)
+    return _APPROVERS[admin.base_url]
+
+
+def approve(approver: Device, proposal_id: str) -> Any:
+    """Approve a proposal as ``approver``; the decided proposal."""
+    with approver.client() as http:
+        return ok(http.post(f"/v1/proposals/{proposal_id}/approve"))
+
+
+def proposed_and_approved(admin: Device, path: str, body: dict[str, Any]) -> str:
+    """Propose a change as ``admin`` and have the second admin approve it; its result id."""
+    with admin.client() as http:
+        response = http.post(path, json=body)
+    assert response.status_code == 202, f"{response.status_code}: {response.text}"
+    return str(approve(approver_for(admin), response.json()["proposal_id"])["result_id"])
 
 
 def ok(response: httpx.Response) -> Any:
@@ -167,31 +223,21 @@ def create_child(admin: Device, *, room: str = "room 1") -> str:
 
 
 def assign(admin: Device, *, staff_id: str, child_id: str, role: str) -> str:
-    with admin.client() as http:
-        return str(
-            ok(
-                http.post(
-                    "/v1/admin/assignments",
-                    json={"staff_id": staff_id, "child_id": child_id, "role": role},
-                )
-            )["assignment_id"]
-        )
+    """Assign staff to a child: proposed by ``admin``, approved by a second admin."""
+    return proposed_and_approved(
+        admin,
+        "/v1/admin/assignments",
+        {"staff_id": staff_id, "child_id": child_id, "role": role},
+    )
 
 
 def add_guardian(admin: Device, *, guardian_id: str, child_id: str) -> str:
-    with admin.client() as http:
-        return str(
-            ok(
-                http.post(
-                    "/v1/admin/guardianships",
-                    json={
-                        "guardian_id": guardian_id,
-                        "child_id": child_id,
-                        "parental_responsibility": True,
-                    },
-                )
-            )["guardianship_id"]
-        )
+    """Make a guardian of a child: proposed by ``admin``, approved by a second admin."""
+    return proposed_and_approved(
+        admin,
+        "/v1/admin/guardianships",
+        {"guardian_id": guardian_id, "child_id": child_id, "parental_responsibility": True},
+    )
 
 
 @dataclass(frozen=True)

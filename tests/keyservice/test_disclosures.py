@@ -12,6 +12,7 @@ from tests.keyservice.helpers import (
     assign,
     create_child,
     ok,
+    proposed_and_approved,
     put_record,
     release,
 )
@@ -53,7 +54,7 @@ def test_a_guardian_sees_only_rows_of_records_they_may_read_now(
 ) -> None:
     records, child, guardian = logged["records"], logged["child"], logged["guardian"]
     assert _seen(guardian, child) == {records["medical"], records["observation"]}
-    with admin.client() as http:
+    with logged["dsl"].client() as http:
         ok(
             http.post(
                 "/v1/court-orders",
@@ -79,17 +80,15 @@ def test_a_relative_without_parental_responsibility_is_refused(
     logged: dict, service: KeyService, admin: Device
 ) -> None:
     relative = admin_enrols(service, admin, kind="guardian")
-    with admin.client() as http:
-        ok(
-            http.post(
-                "/v1/admin/guardianships",
-                json={
-                    "guardian_id": relative.principal_id,
-                    "child_id": logged["child"],
-                    "parental_responsibility": False,
-                },
-            )
-        )
+    proposed_and_approved(
+        admin,
+        "/v1/admin/guardianships",
+        {
+            "guardian_id": relative.principal_id,
+            "child_id": logged["child"],
+            "parental_responsibility": False,
+        },
+    )
     assert _log(relative, logged["child"]).status_code == 403
 
 

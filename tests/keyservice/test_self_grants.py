@@ -14,7 +14,6 @@ from tests.keyservice.helpers import (
     admin_enrols,
     assign,
     create_child,
-    ok,
     put_record,
     release,
 )
@@ -86,6 +85,7 @@ def test_no_one_records_a_consent_naming_themselves_as_recipient(
 ) -> None:
     child = create_child(admin)
     manager = admin_enrols(service, admin, kind="staff", roles=["manager"])
+    assign(admin, staff_id=manager.principal_id, child_id=child, role="manager")
     guardian = admin_enrols(service, admin, kind="guardian")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     with manager.client() as http:
@@ -108,6 +108,7 @@ def test_no_one_records_a_court_order_about_themselves(
 ) -> None:
     child = create_child(admin)
     dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
+    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
     with dsl.client() as http:
         refused = http.post(
             "/v1/court-orders",
@@ -127,10 +128,5 @@ def test_no_one_records_a_court_order_about_themselves(
 def test_an_admin_still_assigns_other_staff(service: KeyService, admin: Device) -> None:
     child = create_child(admin)
     educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    with admin.client() as http:
-        ok(
-            http.post(
-                "/v1/admin/assignments",
-                json={"staff_id": educator.principal_id, "child_id": child, "role": "educator"},
-            )
-        )
+    assignment_id = assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    assert assignment_id

@@ -1,0 +1,182 @@
+"""Host-side commands about people: codes issued at the host, and approvals given there.
+
+Whoever runs these holds the host, and with it the database and the root key: they could
+read everything without the API, so they are trusted as an independent second person
+(docs/decisions/0004-admins-cannot-read.md). This is how a deployment with one admin gets its
+first manager, whose code no admin has seen, and how a deadlock with no eligible approver is
+broken. Every use is in the audit as done at the host.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+from sqlalchemy import Connection
+
+from keyservice.audit.chain import AuditEvent
+from keyservice.catalog import proposals
+from keyservice.catalog.grants import kind_of
+from keyservice.catalog.people import has_devices
+from keyservice.db import make_engine, upgrade_to_head
+from keyservice.enrolment import issue_code
+from keyservice.errors import InvalidChangeError
+from keyservice.settings import Settings
+
+proposals_app = typer.Typer(
+    help="Proposals waiting for a second person, approved or rejected at the host.",
+    no_args_is_help=True,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _connect(settings: Settings) -> Connection:
+    engine = make_engine(settings.database_url)
+    upgrade_to_head(engine)
+    return engine.connect()
+
+
+def _append(connection: Connection, settings: Settings, event: AuditEvent) -> None:
+    # Imported here: the CLI module owns how host commands sign the chain.
+    from keyservice.cli import _append as append
+
+    append(connection, settings, event)
+
+
+def _settings() -> Settings:
+    from keyservice.cli import _settings as settings
+
+    return settings()
+
+
+def enrolment_code(
+    principal_id: str = typer.Argument(..., help="The person's principal id."),
+) -> None:
+    """Issue an enrolment code at the host (no admin sees it): a deployment's first manager,
+    or a recovery nobody else can approve. The person is told if it recovers their account."""
+    settings = _settings()
+    now = _now()
+    with _connect(settings) as connection:
+        if kind_of(connection, principal_id) is None:
+            typer.echo(f"no active principal {principal_id}", err=True)
+            raise typer.Exit(code=1)
+        recovering = has_devices(connection, principal_id)
+        code, expires_at = issue_code(
+            connection,
+            principal_id=principal_id,
+            now=now,
+            purpose="recovered" if recovering else "first",
+        )
+        if recovering:
+            proposals.notify(
+                connection,
+                principal_id=principal_id,
+                kind="device.recovery_approved",
+                detail={"approved_by": "host"},
+                now=now,
+            )
+        _append(
+            connection,
+            settings,
+            AuditEvent(
+                action="enrolment_code.issue",
+                outcome="allow",
+                detail={"principal_id": principal_id, "by": "host", "recovery": recovering},
+            ),
+        )
+        connection.commit()
+    typer.echo(f"principal_id: {principal_id}")
+    typer.echo(f"enrolment code (single use, expires {expires_at:%Y-%m-%dT%H:%M:%SZ}): {code}")
+
+
+@proposals_app.command("list")
+def list_pending() -> None:
+    """Pending proposals, oldest first."""
+    settings = _settings()
+    with _connect(settings) as connection:
+        waiting = proposals.pending(connection, now=_now())
+        connection.rollback()
+    if not waiting:
+        typer.echo("no proposals are waiting")
+    for stored in waiting:
+        typer.echo(
+            f"{stored.proposal_id}  {stored.action}  child={stored.child_id or '-'}  "
+            f"for={stored.beneficiary_id or '-'}  by={stored.proposed_by}  "
+            f"since {stored.proposed_at:%Y-%m-%d %H:%M}Z"
+        )
+
+
+def _decide(proposal_id: str, *, approve: bool, reason: str | None) -> None:
+    settings = _settings()
+    now = _now()
+    with _connect(settings) as connection:
+        stored = proposals.load(connection, proposal_id)
+        if stored is None or stored.state_at(now) != "pending":
+            typer.echo(f"no pending proposal {proposal_id}", err=True)
+            raise typer.Exit(code=1)
+        applied = None
+        if approve:
+            try:
+                applied = proposals.apply(
+                    connection, stored, approver_id=None, approver_device=None, now=now
+                )
+            except InvalidChangeError as exc:
+                typer.echo(f"cannot apply proposal {proposal_id}: {exc}", err=True)
+                raise typer.Exit(code=1) from exc
+        proposals.decide(
+            connection,
+            stored,
+            state="approved" if approve else "rejected",
+            by=None,
+            device=None,
+            reason=reason,
+            result_id=applied.result_id if applied else None,
+            now=now,
+        )
+        _append(
+            connection,
+            settings,
+            AuditEvent(
+                action="proposal.approve" if approve else "proposal.reject",
+                outcome="allow",
+                detail={
+                    "proposal_id": proposal_id,
+                    "action": stored.action.value,
+                    "child_id": stored.child_id,
+                    "beneficiary_id": stored.beneficiary_id,
+                    "result_id": applied.result_id if applied else None,
+                    "proposed_by": stored.proposed_by,
+                    "proposed_device": stored.proposed_device,
+                    "by": "host",
+                },
+            ),
+        )
+        connection.commit()
+    typer.echo(f"proposal {proposal_id} {'approved' if approve else 'rejected'} at the host")
+    if applied is not None and applied.result_id:
+        typer.echo(f"result_id: {applied.result_id}")
+    if applied is not None and applied.code and applied.code_expires_at:
+        typer.echo(
+            f"enrolment code (single use, expires {applied.code_expires_at:%Y-%m-%dT%H:%M:%SZ}):"
+            f" {applied.code}"
+        )
+
+
+@proposals_app.command("approve")
+def approve(
+    proposal_id: str = typer.Argument(...),
+    reason: str | None = typer.Option(None, help="Why, for the audit."),
+) -> None:
+    """Approve a proposal at the host (prints the code if approving made one)."""
+    _decide(proposal_id, approve=True, reason=reason)
+
+
+@proposals_app.command("reject")
+def reject(
+    proposal_id: str = typer.Argument(...),
+    reason: str | None = typer.Option(None, help="Why, for the audit."),
+) -> None:
+    _decide(proposal_id, approve=False, reason=reason)

@@ -1,0 +1,138 @@
+"""Who may change who can read: record a relationship at once, propose it, or approve it.
+
+The release rules (rules.py) say who reads; these say who may change that. A change that
+gives someone read rights (an assignment, a guardianship, a consent's or a disclosing court
+order's recipient, ending an order that kept a guardian out, a new admin, a device for a
+person who already has rights) takes effect only when a second person approves it, and that
+person must be independent of both the proposer and the beneficiary: nobody alone, with any
+number of accounts whose enrolment codes they saw, gets a record released
+(docs/decisions/0004-admins-cannot-read.md).
+
+A person's *circle* is themselves plus everyone who saw an enrolment code one of their active
+devices was enrolled with (``devices.vouched_by``). Whoever saw a code could have enrolled a
+device of their own with it, so the circle is everyone who might act as that person.
+Approver and proposer must have disjoint circles, and so must approver and beneficiary.
+
+Pure: facts in, a verdict with a reason out; keyservice/catalog/people.py loads the facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+LEAD_ROLES = frozenset({"manager", "dsl"})
+
+
+class ProposalAction(StrEnum):
+    """Changes that give read rights, and so wait for a second person."""
+
+    ASSIGNMENT_CREATE = "assignment.create"
+    GUARDIANSHIP_CREATE = "guardianship.create"
+    CONSENT_CREATE = "consent.create"
+    COURT_ORDER_CREATE = "court_order.create"  # a disclosing order
+    COURT_ORDER_END = "court_order.end"  # of an order that restricts a guardian
+    ADMIN_CREATE = "admin.create"
+    DEVICE_ENROL = "device.enrol"  # a code for someone who has a device or read rights
+
+
+# Changes about one child: approved by a lead of that child or by an admin.
+CHILD_ACTIONS = frozenset(
+    {
+        ProposalAction.ASSIGNMENT_CREATE,
+        ProposalAction.GUARDIANSHIP_CREATE,
+        ProposalAction.CONSENT_CREATE,
+        ProposalAction.COURT_ORDER_CREATE,
+        ProposalAction.COURT_ORDER_END,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone acting on a proposal, as far as these rules care.
+
+    ``child_roles``: the roles of their current assignments to the proposal's child (empty for
+    changes not about a child). ``circle``: themselves and whoever vouched for their devices.
+    """
+
+    principal_id: str
+    kind: str
+    roles: frozenset[str]
+    circle: frozenset[str]
+    child_roles: frozenset[str] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "staff" and "admin" in self.roles
+
+    @property
+    def is_lead_of_child(self) -> bool:
+        """A manager or DSL currently assigned to the child in that role."""
+        return self.kind == "staff" and bool(self.child_roles & LEAD_ROLES)
+
+    @property
+    def holds_lead_role(self) -> bool:
+        return self.kind == "staff" and bool(self.roles & LEAD_ROLES)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    action: ProposalAction
+    proposer: Person
+    beneficiary_id: str | None
+    # The beneficiary and whoever vouched for their devices; empty when there is none yet.
+    beneficiary_circle: frozenset[str]
+    # Active admins other than the proposer: with none, a manager or DSL approves a new admin.
+    other_admins: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    # A short code for the audit (``own_proposal``, ``same_circle``…), "" when allowed.
+    reason: str = ""
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return cls(True)
+
+    @classmethod
+    def deny(cls, reason: str) -> Verdict:
+        return cls(False, reason)
+
+
+def may_record_for_child(person: Person) -> bool:
+    """Consents and court orders about a child are recorded (and ended) by its manager or DSL:
+    someone currently assigned to that child in that role."""
+    return person.is_lead_of_child
+
+
+def may_approve(proposal: Proposal, approver: Person) -> Verdict:
+    """Whether ``approver`` may approve ``proposal``; the first failing rule is the reason."""
+    if approver.kind != "staff":
+        return Verdict.deny("not_staff")
+    if approver.principal_id == proposal.proposer.principal_id:
+        return Verdict.deny("own_proposal")
+    if approver.principal_id == proposal.beneficiary_id:
+        return Verdict.deny("beneficiary")
+    if approver.circle & proposal.proposer.circle:
+        return Verdict.deny("same_circle_as_proposer")
+    if approver.circle & proposal.beneficiary_circle:
+        return Verdict.deny("same_circle_as_beneficiary")
+    if not _has_standing(proposal, approver):
+        return Verdict.deny("no_standing")
+    return Verdict.allow()
+
+
+def _has_standing(proposal: Proposal, approver: Person) -> bool:
+    if approver.is_admin:
+        return True
+    if proposal.action in CHILD_ACTIONS:
+        return approver.is_lead_of_child
+    if proposal.action is ProposalAction.ADMIN_CREATE:
+        # A deployment with a single admin: its managers and DSLs approve the second one.
+        return proposal.other_admins == 0 and approver.holds_lead_role
+    if proposal.action is ProposalAction.DEVICE_ENROL:
+        return approver.holds_lead_role
+    return False
