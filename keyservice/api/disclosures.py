@@ -1,6 +1,7 @@
-"""The per-child disclosure log (606 CMR 7.04(12)(d)): who was given which record, when, and
-on what basis. A view over the release entries of the audit chain, read from the
-``disclosures`` rows written in the same transaction as each release's audit entry.
+"""The per-child disclosure log (606 CMR 7.04(12)(d)): who was given which record, when, on
+what basis, and sealed to which device (a recovered device is marked). A view over the
+release entries of the audit chain, read from the ``disclosures`` rows written in the same
+transaction as each release's audit entry.
 
 Who reads it:
 
@@ -22,7 +23,15 @@ from keyservice.api.schemas import Disclosure, Id
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog.facts import decide_row_reads
-from keyservice.db.tables import assignments, disclosures, guardianships, record_children, records
+from keyservice.db.tables import (
+    assignments,
+    audit_entries,
+    devices,
+    disclosures,
+    guardianships,
+    record_children,
+    records,
+)
 from keyservice.deps import CurrentCaller, Db, State
 
 router = APIRouter()
@@ -102,7 +111,9 @@ def child_disclosures(
             "and DSLs assigned to the child as such, read this log",
         )
     rows = db.execute(
-        select(disclosures)
+        select(disclosures, audit_entries.c.actor_device, devices.c.origin)
+        .outerjoin(audit_entries, audit_entries.c.seq == disclosures.c.audit_seq)
+        .outerjoin(devices, devices.c.device_id == audit_entries.c.actor_device)
         .where(disclosures.c.child_id == child_id)
         .order_by(disclosures.c.audit_seq, disclosures.c.record_id, disclosures.c.version)
     ).all()
@@ -119,6 +130,8 @@ def child_disclosures(
             basis=row.basis,
             at=row.at,
             audit_seq=row.audit_seq,
+            device_id=row.actor_device,
+            device_origin=row.origin,
         )
         for row in rows
     ]

@@ -147,9 +147,9 @@ class ConsentCreate(Strict):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     evidence_record_id: Id | None = None
-
     # A consent this one corrects: ended, with a reason naming this one, when this takes effect.
     replaces: Id | None = None
+
 
 class ConsentCreated(BaseModel):
     consent_id: str
@@ -164,9 +164,9 @@ class CourtOrderCreate(Strict):
     valid_from: datetime
     valid_to: datetime
     evidence_record_id: Id | None = None
-
-    # An order this one corrects: ended, with a reason naming this one, when this takes effect.
+    # A order this one corrects: ended, with a reason naming this one, when this takes effect.
     replaces: Id | None = None
+
 
 class CourtOrderCreated(BaseModel):
     court_order_id: str
@@ -268,3 +268,6 @@ class Disclosure(BaseModel):
     basis: str
     at: datetime
     audit_seq: int
+    # The device the key was sealed to, and how it was enrolled ("recovered" stands out).
+    device_id: str | None = None
+    device_origin: str | None = None

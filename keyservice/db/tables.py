@@ -56,7 +56,6 @@ devices = Table(
     Column("receiving_key", LargeBinary(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
-)
     # bootstrap | first | added | recovered (docs/decisions/0004-admins-cannot-read.md)
     Column("origin", String(16), nullable=False, default="first"),
     # Who saw the code this device enrolled with (an added device inherits its parent's);
@@ -64,6 +63,7 @@ devices = Table(
     Column("vouched_by", ID),
     # The second person who approved a recovery or a code that needed approval.
     Column("approved_by", ID),
+)
 
 enrolment_codes = Table(
     "enrolment_codes",
@@ -73,12 +73,12 @@ enrolment_codes = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
-)
     # None: issued at the host. For "added", the principal's own device that asked for it.
     Column("issued_by", ID),
     Column("issued_device", ID),
     # first | added | recovered
     Column("purpose", String(16), nullable=False, default="first"),
+)
 
 seen_nonces = Table(
     "seen_nonces",
@@ -128,9 +128,9 @@ guardianships = Table(
     Column("parental_responsibility", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
-)
     Column("ended_by", ID),
     Column("end_reason", String(500)),
+)
 
 consents = Table(
     "consents",
@@ -146,11 +146,11 @@ consents = Table(
     Column("valid_to", UTCDateTime, nullable=False),
     Column("withdrawn_at", UTCDateTime),
     Column("evidence_record_id", ID),
-)
     Column("withdrawn_by", ID),
     Column("withdraw_reason", String(500)),
     # The consent this one corrects (ended when this one takes effect).
     Column("replaces", ID),
+)
 
 court_orders = Table(
     "court_orders",
@@ -164,7 +164,6 @@ court_orders = Table(
     Column("valid_from", UTCDateTime, nullable=False),
     Column("valid_to", UTCDateTime, nullable=False),
     Column("evidence_record_id", ID),
-)
     # Ending an order moves valid_to back to the end; these say who and why.
     Column("ended_at", UTCDateTime),
     Column("ended_by", ID),
@@ -208,6 +207,7 @@ notifications = Table(
     Column("kind", String(32), nullable=False),
     # Canonical JSON of opaque ids.
     Column("detail", Text, nullable=False),
+)
 
 records = Table(
     "records",

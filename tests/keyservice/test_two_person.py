@@ -1,0 +1,292 @@
+"""No admin alone, with any number of accounts whose codes they saw, gets a record released
+(issue 12, finding 1; docs/decisions/0004-admins-cannot-read.md).
+
+Each of the three routes the review used is tried here, and each fails on the code before
+two-person approval: there, the takeover's code came back at once (201), the stand-in's
+assignment took effect at once (201), and a new admin was created at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.keyservice.helpers import (
+    Device,
+    admin_enrols,
+    approve,
+    approver_for,
+    assign,
+    create_child,
+    enrol,
+    host_code,
+    ok,
+    put_record,
+    release,
+)
+from tests.servers import KeyService
+
+pytestmark = pytest.mark.integration
+
+
+def _propose_assignment(admin: Device, *, staff_id: str, child_id: str, role: str) -> str:
+    with admin.client() as http:
+        response = http.post(
+            "/v1/admin/assignments",
+            json={"staff_id": staff_id, "child_id": child_id, "role": role},
+        )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["state"] == "pending" and body["result_id"] is None
+    return str(body["proposal_id"])
+
+
+def _approve_refused(device: Device, proposal_id: str) -> httpx.Response:
+    with device.client() as http:
+        response = http.post(f"/v1/proposals/{proposal_id}/approve")
+    assert response.status_code == 404, response.text
+    return response
+
+
+def _denial_reason(service_db: Engine, device: Device, proposal_id: str) -> str:
+    with service_db.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT detail FROM audit_entries WHERE actor_device = :d "
+                "AND action = 'proposal.approve' AND outcome = 'deny' ORDER BY seq DESC LIMIT 1"
+            ),
+            {"d": device.device_id},
+        ).one()
+    detail = json.loads(row.detail)
+    assert detail["proposal_id"] == proposal_id
+    return str(detail["reason"])
+
+
+@pytest.fixture
+def guarded(service: KeyService, admin: Device) -> dict[str, Any]:
+    """A child with an assigned DSL and a safeguarding record about them. The DSL enrolled
+    with a code issued at the host, so they are independent of the admin."""
+    child = create_child(admin)
+    with admin.client() as http:
+        dsl_id = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={"kind": "staff", "display_name": "DSL", "roles": ["dsl"]},
+            )
+        )["principal_id"]
+    dsl = enrol(service.base_url, host_code(service, dsl_id))
+    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    record = put_record(dsl, child_ids=[child], category="safeguarding")
+    return {"child": child, "dsl": dsl, "record": record}
+
+
+def test_takeover_an_admin_gets_no_code_for_someone_who_has_a_device(
+    guarded: dict[str, Any], admin: Device, service_db: Engine
+) -> None:
+    dsl = guarded["dsl"]
+    with admin.client() as http:
+        response = http.post(f"/v1/admin/principals/{dsl.principal_id}/enrolment-codes")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert "code" not in body and body["enrolment_code"] is None
+    assert (body["action"], body["beneficiary_id"]) == ("device.enrol", dsl.principal_id)
+    _approve_refused(admin, body["proposal_id"])
+    assert _denial_reason(service_db, admin, body["proposal_id"]) == "own_proposal"
+    # The person themselves cannot approve a device for their own account either.
+    _approve_refused(dsl, body["proposal_id"])
+
+
+def test_takeover_an_admins_stand_in_cannot_approve_the_code(
+    service: KeyService, guarded: dict[str, Any], admin: Device, service_db: Engine
+) -> None:
+    stand_in = admin_enrols(service, admin, kind="staff", roles=["manager", "dsl"])
+    with admin.client() as http:
+        proposal = ok(
+            http.post(f"/v1/admin/principals/{guarded['dsl'].principal_id}/enrolment-codes")
+        )
+    _approve_refused(stand_in, proposal["proposal_id"])
+    assert (
+        _denial_reason(service_db, stand_in, proposal["proposal_id"]) == "same_circle_as_proposer"
+    )
+
+
+def test_stand_in_an_assignment_waits_and_no_one_in_the_admins_circle_approves_it(
+    service: KeyService, guarded: dict[str, Any], admin: Device, service_db: Engine
+) -> None:
+    stand_in = admin_enrols(service, admin, kind="staff", roles=["dsl"])
+    helper = admin_enrols(service, admin, kind="staff", roles=["manager"])
+    proposal_id = _propose_assignment(
+        admin, staff_id=stand_in.principal_id, child_id=guarded["child"], role="dsl"
+    )
+    record = guarded["record"]
+    _, results = release(stand_in, [(record.record_id, record.version)])
+    assert results[(record.record_id, record.version)]["status"] == "denied"
+    for device, reason in (
+        (admin, "own_proposal"),
+        (stand_in, "beneficiary"),
+        (helper, "same_circle_as_proposer"),
+    ):
+        _approve_refused(device, proposal_id)
+        assert _denial_reason(service_db, device, proposal_id) == reason
+    _, results = release(stand_in, [(record.record_id, record.version)])
+    assert results[(record.record_id, record.version)]["status"] == "denied"
+
+
+def test_stand_in_the_childs_own_dsl_approving_is_the_second_person(
+    service: KeyService, guarded: dict[str, Any], admin: Device
+) -> None:
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    proposal_id = _propose_assignment(
+        admin, staff_id=educator.principal_id, child_id=guarded["child"], role="educator"
+    )
+    decided = approve(guarded["dsl"], proposal_id)
+    assert decided["state"] == "approved" and decided["decided_by"] == guarded["dsl"].principal_id
+    observation = put_record(guarded["dsl"], child_ids=[guarded["child"]])
+    _, results = release(educator, [(observation.record_id, 1)])
+    assert results[(observation.record_id, 1)]["status"] == "granted"
+
+
+def test_approval_names_both_devices_in_the_audit(
+    service: KeyService, guarded: dict[str, Any], admin: Device, service_db: Engine
+) -> None:
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    proposal_id = _propose_assignment(
+        admin, staff_id=educator.principal_id, child_id=guarded["child"], role="educator"
+    )
+    approver = approver_for(admin)
+    approve(approver, proposal_id)
+    with service_db.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT actor_device, detail FROM audit_entries WHERE action = 'proposal.approve' "
+                "AND outcome = 'allow' ORDER BY seq DESC LIMIT 1"
+            )
+        ).one()
+    detail = json.loads(row.detail)
+    assert row.actor_device == approver.device_id
+    assert (detail["proposal_id"], detail["proposed_device"]) == (proposal_id, admin.device_id)
+
+
+def test_second_admin_a_new_admin_is_a_proposal_the_proposer_cannot_approve(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    stand_in = admin_enrols(service, admin, kind="staff", roles=["manager"])
+    with admin.client() as http:
+        response = http.post(
+            "/v1/admin/principals",
+            json={"kind": "staff", "display_name": "Another Admin", "roles": ["admin"]},
+        )
+    assert response.status_code == 202, response.text
+    proposal = response.json()
+    assert "principal_id" not in proposal and proposal["action"] == "admin.create"
+    _approve_refused(admin, proposal["proposal_id"])
+    _approve_refused(stand_in, proposal["proposal_id"])
+    assert (
+        _denial_reason(service_db, stand_in, proposal["proposal_id"]) == "same_circle_as_proposer"
+    )
+    with service_db.connect() as connection:
+        created = connection.execute(
+            text("SELECT count(*) FROM principals WHERE display_name = 'Another Admin'")
+        ).scalar_one()
+    assert created == 0
+
+
+def test_second_admin_approved_by_another_hands_the_code_to_the_approver(
+    service: KeyService, admin: Device
+) -> None:
+    with admin.client() as http:
+        proposal = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={"kind": "staff", "display_name": "Third Admin", "roles": ["admin"]},
+            )
+        )
+        mine = ok(http.get(f"/v1/proposals/{proposal['proposal_id']}"))
+    assert mine["enrolment_code"] is None
+    decided = approve(approver_for(admin), proposal["proposal_id"])
+    assert decided["enrolment_code"]
+    third = enrol(service.base_url, decided["enrolment_code"])
+    assert third.principal_id == decided["result_id"]
+    with admin.client() as http:
+        again = ok(http.get(f"/v1/proposals/{proposal['proposal_id']}"))
+    assert again["state"] == "approved" and again["enrolment_code"] is None
+
+
+def test_a_person_adds_lists_and_revokes_their_own_devices(
+    service: KeyService, guarded: dict[str, Any]
+) -> None:
+    dsl = guarded["dsl"]
+    with dsl.client() as http:
+        code = ok(http.post("/v1/me/enrolment-codes"))["code"]
+    phone = enrol(service.base_url, code, device_name="phone")
+    assert phone.principal_id == dsl.principal_id
+    with phone.client() as http:
+        listed = {d["device_id"]: d for d in ok(http.get("/v1/me/devices"))}
+    assert listed[phone.device_id]["origin"] == "added" and listed[phone.device_id]["current"]
+    assert listed[dsl.device_id]["current"] is False
+    with dsl.client() as http:
+        ok(http.post(f"/v1/admin/devices/{phone.device_id}/revoke"))
+    with phone.client() as http:
+        assert http.get("/v1/me").status_code == 401
+
+
+def test_a_code_from_a_device_revoked_since_enrols_nothing(
+    service: KeyService, admin: Device
+) -> None:
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    with educator.client() as http:
+        code = ok(http.post("/v1/me/enrolment-codes"))["code"]
+        ok(http.post(f"/v1/admin/devices/{educator.device_id}/revoke"))
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        enrol(service.base_url, code)
+    assert refused.value.response.status_code == 400
+
+
+def test_recovery_needs_a_second_person_is_announced_and_marked_in_the_log(
+    service: KeyService, guarded: dict[str, Any], admin: Device
+) -> None:
+    dsl, child, record = guarded["dsl"], guarded["child"], guarded["record"]
+    release(dsl, [(record.record_id, record.version)])
+    with dsl.client() as http:
+        ok(http.post(f"/v1/admin/devices/{dsl.device_id}/revoke"))
+    with admin.client() as http:
+        proposal = ok(http.post(f"/v1/admin/principals/{dsl.principal_id}/enrolment-codes"))
+    approver = approver_for(admin)
+    decided = approve(approver, proposal["proposal_id"])
+    recovered = enrol(service.base_url, decided["enrolment_code"], device_name="new laptop")
+    with recovered.client() as http:
+        devices = {d["device_id"]: d for d in ok(http.get("/v1/me/devices"))}
+        notices = ok(http.get("/v1/me/notifications"))
+    assert devices[recovered.device_id]["origin"] == "recovered"
+    assert devices[recovered.device_id]["approved_by"] == approver.principal_id
+    assert {n["kind"] for n in notices} >= {"device.recovery_approved", "device.recovered"}
+    _, results = release(recovered, [(record.record_id, record.version)])
+    assert results[(record.record_id, record.version)]["status"] == "granted"
+    with recovered.client() as http:
+        log = ok(http.get(f"/v1/children/{child}/disclosures"))
+    mine = [row for row in log if row["device_id"] == recovered.device_id]
+    assert mine and all(row["device_origin"] == "recovered" for row in mine)
+    first = [row for row in log if row["device_id"] == dsl.device_id]
+    assert first and all(row["device_origin"] == "first" for row in first)
+
+
+def test_a_first_code_for_someone_with_rights_but_no_device_waits_for_approval(
+    service: KeyService, admin: Device
+) -> None:
+    child = create_child(admin)
+    with admin.client() as http:
+        newcomer = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={"kind": "staff", "display_name": "New DSL", "roles": ["dsl"]},
+            )
+        )["principal_id"]
+    assign(admin, staff_id=newcomer, child_id=child, role="dsl")
+    with admin.client() as http:
+        response = http.post(f"/v1/admin/principals/{newcomer}/enrolment-codes")
+    assert response.status_code == 202, response.text
+    assert response.json()["enrolment_code"] is None
