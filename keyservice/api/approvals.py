@@ -8,6 +8,7 @@ not approve a proposal is told it does not exist, the same as for one that does 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -18,7 +19,7 @@ from keyservice.api.schemas import Id
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog import proposals
-from keyservice.catalog.people import caller_as_person
+from keyservice.catalog.people import caller_as_person, circle_of
 from keyservice.catalog.proposals import Applied, StoredProposal
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.policy.writes import ProposalAction, Verdict, may_approve
@@ -29,8 +30,13 @@ router = APIRouter()
 NOT_FOUND = "no pending proposal with this id that you may decide"
 
 
-def public(stored: StoredProposal, *, now: Any, applied: Applied | None = None) -> ProposalPublic:
+def public(
+    db: Connection, stored: StoredProposal, *, now: datetime, applied: Applied | None = None
+) -> ProposalPublic:
+    beneficiary = stored.beneficiary_id
+    vouched = circle_of(db, beneficiary, now=now) - {beneficiary} if beneficiary else set()
     return ProposalPublic(
+        beneficiary_vouched_by=sorted(vouched),
         proposal_id=stored.proposal_id,
         action=stored.action.value,
         state=stored.state_at(now),  # type: ignore[arg-type]
@@ -85,8 +91,9 @@ def propose(
             "beneficiary_id": beneficiary_id,
         },
     )
+    answer = public(db, stored, now=now)
     db.commit()
-    return public(stored, now=now)
+    return answer
 
 
 def refuse_self_grant(
@@ -110,7 +117,7 @@ def refuse_self_grant(
         )
 
 
-def _verdict(db: Connection, stored: StoredProposal, caller: Caller, now: Any) -> Verdict:
+def _verdict(db: Connection, stored: StoredProposal, caller: Caller, now: datetime) -> Verdict:
     facts = proposals.facts(db, stored, now=now)
     if facts is None:
         return Verdict.deny("proposer_inactive")
@@ -129,8 +136,9 @@ def list_proposals(caller: CurrentCaller, db: Db, state: State) -> list[Proposal
         for p in proposals.pending(db, now=now)
         if p.proposal_id not in mine_ids and _verdict(db, p, caller, now).allowed
     ]
+    answer = [public(db, p, now=now) for p in decidable + mine]
     db.commit()
-    return [public(p, now=now) for p in decidable + mine]
+    return answer
 
 
 @router.get("/v1/proposals/{proposal_id}", response_model=ProposalPublic)
@@ -143,8 +151,9 @@ def get_proposal(proposal_id: Id, caller: CurrentCaller, db: Db, state: State) -
     ):
         db.commit()
         raise HTTPException(status_code=404, detail="no proposal with this id that you may see")
+    answer = public(db, stored, now=now)
     db.commit()
-    return public(stored, now=now)
+    return answer
 
 
 @router.post("/v1/proposals/{proposal_id}/approve", response_model=ProposalPublic)
@@ -206,9 +215,10 @@ def approve(
     )
     db.commit()
     decided = proposals.load(db, proposal_id)
-    db.commit()
     assert decided is not None
-    return public(decided, now=now, applied=applied)
+    answer = public(db, decided, now=now, applied=applied)
+    db.commit()
+    return answer
 
 
 @router.post("/v1/proposals/{proposal_id}/reject", response_model=ProposalPublic)
@@ -260,6 +270,7 @@ def reject(
     )
     db.commit()
     decided = proposals.load(db, proposal_id)
-    db.commit()
     assert decided is not None
-    return public(decided, now=now)
+    answer = public(db, decided, now=now)
+    db.commit()
+    return answer

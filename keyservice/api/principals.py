@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
@@ -46,9 +47,10 @@ class _Provenance:
     approved_by: str | None
 
 
-def _provenance(db: Connection, code: Any) -> _Provenance | None:
-    """The provenance a code gives its device; None if it was added from a device that has
-    been revoked since (a stolen device must not keep adding others)."""
+def _provenance(db: Connection, code: Any, *, now: datetime) -> _Provenance | None:
+    """The provenance a code gives its device; None if the code may no longer be used: added
+    from a device revoked since (a stolen device must not keep adding others), or a first
+    code an admin issued alone to someone who has since got a device or read rights."""
     if code.purpose == "added":
         parent = db.execute(
             select(devices.c.vouched_by).where(
@@ -60,6 +62,14 @@ def _provenance(db: Connection, code: Any) -> _Provenance | None:
         if parent is None:
             return None
         return _Provenance("added", parent.vouched_by, None)
+    # A first code an admin issued alone, because the person had no device and nothing to
+    # read: if either changed since, it is stale, or it would open an account someone was
+    # given rights for while the admin still held its code.
+    stale = code.purpose == "first" and code.issued_by is not None
+    if stale and (
+        has_devices(db, code.principal_id) or has_read_rights(db, code.principal_id, now=now)
+    ):
+        return None
     approved = code.issued_by if code.purpose in ("approved", "recovered") else None
     origin = "recovered" if code.purpose == "recovered" else "first"
     return _Provenance(origin, code.issued_by, approved)
@@ -97,9 +107,9 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
     elif row.revoked_at is not None:
         reason = "revoked_principal"
     else:
-        provenance = _provenance(db, row)
+        provenance = _provenance(db, row, now=now)
         if provenance is None:
-            reason = "parent_device_revoked"
+            reason = "stale_code"
     if reason is not None or row is None or provenance is None:
         db.rollback()
         append_event(

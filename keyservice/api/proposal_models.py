@@ -25,6 +25,9 @@ class ProposalPublic(BaseModel):
     state: ProposalState
     child_id: str | None
     beneficiary_id: str | None
+    # Everyone besides the beneficiary who saw an enrolment code of theirs (and so could be
+    # acting as them): what an approver should look at before approving.
+    beneficiary_vouched_by: list[str] = Field(default_factory=list)
     payload: dict[str, Any]
     proposed_by: str
     proposed_device: str | None

@@ -290,3 +290,29 @@ def test_a_first_code_for_someone_with_rights_but_no_device_waits_for_approval(
         response = http.post(f"/v1/admin/principals/{newcomer}/enrolment-codes")
     assert response.status_code == 202, response.text
     assert response.json()["enrolment_code"] is None
+
+
+def test_a_first_code_is_stale_once_its_person_was_given_rights(
+    service: KeyService, admin: Device
+) -> None:
+    child = create_child(admin)
+    with admin.client() as http:
+        newcomer = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={"kind": "staff", "display_name": "Kept Code", "roles": ["educator"]},
+            )
+        )["principal_id"]
+        code = ok(http.post(f"/v1/admin/principals/{newcomer}/enrolment-codes"))["code"]
+        proposal = ok(
+            http.post(
+                "/v1/admin/assignments",
+                json={"staff_id": newcomer, "child_id": child, "role": "educator"},
+            )
+        )
+    # The approver sees whose codes the beneficiary holds before approving.
+    assert proposal["beneficiary_vouched_by"] == [admin.principal_id]
+    approve(approver_for(admin), proposal["proposal_id"])
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        enrol(service.base_url, code)
+    assert refused.value.response.status_code == 400
