@@ -1,29 +1,41 @@
 """The local-directory store's object URLs, ``GET/PUT /v1/blobs/{token}``.
 
-The token in the path is the whole authorisation: it is signed by the service, names one
-object (or one part of an upload) and one method, and expires. These routes exist only when
-the blob store is a ``LocalDirectoryStore``; with S3 the URLs point at the bucket.
+The token in the path is the authorisation: it is signed by the service, names one object
+(or one part of an upload) and one method, and expires; an upload token also carries the
+exact size of the body it takes. An upload is taken only while the version it was issued for
+is still pending, so a token dies with its version (committed, swept or shredded), unlike a
+presigned S3 URL (docs/decisions/0010-upload-bounds.md). These routes exist only when the blob
+store is a ``LocalDirectoryStore``; with S3 the URLs point at the bucket.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import IO
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from keyservice.api.records import COMMITTED, PENDING
+from keyservice.db.engine import reading
+from keyservice.db.tables import record_versions
 from keyservice.deps import State
+from keyservice.state import ServiceState
 from vault.storage import (
+    BlobGrant,
     BlobReader,
     InvalidToken,
     LocalDirectoryStore,
     ObjectExists,
     ObjectNotFound,
+    WrongSize,
 )
 
 router = APIRouter()
@@ -33,6 +45,9 @@ CHUNK = 256 * 1024
 SPOOL_BYTES = 1024 * 1024
 # Objects are written once: a second PUT to a still-valid upload URL must not swap the blob.
 ALREADY_WRITTEN = "this object has been uploaded already; objects cannot be replaced"
+NOT_PENDING = "no such pending upload; create the record version again"
+TOO_LARGE = "the upload is larger than the size its record version was created with"
+TOO_SMALL = "the upload is smaller than the size its record version was created with"
 # ASCII digits only (``\d`` also matches other scripts' digits), and at most 19 of them, so
 # int() never meets a number too long to convert (Python refuses past 4,300 digits).
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
@@ -44,49 +59,90 @@ def _local(state: State) -> LocalDirectoryStore:
     return state.blobs
 
 
-def _check_upload(state: State, store: LocalDirectoryStore, token: str, request: Request) -> None:
-    """Refuse an upload before any of its body is read: a bad token (403), a declared size
-    over the limit (413), or an object that was written already (409)."""
+def _upload_grant(state: ServiceState, token: str) -> BlobGrant:
+    """The grant of a valid upload token; a bad token is 403."""
     if state.blob_tokens is None:
         raise HTTPException(status_code=404, detail="this service does not serve blobs")
     try:
-        grant = state.blob_tokens.verify(token, method="PUT", now=time.time())
+        return state.blob_tokens.verify(token, method="PUT", now=time.time())
     except InvalidToken as exc:
         raise HTTPException(status_code=403, detail="the upload URL is not valid") from exc
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > state.settings.max_upload_bytes:
-        raise HTTPException(status_code=413, detail="the upload is larger than allowed")
+
+
+def _version_state(state: ServiceState, grant: BlobGrant) -> str | None:
+    """The state of the version the grant's object (and upload) belongs to; None if there is
+    no such version (never, or no more)."""
+    query = select(record_versions.c.state).where(record_versions.c.object_name == grant.name)
+    if grant.upload_id is not None:
+        query = query.where(record_versions.c.upload_id == grant.upload_id)
+    with state.engine.connect() as connection, reading(connection):
+        found: str | None = connection.execute(query).scalar()
+    return found
+
+
+def _check_target(state: ServiceState, store: LocalDirectoryStore, grant: BlobGrant) -> None:
+    """An object written already is 409; an upload whose version is no longer pending
+    (committed, swept, shredded) is 404."""
     if not grant.is_part:
         try:
             store.stat(grant.name)
         except ObjectNotFound:
-            return
-        raise HTTPException(status_code=409, detail=ALREADY_WRITTEN)
+            pass
+        else:
+            raise HTTPException(status_code=409, detail=ALREADY_WRITTEN)
+    if _version_state(state, grant) != PENDING:
+        raise HTTPException(status_code=404, detail=NOT_PENDING)
+
+
+def _store(
+    state: ServiceState, store: LocalDirectoryStore, token: str, grant: BlobGrant, body: IO[bytes]
+) -> str:
+    """Write the body; then, if its version was removed (swept or shredded) while the body
+    was received, remove what was written: the sweep or shred deleted the object before this
+    write landed, or deletes it after this check."""
+    try:
+        etag = store.receive(token, body, now=time.time())
+    except InvalidToken as exc:
+        raise HTTPException(status_code=403, detail="the upload URL is not valid") from exc
+    except ObjectExists as exc:
+        raise HTTPException(status_code=409, detail=ALREADY_WRITTEN) from exc
+    except ObjectNotFound as exc:
+        raise HTTPException(status_code=404, detail=NOT_PENDING) from exc
+    except WrongSize as exc:
+        raise HTTPException(
+            status_code=413 if exc.larger else 400, detail=TOO_LARGE if exc.larger else TOO_SMALL
+        ) from exc
+    if _version_state(state, grant) not in (PENDING, COMMITTED):
+        if grant.upload_id is None:
+            store.delete(grant.name)
+        else:
+            with contextlib.suppress(ObjectNotFound):
+                store.abort_multipart(grant.name, upload_id=grant.upload_id)
+        raise HTTPException(status_code=404, detail=NOT_PENDING)
+    return etag
 
 
 @router.put("/v1/blobs/{token}", include_in_schema=False)
 async def put_blob(token: str, request: Request, state: State) -> Response:
     store = _local(state)
-    _check_upload(state, store, token, request)
-    limit = state.settings.max_upload_bytes
+    grant = _upload_grant(state, token)
+    assert grant.size is not None  # every upload grant has one (BlobGrant)
+    # Every refusal comes before any of the body is read.
+    await run_in_threadpool(_check_target, state, store, grant)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > grant.size:
+        raise HTTPException(status_code=413, detail=TOO_LARGE)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         received = 0
         async for chunk in request.stream():
             received += len(chunk)
-            if received > limit:
-                raise HTTPException(status_code=413, detail="the upload is larger than allowed")
+            if received > grant.size:
+                raise HTTPException(status_code=413, detail=TOO_LARGE)
             spool.write(chunk)
+        if received < grant.size:
+            raise HTTPException(status_code=400, detail=TOO_SMALL)
         spool.seek(0)
-        try:
-            etag = await run_in_threadpool(store.receive, token, spool, now=time.time())
-        except InvalidToken as exc:
-            raise HTTPException(status_code=403, detail="the upload URL is not valid") from exc
-        except ObjectExists as exc:
-            raise HTTPException(status_code=409, detail=ALREADY_WRITTEN) from exc
-        except ObjectNotFound as exc:
-            raise HTTPException(
-                status_code=404, detail="no such upload; create the record version again"
-            ) from exc
+        etag = await run_in_threadpool(_store, state, store, token, grant, spool)
     return Response(status_code=200, headers={"ETag": etag})
 
 

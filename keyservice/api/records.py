@@ -1,14 +1,16 @@
 """Records and their versions: create, amend, commit, list, history, delete (docs/API.md).
 
-A new version is ``pending`` until its creator commits it with the ciphertext's size and
-SHA-256, which the service checks against the stored object (on S3, when the client also
-names the MD5s the store keeps as the ETag, through those: docs/decisions/0008); only then
-can it be listed or released. Deleting a record crypto-shreds it: the wrapped key rows go
-first (and commit), the blobs after.
+A new version is ``pending`` until its creator, while the policy still lets them add the
+record for every child, commits it with the ciphertext's size and SHA-256, which the service
+checks against the stored object (on S3, when the client also names the MD5s the store keeps
+as the ETag, through those: docs/decisions/0008); only then can it be listed or released.
+Deleting a record crypto-shreds it: the wrapped key rows go first (and commit), the blobs
+after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 from typing import NoReturn
@@ -16,6 +18,7 @@ from typing import NoReturn
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from keyservice.api.bounds import Version
 from keyservice.api.encoding import b64decode, b64encode
 from keyservice.api.schemas import (
     Attributes,
@@ -167,7 +170,8 @@ def _plan_upload(state: ServiceState, object_name: str, size: int) -> Upload:
     settings = state.settings
     if size <= settings.multipart_threshold_bytes:
         return Upload(
-            method="single", url=state.blobs.presign_put(object_name, expires_s=UPLOAD_URL_S)
+            method="single",
+            url=state.blobs.presign_put(object_name, size=size, expires_s=UPLOAD_URL_S),
         )
     part_size = max(settings.part_size_bytes, -(-size // MAX_PARTS))
     planned = state.blobs.start_multipart(
@@ -324,7 +328,12 @@ def amend_record(
 
 @router.post("/v1/records/{record_id}/versions/{version}/commit", status_code=204)
 def commit_version(
-    record_id: Id, version: int, body: CommitRequest, caller: CurrentCaller, db: Db, state: State
+    record_id: Id,
+    version: Version,
+    body: CommitRequest,
+    caller: CurrentCaller,
+    db: Db,
+    state: State,
 ) -> None:
     row = db.execute(
         select(
@@ -339,6 +348,11 @@ def commit_version(
         )
     ).first()
     if row is None:
+        _refuse_commit(db, state, caller, record_id=record_id, version=version)
+    # The author's right to add the record is asked again: an assignment that ended since
+    # the version was created ends the right to make it visible.
+    stored = _stored_facts(db, record_id)
+    if stored is None or not _may_create(db, state, caller, stored)[0]:
         _refuse_commit(db, state, caller, record_id=record_id, version=version)
     claimed_digest = b64decode(body.ciphertext_sha256)
     if not _stored_object_matches(
@@ -370,6 +384,8 @@ def commit_version(
         )
         .values(
             state=COMMITTED,
+            # The upload was completed; nothing is left for a sweep to abort.
+            upload_id=None,
             ciphertext_sha256=claimed_digest,
             encrypted_metadata=b64decode(body.encrypted_metadata),
             committed_at=state.clock(),
@@ -389,10 +405,11 @@ def _refuse_commit(
     record_id: str,
     version: int,
     status: int = 404,
-    message: str = f"{UNAVAILABLE}: only a pending version's creator commits it",
+    message: str = f"{UNAVAILABLE}: only a pending version's creator commits it, while they "
+    "may still add records for every child of the record",
 ) -> NoReturn:
     """Audit and raise a refused commit: by default the 404 of a version that is missing,
-    not pending, or not the caller's."""
+    not pending, not the caller's, or of a record the caller may no longer add to."""
     refuse(
         db,
         state,
@@ -592,21 +609,30 @@ def delete_record(record_id: Id, caller: CurrentCaller, db: Db, state: State) ->
             status=404,
             message=DELETE_REFUSED,
         )
-    names = list(
-        db.execute(
-            select(record_versions.c.object_name).where(record_versions.c.record_id == record_id)
-        ).scalars()
-    )
+    stored_objects = db.execute(
+        select(record_versions.c.object_name, record_versions.c.upload_id).where(
+            record_versions.c.record_id == record_id
+        )
+    ).all()
     db.execute(delete(wrapped_record_keys).where(wrapped_record_keys.c.record_id == record_id))
     db.execute(
         update(record_versions)
         .where(record_versions.c.record_id == record_id)
         .values(state=DELETED, encrypted_metadata=None)
     )
-    audit(db, state, caller, "record.delete", {"record_id": record_id, "versions": len(names)})
+    audit(
+        db,
+        state,
+        caller,
+        "record.delete",
+        {"record_id": record_id, "versions": len(stored_objects)},
+    )
     db.commit()
-    for name in names:
+    for name, upload_id in stored_objects:
         try:
+            if upload_id is not None:
+                with contextlib.suppress(ObjectNotFound):
+                    state.blobs.abort_multipart(name, upload_id=upload_id)
             state.blobs.delete(name)
         except Exception:
             # The key is already gone, so a left-over blob is unreadable; the sweeper retries.

@@ -8,6 +8,7 @@ their SHA-256 only.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -237,7 +238,7 @@ record_versions = Table(
     Column("object_name", String(200), nullable=False),
     # Set while a multipart upload is open; the commit completes it.
     Column("upload_id", String(1024)),
-    Column("ciphertext_size", Integer, nullable=False),
+    Column("ciphertext_size", BigInteger, nullable=False),
     Column("ciphertext_sha256", LargeBinary(32)),
     Column("encrypted_metadata", LargeBinary),
     Column("created_by", ID, ForeignKey("principals.principal_id"), nullable=False),
@@ -245,6 +246,18 @@ record_versions = Table(
     Column("committed_at", UTCDateTime),
 )
 Index("ix_record_versions_pending", record_versions.c.state, record_versions.c.created_at)
+# An upload to the local store is taken only while its version is pending, found by its object.
+Index("ux_record_versions_object_name", record_versions.c.object_name, unique=True)
+
+# Objects of versions a sweep removed, deleted again by every sweep until their upload URLs
+# have expired: a presigned S3 URL cannot be revoked (docs/decisions/0010-upload-bounds.md).
+upload_leftovers = Table(
+    "upload_leftovers",
+    metadata,
+    Column("object_name", String(200), primary_key=True),
+    Column("upload_id", String(1024)),
+    Column("urls_expire_at", UTCDateTime, nullable=False),
+)
 
 wrapped_record_keys = Table(
     "wrapped_record_keys",

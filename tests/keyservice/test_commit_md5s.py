@@ -61,8 +61,8 @@ def educator_on_production(keyservice_production: KeyService) -> tuple[Device, s
     return educator, child
 
 
-def _uploaded(device: Device, child: str, stored: bytes) -> dict[str, Any]:
-    """A pending version whose object holds ``stored``."""
+def _created(device: Device, child: str) -> dict[str, Any]:
+    """A pending version of ``CIPHERTEXT``'s size, nothing uploaded yet."""
     with device.client() as http:
         created = ok(
             http.post(
@@ -75,6 +75,12 @@ def _uploaded(device: Device, child: str, stored: bytes) -> dict[str, Any]:
             )
         )
     assert created["upload"]["method"] == "single"
+    return dict(created)
+
+
+def _uploaded(device: Device, child: str, stored: bytes) -> dict[str, Any]:
+    """A pending version whose object holds ``stored``."""
+    created = _created(device, child)
     assert httpx.put(created["upload"]["url"], content=stored, timeout=30.0).is_success
     return dict(created)
 
@@ -125,9 +131,19 @@ def test_an_object_other_than_the_claim_is_refused_whatever_md5_is_named(
     assert not _visible(device, created)
 
 
-def test_a_truncated_object_is_refused_with_its_own_md5(educator: tuple[Device, str]) -> None:
+def test_a_truncated_object_is_refused_with_its_own_md5(
+    service: KeyService, educator: tuple[Device, str]
+) -> None:
     device, child = educator
-    created = _uploaded(device, child, CIPHERTEXT[:-10])
+    if service.env["CAREVAULT_BLOB_STORE"].startswith("local:"):
+        # The local store refuses a body shorter than its URL's size (decision 0010), so no
+        # truncated object is stored; S3 would too, from the signed Content-Length, but moto
+        # does not check signatures, and there the commit meets the truncated object.
+        created = _created(device, child)
+        truncated = httpx.put(created["upload"]["url"], content=CIPHERTEXT[:-10], timeout=30.0)
+        assert truncated.status_code == 400
+    else:
+        created = _uploaded(device, child, CIPHERTEXT[:-10])
     refused = _commit(device, created, part_md5s=[_md5(CIPHERTEXT[:-10])])
     assert refused.status_code == 409
     assert not _visible(device, created)

@@ -24,7 +24,7 @@ from vault.storage import (
 def test_presigned_put_then_stat_sha256_get(backend: Backend) -> None:
     name = new_object_name()
     data = random_bytes(70_000)
-    backend.client.put(backend.store.presign_put(name, expires_s=60), data)
+    backend.client.put(backend.store.presign_put(name, size=len(data), expires_s=60), data)
 
     info = backend.store.stat(name)
     assert info.size == len(data)
@@ -69,6 +69,15 @@ def test_delete_removes_and_is_idempotent(backend: Backend) -> None:
     with pytest.raises(ObjectNotFound):
         backend.store.stat(name)
     backend.store.delete(name)
+    assert name not in set(backend.store.list_names())
+
+
+def test_deleting_an_object_never_written_is_done(backend: Backend) -> None:
+    """A sweep deletes the object of every abandoned version, uploaded or not (finding 9)."""
+    name = new_object_name()
+    backend.store.delete(name)
+    with pytest.raises(ObjectNotFound):
+        backend.store.stat(name)
     assert name not in set(backend.store.list_names())
 
 
@@ -196,7 +205,7 @@ def test_multipart_plan_must_fit_s3_limits(backend: Backend) -> None:
 def test_malformed_names_are_refused_everywhere(backend: Backend, bad: str) -> None:
     store = backend.store
     calls = [
-        lambda: store.presign_put(bad, expires_s=60),
+        lambda: store.presign_put(bad, size=1, expires_s=60),
         lambda: store.presign_get(bad, expires_s=60),
         lambda: store.start_multipart(bad, size=1, part_size=MIN_PART_SIZE, expires_s=60),
         lambda: store.stat(bad),
@@ -231,7 +240,7 @@ def test_unfinished_uploads_are_listed_for_the_sweep(backend: Backend) -> None:
 def test_sha256_if_size_answers_only_for_the_right_size(backend: Backend) -> None:
     name = new_object_name()
     data = random_bytes(70_000)
-    backend.client.put(backend.store.presign_put(name, expires_s=60), data)
+    backend.client.put(backend.store.presign_put(name, size=len(data), expires_s=60), data)
     assert backend.store.sha256_if_size(name, size=len(data)) == sha256(data)
     assert backend.store.sha256_if_size(name, size=len(data) - 1) is None
     assert backend.store.sha256_if_size(name, size=len(data) + 1) is None
@@ -258,7 +267,7 @@ KEEPS_MD5S = {"s3"}
 def test_md5s_match_a_single_put_only_with_its_size_and_md5(backend: Backend) -> None:
     name = new_object_name()
     data = random_bytes(70_000)
-    backend.client.put(backend.store.presign_put(name, expires_s=60), data)
+    backend.client.put(backend.store.presign_put(name, size=len(data), expires_s=60), data)
 
     def match(size: int, md5s: list[bytes], multipart: bool = False) -> bool:
         return backend.store.md5s_match(name, size=size, part_md5s=md5s, multipart=multipart)

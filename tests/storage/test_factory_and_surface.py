@@ -66,7 +66,7 @@ def test_memory_urls_expire_and_are_bound_to_their_method() -> None:
     now = [1000.0]
     store = MemoryStore(clock=lambda: now[0])
     name = new_object_name()
-    put = store.presign_put(name, expires_s=10)
+    put = store.presign_put(name, size=4, expires_s=10)
     get = store.presign_get(name, expires_s=10)
     store.upload_to(put, b"data")
     with pytest.raises(InvalidToken):
@@ -98,6 +98,7 @@ def test_backends_satisfy_the_protocol(tmp_path: Path) -> None:
             "delete",
             "list_names",
             "list_uploads",
+            "remove_stale_temporaries",
             "put",
             "get",
         ]:
@@ -109,6 +110,7 @@ def test_public_surface() -> None:
         [
             "BLOB_ROUTE",
             "CHUNK_SIZE",
+            "MAX_OBJECT_SIZE",
             "MAX_PARTS",
             "MAX_PART_SIZE",
             "MIN_PART_SIZE",
@@ -131,6 +133,7 @@ def test_public_surface() -> None:
             "StorageError",
             "TokenSigner",
             "UploadError",
+            "WrongSize",
             "check_object_name",
             "is_object_name",
             "make_blob_store",
@@ -146,5 +149,6 @@ def test_public_surface() -> None:
         "InvalidObjectName",
         "InvalidToken",
         "UploadError",
+        "WrongSize",
     ]:
         assert issubclass(getattr(vault.storage, error), vault.storage.StorageError)

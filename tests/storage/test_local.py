@@ -20,6 +20,7 @@ from vault.storage import (
     ObjectExists,
     ObjectNotFound,
     UploadError,
+    WrongSize,
     new_object_name,
 )
 
@@ -156,19 +157,21 @@ def test_short_middle_part_is_refused(store: LocalDirectoryStore) -> None:
     upload = store.start_multipart(
         name, size=MIN_PART_SIZE + 1, part_size=MIN_PART_SIZE, expires_s=60
     )
-    first = store.receive(token_of(upload.part_urls[0]), io.BytesIO(b"short"), now=0)
+    with pytest.raises(WrongSize):
+        store.receive(token_of(upload.part_urls[0]), io.BytesIO(b"short"), now=0)
     second = store.receive(token_of(upload.part_urls[1]), io.BytesIO(b"x"), now=0)
     with pytest.raises(UploadError):
         store.complete_multipart(
             name,
             upload_id=upload.upload_id,
-            parts=[CompletedPart(1, first), CompletedPart(2, second)],
+            parts=[CompletedPart(1, second), CompletedPart(2, second)],
         )
+    assert list((store.root / ".tmp").iterdir()) == []
 
 
 def test_urls_expire(store: LocalDirectoryStore, clock: Clock) -> None:
     name = new_object_name()
-    put = token_of(store.presign_put(name, expires_s=30))
+    put = token_of(store.presign_put(name, size=4, expires_s=30))
     get = token_of(store.presign_get(name, expires_s=30))
     store.receive(put, io.BytesIO(b"data"), now=clock.now + 29)
     assert store.send(get, now=clock.now + 29)[0].read() == b"data"
@@ -183,7 +186,7 @@ def test_get_token_cannot_write_and_put_token_cannot_read(store: LocalDirectoryS
     name = new_object_name()
     store.put(name, io.BytesIO(b"data"))
     get = token_of(store.presign_get(name, expires_s=30))
-    put = token_of(store.presign_put(name, expires_s=30))
+    put = token_of(store.presign_put(name, size=4, expires_s=30))
     with pytest.raises(InvalidToken):
         store.receive(get, io.BytesIO(b"overwrite"), now=store_clock_now(store))
     with pytest.raises(InvalidToken):
@@ -251,11 +254,11 @@ def test_upload_url_cannot_replace_a_written_object(store: LocalDirectoryStore) 
     """An upload URL that is still valid after its version was committed must not swap the
     committed blob (security review, finding 3)."""
     name = new_object_name()
-    put = token_of(store.presign_put(name, expires_s=3600))
+    put = token_of(store.presign_put(name, size=9, expires_s=3600))
     store.receive(put, io.BytesIO(b"committed"), now=store_clock_now(store))
     with pytest.raises(ObjectExists):
         store.receive(put, io.BytesIO(b"substitute"), now=store_clock_now(store))
-    other_url = token_of(store.presign_put(name, expires_s=3600))
+    other_url = token_of(store.presign_put(name, size=9, expires_s=3600))
     with pytest.raises(ObjectExists):
         store.receive(other_url, io.BytesIO(b"substitute"), now=store_clock_now(store))
     assert store.get(name).read() == b"committed"
@@ -278,7 +281,7 @@ class RacingSource:
 
 def test_the_link_refuses_a_writer_that_lost_the_race(store: LocalDirectoryStore) -> None:
     name = new_object_name()
-    put = token_of(store.presign_put(name, expires_s=60))
+    put = token_of(store.presign_put(name, size=len(b"second writer"), expires_s=60))
     with pytest.raises(ObjectExists):
         store.receive(put, RacingSource(store, name), now=store_clock_now(store))
     assert store.get(name).read() == b"first writer"
@@ -302,7 +305,7 @@ def test_a_part_may_be_sent_again_until_the_upload_completes(
     name = new_object_name()
     upload = store.start_multipart(name, size=10, part_size=MIN_PART_SIZE, expires_s=60)
     part = token_of(upload.part_urls[0])
-    store.receive(part, io.BytesIO(b"interrupt"), now=0)
+    store.receive(part, io.BytesIO(b"9876543210"), now=0)
     etag = store.receive(part, io.BytesIO(b"0123456789"), now=0)
     store.complete_multipart(name, upload_id=upload.upload_id, parts=[CompletedPart(1, etag)])
     assert store.get(name).read() == b"0123456789"
@@ -318,7 +321,8 @@ def _digest(data: bytes) -> bytes:
 def test_uploads_and_completions_record_their_digest(store: LocalDirectoryStore) -> None:
     """The digest computed while writing is reported by stat, so a commit need not re-read."""
     whole = new_object_name()
-    store.receive(token_of(store.presign_put(whole, expires_s=60)), io.BytesIO(b"body"), now=0)
+    put = token_of(store.presign_put(whole, size=4, expires_s=60))
+    store.receive(put, io.BytesIO(b"body"), now=0)
     assert store.stat(whole).sha256 == _digest(b"body")
 
     joined = new_object_name()
@@ -353,7 +357,7 @@ def test_a_malformed_digest_file_is_ignored(store: LocalDirectoryStore) -> None:
 
 def test_the_losing_writer_leaves_the_winners_digest(store: LocalDirectoryStore) -> None:
     name = new_object_name()
-    put = token_of(store.presign_put(name, expires_s=60))
+    put = token_of(store.presign_put(name, size=len(b"second writer"), expires_s=60))
     with pytest.raises(ObjectExists):
         store.receive(put, RacingSource(store, name), now=store_clock_now(store))
     assert store.stat(name).sha256 == _digest(b"first writer")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from vault.storage.base import (
     CHUNK_SIZE,
+    MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
     MIN_PART_SIZE,
@@ -29,6 +30,7 @@ from vault.storage.errors import (
     ObjectNotFound,
     StorageError,
     UploadError,
+    WrongSize,
 )
 from vault.storage.factory import make_blob_store
 from vault.storage.local import BLOB_ROUTE, LocalDirectoryStore
@@ -40,6 +42,7 @@ from vault.storage.tokens import BlobGrant, TokenSigner
 __all__ = [
     "BLOB_ROUTE",
     "CHUNK_SIZE",
+    "MAX_OBJECT_SIZE",
     "MAX_PARTS",
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",
@@ -62,6 +65,7 @@ __all__ = [
     "StorageError",
     "TokenSigner",
     "UploadError",
+    "WrongSize",
     "check_object_name",
     "is_object_name",
     "make_blob_store",

@@ -3,7 +3,8 @@
 A blob store holds opaque ciphertext objects under random names (``vault.storage.names``).
 Clients never hold storage credentials: the key service hands them short-lived URLs for one
 object (``presign_put``/``presign_get``, or one URL per part for a multipart upload) and the
-client moves the bytes itself. ``put``/``get`` move bytes directly, for tools and tests.
+client moves the bytes itself. An upload URL takes a body of exactly the size it was issued
+for. ``put``/``get`` move bytes directly, for tools and tests.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vault.storage.errors import UploadError
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
 MAX_PARTS = 10_000
+MAX_OBJECT_SIZE = 5 * 1024**4
 # Bounded memory for streaming reads (digests, copies).
 CHUNK_SIZE = 1024 * 1024
 
@@ -88,6 +90,12 @@ def plan_parts(size: int, part_size: int) -> int:
     return count
 
 
+def part_length(size: int, part_size: int, number: int) -> int:
+    """The length of part ``number`` (from 1) of ``size`` bytes in ``part_size``-byte parts:
+    ``part_size``, the last one the rest."""
+    return min(part_size, size - part_size * (number - 1))
+
+
 def check_parts(parts: list[CompletedPart], expected: int | None = None) -> None:
     """Parts must be numbered 1..n in order (and n = ``expected`` when known)."""
     numbers = [p.part_number for p in parts]
@@ -104,8 +112,10 @@ class BlobStore(Protocol):
     ObjectNotFound for a missing object and BackendError when the backend fails.
     """
 
-    def presign_put(self, name: str, *, expires_s: int) -> str:
-        """A URL through which one ``PUT`` of the whole object succeeds until it expires."""
+    def presign_put(self, name: str, *, size: int, expires_s: int) -> str:
+        """A URL through which one ``PUT`` of the whole object, exactly ``size`` bytes,
+        succeeds until it expires. The request must declare that Content-Length (S3 signs
+        it); a body of another size is refused."""
         ...
 
     def presign_get(self, name: str, *, expires_s: int) -> str:
@@ -115,7 +125,8 @@ class BlobStore(Protocol):
     def start_multipart(
         self, name: str, *, size: int, part_size: int, expires_s: int
     ) -> MultipartUpload:
-        """Begin an upload of ``size`` bytes in parts, each with its own presigned URL."""
+        """Begin an upload of ``size`` bytes in parts, each with its own presigned URL that
+        takes exactly that part's bytes (``part_size``, the last one the rest)."""
         ...
 
     def complete_multipart(self, name: str, *, upload_id: str, parts: list[CompletedPart]) -> None:
@@ -128,6 +139,12 @@ class BlobStore(Protocol):
 
     def list_uploads(self, *, started_before: datetime) -> Iterator[PendingUpload]:
         """Unfinished multipart uploads started before then, for a sweep to abort."""
+        ...
+
+    def remove_stale_temporaries(self, *, modified_before: datetime) -> int:
+        """Remove what writes cut off by a crash left behind (files being written, an upload
+        whose start was cut off), last modified before then; return how many. A store that
+        writes nothing in place of its objects has none (S3: see ``list_uploads``)."""
         ...
 
     def stat(self, name: str) -> ObjectInfo:
@@ -159,7 +176,7 @@ class BlobStore(Protocol):
         ...
 
     def delete(self, name: str) -> None:
-        """Remove the object; removing a missing object is not an error."""
+        """Remove the object; removing a missing object (even one never written) is done."""
         ...
 
     def list_names(self, prefix: str = "") -> Iterator[str]:

@@ -9,6 +9,7 @@ StorageError            root of these errors
 │                       method. One opaque error for every cause; the cause is chained.
 ├── UploadError         a multipart upload cannot be completed as asked: a part is
 │                       missing, out of order, or its ETag does not match
+├── WrongSize           an upload's body is not the exact size its URL was issued for
 └── BackendError        the storage backend failed (network, permissions, disk); the
                         backend's own exception is chained
 """
@@ -45,6 +46,17 @@ class InvalidToken(StorageError):
 
 class UploadError(StorageError):
     """A multipart upload cannot be completed with the parts given; start it again."""
+
+
+class WrongSize(StorageError):
+    """An upload's body is larger (``larger``) or smaller than the size its URL was issued
+    for; nothing was stored. Upload exactly that many bytes."""
+
+    def __init__(self, *, expected: int, larger: bool) -> None:
+        more_or_fewer = "more" if larger else "fewer"
+        super().__init__(f"the upload sent {more_or_fewer} than the {expected} bytes it was for")
+        self.expected = expected
+        self.larger = larger
 
 
 class BackendError(StorageError):

@@ -25,7 +25,12 @@ a file replaced or rewritten since has another inode, size or change time, and t
 
 Clients reach objects through URLs the key service serves itself (``/v1/blobs/{token}``)
 with signed, expiring tokens (``vault.storage.tokens``). The key service's routes call
-``receive`` (PUT) and ``send`` (GET) with the token from the path.
+``receive`` (PUT) and ``send`` (GET) with the token from the path. An upload token carries the
+exact size of the body it takes; ``receive`` stores nothing of a body of another size.
+
+A crash (of the key service, or of the machine) can leave a file being written in ``.tmp/``
+and an unfinished upload in ``.uploads/``; a sweep removes them with
+``remove_stale_temporaries`` and ``list_uploads``/``abort_multipart``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +57,7 @@ from vault.storage.base import (
     ObjectInfo,
     PendingUpload,
     check_parts,
+    part_length,
     plan_parts,
 )
 from vault.storage.errors import (
@@ -60,6 +67,7 @@ from vault.storage.errors import (
     ObjectExists,
     ObjectNotFound,
     UploadError,
+    WrongSize,
 )
 from vault.storage.names import check_object_name, check_prefix, is_object_name, new_object_name
 from vault.storage.tokens import BlobGrant, Method, TokenSigner
@@ -108,10 +116,19 @@ class LocalDirectoryStore:
         *,
         upload_id: str | None = None,
         part_number: int | None = None,
+        size: int | None = None,
     ) -> str:
-        """A token for ``method`` on object ``name`` (or one part of an upload) until then."""
+        """A token for ``method`` on object ``name`` (or one part of an upload) until then;
+        an upload token takes exactly ``size`` bytes."""
         return self._signer.sign(
-            BlobGrant(name, method, expires_at, upload_id=upload_id, part_number=part_number)
+            BlobGrant(
+                name,
+                method,
+                expires_at,
+                upload_id=upload_id,
+                part_number=part_number,
+                size=size,
+            )
         )
 
     def verify_token(self, token: str, method: Method, now: float) -> str:
@@ -129,18 +146,25 @@ class LocalDirectoryStore:
 
         A whole-object token writes the object, or raises ObjectExists if it was already
         written; a part token writes that part of its upload (a part may be sent again, as
-        on S3, until the upload is completed and its parts are gone).
+        on S3, until the upload is completed or aborted and its parts are gone). A body of
+        another size than the token's raises WrongSize and stores nothing.
         """
         grant = self._signer.verify(token, method="PUT", now=now)
+        assert grant.size is not None  # every upload grant has one (BlobGrant)
+        body = _Exactly(source, grant.size)
         if grant.upload_id is None or grant.part_number is None:
             path = self._object_path(grant.name)
             # Refused before the body is copied; the link in _write_atomic is what decides.
             if path.exists():
                 raise ObjectExists()
-            return _etag(self._write_object(path, source, replace=False))
+            return _etag(self._write_object(path, body, replace=False))
         upload_dir = self._upload_dir(grant.name, grant.upload_id)
         part = upload_dir / _part_file(grant.part_number)
-        digest = self._write_atomic(part, source, replace=True)
+        try:
+            # Into the upload's own directory only: one aborted meanwhile is not re-created.
+            digest = self._write_atomic(part, body, replace=True, make_parent=False)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound("the multipart upload was aborted") from exc
         return _etag(digest)
 
     def send(self, token: str, *, now: float) -> tuple[BlobReader, int]:
@@ -151,8 +175,9 @@ class LocalDirectoryStore:
 
     # --- BlobStore --------------------------------------------------------------------------
 
-    def presign_put(self, name: str, *, expires_s: int) -> str:
-        return self.url(self.make_token(check_object_name(name), "PUT", self._expiry(expires_s)))
+    def presign_put(self, name: str, *, size: int, expires_s: int) -> str:
+        expires_at = self._expiry(expires_s)
+        return self.url(self.make_token(check_object_name(name), "PUT", expires_at, size=size))
 
     def presign_get(self, name: str, *, expires_s: int) -> str:
         return self.url(self.make_token(check_object_name(name), "GET", self._expiry(expires_s)))
@@ -170,7 +195,14 @@ class LocalDirectoryStore:
         expires_at = self._expiry(expires_s)
         urls = tuple(
             self.url(
-                self.make_token(name, "PUT", expires_at, upload_id=upload_id, part_number=number)
+                self.make_token(
+                    name,
+                    "PUT",
+                    expires_at,
+                    upload_id=upload_id,
+                    part_number=number,
+                    size=part_length(size, part_size, number),
+                )
             )
             for number in range(1, count + 1)
         )
@@ -209,6 +241,25 @@ class LocalDirectoryStore:
                 continue
             if started < started_before and is_object_name(name):
                 yield PendingUpload(name=name, upload_id=upload_dir.name, started_at=started)
+
+    def remove_stale_temporaries(self, *, modified_before: datetime) -> int:
+        cutoff = modified_before.timestamp()
+        removed = 0
+        for entry in sorted(self._tmp.iterdir()):
+            info = _lstat(entry)
+            if info is not None and stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                entry.unlink(missing_ok=True)
+                removed += 1
+        for upload_dir in sorted(self._uploads.iterdir()):
+            # An upload cut off before its manifest was written is never listed by
+            # list_uploads (it names no object), so it is removed here.
+            info = _lstat(upload_dir)
+            if info is None or not stat.S_ISDIR(info.st_mode) or info.st_mtime >= cutoff:
+                continue
+            if is_object_name(upload_dir.name) and not (upload_dir / _MANIFEST).exists():
+                shutil.rmtree(upload_dir, ignore_errors=True)
+                removed += 1
+        return removed
 
     def stat(self, name: str) -> ObjectInfo:
         try:
@@ -253,7 +304,10 @@ class LocalDirectoryStore:
         path = self._object_path(name)
         path.unlink(missing_ok=True)
         self._digest_path(name).unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        # A shard's directory appears with its first object: an object never written may
+        # have none, and then there is nothing to make durable.
+        if path.parent.is_dir():
+            _fsync_dir(path.parent)
 
     def list_names(self, prefix: str = "") -> Iterator[str]:
         check_prefix(prefix)
@@ -350,14 +404,17 @@ class LocalDirectoryStore:
         self._record_digest(path, digest)
         return digest
 
-    def _write_atomic(self, path: Path, source: ByteSource, *, replace: bool) -> bytes:
+    def _write_atomic(
+        self, path: Path, source: ByteSource, *, replace: bool, make_parent: bool = True
+    ) -> bytes:
         """Write ``path`` so that it appears whole or not at all; return the SHA-256.
 
         With ``replace`` false an existing ``path`` is left as it was and ObjectExists is
         raised: the complete file is hard-linked into place, which the kernel refuses if the
-        name is taken, so two racing writers cannot both succeed.
+        name is taken, so two racing writers cannot both succeed. Without ``make_parent`` a
+        missing directory is FileNotFoundError.
         """
-        if not path.parent.exists():
+        if make_parent and not path.parent.exists():
             path.parent.mkdir(mode=0o700)
             _fsync_dir(path.parent.parent)
             self._inside(path)
@@ -392,6 +449,15 @@ def _identity(info: os.stat_result) -> list[int]:
     return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
+def _lstat(path: Path) -> os.stat_result | None:
+    """The entry's own status (a symlink's, not its target's); None once it is gone (a write
+    that finished, or an abort, removed it meanwhile)."""
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
+
+
 def _digest_of_exactly(stream: ByteSource, size: int) -> bytes | None:
     """SHA-256 of what ``stream`` holds if that is exactly ``size`` bytes, else None."""
     digest = hashlib.sha256()
@@ -418,6 +484,26 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _Exactly:
+    """``source`` read as an upload of exactly ``size`` bytes: WrongSize as soon as it gives
+    a byte more (never reading further), or when it ends short."""
+
+    def __init__(self, source: ByteSource, size: int) -> None:
+        self._source = source
+        self._size = size
+        self._read = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        allowed = self._size - self._read + 1
+        chunk = self._source.read(allowed if size < 0 else min(size, allowed))
+        self._read += len(chunk)
+        if self._read > self._size:
+            raise WrongSize(expected=self._size, larger=True)
+        if not chunk and self._read < self._size:
+            raise WrongSize(expected=self._size, larger=False)
+        return chunk
 
 
 class _BytesSource:

@@ -25,9 +25,10 @@ from vault.storage.base import (
     ObjectInfo,
     PendingUpload,
     check_parts,
+    part_length,
     plan_parts,
 )
-from vault.storage.errors import InvalidToken, ObjectNotFound, UploadError
+from vault.storage.errors import InvalidToken, ObjectNotFound, UploadError, WrongSize
 from vault.storage.names import check_object_name, check_prefix, new_object_name
 from vault.storage.tokens import BlobGrant, Method, TokenSigner
 
@@ -58,6 +59,9 @@ class MemoryStore:
     def upload_to(self, url: str, data: bytes) -> str:
         """Do what a client's ``PUT url`` would; return the ETag."""
         grant = self._grant(url, "PUT")
+        assert grant.size is not None  # every upload grant has one (BlobGrant)
+        if len(data) != grant.size:
+            raise WrongSize(expected=grant.size, larger=len(data) > grant.size)
         with self._lock:
             if grant.upload_id is None or grant.part_number is None:
                 self._objects[grant.name] = (bytes(data), self._now())
@@ -76,8 +80,9 @@ class MemoryStore:
 
     # --- BlobStore --------------------------------------------------------------------------
 
-    def presign_put(self, name: str, *, expires_s: int) -> str:
-        return self._url(BlobGrant(check_object_name(name), "PUT", self._expiry(expires_s)))
+    def presign_put(self, name: str, *, size: int, expires_s: int) -> str:
+        expires_at = self._expiry(expires_s)
+        return self._url(BlobGrant(check_object_name(name), "PUT", expires_at, size=size))
 
     def presign_get(self, name: str, *, expires_s: int) -> str:
         return self._url(BlobGrant(check_object_name(name), "GET", self._expiry(expires_s)))
@@ -92,7 +97,16 @@ class MemoryStore:
             self._uploads[upload_id] = _Upload(name, size, part_size, self._now())
         expires_at = self._expiry(expires_s)
         urls = tuple(
-            self._url(BlobGrant(name, "PUT", expires_at, upload_id=upload_id, part_number=n))
+            self._url(
+                BlobGrant(
+                    name,
+                    "PUT",
+                    expires_at,
+                    upload_id=upload_id,
+                    part_number=n,
+                    size=part_length(size, part_size, n),
+                )
+            )
             for n in range(1, count + 1)
         )
         return MultipartUpload(upload_id=upload_id, part_size=part_size, part_urls=urls)
@@ -126,6 +140,10 @@ class MemoryStore:
                 if u.started_at < started_before
             ]
         return iter(pending)
+
+    def remove_stale_temporaries(self, *, modified_before: datetime) -> int:
+        # Nothing is written in place of an object here.
+        return 0
 
     def stat(self, name: str) -> ObjectInfo:
         with self._lock:

@@ -3,6 +3,11 @@
 boto3 is the client (docs/decisions/0001-s3-client.md): the key service presigns, stats,
 digests and deletes; clients move bytes through presigned URLs. Large direct writes
 (``put``) go up in parts through boto3's transfer manager.
+
+An upload URL signs the Content-Length of the body it takes (the whole object, or one part),
+so S3 refuses a PUT of any other size (the signature no longer matches). A presigned URL
+cannot be revoked: it stays usable until it expires, after its version is gone too
+(docs/decisions/0010-upload-bounds.md says what bounds that).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from vault.storage.base import (
     ObjectInfo,
     PendingUpload,
     check_parts,
+    part_length,
     plan_parts,
 )
 from vault.storage.errors import BackendError, ObjectNotFound, UploadError
@@ -66,8 +72,10 @@ class S3Store:
     def bucket(self) -> str:
         return self._bucket
 
-    def presign_put(self, name: str, *, expires_s: int) -> str:
-        return self._presign("put_object", {"Key": check_object_name(name)}, expires_s)
+    def presign_put(self, name: str, *, size: int, expires_s: int) -> str:
+        return self._presign(
+            "put_object", {"Key": check_object_name(name), "ContentLength": size}, expires_s
+        )
 
     def presign_get(self, name: str, *, expires_s: int) -> str:
         return self._presign("get_object", {"Key": check_object_name(name)}, expires_s)
@@ -84,7 +92,12 @@ class S3Store:
         urls = tuple(
             self._presign(
                 "upload_part",
-                {"Key": name, "UploadId": upload_id, "PartNumber": number},
+                {
+                    "Key": name,
+                    "UploadId": upload_id,
+                    "PartNumber": number,
+                    "ContentLength": part_length(size, part_size, number),
+                },
                 expires_s,
             )
             for number in range(1, count + 1)
@@ -120,6 +133,10 @@ class S3Store:
                             upload_id=upload["UploadId"],
                             started_at=upload["Initiated"],
                         )
+
+    def remove_stale_temporaries(self, *, modified_before: datetime) -> int:
+        # S3 writes nothing in place of an object; unfinished uploads are list_uploads'.
+        return 0
 
     def stat(self, name: str) -> ObjectInfo:
         check_object_name(name)

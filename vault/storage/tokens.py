@@ -2,15 +2,18 @@
 
 The key service serves ``GET``/``PUT /v1/blobs/{token}`` itself when blobs live in a local
 directory; the token plays the part of an S3 presigned URL's signature. It names one object
-(or one part of one multipart upload), one method and an expiry time:
+(or one part of one multipart upload), one method, an expiry time and, for an upload, the
+exact size of the body it takes (as a presigned S3 PUT signs its Content-Length):
 
     token   = base64url(claims) "." base64url(tag)        (no padding)
     claims  = compact JSON {"e": expires_at (unix s), "m": "GET"|"PUT", "n": name,
-                            "p": part_number|null, "u": upload_id|null, "v": 1}
-    tag     = HMAC-SHA256(token_key, "carevault blob token v1" || 0x00 || claims)
+                            "p": part_number|null, "s": size|null, "u": upload_id|null,
+                            "v": 2}
+    tag     = HMAC-SHA256(token_key, "carevault blob token v2" || 0x00 || claims)
 
-The tag is checked before the claims are parsed, and every failure — damaged encoding, wrong
-tag, wrong method, expired — is the same InvalidToken.
+``s`` is the body's size in bytes for a PUT and null for a GET. Version 1 tokens, which
+carried no size, are refused. The tag is checked before the claims are parsed, and every
+failure — damaged encoding, wrong tag, wrong method, expired — is the same InvalidToken.
 """
 
 from __future__ import annotations
@@ -23,25 +26,28 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+from vault.storage.base import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS
 from vault.storage.errors import InvalidToken, StorageError
 from vault.storage.names import check_object_name, is_object_name
 
 Method = Literal["GET", "PUT"]
-TOKEN_VERSION = 1
+TOKEN_VERSION = 2
 MIN_KEY_SIZE = 32
 MAX_TOKEN_LENGTH = 1024
-_LABEL = b"carevault blob token v1\x00"
+_LABEL = b"carevault blob token v2\x00"
 
 
 @dataclass(frozen=True)
 class BlobGrant:
-    """What a valid token allows: one method on one object (or one upload part) until then."""
+    """What a valid token allows: one method on one object (or one upload part) until then;
+    an upload of exactly ``size`` bytes."""
 
     name: str
     method: Method
     expires_at: int
     upload_id: str | None = None
     part_number: int | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
         check_object_name(self.name)
@@ -51,10 +57,16 @@ class BlobGrant:
             raise ValueError("a part grant needs both an upload id and a part number")
         if self.upload_id is not None and not is_object_name(self.upload_id):
             raise ValueError("upload ids are 32 lowercase hex characters")
-        if self.part_number is not None and not 1 <= self.part_number <= 10_000:
-            raise ValueError("part numbers run from 1 to 10000")
+        if self.part_number is not None and not 1 <= self.part_number <= MAX_PARTS:
+            raise ValueError(f"part numbers run from 1 to {MAX_PARTS}")
         if self.part_number is not None and self.method != "PUT":
             raise ValueError("parts are only ever uploaded")
+        if self.method == "GET" and self.size is not None:
+            raise ValueError("a download takes no size")
+        limit = MAX_PART_SIZE if self.is_part else MAX_OBJECT_SIZE
+        # type() rather than isinstance(): JSON's true must not pass for the size 1.
+        if self.method == "PUT" and not (type(self.size) is int and 0 <= self.size <= limit):
+            raise ValueError(f"an upload takes an exact size of 0 to {limit} bytes")
 
     @property
     def is_part(self) -> bool:
@@ -82,6 +94,7 @@ class TokenSigner:
                 "m": grant.method,
                 "n": grant.name,
                 "p": grant.part_number,
+                "s": grant.size,
                 "u": grant.upload_id,
                 "v": TOKEN_VERSION,
             },
@@ -111,6 +124,7 @@ class TokenSigner:
                 expires_at=fields["e"],
                 upload_id=fields["u"],
                 part_number=fields["p"],
+                size=fields["s"],
             )
         except (ValueError, KeyError, TypeError, StorageError) as exc:
             raise InvalidToken() from exc
