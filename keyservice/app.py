@@ -14,6 +14,10 @@ from fastapi import FastAPI
 from keyservice import problems
 from keyservice.accesslog import redact_blob_tokens
 from keyservice.api import ROUTERS
+from keyservice.audit import offsite
+from keyservice.audit.head import authentic_head
+from keyservice.audit.mac import AuditMac
+from keyservice.audit.timer import checkpoints_on_time
 from keyservice.auth.nonces import ReplayCache
 from keyservice.bodylimit import BodyLimit
 from keyservice.catalog.child_keys import ChildKeyCache
@@ -37,6 +41,9 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
     root = root or LocalFileRootKeyProvider(settings.root_key_file)
     token_key = load_or_create_secret(settings.token_key_file)
     audit_key = Ed25519PrivateKey.from_private_bytes(load_or_create_secret(settings.audit_key_file))
+    audit_mac = AuditMac(load_or_create_secret(settings.audit_mac_key_file))
+    # New entries must not be chained onto one this key cannot verify (decision 0009).
+    authentic_head(engine, audit_mac)
     blob_store = make_blob_store(
         settings.blob_store,
         s3_endpoint_url=settings.s3_endpoint_url,
@@ -49,6 +56,8 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
         root=root,
         blobs=blob_store,
         audit_key=audit_key,
+        audit_mac=audit_mac,
+        checkpoints=offsite.open_store(settings, token_key=token_key),
         child_keys=ChildKeyCache(root, ttl=settings.child_key_cache_seconds),
         replay_cache=ReplayCache(),
         clock=utc_now,
@@ -58,7 +67,12 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
 
 def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
     state = state or build_state(settings or get_settings())
-    app = FastAPI(title="Carevault key service", version="0.1.0")
+    app = FastAPI(
+        title="Carevault key service",
+        version="0.1.0",
+        # Timed audit checkpoints run while the application does.
+        lifespan=lambda _app: checkpoints_on_time(state),
+    )
     app.state.service = state
     problems.install(app)
     app.add_middleware(BodyLimit)

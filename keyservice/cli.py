@@ -10,15 +10,19 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, insert, select
 
+from keyservice.audit import offsite
 from keyservice.audit.chain import AuditEvent, Checkpointer, append
-from keyservice.audit.checkpoints import write_checkpoint
-from keyservice.audit.verify import verify_chain
+from keyservice.audit.head import checked_head, checkpoint_head
+from keyservice.audit.mac import AuditMac
+from keyservice.audit.verify import ChainReport, verify_chain
 from keyservice.catalog.rotation import rewrap_child_keys
 from keyservice.db import make_engine, upgrade_to_head
-from keyservice.db.tables import principals, record_versions, wrapped_record_keys
+from keyservice.db.engine import reading
+from keyservice.db.tables import principals
 from keyservice.enrolment import issue_code
+from keyservice.errors import AuditChainError
 from keyservice.host_people import enrolment_code, proposals_app
 from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
@@ -30,9 +34,9 @@ app = typer.Typer(
     help="Run the Carevault key service and its admin commands.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="Check and sign the audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.add_typer(proposals_app, name="proposals")
 app.command("enrolment-code")(enrolment_code)
-app.add_typer(audit_app, name="audit")
 
 
 def _now() -> datetime:
@@ -49,10 +53,22 @@ def _audit_key(settings: Settings) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(load_or_create_secret(settings.audit_key_file))
 
 
+def _audit_mac(settings: Settings) -> AuditMac:
+    return AuditMac(load_or_create_secret(settings.audit_mac_key_file))
+
+
 def _append(connection: Connection, settings: Settings, event: AuditEvent) -> None:
+    mac = _audit_mac(settings)
+    try:
+        # Never chain onto an entry this key cannot verify (decision 0009).
+        checked_head(connection, mac)
+    except AuditChainError as exc:
+        typer.echo(f"nothing changed: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     append(
         connection,
         event,
+        mac=mac,
         now=_now(),
         checkpointer=Checkpointer(_audit_key(settings), settings.checkpoint_every),
     )
@@ -146,31 +162,68 @@ def bootstrap(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Recompute the audit chain; name the first broken entry and exit 1 if there is one."""
+    """Recompute the audit chain and its MACs, check its checkpoints in the database and the
+    checkpoint store; name the first broken entry and exit 1 if there is one (2 if the store
+    cannot be read)."""
     settings = _settings()
     engine = make_engine(settings.database_url)
-    with engine.connect() as connection:
-        report = verify_chain(connection, _audit_key(settings).public_key())
-        connection.rollback()
+    store = offsite.open_store(settings, token_key=load_or_create_secret(settings.token_key_file))
+    try:
+        with engine.connect() as connection, reading(connection):
+            if engine.dialect.name == "postgresql":
+                # One snapshot: the service's appends meanwhile must not look like damage.
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            report = verify_chain(
+                connection,
+                _audit_key(settings).public_key(),
+                mac=_audit_mac(settings),
+                store=store,
+            )
+    except (StorageError, OSError) as exc:
+        typer.echo(
+            f"could not read the audit checkpoints in {settings.checkpoint_store} "
+            f"({type(exc).__name__}); check CAREVAULT_CHECKPOINT_STORE and its credentials "
+            "and run verify again",
+            err=True,
+        )
+        raise typer.Exit(code=2) from None
     if report.ok:
-        typer.echo(f"audit chain intact: {report.entries} entries")
+        typer.echo(f"audit chain intact: {report.entries} entries, {_protected(report)}")
         return
-    typer.echo(f"audit chain broken at entry {report.broken_seq}: {report.problem}", err=True)
+    where = "" if report.broken_seq is None else f" at entry {report.broken_seq}"
+    typer.echo(f"audit chain broken{where}: {report.problem}", err=True)
     raise typer.Exit(code=1)
+
+
+def _protected(report: ChainReport) -> str:
+    if report.checkpoint_seq is None:
+        return "no verified checkpoint: a truncation of any of them would go unnoticed"
+    return (
+        f"{report.after_checkpoint} entries after the last verified checkpoint at seq "
+        f"{report.checkpoint_seq} ({report.checkpoint_in})"
+    )
 
 
 @audit_app.command("checkpoint")
 def audit_checkpoint() -> None:
-    """Sign the chain's current head now."""
+    """Sign the chain's current head now, in the checkpoint store and the database."""
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    with engine.connect() as connection:
-        signed = write_checkpoint(connection, _audit_key(settings), now=_now())
-        connection.commit()
+    token_key = load_or_create_secret(settings.token_key_file)
+    try:
+        signed = checkpoint_head(
+            make_engine(settings.database_url),
+            mac=_audit_mac(settings),
+            key=_audit_key(settings),
+            store=offsite.open_store(settings, token_key=token_key),
+            now=_now(),
+        )
+    except AuditChainError as exc:
+        typer.echo(f"nothing signed: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     if signed is None:
         typer.echo("the audit log is empty; nothing to sign")
         return
-    typer.echo(f"checkpoint: seq {signed[0]} hash {signed[1]}")
+    typer.echo(f"checkpoint: seq {signed.seq} hash {signed.hash}")
 
 
 @app.command("rotate-root")
@@ -204,63 +257,31 @@ def sweep(
         None, help="Age of abandoned uploads to remove (default: the service setting)."
     ),
 ) -> None:
-    """Remove uploads that were never committed and blobs of deleted records."""
+    """Remove uploads never committed (objects, parts, temporary files), unfinished multipart
+    uploads nothing owns, and blobs of deleted records. Exits 1 if some must be retried."""
     from keyservice.app import build_state
+    from keyservice.sweep import claim_abandoned, clean_store
 
     state = build_state(_settings())
     hours = state.settings.pending_upload_hours if older_than_hours is None else older_than_hours
-    cutoff = _now() - timedelta(hours=hours)
+    now = _now()
+    cutoff = now - timedelta(hours=hours)
     with state.engine.connect() as connection:
-        stale = connection.execute(
-            select(
-                record_versions.c.record_id,
-                record_versions.c.version,
-                record_versions.c.object_name,
-            ).where(record_versions.c.state == "pending", record_versions.c.created_at < cutoff)
-        ).all()
-        for row in stale:
-            connection.execute(
-                delete(wrapped_record_keys).where(
-                    wrapped_record_keys.c.record_id == row.record_id,
-                    wrapped_record_keys.c.version == row.version,
-                )
-            )
-            connection.execute(
-                delete(record_versions).where(
-                    record_versions.c.record_id == row.record_id,
-                    record_versions.c.version == row.version,
-                )
-            )
-        deleted = (
-            connection.execute(
-                select(record_versions.c.object_name).where(record_versions.c.state == "deleted")
-            )
-            .scalars()
-            .all()
-        )
+        abandoned = claim_abandoned(connection, cutoff=cutoff)
         _append(
             connection,
             state.settings,
-            AuditEvent(
-                action="uploads.sweep",
-                outcome="allow",
-                detail={"abandoned": len(stale)},
-            ),
+            AuditEvent(action="uploads.sweep", outcome="allow", detail={"abandoned": abandoned}),
         )
         connection.commit()
-    failed = 0
-    for name in [row.object_name for row in stale] + list(deleted):
-        try:
-            state.blobs.delete(name)
-        except (StorageError, OSError) as exc:
-            # The key rows are already gone, so a blob left behind is unreadable; the next
-            # sweep tries again. (An upload never started has no blob at all.)
-            failed += 1
-            typer.echo(f"could not delete blob {name}: {type(exc).__name__}", err=True)
-    typer.echo(
-        f"removed {len(stale)} abandoned uploads; re-checked {len(deleted)} deleted blobs"
-        + (f"; {failed} blob deletions to retry" if failed else "")
-    )
+    # The versions' keys are gone and committed first: what is left in the store is unreadable.
+    report = clean_store(state.engine, state.blobs, cutoff=cutoff, now=now)
+    report.abandoned = abandoned
+    for failure in report.failures:
+        typer.echo(failure, err=True)
+    typer.echo(report.summary())
+    if report.failures:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

@@ -5,6 +5,9 @@
     │                           code for the log and the audit, never shown to the client
     ├── AuditUnavailableError   the audit entry could not be written, so nothing is released
     │                           or changed (answered 503; check the database)
+    ├── AuditChainError         the chain's newest entry does not verify under the service's
+    │                           audit MAC key: nothing is appended or signed after it (the
+    │                           message says what to restore or check)
     ├── InvalidChangeError      a relationship or proposal cannot be applied as asked (answered
     │                           422 with the message, which says what to change)
     ├── KeyUnwrapError          a wrapped key could not be unwrapped: wrong key or version,
@@ -53,6 +56,10 @@ class AuditUnavailableError(KeyServiceError):
 
     def __init__(self, message: str = "audit log unavailable") -> None:
         super().__init__(message)
+
+
+class AuditChainError(KeyServiceError):
+    """The audit chain cannot be continued or checkpointed under this service's MAC key."""
 
 
 class InvalidChangeError(KeyServiceError):

@@ -28,6 +28,13 @@ class Settings:
     # Signs audit checkpoints; created in the data directory on first start.
     audit_key_file: Path
     checkpoint_every: int
+    # Keys the audit entries' MACs; created in the data directory on first start, never in
+    # the database (docs/AUDIT.md).
+    audit_mac_key_file: Path
+    # How often each instance checkpoints the chain's head if it has moved, and where the
+    # checkpoints go besides the database: a blob store spec (the blob store unless set).
+    checkpoint_seconds: float
+    checkpoint_store: str
     pending_upload_hours: float
     # How long a root-unwrapped child key stays in memory (0 disables the cache).
     child_key_cache_seconds: float
@@ -40,13 +47,14 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("CAREVAULT_DATA_DIR", ".carevault")).resolve()
+        blob_store = env.get("CAREVAULT_BLOB_STORE", f"local:{data_dir / 'blobs'}")
         return cls(
             data_dir=data_dir,
             database_url=env.get(
                 "CAREVAULT_DATABASE_URL", f"sqlite:///{data_dir / 'carevault.db'}"
             ),
             root_key_file=Path(env.get("CAREVAULT_ROOT_KEY_FILE", str(data_dir / "root.key"))),
-            blob_store=env.get("CAREVAULT_BLOB_STORE", f"local:{data_dir / 'blobs'}"),
+            blob_store=blob_store,
             s3_endpoint_url=env.get("CAREVAULT_S3_ENDPOINT_URL") or None,
             public_url=env.get("CAREVAULT_PUBLIC_URL", "http://127.0.0.1:8800").rstrip("/"),
             audience=env.get("CAREVAULT_AUDIENCE", "carevault"),
@@ -58,6 +66,11 @@ class Settings:
                 env.get("CAREVAULT_AUDIT_KEY_FILE", str(data_dir / "audit-signing.key"))
             ),
             checkpoint_every=int(env.get("CAREVAULT_CHECKPOINT_EVERY", "1000")),
+            audit_mac_key_file=Path(
+                env.get("CAREVAULT_AUDIT_MAC_KEY_FILE", str(data_dir / "audit-mac.key"))
+            ),
+            checkpoint_seconds=float(env.get("CAREVAULT_CHECKPOINT_SECONDS", "60")),
+            checkpoint_store=env.get("CAREVAULT_CHECKPOINT_STORE", blob_store),
             pending_upload_hours=float(env.get("CAREVAULT_PENDING_UPLOAD_HOURS", "24")),
             child_key_cache_seconds=float(env.get("CAREVAULT_CHILD_KEY_CACHE_SECONDS", "60")),
             max_upload_bytes=int(env.get("CAREVAULT_MAX_UPLOAD_BYTES", str(1 << 30))),

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
 from keyservice.audit.group import GroupCommit
+from keyservice.audit.mac import AuditMac
 from keyservice.auth.nonces import ReplayCache
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.keys import RootKeyProvider
@@ -24,6 +25,9 @@ class ServiceState:
     root: RootKeyProvider
     blobs: BlobStore
     audit_key: Ed25519PrivateKey
+    audit_mac: AuditMac
+    # Where timed checkpoints are kept outside the database (the blob store unless set).
+    checkpoints: BlobStore
     child_keys: ChildKeyCache
     replay_cache: ReplayCache
     clock: Callable[[], datetime]

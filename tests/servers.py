@@ -472,6 +472,10 @@ def embedded_env(data_dir: Path, *, port: int) -> dict[str, str]:
         "CAREVAULT_BLOB_STORE": f"local:{data_dir / 'blobs'}",
         "CAREVAULT_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
         "CAREVAULT_AUDIENCE": "carevault-test",
+        # Timed audit checkpoints add objects to the blob store; the shared services keep them
+        # out of tests that compare the store before and after (tests of checkpoints set their
+        # own interval).
+        "CAREVAULT_CHECKPOINT_SECONDS": "3600",
     }
 
 

@@ -1,7 +1,10 @@
 """Appending to the hash-chained audit log (docs/AUDIT.md).
 
-    hash(entry) = SHA-256(canonical JSON of {seq, at, actor_principal, actor_device, action,
-                                             outcome, detail, prev_hash})
+    hash(entry) = HMAC-SHA-256(entry key, canonical JSON of {seq, at, actor_principal,
+                               actor_device, action, outcome, detail, prev_hash})
+
+The entry key comes from the audit MAC key file (keyservice.audit.mac), which the database
+does not hold: someone who can only write the database cannot make an entry verify.
 
 Appends run inside the caller's transaction, so an entry commits with what it records or not
 at all. The one-row ``audit_head`` is locked first (``SELECT … FOR UPDATE`` on PostgreSQL;
@@ -12,7 +15,7 @@ every instance sharing the database. Any database failure while appending become
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from keyservice.audit.checkpoints import sign_checkpoint
+from keyservice.audit.mac import AuditMac
 from keyservice.db.tables import audit_entries, audit_head
 from keyservice.errors import AuditUnavailableError
 
@@ -58,6 +62,7 @@ def format_time(at: datetime) -> str:
 
 def entry_hash(
     *,
+    mac: AuditMac,
     seq: int,
     at: datetime,
     actor_principal: str | None,
@@ -67,7 +72,7 @@ def entry_hash(
     detail: str,
     prev_hash: str,
 ) -> str:
-    """The chain hash of one entry; ``detail`` is the stored canonical JSON text."""
+    """The chain hash (MAC) of one entry; ``detail`` is the stored canonical JSON text."""
     encoded = canonical_json(
         {
             "seq": seq,
@@ -80,7 +85,23 @@ def entry_hash(
             "prev_hash": prev_hash,
         }
     )
-    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+    return mac.entry(encoded.encode("ascii"))
+
+
+def stored_entry_valid(mac: AuditMac, row: Any) -> bool:
+    """Whether a stored entry (a row of ``audit_entries``) carries its own MAC as ``hash``."""
+    recomputed = entry_hash(
+        mac=mac,
+        seq=row.seq,
+        at=row.at,
+        actor_principal=row.actor_principal,
+        actor_device=row.actor_device,
+        action=row.action,
+        outcome=row.outcome,
+        detail=row.detail,
+        prev_hash=row.prev_hash,
+    )
+    return hmac.compare_digest(recomputed, row.hash)
 
 
 @dataclass(frozen=True)
@@ -95,11 +116,12 @@ def append(
     connection: Connection,
     event: AuditEvent,
     *,
+    mac: AuditMac,
     now: datetime,
     checkpointer: Checkpointer | None = None,
 ) -> int:
     """Append ``event`` to the chain in the current transaction; return its sequence number."""
-    return append_many(connection, [event], now=now, checkpointer=checkpointer)[0]
+    return append_many(connection, [event], mac=mac, now=now, checkpointer=checkpointer)[0]
 
 
 def lock_head(connection: Connection) -> tuple[int, str]:
@@ -120,6 +142,7 @@ def append_many(
     connection: Connection,
     events: Sequence[AuditEvent],
     *,
+    mac: AuditMac,
     now: datetime,
     checkpointer: Checkpointer | None = None,
     head: tuple[int, str] | None = None,
@@ -137,6 +160,7 @@ def append_many(
             seq += 1
             detail = canonical_json(dict(event.detail))
             digest = entry_hash(
+                mac=mac,
                 seq=seq,
                 at=now,
                 actor_principal=event.actor_principal,

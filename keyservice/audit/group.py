@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append_many, lock_head
+from keyservice.audit.mac import AuditMac
 from keyservice.auth.nonces import ReplayCache
 from keyservice.errors import AuditUnavailableError, AuthenticationError
 
@@ -82,9 +83,11 @@ class AuditWrite:
 
 @dataclass(frozen=True)
 class BatchContext:
-    """What a leader needs besides its connection: the time, checkpoints, the replay cache."""
+    """What a leader needs besides its connection: the time, the audit MAC key, checkpoints,
+    the replay cache."""
 
     clock: Callable[[], datetime]
+    mac: AuditMac
     checkpointer: Checkpointer | None = None
     replay_cache: ReplayCache | None = None
     # The devices among those given that may still act (keyservice.auth.revocation), asked
@@ -274,7 +277,12 @@ def _write(
         refused = _refused(connection, writes, context, now)
         events = [_event(w, refused.get(id(w))) for w in writes]
         seqs = append_many(
-            connection, events, now=now, checkpointer=context.checkpointer, head=head
+            connection,
+            events,
+            mac=context.mac,
+            now=now,
+            checkpointer=context.checkpointer,
+            head=head,
         )
         by_shape: dict[tuple[Table, tuple[str, ...]], list[tuple[Any, ...]]] = {}
         for write, seq in zip(writes, seqs, strict=True):

@@ -40,10 +40,11 @@ def audit(
 
 
 def append_event(db: Connection, state: ServiceState, event: AuditEvent) -> int:
-    """Append ``event`` with the service's clock and checkpoint policy."""
+    """Append ``event`` with the service's clock, audit MAC key and checkpoint policy."""
     return append(
         db,
         event,
+        mac=state.audit_mac,
         now=state.clock(),
         checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
     )
@@ -62,10 +63,11 @@ async def audit_committed(state: ServiceState, write: AuditWrite) -> int:
 
 
 def batch_context(state: ServiceState) -> BatchContext:
-    """The service's clock, checkpoint policy, replay cache and revocation check, for a group
-    commit's leader."""
+    """The service's clock, audit MAC key, checkpoint policy, replay cache and revocation check,
+    for a group commit's leader."""
     return BatchContext(
         clock=state.clock,
+        mac=state.audit_mac,
         checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
         replay_cache=state.replay_cache,
         active_devices=active_devices,

@@ -4,12 +4,14 @@ audit entry cannot be written returns 503 with no key (fail closed). Both databa
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, select, text
 
 from keyservice.audit.chain import entry_hash
+from keyservice.audit.mac import AuditMac
 from keyservice.db.tables import audit_entries
 from tests.keyservice.conftest import database
 from tests.keyservice.helpers import (
@@ -84,7 +86,8 @@ def test_deleted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
 
 
 def test_inserted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
-    """A forged entry slipped in at 3 with a correct hash of its own breaks the link after it."""
+    """A forged entry slipped in at 3, linked to entry 2 and MACed under a key of the forger's
+    own (theirs is not the service's): it is named itself."""
     service, engine = fresh
     with engine.begin() as connection:
         rows = _rows(connection)
@@ -100,6 +103,7 @@ def test_inserted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
             prev_hash=rows[1]["hash"],
         )
         forged["hash"] = entry_hash(
+            mac=AuditMac(secrets.token_bytes(32)),
             seq=3,
             at=forged["at"],
             actor_principal=forged["actor_principal"],
@@ -119,7 +123,7 @@ def test_inserted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
         )
     code, output = _verify(service)
     assert code == 1
-    assert "entry 4" in output
+    assert "entry 3" in output
 
 
 def test_reordered_entries_are_named(fresh: tuple[KeyService, Engine]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from sqlalchemy import Connection, Engine, insert, select
 import keyservice.audit.group as group_module
 from keyservice.audit.chain import AuditEvent, Checkpointer
 from keyservice.audit.group import AuditWrite, BatchContext, GroupCommit, IndexRows, NonceClaim
+from keyservice.audit.mac import AuditMac
 from keyservice.audit.verify import verify_chain
 from keyservice.auth import ReplayCache
 from keyservice.auth.revocation import active_devices
@@ -38,13 +40,14 @@ from keyservice.errors import AuditUnavailableError, AuthenticationError
 from tests.servers import PostgresServer
 
 KEY = Ed25519PrivateKey.generate()
+MAC = AuditMac(secrets.token_bytes(32))
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-CONTEXT = BatchContext(_now, Checkpointer(KEY, every=5), ReplayCache())
+CONTEXT = BatchContext(_now, MAC, Checkpointer(KEY, every=5), ReplayCache())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -111,7 +114,7 @@ def test_concurrent_writes_chain_in_order(engine: Engine) -> None:
         thread.join()
     assert sorted(results.values()) == list(range(1, 41))  # type: ignore[type-var]
     with engine.connect() as connection:
-        assert verify_chain(connection, KEY.public_key()).ok
+        assert verify_chain(connection, KEY.public_key(), mac=MAC, store=None).ok
         entries = {row.seq: row.detail for row in connection.execute(select(audit_entries))}
         for n, seq in results.items():
             assert entries[seq] == f'{{"n":{n}}}'
@@ -148,7 +151,7 @@ def test_a_failed_batch_fails_every_request_in_it(engine: Engine) -> None:
     assert all(isinstance(results[n], AuditUnavailableError) for n in range(1, 6))
     with engine.connect() as connection:
         assert [r.seq for r in connection.execute(select(audit_entries))] == [1]
-        assert verify_chain(connection, KEY.public_key()).ok
+        assert verify_chain(connection, KEY.public_key(), mac=MAC, store=None).ok
     # The group recovers: the next request leads and commits.
     assert _commit(group, engine, _write(9)) == 2
 
@@ -211,7 +214,7 @@ def test_a_nonce_replayed_inside_one_batch_gets_a_rejection_entry_instead(
         assert {r.child_id for r in connection.execute(select(disclosures))} == {"c0", "c1", "c3"}
         spent = {r.nonce for r in connection.execute(select(seen_nonces))}
         assert spent == {"0" * 32, nonce, other}
-        assert verify_chain(connection, KEY.public_key()).ok
+        assert verify_chain(connection, KEY.public_key(), mac=MAC, store=None).ok
 
 
 def test_a_nonce_spent_before_is_refused_in_a_later_batch(engine: Engine) -> None:
@@ -266,7 +269,7 @@ def test_coroutines_and_threads_share_one_group(engine: Engine) -> None:
         t.join()
     assert sorted(results.values()) == list(range(1, 33))  # type: ignore[type-var]
     with engine.connect() as connection:
-        assert verify_chain(connection, KEY.public_key()).ok
+        assert verify_chain(connection, KEY.public_key(), mac=MAC, store=None).ok
         audit_seqs = {r.child_id: r.audit_seq for r in connection.execute(select(disclosures))}
         assert audit_seqs == {f"c{n}": seq for n, seq in results.items()}
 
@@ -323,7 +326,7 @@ async def _until(condition: object) -> None:
 def _committed(engine: Engine) -> dict[int, str]:
     """The chain's entries (seq: detail), once the chain is checked to verify."""
     with engine.connect() as connection:
-        assert verify_chain(connection, KEY.public_key()).ok
+        assert verify_chain(connection, KEY.public_key(), mac=MAC, store=None).ok
         return {row.seq: row.detail for row in connection.execute(select(audit_entries))}
 
 
@@ -577,7 +580,7 @@ def test_a_device_or_principal_revoked_before_the_batch_commits_is_refused(
         assert isinstance(refused, AuthenticationError), n
         assert refused.reason == reason, n
     with engine.connect() as connection:
-        assert verify_chain(connection, KEY.public_key()).ok
+        assert verify_chain(connection, KEY.public_key(), mac=MAC, store=None).ok
         entries = [
             (row.action, row.detail)
             for row in connection.execute(

@@ -10,12 +10,14 @@ SURFACES = {
     "keyservice.api": ["ROUTERS"],
     "keyservice.audit": [
         "AuditEvent",
+        "AuditMac",
         "ChainReport",
+        "Checkpoint",
         "Checkpointer",
         "append",
+        "checkpoint_head",
         "entry_hash",
         "verify_chain",
-        "write_checkpoint",
     ],
     "keyservice.auth": ["SKEW", "ReplayCache", "SignedRequest", "verify_request"],
     "keyservice.catalog": [

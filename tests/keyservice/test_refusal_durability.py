@@ -4,6 +4,7 @@ store cannot check MD5s falls back to reading the object (decision 0008). No ser
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
 from keyservice.api.records import _md5s_match
 from keyservice.api.schemas import CommitRequest
+from keyservice.audit.mac import AuditMac
 from keyservice.audit.record import refuse
 from keyservice.caller import Caller
 from keyservice.db import make_engine, upgrade_to_head
@@ -81,6 +83,7 @@ def _state() -> ServiceState:
         SimpleNamespace(
             clock=lambda: datetime.now(UTC),
             audit_key=Ed25519PrivateKey.generate(),
+            audit_mac=AuditMac(secrets.token_bytes(32)),
             settings=SimpleNamespace(checkpoint_every=1000),
         ),
     )
