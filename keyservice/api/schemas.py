@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from keyservice.api.bounds import ByteCount, Version
 from keyservice.api.encoding import b64decode
 from keyservice.ids import ID_PATTERN
 from vault.format import Category
@@ -164,7 +165,7 @@ class CourtOrderCreate(Strict):
     valid_from: datetime
     valid_to: datetime
     evidence_record_id: Id | None = None
-    # A order this one corrects: ended, with a reason naming this one, when this takes effect.
+    # An order this one corrects: ended, with a reason naming this one, when this takes effect.
     replaces: Id | None = None
 
 
@@ -176,7 +177,7 @@ class RecordCreate(Strict):
     child_ids: list[Id] = Field(min_length=1, max_length=64)
     category: Category
     withheld_from_guardians: bool = False
-    ciphertext_size: int = Field(ge=1)
+    ciphertext_size: ByteCount
 
 
 class Attributes(BaseModel):
@@ -212,7 +213,7 @@ class UploadedPart(Strict):
 
 
 class CommitRequest(Strict):
-    ciphertext_size: int = Field(ge=1)
+    ciphertext_size: ByteCount
     ciphertext_sha256: Sha256
     encrypted_metadata: Base64
     parts: list[UploadedPart] | None = Field(default=None, max_length=10_000)
@@ -234,7 +235,7 @@ class VersionPublic(BaseModel):
 
 class ReleaseItem(Strict):
     record_id: Id
-    version: int = Field(ge=1, le=2**32 - 1)
+    version: Version
 
 
 class ReleaseRequest(Strict):
