@@ -21,6 +21,7 @@ from keyservice.audit.timer import checkpoints_on_time
 from keyservice.auth.nonces import ReplayCache
 from keyservice.bodylimit import BodyLimit
 from keyservice.catalog.child_keys import ChildKeyCache
+from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import LocalFileRootKeyProvider, RootKeyProvider
@@ -35,7 +36,7 @@ def utc_now() -> datetime:
 
 def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> ServiceState:
     """Open everything the service needs; the CLI commands use this too."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     upgrade_to_head(engine)
     root = root or LocalFileRootKeyProvider(settings.root_key_file)

@@ -18,6 +18,7 @@ from keyservice.audit.head import checked_head, checkpoint_head
 from keyservice.audit.mac import AuditMac
 from keyservice.audit.verify import ChainReport, verify_chain
 from keyservice.catalog.rotation import rewrap_child_keys
+from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.engine import reading
 from keyservice.db.tables import principals
@@ -45,7 +46,7 @@ def _now() -> datetime:
 
 def _settings() -> Settings:
     settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     return settings
 
 

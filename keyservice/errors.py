@@ -13,6 +13,8 @@
     ├── KeyUnwrapError          a wrapped key could not be unwrapped: wrong key or version,
     │                           wrong context or attributes, altered or truncated bytes.
     │                           One opaque error for every cause (chained for logs).
+    ├── InsecureDataError       the data directory or the SQLite database is open to group
+    │                           or others (the message names the path and the chmod to run)
     └── RootKeyError            the root key provider cannot be used (the message says why
         │                       and what to do)
         └── InsecureKeyFileError  the local root key file is open to group or others
@@ -41,6 +43,11 @@ class RootKeyError(KeyServiceError):
 
 class InsecureKeyFileError(RootKeyError):
     """The root key file's permissions let someone other than its owner read or change it."""
+
+
+class InsecureDataError(KeyServiceError):
+    """The data directory or the database can be read or changed by someone other than the
+    service's account."""
 
 
 class AuthenticationError(KeyServiceError):

@@ -16,7 +16,7 @@ from keyservice.errors import InsecureKeyFileError, RootKeyError
 
 def load_or_create_secret(path: Path, *, size: int = 32) -> bytes:
     """The ``size`` random bytes in ``path``, creating the file (0600) if it is missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

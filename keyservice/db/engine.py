@@ -29,6 +29,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from keyservice.datadir import private_database
+
 DB_TIMEOUT_S = 5.0
 SQLITE_SYNCHRONOUS = frozenset({"FULL", "NORMAL"})
 _DEFERRED = "carevault_deferred"
@@ -112,6 +114,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
 def _sqlite_engine(url: str, synchronous: str) -> Engine:
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise ValueError(f"sqlite synchronous must be one of {sorted(SQLITE_SYNCHRONOUS)}")
+    private_database(url)
     write_lock = threading.Lock()
 
     class LockingConnection(sqlite3.Connection):
