@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench._harness import Record, alternate, median, rate_record, time_record
-from clients.localservice import local_keyservice
+from clients.localservice import LocalService, local_keyservice
 from vault.signing import RequestSigner
 
 BENCH = "keyservice"
@@ -94,21 +94,27 @@ def _client(caller: Caller, *, timeout: float = 60.0) -> httpx.Client:
     return httpx.Client(base_url=caller.base_url, auth=signer, timeout=timeout)
 
 
-def _setup(base_url: str, admin_code: str, records: int) -> tuple[Caller, list[str]]:
-    """An educator assigned to one child, with ``records`` committed records."""
-    admin, _ = _enrol(base_url, admin_code)
+def _setup(service: LocalService, records: int) -> tuple[Caller, list[str]]:
+    """An educator assigned to one child, with ``records`` committed records. The admin
+    proposes the assignment and the host approves it (the two-person rule)."""
+    base_url = service.base_url
+    admin, _ = _enrol(base_url, service.admin_code)
     with _client(admin) as http:
         child = http.post("/v1/admin/children", json={"display_name": "Bench"}).json()["child_id"]
         staff = http.post(
             "/v1/admin/principals",
             json={"kind": "staff", "display_name": "Bench", "roles": ["educator"]},
         ).json()["principal_id"]
-        http.post(
+        # The first device is enrolled before the assignment: a code an admin issued alone
+        # is stale once its person has read rights.
+        code = http.post(f"/v1/admin/principals/{staff}/enrolment-codes").json()["code"]
+        educator, _ = _enrol(base_url, code)
+        proposed = http.post(
             "/v1/admin/assignments",
             json={"staff_id": staff, "child_id": child, "role": "educator"},
-        ).raise_for_status()
-        code = http.post(f"/v1/admin/principals/{staff}/enrolment-codes").json()["code"]
-    educator, _ = _enrol(base_url, code)
+        )
+        proposed.raise_for_status()
+    service.approve_at_host(proposed.json()["proposal_id"])
     with ThreadPoolExecutor(max_workers=8) as pool:
         created_ids = list(pool.map(lambda _: _new_record(educator, child), range(records)))
     return educator, created_ids
@@ -223,7 +229,7 @@ def _measure(
         work / f"service-{synchronous.lower()}",
         extra_env={"CAREVAULT_SQLITE_SYNCHRONOUS": synchronous},
     ) as service:
-        caller, record_ids = _setup(service.base_url, service.admin_code, records)
+        caller, record_ids = _setup(service, records)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=PROCESSES, mp_context=context) as pool:
             # Start every generator process (interpreter and imports) before the first timed

@@ -1,5 +1,7 @@
 """``carevault admin …``: people, devices, children and who may see them. Admin rights never
-give access to record content."""
+give access to record content, and a change that gives someone read rights (an assignment, a
+guardian, a new admin, a code for someone who already has a device) is only proposed here: a
+second person approves it with ``carevault proposals approve``."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ from typing import Annotated
 
 import typer
 
+from clients.approvals import report_proposed
 from clients.output import friendly, report
 from clients.session import connect
-from clients.times import TIME_FORMATS, TIME_HELP, utc
+from clients.times import TIME_FORMATS, TIME_HELP, shown, utc
+from vault.client import Proposal
 
 app = typer.Typer(help="Run a setting: people, children and relationships.", no_args_is_help=True)
 principal_app = typer.Typer(help="People: staff, guardians and outside recipients.")
@@ -32,9 +36,17 @@ def principal_add(
     ] = None,
     organisation: Annotated[str | None, typer.Option(help="For outside recipients.")] = None,
 ) -> None:
-    """Add a person. Then give them an enrolment code with `admin code`."""
+    """Add a person. Then give them an enrolment code with `admin code`. A new admin (--role
+    admin) is proposed: the person who approves it receives their code."""
+    roles = role or []
+    if "admin" in roles:
+        if kind != "staff":
+            raise typer.BadParameter("only staff hold roles", param_hint="'--kind'")
+        others = [r for r in roles if r != "admin"]
+        report_proposed(ctx, connect(ctx).propose_admin(display_name=name, roles=others))
+        return
     principal_id = connect(ctx).create_principal(
-        kind=kind, display_name=name, roles=role or [], organisation=organisation
+        kind=kind, display_name=name, roles=roles, organisation=organisation
     )
     report(ctx, {"principal_id": principal_id}, f"Added {name}: {principal_id}")
 
@@ -44,12 +56,16 @@ def principal_add(
 def code(
     ctx: typer.Context, principal_id: Annotated[str, typer.Argument(help="The person.")]
 ) -> None:
-    """A one-time enrolment code (valid 24 hours) for a person's device."""
-    value, expires = connect(ctx).enrolment_code(principal_id)
+    """A one-time enrolment code (valid 24 hours) for a person's first device. For someone who
+    already has a device or can read records, a proposal: whoever approves it gets the code."""
+    issued = connect(ctx).enrolment_code(principal_id)
+    if isinstance(issued, Proposal):
+        report_proposed(ctx, issued)
+        return
     report(
         ctx,
-        {"code": value, "expires_at": expires},
-        f"Enrolment code: {value} (valid until {expires:%Y-%m-%d %H:%M} UTC)",
+        {"code": issued.code, "expires_at": issued.expires_at},
+        f"Enrolment code: {issued.code} (valid until {shown(issued.expires_at)})",
     )
 
 
@@ -81,11 +97,11 @@ def assign(
         ),
     ] = None,
 ) -> None:
-    """Assign a member of staff to a child."""
-    assignment_id = connect(ctx).assign(
+    """Propose assigning a member of staff to a child; a second person approves it."""
+    proposal = connect(ctx).assign(
         staff_id=staff, child_id=child, role=role, valid_to=None if until is None else utc(until)
     )
-    report(ctx, {"assignment_id": assignment_id}, f"Assigned: {assignment_id}")
+    report_proposed(ctx, proposal)
 
 
 @app.command("unassign")
@@ -108,11 +124,11 @@ def guardian(
         bool, typer.Option(help="Whether they hold parental responsibility.")
     ] = True,
 ) -> None:
-    """Record that a person is a child's guardian."""
-    guardianship_id = connect(ctx).add_guardian(
+    """Propose that a person is a child's guardian; a second person approves it."""
+    proposal = connect(ctx).add_guardian(
         guardian_id=guardian_id, child_id=child, parental_responsibility=parental_responsibility
     )
-    report(ctx, {"guardianship_id": guardianship_id}, f"Guardian recorded: {guardianship_id}")
+    report_proposed(ctx, proposal)
 
 
 @revoke_app.command("principal")

@@ -1,10 +1,16 @@
 """``make demo``: a small nursery on a real key service, in plain words.
 
 It starts the key service on its embedded default in a temporary directory, sets up two
-rooms, children, educators, a designated safeguarding lead (DSL), guardians and an admin
-through the real enrolment flow, adds real encrypted records, and then checks who can read
-what. Every expected "allowed" and "refused" is checked; if any does not hold, the demo
-exits non-zero. The key service is always stopped and the directory removed at the end.
+rooms, children, educators, a designated safeguarding lead (DSL), guardians, a manager and an
+admin through the real enrolment flow, adds real encrypted records, and then checks who can
+read what.
+
+It shows the two-person rule: the admin only *proposes* who may read what; the nursery
+manager, whose enrolment code was issued at the host so the admin never saw it, approves. The
+manager's own first assignments are approved at the host, and the admin's attempt to approve
+its own proposal is refused. Every expected "allowed" and "refused" is checked; if any does
+not hold, the demo exits non-zero. The key service is always stopped and the directory
+removed at the end.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from clients.demo_files import write_note, write_photo
-from clients.localservice import LocalServiceError, local_keyservice
-from vault.client import Client
-from vault.errors import RecordUnavailable, VaultError
+from clients.localservice import LocalService, LocalServiceError, local_keyservice
+from vault.client import Client, Proposal
+from vault.errors import NotFound, RecordUnavailable, VaultError
 from vault.format import VaultFormatError
 
 console = Console(highlight=False)
@@ -47,12 +53,19 @@ class Tally:
     failures: list[str] = field(default_factory=list)
     count: int = 0
 
-    def expect(self, what: str, allowed: bool, attempt: Callable[[], object]) -> object:
-        """Run ``attempt``; it should succeed if ``allowed`` and be refused otherwise."""
+    def expect(
+        self,
+        what: str,
+        allowed: bool,
+        attempt: Callable[[], object],
+        refusal: type[VaultError] = RecordUnavailable,
+    ) -> object:
+        """Run ``attempt``; it should succeed if ``allowed`` and be refused (``refusal``)
+        otherwise."""
         self.count += 1
         try:
             result = attempt()
-        except RecordUnavailable:
+        except refusal:
             if allowed:
                 self._fail(f"{what}: was refused, but should have been allowed")
             else:
@@ -79,16 +92,26 @@ class Tally:
 class Nursery:
     """The people of the demo nursery, each with their own enrolled device."""
 
-    def __init__(self, base_url: str, admin_code: str) -> None:
-        self.base_url = base_url
-        self.admin, _ = Client.enrol(base_url, admin_code, "office PC")
+    def __init__(self, service: LocalService) -> None:
+        self.service = service
+        self.admin, _ = Client.enrol(service.base_url, service.admin_code, "office PC")
         self.people: dict[str, Client] = {}
         self.ids: dict[str, str] = {}
 
-    def person(self, name: str, *, kind: str, roles: tuple[str, ...] = ()) -> Client:
+    def person(
+        self, name: str, *, kind: str, roles: tuple[str, ...] = (), code_at_host: bool = False
+    ) -> Client:
+        """Add a person and enrol their device, with a code from the admin or, when
+        ``code_at_host``, from the host, so that the admin never sees it."""
         principal = self.admin.create_principal(kind=kind, display_name=name, roles=roles)
-        code, _expires = self.admin.enrolment_code(principal)
-        client, _identity = Client.enrol(self.base_url, code, f"{name}'s device")
+        if code_at_host:
+            code = self.service.code_at_host(principal)
+        else:
+            issued = self.admin.enrolment_code(principal)
+            if isinstance(issued, Proposal):
+                raise VaultError(f"{name} already had a device or read rights")
+            code = issued.code
+        client, _identity = Client.enrol(self.service.base_url, code, f"{name}'s device")
         self.people[name] = client
         self.ids[name] = principal
         return client
@@ -114,7 +137,7 @@ def run(workdir: Path) -> Tally:
     console.print("Starting a key service on the embedded default (SQLite, local blobs) …")
     with local_keyservice(workdir / "service") as service:
         console.print(f"  key service at {service.base_url}; first admin bootstrapped.\n")
-        nursery = Nursery(service.base_url, service.admin_code)
+        nursery = Nursery(service)
         try:
             _scenario(nursery, tally, files, out)
         finally:
@@ -126,25 +149,26 @@ def run(workdir: Path) -> Tally:
 def _scenario(nursery: Nursery, tally: Tally, files: Path, out: Path) -> None:
     admin = nursery.admin
     console.rule("Setting up Sunflower Nursery (every person enrols their own device)")
+    nursery.person("Maya", kind="staff", roles=("manager",), code_at_host=True)
+    console.print(
+        "  Maya, the nursery manager, got her enrolment code at the host\n"
+        "  ([bold]carevault-keyservice enrolment-code[/]): the admin never saw it, so Maya\n"
+        "  is a second person, independent of the admin."
+    )
     amira = nursery.person("Amira", kind="staff", roles=("educator",))
     ben = nursery.person("Ben", kind="staff", roles=("educator",))
     dana = nursery.person("Dana", kind="staff", roles=("dsl",))
     grace = nursery.person("Grace", kind="guardian")
     henry = nursery.person("Henry", kind="guardian")
+    console.print("  Everyone else got a one-time code from the admin and enrolled their device.")
     ava = admin.create_child(display_name="Ava", room="Robins")
     noah = admin.create_child(display_name="Noah", room="Robins")
     leo = admin.create_child(display_name="Leo", room="Wrens")
-    ids = nursery.ids
-    for child in (ava, noah):
-        admin.assign(staff_id=ids["Amira"], child_id=child, role="educator")
-    admin.assign(staff_id=ids["Ben"], child_id=leo, role="educator")
-    for child in (ava, noah, leo):
-        admin.assign(staff_id=ids["Dana"], child_id=child, role="dsl")
-    admin.add_guardian(guardian_id=ids["Grace"], child_id=ava)
-    admin.add_guardian(guardian_id=ids["Henry"], child_id=leo)
+    _two_person_rule(nursery, tally, ava=ava, noah=noah, leo=leo)
     people = Table(show_header=True, header_style="bold")
     for column in ("who", "what", "children"):
         people.add_column(column)
+    people.add_row("Maya", "nursery manager; approves the admin's proposals", "Ava, Noah, Leo")
     people.add_row("Amira", "educator, Robins room", "Ava, Noah")
     people.add_row("Ben", "educator, Wrens room", "Leo")
     people.add_row("Dana", "designated safeguarding lead", "Ava, Noah, Leo")
@@ -154,6 +178,7 @@ def _scenario(nursery: Nursery, tally: Tally, files: Path, out: Path) -> None:
     console.print(people)
 
     console.rule("Adding records (encrypted on the device that adds them)")
+    ids = nursery.ids
     note = write_note(files / "ava-blocks.txt", OBSERVATION)
     observation = amira.put(
         child_ids=[ava], category="observation", path=note, content_type="text/plain"
@@ -269,6 +294,56 @@ def _scenario(nursery: Nursery, tally: Tally, files: Path, out: Path) -> None:
     tally.check(
         "the log names Amira and Grace for the observation, and not Ben or the admin",
         {"Amira", "Grace"} <= released_to and not released_to & {"Ben", None},
+    )
+
+
+def _two_person_rule(nursery: Nursery, tally: Tally, *, ava: str, noah: str, leo: str) -> None:
+    """The admin proposes who may read what; Maya, independent of the admin, approves."""
+    admin, ids, service = nursery.admin, nursery.ids, nursery.service
+    amira, maya = nursery.people["Amira"], nursery.people["Maya"]
+    console.rule("Two people for every change that gives read rights")
+    console.print(
+        "  The admin proposes Maya as manager of the three children. Maya may not approve\n"
+        "  her own assignment and there is no other admin yet, so whoever runs the server\n"
+        "  approves these at the host ([bold]carevault-keyservice proposals approve[/])."
+    )
+    for child in (ava, noah, leo):
+        proposal = admin.assign(staff_id=ids["Maya"], child_id=child, role="manager")
+        service.approve_at_host(proposal.proposal_id)
+    proposed = [
+        *(admin.assign(staff_id=ids["Amira"], child_id=c, role="educator") for c in (ava, noah)),
+        admin.assign(staff_id=ids["Ben"], child_id=leo, role="educator"),
+        *(admin.assign(staff_id=ids["Dana"], child_id=c, role="dsl") for c in (ava, noah, leo)),
+        admin.add_guardian(guardian_id=ids["Grace"], child_id=ava),
+        admin.add_guardian(guardian_id=ids["Henry"], child_id=leo),
+    ]
+    console.print(
+        f"  The admin proposes {len(proposed)} more: the educators' and the DSL's assignments,"
+        "\n  and two guardians. None takes effect until a second person approves it."
+    )
+    tally.check(
+        "until someone approves, Amira has no children to see",
+        amira.children() == [],
+    )
+    tally.expect(
+        "The admin tries to approve its own proposal for Amira",
+        False,
+        lambda: admin.approve(proposed[0].proposal_id),
+        refusal=NotFound,
+    )
+    waiting = {p.proposal_id for p in maya.proposals() if p.pending}
+    tally.check(
+        f"Maya sees the {len(proposed)} proposals waiting for her",
+        {p.proposal_id for p in proposed} <= waiting,
+    )
+    approved = [maya.approve(p.proposal_id) for p in proposed]
+    tally.check(
+        "Maya approved them all, and each made its assignment or guardianship",
+        all(p.state == "approved" and p.result_id for p in approved),
+    )
+    tally.check(
+        "now Amira sees Ava and Noah",
+        sorted(c.display_name for c in amira.children()) == ["Ava", "Noah"],
     )
 
 

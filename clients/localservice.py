@@ -1,7 +1,8 @@
 """Run a key service process on this machine for the demo and the benchmarks.
 
 It is started in its own process group on a free loopback port and always stopped (the whole
-group) when the ``with`` block ends, also on error or Ctrl-C.
+group) when the ``with`` block ends, also on error or Ctrl-C. ``LocalService.host`` runs the
+host's own commands (``carevault-keyservice …``) against it, as its operator would.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import httpx
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+HOST_COMMAND_TIMEOUT_S = 120
 _CODE_LINE = re.compile(r"enrolment code .*: (\S+)\s*$", re.MULTILINE)
 
 
 class LocalServiceError(RuntimeError):
-    """The key service did not start, or its bootstrap failed; the message has its log."""
+    """The key service did not start, or a host command failed; the message has its output."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,38 @@ class LocalService:
     admin_code: str
     log_path: Path
     pid: int
+    env: Mapping[str, str]
+
+    def host(self, *args: str) -> str:
+        """Run ``carevault-keyservice ARGS`` on this service's host; its standard output."""
+        done = subprocess.run(
+            _argv(*args),
+            env=dict(self.env),
+            capture_output=True,
+            text=True,
+            timeout=HOST_COMMAND_TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise LocalServiceError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def code_at_host(self, principal_id: str) -> str:
+        """An enrolment code issued at the host (``enrolment-code``): no admin sees it."""
+        return _code(self.host("enrolment-code", principal_id))
+
+    def approve_at_host(self, proposal_id: str) -> str | None:
+        """Approve a proposal at the host (``proposals approve``); the enrolment code it made,
+        if it made one."""
+        found = _CODE_LINE.search(self.host("proposals", "approve", proposal_id))
+        return found.group(1) if found else None
+
+
+def _code(output: str) -> str:
+    found = _CODE_LINE.search(output)
+    if found is None:
+        raise LocalServiceError(f"no enrolment code in:\n{output}")
+    return found.group(1)
 
 
 _libc: Any = None
@@ -141,7 +175,7 @@ def local_keyservice(
     try:
         base_url = f"http://{LOOPBACK}:{port}"
         _wait_ready(process, base_url, log_path)
-        yield LocalService(base_url, data_dir, found.group(1), log_path, process.pid)
+        yield LocalService(base_url, data_dir, found.group(1), log_path, process.pid, env)
     finally:
         _stop(process)
 

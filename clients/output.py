@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -94,16 +95,20 @@ def emit_json(value: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    # Cells hold what people typed (names, file names, reasons): text, never Rich markup.
+    # Nothing is cut short on a narrow terminal: cells fold, and "… id" columns are kept
+    # whole, as ids are there to be copied.
     view = Table(title=title, title_justify="left")
     for column in columns:
-        view.add_column(column)
+        view.add_column(column, overflow="fold", no_wrap=column.endswith(" id"))
     for row in rows:
-        view.add_row(*("" if cell is None else str(_plain(cell)) for cell in row))
+        view.add_row(*("" if cell is None else escape(str(_plain(cell))) for cell in row))
     out_console.print(view)
 
 
 def say(message: str) -> None:
-    out_console.print(message)
+    """Print ``message`` as it is: what it quotes may hold brackets Rich would read as markup."""
+    out_console.print(message, markup=False)
 
 
 def report(ctx: typer.Context, value: dict[str, object], message: str) -> None:
@@ -138,7 +143,7 @@ def fail(exc: BaseException, *, as_json: bool) -> typer.Exit:
     if as_json:
         sys.stderr.write(json.dumps({"error": message, "exit_code": code}) + "\n")
     else:
-        err_console.print(f"[bold red]Error:[/] {message}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

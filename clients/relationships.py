@@ -1,5 +1,11 @@
-"""``carevault consent …`` and ``carevault court-order …``: the written consents and court
-orders that change who may read a child's records (docs/POLICY.md).
+"""``carevault consent …``, ``carevault court-order …`` and ``carevault guardianship …``: the
+written consents, court orders and guardianships that change who may read a child's records
+(docs/POLICY.md).
+
+Staff record consents and orders only for a child they are the manager or DSL of. One that
+gives an outside recipient read rights is proposed, not made: a second person approves it
+(``carevault proposals``); a guardian's own consent and an order restricting a guardian take
+effect at once.
 
 Categories, effects and the order of the two times are checked here before the key service is
 asked, so a mistyped value costs no request (exit code 2). The purpose of a consent and the
@@ -14,9 +20,11 @@ from typing import Annotated
 
 import typer
 
+from clients.approvals import report_proposed
 from clients.output import friendly, report
 from clients.session import connect
 from clients.times import TIME_FORMATS, TIME_HELP, shown, utc
+from vault.client import Proposal
 from vault.format import Category
 
 consent_app = typer.Typer(
@@ -25,8 +33,12 @@ consent_app = typer.Typer(
     no_args_is_help=True,
 )
 court_order_app = typer.Typer(
-    help="Record a court order that restricts a guardian or discloses to an outside recipient.",
+    help="Record or end a court order that restricts a guardian or discloses to an outside "
+    "recipient.",
     no_args_is_help=True,
+)
+guardianship_app = typer.Typer(
+    help="End a guardianship (it is kept, with the reason).", no_args_is_help=True
 )
 
 
@@ -71,14 +83,18 @@ EvidenceOption = Annotated[
         "--evidence", help="The record holding the signed document (e.g. a scanned form)."
     ),
 ]
+EndReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why it ends, for the record and the audit.")
+]
 
 
 # Given as help= rather than a docstring: Rich keeps a docstring's line breaks.
 CONSENT_ADD_HELP = (
     "Record a guardian's written consent to share some categories of a child's records.\n\n"
-    "Managers, DSLs and admins may record it; a guardian may record their own consent. Unless "
-    "you give --until, it lasts one year (the key service's default). A consent never reaches "
-    "safeguarding records or records withheld from guardians."
+    "The child's manager or DSL records a written consent they hold: it is proposed, and "
+    "takes effect when a second person approves it. A guardian records their own consent at "
+    "once. Unless you give --until, it lasts one year (the key service's default). A consent "
+    "never reaches safeguarding records or records withheld from guardians."
 )
 
 
@@ -120,11 +136,14 @@ def consent_add(
         ),
     ] = None,
     evidence: EvidenceOption = None,
+    replaces: Annotated[
+        str | None, typer.Option("--replaces", help="A consent this one corrects.")
+    ] = None,
 ) -> None:
     start = None if valid_from is None else utc(valid_from)
     end = None if valid_until is None else utc(valid_until)
     _check_window(start, end)
-    consent_id = connect(ctx).record_consent(
+    recorded = connect(ctx).record_consent(
         child_id=child,
         given_by=given_by,
         recipient_id=recipient,
@@ -133,13 +152,17 @@ def consent_add(
         valid_from=start,
         valid_to=end,
         evidence_record_id=evidence,
+        replaces=replaces,
     )
+    if isinstance(recorded, Proposal):
+        report_proposed(ctx, recorded)
+        return
     if end is not None:
         validity = f"valid until {shown(end)}"
     else:
         since = "today" if start is None else shown(start)
         validity = f"valid for one year from {since}, the key service's default"
-    report(ctx, {"consent_id": consent_id}, f"Consent recorded: {consent_id} ({validity})")
+    report(ctx, {"consent_id": recorded}, f"Consent recorded: {recorded} ({validity})")
 
 
 @consent_app.command("withdraw")
@@ -147,9 +170,10 @@ def consent_add(
 def consent_withdraw(
     ctx: typer.Context,
     consent_id: Annotated[str, typer.Argument(help="The consent to withdraw.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record.")] = None,
 ) -> None:
     """Withdraw a consent now: records are no longer shared on it."""
-    connect(ctx).withdraw_consent(consent_id)
+    connect(ctx).withdraw_consent(consent_id, reason=reason)
     report(
         ctx, {"consent_id": consent_id, "withdrawn": True}, f"Consent {consent_id} is withdrawn."
     )
@@ -189,11 +213,15 @@ def court_order_add(
         ),
     ],
     evidence: EvidenceOption = None,
+    replaces: Annotated[
+        str | None, typer.Option("--replaces", help="A court order this one corrects.")
+    ] = None,
 ) -> None:
-    """Record a court order about a child. Managers, DSLs and admins only."""
+    """Record a court order about a child: its manager or DSL only. One that restricts a
+    guardian takes effect at once; one that discloses waits for a second person's approval."""
     start, end = utc(valid_from), utc(valid_until)
     _check_window(start, end)
-    court_order_id = connect(ctx).record_court_order(
+    recorded = connect(ctx).record_court_order(
         child_id=child,
         effect=_API_EFFECT[effect],
         subject_id=subject,
@@ -202,9 +230,49 @@ def court_order_add(
         valid_from=start,
         valid_to=end,
         evidence_record_id=evidence,
+        replaces=replaces,
     )
+    if isinstance(recorded, Proposal):
+        report_proposed(ctx, recorded)
+        return
     report(
         ctx,
-        {"court_order_id": court_order_id},
-        f"Court order recorded: {court_order_id} (in force from {shown(start)} until {shown(end)})",
+        {"court_order_id": recorded},
+        f"Court order recorded: {recorded} (in force from {shown(start)} until {shown(end)})",
+    )
+
+
+@court_order_app.command("end")
+@friendly
+def court_order_end(
+    ctx: typer.Context,
+    court_order_id: Annotated[str, typer.Argument(help="The court order.")],
+    reason: EndReasonOption,
+) -> None:
+    """End a court order now (the child's manager or DSL). Ending one that keeps a guardian
+    out gives them their rights back, so that waits for a second person's approval."""
+    proposal = connect(ctx).end_court_order(court_order_id, reason=reason)
+    if proposal is not None:
+        report_proposed(ctx, proposal)
+        return
+    report(
+        ctx,
+        {"court_order_id": court_order_id, "ended": True},
+        f"Court order {court_order_id} has ended.",
+    )
+
+
+@guardianship_app.command("end")
+@friendly
+def guardianship_end(
+    ctx: typer.Context,
+    guardianship_id: Annotated[str, typer.Argument(help="The guardianship.")],
+    reason: EndReasonOption,
+) -> None:
+    """End a guardianship now (an admin, or the child's manager or DSL)."""
+    connect(ctx).end_guardianship(guardianship_id, reason=reason)
+    report(
+        ctx,
+        {"guardianship_id": guardianship_id, "ended": True},
+        f"Guardianship {guardianship_id} has ended.",
     )

@@ -1,8 +1,9 @@
 """Audit entries hold opaque ids only (docs/AUDIT.md), checked on the stored rows.
 
 A full flow runs on a fresh nursery: people, a child and a room with telling names, records
-with telling file names and content, a consent with a purpose, a court order with a
-reference, refusals whose requests carry names. Then every field of every stored audit entry
+with telling file names and content, consents with a purpose and court orders with a
+reference (proposed and approved, or recorded at once), reasons for ending them, refusals
+whose requests carry names. Then every field of every stored audit entry
 is read straight from the service's database (the SQLite file, or PostgreSQL) and searched for
 each of those strings, as written and as JSON would escape them.
 """
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.e2e.world import World
-from vault.client import Client
+from vault.client import Client, Proposal
 from vault.errors import AccessDenied, RecordUnavailable
 
 pytestmark = pytest.mark.integration
@@ -39,6 +40,7 @@ AMENDED_FILE_NAME = f"pip-first-steps-amended-{TAG}.txt"
 CONTENT_TYPE = f"text/x-{TAG}"
 PURPOSE = f"to plan speech therapy sessions {TAG}"
 REFERENCE = f"Family Court FC-2026-{TAG}"
+REASON = f"the family moved to Leeds {TAG}"
 
 
 def _enrol(
@@ -54,8 +56,11 @@ def _enrol(
         kind=kind, display_name=name, roles=roles, organisation=organisation
     )
     world.ids[name] = principal
-    code, _ = world.admin.enrolment_code(principal)
-    client, _identity = Client.enrol(world.service.base_url, code, device or f"{name} device")
+    issued = world.admin.enrolment_code(principal)
+    assert not isinstance(issued, Proposal)
+    client, _identity = Client.enrol(
+        world.service.base_url, issued.code, device or f"{name} device"
+    )
     world.people[name] = client
     return client
 
@@ -67,9 +72,9 @@ def _run_flow(world: World, tmp_path: Path) -> dict[str, str]:
     zoe = _enrol(world, GUARDIAN_NAME, kind="guardian")
     _enrol(world, RECIPIENT_NAME, kind="external", organisation=ORGANISATION)
     pip = admin.create_child(display_name=CHILD_NAME, room=ROOM)
-    admin.assign(staff_id=world.ids[STAFF_NAME], child_id=pip, role="educator")
-    admin.assign(staff_id=world.ids["dana"], child_id=pip, role="dsl")
-    admin.add_guardian(guardian_id=world.ids[GUARDIAN_NAME], child_id=pip)
+    world.assign(STAFF_NAME, pip)
+    world.assign("dana", pip, role="dsl")
+    world.add_guardian(GUARDIAN_NAME, pip)
 
     source = tmp_path / FILE_NAME
     source.write_text(f"{MARKER}: Pip took four steps to the book corner.\n" * 20)
@@ -86,24 +91,42 @@ def _run_flow(world: World, tmp_path: Path) -> dict[str, str]:
     with pytest.raises(AccessDenied):
         marta.create_principal(kind="staff", display_name=REFUSED_NAME)
 
-    consent = dana.record_consent(
+    proposed = dana.record_consent(
         child_id=pip,
         given_by=world.ids[GUARDIAN_NAME],
         recipient_id=world.ids[RECIPIENT_NAME],
         categories=["observation"],
         purpose=PURPOSE,
     )
-    now = datetime.now(UTC)
-    dana.record_court_order(
+    assert isinstance(proposed, Proposal)
+    consent = world.approved(proposed)
+    own = zoe.record_consent(
         child_id=pip,
-        effect="disclose",
-        subject_id=world.ids[RECIPIENT_NAME],
-        categories=["medical"],
-        reference=REFERENCE,
-        valid_from=now - timedelta(days=1),
-        valid_to=now + timedelta(days=90),
+        given_by=world.ids[GUARDIAN_NAME],
+        recipient_id=world.ids[RECIPIENT_NAME],
+        categories=["photo"],
+        purpose=PURPOSE,
     )
-    dana.withdraw_consent(consent)
+    assert isinstance(own, str), "a guardian's own consent is recorded at once"
+    now = datetime.now(UTC)
+
+    def order(effect: str, subject: str) -> str | Proposal:
+        return dana.record_court_order(
+            child_id=pip,
+            effect=effect,
+            subject_id=world.ids[subject],
+            categories=["medical"],
+            reference=REFERENCE,
+            valid_from=now - timedelta(days=1),
+            valid_to=now + timedelta(days=90),
+        )
+
+    disclosing = order("disclose", RECIPIENT_NAME)
+    assert isinstance(disclosing, Proposal)
+    world.approved(disclosing)
+    restricting = order("restrict_guardian", GUARDIAN_NAME)
+    assert isinstance(restricting, str), "an order restricting a guardian is recorded at once"
+    dana.withdraw_consent(consent, reason=REASON)
     assert zoe.disclosures(pip)
     dana.delete(ref.record_id)
     return {"child": pip, "record": ref.record_id}
@@ -133,7 +156,10 @@ def test_audit_entries_hold_no_names_or_content(world: World, tmp_path: Path) ->
     for action in (
         "keys.release",
         "record.create",
+        "proposal.create",
+        "proposal.approve",
         "consent.create",
+        "consent.withdraw",
         "court_order.create",
         "record.delete",
     ):
@@ -155,6 +181,7 @@ def test_audit_entries_hold_no_names_or_content(world: World, tmp_path: Path) ->
         CONTENT_TYPE,
         PURPOSE,
         REFERENCE,
+        REASON,
         TAG,
         # The nursery tests/e2e/world.py built: display names, rooms, device names.
         "amira",

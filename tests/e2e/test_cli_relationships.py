@@ -1,9 +1,12 @@
-"""``carevault consent …`` and ``carevault court-order …`` against a real key service: who may
-record them, what is refused before any request, and what a recorded order or consent changes."""
+"""``carevault consent …``, ``carevault court-order …`` and ``carevault guardianship …`` against
+a real key service: who may record them, what is refused before any request, what waits for a
+second person's approval, and what a recorded (or ended) order, consent or guardianship
+changes."""
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +20,7 @@ import clients.relationships
 from clients.cli import app
 from clients.output import EXIT_DENIED, EXIT_USAGE
 from tests.e2e.world import World
-from vault.client import Client
+from vault.client import Client, Proposal
 from vault.format import Category
 
 pytestmark = pytest.mark.integration
@@ -25,6 +28,7 @@ pytestmark = pytest.mark.integration
 PASSPHRASE = {"CAREVAULT_PASSPHRASE": "cli relationships passphrase"}
 runner = CliRunner()
 FRAME = str.maketrans(dict.fromkeys("│╭╮╰╯─", " "))
+PROPOSED = re.compile(r"waiting for approval: .* \(proposal ([0-9a-f]{32})\)")
 
 
 def _cli(profile: Path, *args: str) -> tuple[int, str, str]:
@@ -49,8 +53,9 @@ def _outsider(world: World, name: str) -> Client:
         kind="external", display_name=name, organisation="Riverside Health"
     )
     world.ids[name] = principal
-    code, _ = world.admin.enrolment_code(principal)
-    client, _identity = Client.enrol(world.service.base_url, code, f"{name}'s laptop")
+    issued = world.admin.enrolment_code(principal)
+    assert not isinstance(issued, Proposal)
+    client, _identity = Client.enrol(world.service.base_url, issued.code, f"{name}'s laptop")
     world.people[name] = client
     return client
 
@@ -64,10 +69,19 @@ def _order_window() -> list[str]:
     return ["--from", _time(now - timedelta(hours=1)), "--until", _time(now + timedelta(days=30))]
 
 
+def _approved(world: World, said: str) -> str:
+    """The id of what the proposal a command announced made, once the second admin approved."""
+    found = PROPOSED.search(said)
+    assert found is not None, said
+    return world.approved(world.approver.proposal(found.group(1)))
+
+
 @pytest.fixture(scope="module")
 def dsl(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A designated safeguarding lead's CLI profile, one per nursery."""
-    return _enrol(world, tmp_path_factory.mktemp("dsl"), "dee", kind="staff", roles=("dsl",))
+    """The CLI profile of Ava's designated safeguarding lead, one per nursery."""
+    profile = _enrol(world, tmp_path_factory.mktemp("dsl"), "dee", kind="staff", roles=("dsl",))
+    world.assign("dee", world.children["ava"], role="dsl")
+    return profile
 
 
 @pytest.fixture
@@ -87,7 +101,7 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_an_educator_is_refused_a_court_order(world: World, tmp_path: Path) -> None:
     educator = _enrol(world, tmp_path / "ed", "eli", kind="staff", roles=("educator",))
     ava, grace = world.children["ava"], world.ids["grace"]
-    world.admin.assign(staff_id=world.ids["eli"], child_id=ava)
+    world.assign("eli", ava)
 
     status, out, said = _cli(
         educator,
@@ -108,8 +122,7 @@ def test_an_educator_is_refused_a_court_order(world: World, tmp_path: Path) -> N
 
     assert status == EXIT_DENIED, said
     assert out == ""
-    assert "You are not allowed to do this" in said
-    assert "only staff managers, DSLs or admins may record court orders" in said
+    assert "no child with this id for which you may record this" in said
     assert "FC-2026-0001" not in said
 
 
@@ -213,9 +226,9 @@ def test_a_court_order_stops_a_guardian_reading_that_category(
     world: World, dsl: Path, tmp_path: Path
 ) -> None:
     mia = world.admin.create_child(display_name="Mia", room="Owls")
-    world.admin.assign(staff_id=world.ids["dee"], child_id=mia, role="dsl")
+    world.assign("dee", mia, role="dsl")
     hana = _enrol(world, tmp_path / "hana", "hana", kind="guardian", roles=())
-    world.admin.add_guardian(guardian_id=world.ids["hana"], child_id=mia)
+    world.add_guardian("hana", mia)
 
     added = {}
     for category in (Category.MEDICAL, Category.OBSERVATION):
@@ -252,8 +265,9 @@ def test_a_court_order_stops_a_guardian_reading_that_category(
         *_order_window(),
     )
     assert status == 0, said
-    assert said.startswith("Court order recorded: ")
+    assert said.startswith("Court order recorded: "), "restricting a guardian needs no approval"
     assert "FC-2026-0147" not in said
+    order_id = said.split()[3]
 
     status, target = hana_reads(Category.MEDICAL)
     assert status == EXIT_DENIED
@@ -261,6 +275,15 @@ def test_a_court_order_stops_a_guardian_reading_that_category(
     status, target = hana_reads(Category.OBSERVATION)
     assert status == 0
     assert target.read_text() == "Mia's observation note.\n"
+
+    status, out, said = _cli(dsl, "court-order", "end", order_id, "--reason", "order discharged")
+    assert status == 0, said
+    assert "waiting for approval" in said, "ending it gives the guardian rights back"
+    assert hana_reads(Category.MEDICAL)[0] == EXIT_DENIED, "not until a second person approves"
+    assert _approved(world, said) == order_id
+    assert hana_reads(Category.MEDICAL)[0] == 0, "the ended order no longer keeps her out"
+    status, _, said = _cli(dsl, "court-order", "end", order_id, "--reason", "again")
+    assert status == EXIT_DENIED, "an ended order cannot be ended again"
 
 
 def test_consent_add_and_withdraw_round_trip_in_json(world: World, dsl: Path) -> None:
@@ -292,11 +315,25 @@ def test_consent_add_and_withdraw_round_trip_in_json(world: World, dsl: Path) ->
     )
     assert status == 0, said
     answer = json.loads(out)
-    assert set(answer) == {"consent_id"}
-    consent_id = answer["consent_id"]
+    assert set(answer) == {
+        "proposal_id",
+        "action",
+        "state",
+        "child_id",
+        "beneficiary_id",
+        "proposed_at",
+        "expires_at",
+    }
+    assert (answer["action"], answer["state"]) == ("consent.create", "pending")
+    assert (answer["child_id"], answer["beneficiary_id"]) == (ava, world.ids["tess"])
+    assert "Speech" not in out, "the purpose is sent, never printed"
+    assert not therapist_sees_ava(), "nothing changes until a second person approves"
+    consent_id = world.approved(world.approver.proposal(answer["proposal_id"]))
     assert therapist_sees_ava(), "the consent gives the recipient a relationship with the child"
 
-    status, out, said = _cli(dsl, "--json", "consent", "withdraw", consent_id)
+    status, out, said = _cli(
+        dsl, "--json", "consent", "withdraw", consent_id, "--reason", "family asked"
+    )
     assert status == 0, said
     assert json.loads(out) == {"consent_id": consent_id, "withdrawn": True}
     assert not therapist_sees_ava()
@@ -305,8 +342,12 @@ def test_consent_add_and_withdraw_round_trip_in_json(world: World, dsl: Path) ->
     assert status == EXIT_DENIED, "a withdrawn consent cannot be withdrawn again"
 
 
-def test_consent_add_tells_how_long_it_lasts(world: World, dsl: Path) -> None:
-    ava, grace = world.children["ava"], world.ids["grace"]
+def test_consent_add_tells_how_long_it_lasts(world: World, dsl: Path, tmp_path: Path) -> None:
+    """A guardian's own consent is recorded at once, and says how long it lasts; the same
+    consent recorded by the DSL is proposed, and says so."""
+    ava = world.children["ava"]
+    gwen = _enrol(world, tmp_path / "gwen", "gwen", kind="guardian", roles=())
+    world.add_guardian("gwen", ava)
     _outsider(world, "sol")
     common = [
         "consent",
@@ -314,7 +355,7 @@ def test_consent_add_tells_how_long_it_lasts(world: World, dsl: Path) -> None:
         "--child",
         ava,
         "--given-by",
-        grace,
+        world.ids["gwen"],
         "--recipient",
         world.ids["sol"],
         "--category",
@@ -323,13 +364,40 @@ def test_consent_add_tells_how_long_it_lasts(world: World, dsl: Path) -> None:
         "Hospital outpatient appointment",
     ]
 
-    status, _, said = _cli(dsl, *common)
+    status, _, said = _cli(gwen, *common)
     assert status == 0, said
     assert said.startswith("Consent recorded: ")
     assert said.endswith("(valid for one year from today, the key service's default)")
     assert "Hospital" not in said
 
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=90)
-    status, _, said = _cli(dsl, *common, "--until", until.strftime("%Y-%m-%dT%H:%M"))
+    status, _, said = _cli(gwen, *common, "--until", until.strftime("%Y-%m-%dT%H:%M"))
     assert status == 0, said
     assert said.endswith(f"(valid until {until:%Y-%m-%d %H:%M} UTC)")
+
+    status, _, said = _cli(dsl, *common)
+    assert status == 0, said
+    assert said.startswith("Proposed, waiting for approval: record a consent (proposal ")
+    assert "carevault proposals approve" in said
+    assert "Hospital" not in said
+
+
+def test_a_guardianship_ends_with_a_reason(world: World, dsl: Path, tmp_path: Path) -> None:
+    ava = world.children["ava"]
+    ivo = _enrol(world, tmp_path / "ivo", "ivo", kind="guardian", roles=())
+    guardianship = world.add_guardian("ivo", ava)
+    status, out, _ = _cli(ivo, "--json", "children")
+    assert [c["child_id"] for c in json.loads(out)] == [ava]
+
+    status, out, said = _cli(dsl, "--json", "guardianship", "end", guardianship)
+    assert status == EXIT_USAGE, "a guardianship ends with a reason"
+    status, out, said = _cli(
+        dsl, "--json", "guardianship", "end", guardianship, "--reason", "residence order"
+    )
+    assert status == 0, said
+    assert json.loads(out) == {"guardianship_id": guardianship, "ended": True}
+    status, out, _ = _cli(ivo, "--json", "children")
+    assert json.loads(out) == []
+    status, _, said = _cli(dsl, "guardianship", "end", guardianship, "--reason", "again")
+    assert status == EXIT_DENIED, said
+    assert "no current guardianship with this id that you may end" in said

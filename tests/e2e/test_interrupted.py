@@ -23,7 +23,7 @@ def test_killed_upload_leaves_no_record_and_retry_succeeds(world: World, tmp_pat
     code = world.code_for("eve", kind="staff", roles=("educator",))
     eve, identity = Client.enrol(world.service.base_url, code, "eve's laptop")
     noah = world.children["noah"]
-    world.admin.assign(staff_id=world.ids["eve"], child_id=noah, role="educator")
+    world.assign("eve", noah)
     key_file = tmp_path / "device.key"
     save_identity(
         key_file,

@@ -181,7 +181,7 @@ def test_large_record_goes_through_multipart(world: World, tmp_path: Path) -> No
 def test_revoked_principal_is_shut_out_at_once(world: World, tmp_path: Path) -> None:
     code = world.code_for("ivy", kind="staff", roles=("educator",))
     ivy, _ = Client.enrol(world.service.base_url, code, "ivy's phone")
-    world.admin.assign(staff_id=world.ids["ivy"], child_id=world.children["leo"])
+    world.assign("ivy", world.children["leo"])
     ref = ivy.put(
         child_ids=[world.children["leo"]], category="observation", stream=io.BytesIO(b"leo")
     )

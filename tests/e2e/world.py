@@ -2,20 +2,26 @@
 
 Everyone enrols through the real flow with the SDK: the first admin with the code that
 ``carevault-keyservice bootstrap`` prints (read by tests/keyservice/helpers.py), everyone else
-with a code the admin issues.
+with a code the admin issues. What gives read rights (assignments, guardianships) the admin
+only proposes; ``World.approver``, a second admin whose proposal was approved at the host (so
+the first admin never saw its code), approves them: the two-person rule of
+docs/decisions/0004-admins-cannot-read.md.
 ``Storage`` reads the service's blob store directly (the local directory or the S3 bucket) so
 that tests can scan and tamper with what is stored.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.keyservice.helpers import bootstrap_code
+from tests.keyservice.helpers import bootstrap_code, host_approve
 from tests.servers import KeyService
-from vault.client import Client
+from vault.client import Client, Proposal
+
+_HOST_CODE = re.compile(r"enrolment code .*: ([A-Z2-7-]+)\s*$", re.MULTILINE)
 
 
 class Storage:
@@ -83,20 +89,41 @@ class Storage:
 
 @dataclass
 class World:
-    """A nursery: two rooms, three children, two educators, a DSL, a guardian, an admin."""
+    """A nursery: two rooms, three children, two educators, a DSL, a guardian, an admin who
+    proposes, and a second admin who approves."""
 
     service: KeyService
     admin: Client
+    approver: Client
     storage: Storage
     people: dict[str, Client] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
     children: dict[str, str] = field(default_factory=dict)
 
     def code_for(self, name: str, *, kind: str, roles: tuple[str, ...] = ()) -> str:
+        """A new person and the code the admin issues for their first device (enrol it
+        before they are given rights: a code an admin issued alone is stale after that)."""
         principal = self.admin.create_principal(kind=kind, display_name=name, roles=roles)
         self.ids[name] = principal
-        code, _ = self.admin.enrolment_code(principal)
-        return code
+        issued = self.admin.enrolment_code(principal)
+        assert not isinstance(issued, Proposal), "a new person's first code needs no approval"
+        return issued.code
+
+    def approved(self, proposal: Proposal) -> str:
+        """Have the second admin approve ``proposal``; the id of what it made."""
+        assert proposal.pending, proposal
+        decided = self.approver.approve(proposal.proposal_id)
+        assert decided.state == "approved" and decided.result_id, decided
+        return decided.result_id
+
+    def assign(self, name: str, child_id: str, *, role: str = "educator") -> str:
+        """Assign the named person to a child: the admin proposes, the second admin approves."""
+        return self.approved(
+            self.admin.assign(staff_id=self.ids[name], child_id=child_id, role=role)
+        )
+
+    def add_guardian(self, name: str, child_id: str) -> str:
+        return self.approved(self.admin.add_guardian(guardian_id=self.ids[name], child_id=child_id))
 
     def person(self, name: str, *, kind: str, roles: tuple[str, ...] = ()) -> Client:
         code = self.code_for(name, kind=kind, roles=roles)
@@ -105,24 +132,39 @@ class World:
         return client
 
     def close(self) -> None:
-        for client in [self.admin, *self.people.values()]:
+        for client in [self.admin, self.approver, *self.people.values()]:
             client.close()
+
+
+def second_admin(service: KeyService, admin: Client) -> Client:
+    """An admin proposed by ``admin`` and approved at the host, which prints the new admin's
+    code: ``admin`` never saw it, so the two are independent of each other."""
+    proposal = admin.propose_admin(display_name="Second Admin")
+    found = _HOST_CODE.search(host_approve(service, proposal.proposal_id))
+    assert found is not None, "approving a new admin at the host prints their code"
+    client, _identity = Client.enrol(service.base_url, found.group(1), "second office")
+    return client
 
 
 def build_world(service: KeyService) -> World:
     admin, _ = Client.enrol(service.base_url, bootstrap_code(service), "office")
-    world = World(service=service, admin=admin, storage=Storage(service))
+    world = World(
+        service=service,
+        admin=admin,
+        approver=second_admin(service, admin),
+        storage=Storage(service),
+    )
     world.person("amira", kind="staff", roles=("educator",))
     world.person("ben", kind="staff", roles=("educator",))
     world.person("dana", kind="staff", roles=("dsl",))
     world.person("grace", kind="guardian")
     for name, room in (("ava", "Robins"), ("noah", "Robins"), ("leo", "Wrens")):
         world.children[name] = admin.create_child(display_name=name.title(), room=room)
-    kids, ids = world.children, world.ids
+    kids = world.children
     for child in ("ava", "noah"):
-        admin.assign(staff_id=ids["amira"], child_id=kids[child], role="educator")
-    admin.assign(staff_id=ids["ben"], child_id=kids["leo"], role="educator")
+        world.assign("amira", kids[child])
+    world.assign("ben", kids["leo"])
     for child in kids.values():
-        admin.assign(staff_id=ids["dana"], child_id=child, role="dsl")
-    admin.add_guardian(guardian_id=ids["grace"], child_id=kids["ava"])
+        world.assign("dana", child, role="dsl")
+    world.add_guardian("grace", kids["ava"])
     return world

@@ -4,8 +4,9 @@ It speaks the wire contract of docs/API.md closely enough to drive ``vault.Clien
 record keys to the requesting device with ``vault.sealing`` under the request's signature
 nonce, hands out blob URLs it serves itself (with HTTP Range), checks commits against the
 stored bytes, and releases keys only to the creator, each with the committed size and
-digest. It does not verify signatures or apply the policy; the end-to-end tests in tests/e2e
-run the real service for that.
+digest. Changes that give read rights answer 202 with a proposal, as the real service does;
+anyone but the proposer may approve one here. It does not verify signatures or apply the
+policy; the end-to-end tests in tests/e2e run the real service for that.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from vault.sealing import seal_batch
 from vault.signing import request_nonce, sealing_context
 
 BASE = "http://keyservice.test"
+NOW = "2026-11-22T18:00:00Z"
+LATER = "2026-12-06T18:00:00Z"
 
 
 def _b64(data: bytes) -> str:
@@ -70,11 +73,15 @@ class FakeKeyService:
     blobs: dict[str, bytes] = field(default_factory=dict)
     parts: dict[str, dict[int, bytes]] = field(default_factory=dict)
     blob_puts: int = 0
+    proposals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    court_orders: dict[str, str] = field(default_factory=dict)
+    notifications: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    requests: int = 0
 
-    def add_principal(self) -> str:
-        principal = secrets.token_hex(16)
+    def add_principal(self, principal: str | None = None) -> str:
+        """A one-time code for ``principal`` (a new one by default)."""
         code = secrets.token_hex(4)
-        self.codes[code] = principal
+        self.codes[code] = principal or secrets.token_hex(16)
         return code
 
     def transport(self) -> httpx.MockTransport:
@@ -84,6 +91,7 @@ class FakeKeyService:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
+        self.requests += 1
         if path.startswith("/blobs/"):
             return self._blob(request, path.removeprefix("/blobs/"))
         body = json.loads(request.content) if request.content else {}
@@ -135,7 +143,155 @@ class FakeKeyService:
             }
             return httpx.Response(201, json={"child_id": child_id})
         if path == "/v1/admin/principals":
-            return _problem(403, "only an admin may add people")
+            # Adding people is refused (a problem for the tests of errors); proposing an
+            # admin, which only a second person can make happen, is taken.
+            if "admin" not in body.get("roles", []):
+                return _problem(403, "only an admin may add people")
+            return self._propose("admin.create", body, principal, None, None)
+        if found := self._relationships(path, method, body, principal):
+            return found
+        if found := self._approvals(path, body, principal, match.group(1)):
+            return found
+        return self._own(path, principal, match.group(1))
+
+    # --- proposals and relationships ---------------------------------------------------------
+
+    def _propose(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        principal: str,
+        child_id: str | None,
+        beneficiary_id: str | None,
+    ) -> httpx.Response:
+        proposal_id = secrets.token_hex(16)
+        self.proposals[proposal_id] = {
+            "proposal_id": proposal_id,
+            "action": action,
+            "state": "pending",
+            "child_id": child_id,
+            "beneficiary_id": beneficiary_id,
+            "beneficiary_vouched_by": [],
+            "payload": payload,
+            "proposed_by": principal,
+            "proposed_device": None,
+            "proposed_at": NOW,
+            "expires_at": LATER,
+            "decided_by": None,
+            "decided_device": None,
+            "decided_at": None,
+            "result_id": None,
+            "reason": None,
+            "enrolment_code": None,
+            "code_expires_at": None,
+        }
+        return httpx.Response(202, json=self.proposals[proposal_id])
+
+    def _relationships(
+        self, path: str, method: str, body: dict[str, Any], principal: str
+    ) -> httpx.Response | None:
+        if path == "/v1/admin/assignments":
+            return self._propose(
+                "assignment.create", body, principal, body["child_id"], body["staff_id"]
+            )
+        if path == "/v1/admin/guardianships":
+            return self._propose(
+                "guardianship.create", body, principal, body["child_id"], body["guardian_id"]
+            )
+        if path == "/v1/consents":
+            if body["given_by"] == principal:
+                return httpx.Response(201, json={"consent_id": secrets.token_hex(16)})
+            return self._propose(
+                "consent.create", body, principal, body["child_id"], body["recipient_id"]
+            )
+        if path == "/v1/court-orders":
+            if body["effect"] == "disclose":
+                return self._propose(
+                    "court_order.create", body, principal, body["child_id"], body["subject_id"]
+                )
+            order_id = secrets.token_hex(16)
+            self.court_orders[order_id] = body["subject_id"]
+            return httpx.Response(201, json={"court_order_id": order_id})
+        if m := re.fullmatch(r"/v1/court-orders/([0-9a-f]{32})/end", path):
+            subject = self.court_orders.pop(m.group(1), None)
+            if subject is None:
+                return httpx.Response(204)
+            payload = {"court_order_id": m.group(1), **body}
+            return self._propose("court_order.end", payload, principal, None, subject)
+        if m := re.fullmatch(r"/v1/admin/principals/([0-9a-f]{32})/enrolment-codes", path):
+            if any(owner == m.group(1) for owner, _ in self.devices.values()):
+                payload = {"principal_id": m.group(1)}
+                return self._propose("device.enrol", payload, principal, None, m.group(1))
+            return self._code(m.group(1), 201)
+        if re.fullmatch(r"/v1/(guardianships|consents)/[0-9a-f]{32}/(end|withdraw)", path):
+            return httpx.Response(204)
+        return None
+
+    def _code(self, principal: str, status: int) -> httpx.Response:
+        code = self.add_principal(principal)
+        return httpx.Response(status, json={"code": code, "expires_at": LATER})
+
+    def _approvals(
+        self, path: str, body: dict[str, Any], principal: str, device_id: str
+    ) -> httpx.Response | None:
+        if path == "/v1/proposals":
+            return httpx.Response(200, json=list(self.proposals.values()))
+        m = re.fullmatch(r"/v1/proposals/([0-9a-f]{32})(/approve|/reject)?", path)
+        if m is None:
+            return None
+        proposal = self.proposals.get(m.group(1))
+        if proposal is None or (m.group(2) and proposal["state"] != "pending"):
+            return _problem(404, "no pending proposal with this id that you may decide")
+        if m.group(2) is None:
+            return httpx.Response(200, json=proposal)
+        own = proposal["proposed_by"] == principal
+        if m.group(2) == "/reject":
+            proposal["state"] = "cancelled" if own else "rejected"
+        elif own:
+            return _problem(404, "no pending proposal with this id that you may decide")
+        else:
+            proposal["state"] = "approved"
+            proposal["result_id"] = secrets.token_hex(16)
+        proposal.update(
+            decided_by=principal,
+            decided_device=device_id,
+            decided_at=NOW,
+            reason=body.get("reason"),
+        )
+        answer = dict(proposal)
+        if proposal["state"] == "approved" and proposal["action"] in (
+            "admin.create",
+            "device.enrol",
+        ):
+            person = proposal["beneficiary_id"] or proposal["result_id"]
+            answer.update(enrolment_code=self.add_principal(person), code_expires_at=LATER)
+        return httpx.Response(200, json=answer)
+
+    def _own(self, path: str, principal: str, device_id: str) -> httpx.Response:
+        if path == "/v1/me/enrolment-codes":
+            return self._code(principal, 201)
+        if path == "/v1/me/devices":
+            mine = [
+                {
+                    "device_id": other,
+                    "name": "test laptop",
+                    "created_at": NOW,
+                    "revoked_at": None,
+                    "origin": "first",
+                    "approved_by": None,
+                    "current": other == device_id,
+                }
+                for other, (owner, _) in self.devices.items()
+                if owner == principal
+            ]
+            return httpx.Response(200, json=mine)
+        if path == "/v1/me/notifications":
+            return httpx.Response(200, json=self.notifications.get(principal, []))
+        if m := re.fullmatch(r"/v1/admin/devices/([0-9a-f]{32})/revoke", path):
+            if self.devices.get(m.group(1), ("", b""))[0] != principal:
+                return _problem(404, "no active device with this id that you may revoke")
+            del self.devices[m.group(1)]
+            return httpx.Response(204)
         return _problem(404, "not found")
 
     # --- endpoints --------------------------------------------------------------------------

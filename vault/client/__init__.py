@@ -3,16 +3,30 @@
 from vault.client.client import Client
 from vault.client.identity import DeviceIdentity, DeviceKeys
 from vault.client.keyfile import KeyFileInfo, load_identity, read_info, save_identity
-from vault.client.models import Child, Disclosure, Me, RecordInfo, RecordRef
+from vault.client.models import (
+    Child,
+    DeviceInfo,
+    Disclosure,
+    EnrolmentCode,
+    Me,
+    Notification,
+    Proposal,
+    RecordInfo,
+    RecordRef,
+)
 
 __all__ = [
     "Child",
     "Client",
     "DeviceIdentity",
+    "DeviceInfo",
     "DeviceKeys",
     "Disclosure",
+    "EnrolmentCode",
     "KeyFileInfo",
     "Me",
+    "Notification",
+    "Proposal",
     "RecordInfo",
     "RecordRef",
     "load_identity",

@@ -1,6 +1,10 @@
 """The administrative calls of ``vault.Client``: people, children and relationships.
 
 Admin rights never imply read rights; these calls manage who may read, not what is read.
+A change that gives someone read rights (an assignment, a guardianship, a consent or court
+order recorded by staff, a new admin, a code for someone who already has a device or rights)
+is not made at once: the call returns a pending ``Proposal``, which takes effect when a second,
+independent person approves it (``approve``; docs/decisions/0004-admins-cannot-read.md).
 """
 
 from __future__ import annotations
@@ -8,21 +12,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from vault.client.transport import KeyServiceTransport
+from vault.client import wire
+from vault.client.models import EnrolmentCode, Proposal
+from vault.client.transport import KeyServiceTransport, SignedResponse
+
+ADMIN_ROLE = "admin"
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def _drop_none(body: dict[str, object]) -> dict[str, object]:
-    return {name: value for name, value in body.items() if value is not None}
+def _made_or_proposed(answer: SignedResponse, id_field: str) -> str | Proposal:
+    """The new id of a change made at once (201), or the proposal it became (202)."""
+    if answer.status == 202:
+        return wire.proposal(answer.body)
+    return str(answer.body[id_field])
 
 
 class AdminCalls:
     """Mixed into ``Client``; every call is signed by the client's device."""
 
     _api: KeyServiceTransport
+
+    def _post(self, path: str, body: dict[str, object] | None = None) -> SignedResponse:
+        return self._api.request("POST", path, json=body if body is not None else {})
 
     def create_principal(
         self,
@@ -32,8 +42,16 @@ class AdminCalls:
         roles: Sequence[str] = (),
         organisation: str | None = None,
     ) -> str:
-        """Add a staff member, guardian or external recipient; returns the principal id."""
-        body = _drop_none(
+        """Add a staff member, guardian or external recipient; returns the principal id.
+
+        A new admin needs a second person's approval: use ``propose_admin``.
+        """
+        if ADMIN_ROLE in roles:
+            raise ValueError(
+                "a new admin needs a second person's approval: use propose_admin(), "
+                "not create_principal()"
+            )
+        body = wire.drop_none(
             {
                 "kind": kind,
                 "display_name": display_name,
@@ -43,22 +61,37 @@ class AdminCalls:
         )
         return str(self._api.post("/v1/admin/principals", body)["principal_id"])
 
-    def enrolment_code(self, principal_id: str) -> tuple[str, datetime]:
-        """A single-use code (valid 24 h) with which the principal enrols a device."""
-        answer = self._api.post(f"/v1/admin/principals/{principal_id}/enrolment-codes")
-        expires = datetime.fromisoformat(str(answer["expires_at"]).replace("Z", "+00:00"))
-        return str(answer["code"]), expires
+    def propose_admin(self, *, display_name: str, roles: Sequence[str] = ()) -> Proposal:
+        """Propose a new admin (with any other staff ``roles`` they also hold).
+
+        Another admin approves it (with no other admin: a manager or DSL), and receives the
+        new admin's first enrolment code in the approval's answer, to hand over.
+        """
+        body: dict[str, object] = {
+            "kind": "staff",
+            "display_name": display_name,
+            "roles": sorted({ADMIN_ROLE, *roles}),
+        }
+        return wire.proposal(self._post("/v1/admin/principals", body).body)
+
+    def enrolment_code(self, principal_id: str) -> EnrolmentCode | Proposal:
+        """A single-use code (valid 24 h) with which the person enrols a device.
+
+        For someone with no device and nothing to read yet, the code itself. For anyone else
+        (a lost device, or rights already given) a proposal: the second person who approves
+        it receives the code, and the person is told.
+        """
+        answer = self._post(f"/v1/admin/principals/{principal_id}/enrolment-codes")
+        if answer.status == 202:
+            return wire.proposal(answer.body)
+        return wire.enrolment_code(answer.body)
 
     def revoke_principal(self, principal_id: str) -> None:
         """Revoke the principal and every device it has, at once."""
         self._api.post(f"/v1/admin/principals/{principal_id}/revoke")
 
-    def revoke_device(self, device_id: str) -> None:
-        """Revoke one device (an admin's right, or the device's own principal's)."""
-        self._api.post(f"/v1/admin/devices/{device_id}/revoke")
-
     def create_child(self, *, display_name: str, room: str | None = None) -> str:
-        body = _drop_none({"display_name": display_name, "room": room})
+        body = wire.drop_none({"display_name": display_name, "room": room})
         return str(self._api.post("/v1/admin/children", body)["child_id"])
 
     def assign(
@@ -69,31 +102,36 @@ class AdminCalls:
         role: str = "educator",
         valid_from: datetime | None = None,
         valid_to: datetime | None = None,
-    ) -> str:
-        """Assign a member of staff to a child (educator, manager or dsl)."""
-        body = _drop_none(
+    ) -> Proposal:
+        """Propose assigning a member of staff to a child (educator, manager or dsl)."""
+        body = wire.drop_none(
             {
                 "staff_id": staff_id,
                 "child_id": child_id,
                 "role": role,
-                "valid_from": _time(valid_from),
-                "valid_to": _time(valid_to),
+                "valid_from": wire.wire_time(valid_from),
+                "valid_to": wire.wire_time(valid_to),
             }
         )
-        return str(self._api.post("/v1/admin/assignments", body)["assignment_id"])
+        return wire.proposal(self._post("/v1/admin/assignments", body).body)
 
     def end_assignment(self, assignment_id: str) -> None:
         self._api.post(f"/v1/admin/assignments/{assignment_id}/end")
 
     def add_guardian(
         self, *, guardian_id: str, child_id: str, parental_responsibility: bool = True
-    ) -> str:
-        body = {
+    ) -> Proposal:
+        """Propose that a person is a child's guardian."""
+        body: dict[str, object] = {
             "guardian_id": guardian_id,
             "child_id": child_id,
             "parental_responsibility": parental_responsibility,
         }
-        return str(self._api.post("/v1/admin/guardianships", body)["guardianship_id"])
+        return wire.proposal(self._post("/v1/admin/guardianships", body).body)
+
+    def end_guardianship(self, guardianship_id: str, *, reason: str) -> None:
+        """End a guardianship now (an admin, or the child's manager or DSL); it is kept."""
+        self._api.post(f"/v1/guardianships/{guardianship_id}/end", {"reason": reason})
 
     def record_consent(
         self,
@@ -106,24 +144,32 @@ class AdminCalls:
         valid_from: datetime | None = None,
         valid_to: datetime | None = None,
         evidence_record_id: str | None = None,
-    ) -> str:
-        """Record a guardian's written consent to share some categories with a recipient."""
-        body = _drop_none(
+        replaces: str | None = None,
+    ) -> str | Proposal:
+        """Record a guardian's written consent to share some categories with a recipient.
+
+        A guardian recording their own consent: done, the consent id. The child's manager or
+        DSL recording a consent they hold: a proposal a second person approves. ``replaces``
+        names a consent this one corrects.
+        """
+        body = wire.drop_none(
             {
                 "child_id": child_id,
                 "given_by": given_by,
                 "recipient_id": recipient_id,
                 "categories": list(categories),
                 "purpose": purpose,
-                "valid_from": _time(valid_from),
-                "valid_to": _time(valid_to),
+                "valid_from": wire.wire_time(valid_from),
+                "valid_to": wire.wire_time(valid_to),
                 "evidence_record_id": evidence_record_id,
+                "replaces": replaces,
             }
         )
-        return str(self._api.post("/v1/consents", body)["consent_id"])
+        return _made_or_proposed(self._post("/v1/consents", body), "consent_id")
 
-    def withdraw_consent(self, consent_id: str) -> None:
-        self._api.post(f"/v1/consents/{consent_id}/withdraw")
+    def withdraw_consent(self, consent_id: str, *, reason: str | None = None) -> None:
+        """Withdraw a consent now (a guardian of the child, or its manager or DSL)."""
+        self._api.post(f"/v1/consents/{consent_id}/withdraw", wire.drop_none({"reason": reason}))
 
     def record_court_order(
         self,
@@ -136,18 +182,28 @@ class AdminCalls:
         valid_from: datetime,
         valid_to: datetime,
         evidence_record_id: str | None = None,
-    ) -> str:
-        """Record a court order that discloses to, or restricts, one principal."""
-        body = _drop_none(
+        replaces: str | None = None,
+    ) -> str | Proposal:
+        """Record a court order (the child's manager or DSL) that restricts a guardian (done
+        at once: the order's id) or discloses to an outside recipient (a proposal a second
+        person approves). ``replaces`` names an order this one corrects."""
+        body = wire.drop_none(
             {
                 "child_id": child_id,
                 "effect": effect,
                 "subject_id": subject_id,
                 "categories": list(categories),
                 "reference": reference,
-                "valid_from": _time(valid_from),
-                "valid_to": _time(valid_to),
+                "valid_from": wire.wire_time(valid_from),
+                "valid_to": wire.wire_time(valid_to),
                 "evidence_record_id": evidence_record_id,
+                "replaces": replaces,
             }
         )
-        return str(self._api.post("/v1/court-orders", body)["court_order_id"])
+        return _made_or_proposed(self._post("/v1/court-orders", body), "court_order_id")
+
+    def end_court_order(self, court_order_id: str, *, reason: str) -> Proposal | None:
+        """End a court order now (None), or, for one that keeps a guardian out, propose
+        ending it: that gives the guardian their rights back, so a second person approves."""
+        answer = self._post(f"/v1/court-orders/{court_order_id}/end", {"reason": reason})
+        return wire.proposal(answer.body) if answer.status == 202 else None

@@ -20,14 +20,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import httpx
 
 from vault import format as fmt
-from vault.client import admin
+from vault.client import admin, approvals, devices, wire
 from vault.client.blobs import (
     SMALL_CIPHERTEXT_SIZE,
     Download,
@@ -69,11 +68,7 @@ class _Released:
     ciphertext: ExpectedCiphertext | None = None
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-class Client(admin.AdminCalls):
+class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
     """One enrolled device talking to one key service.
 
     ``transport`` is the httpx transport to the key service, ``blob_client`` the httpx client
@@ -276,7 +271,7 @@ class Client(admin.AdminCalls):
         """The disclosure log of a child: who was given which record, when and why."""
         return [
             Disclosure(
-                at=_parse_time(item["at"]),
+                at=wire.parse_time(item["at"]),
                 decision=str(item.get("decision", "")),
                 principal_id=str(item.get("principal_id", "")),
                 principal_name=item.get("principal_name"),
@@ -587,7 +582,7 @@ class Client(admin.AdminCalls):
                     category=fmt.Category(item["category"]),
                     child_ids=tuple(item["child_ids"]),
                     withheld_from_guardians=bool(item.get("withheld_from_guardians", False)),
-                    created_at=_parse_time(item["created_at"]),
+                    created_at=wire.parse_time(item["created_at"]),
                     created_by=str(item["created_by"]),
                     file_name=metadata.file_name,
                     content_type=metadata.content_type,

@@ -61,11 +61,13 @@ def problem_error(response: httpx.Response) -> KeyServiceRequestError:
 
 
 class SignedResponse:
-    """A decoded JSON answer and the nonce its request was signed with (the sealing context)."""
+    """A decoded JSON answer, the nonce its request was signed with (the sealing context),
+    and its status (a 202 is a change proposed, not made)."""
 
-    def __init__(self, body: Any, nonce: str) -> None:
+    def __init__(self, body: Any, nonce: str, status: int) -> None:
         self.body = body
         self.nonce = nonce
+        self.status = status
 
 
 class KeyServiceTransport:
@@ -117,9 +119,9 @@ class KeyServiceTransport:
         signed = "Signature-Input" in response.request.headers
         nonce = request_nonce(response.request) if signed else ""
         if not response.content:
-            return SignedResponse(None, nonce)
+            return SignedResponse(None, nonce, response.status_code)
         try:
-            return SignedResponse(response.json(), nonce)
+            return SignedResponse(response.json(), nonce, response.status_code)
         except ValueError as exc:
             raise KeyServiceError("the key service sent an answer that is not JSON") from exc
 
