@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from keyservice.audit.chain import AuditEvent
+from keyservice.audit.group import REPLAYED
 from keyservice.audit.record import append_event, refuse
 from keyservice.auth.verifier import verify_request
 from keyservice.caller import Caller
@@ -117,7 +118,8 @@ def authenticate(
 
     Sync (database reads); run it in a worker thread. With ``spend_nonce=False`` the caller
     must spend ``Caller.nonce`` itself before anything is released: a key release spends it
-    in its audit entry's group commit (decision 0007), and a replay is refused there.
+    in its audit entry's group commit (decision 0007), and a replay racing its original is
+    refused there; a nonce already spent is refused here, before the caller's work.
     """
     found = _Lookup()
 
@@ -156,6 +158,13 @@ def authenticate(
                 now=now.timestamp(),
                 resolve_key=resolve_key,
             )
+            # A release spends its nonce only in its audit batch: a replay is refused here,
+            # before its items are read, unwrapped and sealed (one indexed read); a copy
+            # racing the original past this check is still refused by the batch.
+            if not spend_nonce and state.replay_cache.seen(
+                db, device_id=signed.device_id, nonce=signed.nonce
+            ):
+                raise AuthenticationError(REPLAYED)
         if spend_nonce:
             state.replay_cache.remember(db, device_id=signed.device_id, nonce=signed.nonce, now=now)
     except AuthenticationError as exc:

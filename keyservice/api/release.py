@@ -3,7 +3,8 @@
 One pass loads everything the batch needs in a fixed number of queries (versions, children,
 relationships, wrapped keys), decides each item with the policy, unwraps the granted keys,
 seals them all under one key agreement, and writes ONE audit entry listing every item's
-decision and basis (docs/AUDIT.md), group-committed with concurrent releases; no key leaves
+decision and basis (ids that match no committed version only as a count and a digest,
+docs/AUDIT.md), group-committed with concurrent releases; no key leaves
 before that entry is durable. A denied item says only
 ``unavailable``, whether the record is missing, uncommitted, deleted or forbidden.
 
@@ -11,12 +12,14 @@ The route is a coroutine with one worker-thread hop for all of its sync work (au
 included: the same ``keyservice.deps.authenticate`` as every other route). Its nonce is spent
 in the transaction of its audit entry, not in one of its own before the work (decision 0007):
 a replay gets the one generic 401 and an ``auth.reject`` entry instead of its release entry.
+A nonce already spent is refused before the work, by a read in ``authenticate``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -248,14 +251,7 @@ def _prepare_on(db: Connection, request: Request, raw: bytes, state: ServiceStat
         outcome="allow" if granted else "deny",
         actor_principal=caller.principal_id,
         actor_device=caller.device_id,
-        detail={
-            "items": [
-                [rid, version, "granted", bases[(rid, version)].value]
-                if (rid, version) in keys
-                else [rid, version, "denied", Basis.NONE.value]
-                for rid, version in pairs
-            ]
-        },
+        detail=_detail(pairs, rows, bases, granted=keys.keys()),
     )
     disclosed = IndexRows(
         disclosures,
@@ -283,6 +279,34 @@ def _prepare_on(db: Connection, request: Request, raw: bytes, state: ServiceStat
         ephemeral_public=sealed.ephemeral_public,
         write=AuditWrite(event, (disclosed,), claim),
     )
+
+
+def _detail(
+    pairs: list[tuple[str, int]],
+    rows: Collection[tuple[str, int]],
+    bases: dict[tuple[str, int], Basis],
+    *,
+    granted: Collection[tuple[str, int]],
+) -> dict[str, Any]:
+    """The release entry's detail (docs/AUDIT.md): every item that names a committed record
+    version with its decision and basis; the others, ids any caller can make up by the
+    thousand, only as their count and a digest, so they cannot grow the entry."""
+    items: list[list[str | int]] = []
+    unknown: list[tuple[str, int]] = []
+    for rid, version in pairs:
+        if (rid, version) in granted:
+            items.append([rid, version, "granted", bases[(rid, version)].value])
+        elif (rid, version) in rows:
+            items.append([rid, version, "denied", Basis.NONE.value])
+        else:
+            unknown.append((rid, version))
+    if not unknown:
+        return {"items": items}
+    listed = json.dumps(sorted(unknown), separators=(",", ":")).encode("ascii")
+    return {
+        "items": items,
+        "unknown": {"count": len(unknown), "sha256": hashlib.sha256(listed).hexdigest()},
+    }
 
 
 def _response(prepared: _Prepared) -> Response:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keyservice.auth.verifier import SKEW
@@ -24,6 +24,11 @@ _INSERT = {
     .returning(seen_nonces.c.device_id, seen_nonces.c.nonce)
     for dialect in (postgresql, sqlite)
 }
+
+
+_SEEN = select(seen_nonces.c.nonce).where(
+    seen_nonces.c.device_id == bindparam("device_id"), seen_nonces.c.nonce == bindparam("nonce")
+)
 
 
 class ReplayCache:
@@ -52,6 +57,12 @@ class ReplayCache:
                 connection.rollback()
                 raise AuthenticationError("replayed_nonce")
             connection.commit()
+
+    def seen(self, connection: Connection, *, device_id: str, nonce: str) -> bool:
+        """Whether the nonce was spent before: a read, for a request that spends its nonce
+        later (a key release) to refuse a replay before its work. Only ``spend`` decides."""
+        found = connection.execute(_SEEN, {"device_id": device_id, "nonce": nonce}).first()
+        return found is not None
 
     def spend(
         self, connection: Connection, pairs: Sequence[tuple[str, str]], *, now: datetime
