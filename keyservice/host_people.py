@@ -154,6 +154,16 @@ def _decide(proposal_id: str, *, approve: bool, reason: str | None) -> None:
                 },
             ),
         )
+        if applied is not None:
+            _append(
+                connection,
+                settings,
+                AuditEvent(
+                    action=proposals.CHANGE_ACTIONS[stored.action],
+                    outcome="allow",
+                    detail={**proposals.change_detail(stored, applied), "by": "host"},
+                ),
+            )
         connection.commit()
     typer.echo(f"proposal {proposal_id} {'approved' if approve else 'rejected'} at the host")
     if applied is not None and applied.result_id:

@@ -213,6 +213,8 @@ def approve(
             "code_issued": applied.code is not None,
         },
     )
+    change = proposals.CHANGE_ACTIONS[stored.action]
+    audit(db, state, caller, change, proposals.change_detail(stored, applied))
     db.commit()
     decided = proposals.load(db, proposal_id)
     assert decided is not None

@@ -61,6 +61,30 @@ class Applied:
     code_expires_at: datetime | None = None
 
 
+# The audit action of the change itself, written beside ``proposal.approve`` so that whoever
+# reads the audit for, say, ``consent.create`` finds approved consents too.
+CHANGE_ACTIONS = {
+    ProposalAction.ASSIGNMENT_CREATE: "assignment.create",
+    ProposalAction.GUARDIANSHIP_CREATE: "guardianship.create",
+    ProposalAction.CONSENT_CREATE: "consent.create",
+    ProposalAction.COURT_ORDER_CREATE: "court_order.create",
+    ProposalAction.COURT_ORDER_END: "court_order.end",
+    ProposalAction.ADMIN_CREATE: "principal.create",
+    ProposalAction.DEVICE_ENROL: "enrolment_code.issue",
+}
+
+
+def change_detail(stored: StoredProposal, applied: Applied) -> dict[str, Any]:
+    """The audit detail of an approved change: opaque ids only, never a purpose or reference."""
+    return {
+        "proposal_id": stored.proposal_id,
+        "result_id": applied.result_id,
+        "child_id": stored.child_id,
+        "beneficiary_id": stored.beneficiary_id,
+        "proposed_by": stored.proposed_by,
+    }
+
+
 def propose(
     db: Connection,
     *,

@@ -158,7 +158,7 @@ def test_approval_names_both_devices_in_the_audit(
         admin, staff_id=educator.principal_id, child_id=guarded["child"], role="educator"
     )
     approver = approver_for(admin)
-    approve(approver, proposal_id)
+    decided = approve(approver, proposal_id)
     with service_db.connect() as connection:
         row = connection.execute(
             text(
@@ -166,9 +166,17 @@ def test_approval_names_both_devices_in_the_audit(
                 "AND outcome = 'allow' ORDER BY seq DESC LIMIT 1"
             )
         ).one()
+        change = connection.execute(
+            text(
+                "SELECT detail FROM audit_entries WHERE action = 'assignment.create' "
+                "AND outcome = 'allow' ORDER BY seq DESC LIMIT 1"
+            )
+        ).scalar_one()
     detail = json.loads(row.detail)
     assert row.actor_device == approver.device_id
     assert (detail["proposal_id"], detail["proposed_device"]) == (proposal_id, admin.device_id)
+    # Whoever reads the audit for assignments finds this one, made by approval.
+    assert json.loads(change)["result_id"] == decided["result_id"]
 
 
 def test_second_admin_a_new_admin_is_a_proposal_the_proposer_cannot_approve(
