@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from keyservice.audit.chain import AuditEvent
 from keyservice.catalog import proposals
 from keyservice.catalog.grants import kind_of
-from keyservice.catalog.people import has_devices
+from keyservice.catalog.people import circle_of, has_devices
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.enrolment import issue_code
 from keyservice.errors import InvalidChangeError
@@ -97,15 +97,25 @@ def list_pending() -> None:
     """Pending proposals, oldest first."""
     settings = _settings()
     with _connect(settings) as connection:
-        waiting = proposals.pending(connection, now=_now())
+        now = _now()
+        waiting = proposals.pending(connection, now=now)
+        # Who else saw a code of the beneficiary's: what to check before approving.
+        seen = {
+            stored.proposal_id: sorted(
+                circle_of(connection, stored.beneficiary_id, now=now) - {stored.beneficiary_id}
+            )
+            for stored in waiting
+            if stored.beneficiary_id
+        }
         connection.rollback()
     if not waiting:
         typer.echo("no proposals are waiting")
     for stored in waiting:
+        vouched = ",".join(seen.get(stored.proposal_id, [])) or "-"
         typer.echo(
             f"{stored.proposal_id}  {stored.action}  child={stored.child_id or '-'}  "
-            f"for={stored.beneficiary_id or '-'}  by={stored.proposed_by}  "
-            f"since {stored.proposed_at:%Y-%m-%d %H:%M}Z"
+            f"for={stored.beneficiary_id or '-'}  codes_seen_by={vouched}  "
+            f"by={stored.proposed_by}  since {stored.proposed_at:%Y-%m-%d %H:%M}Z"
         )
 
 

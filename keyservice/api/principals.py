@@ -25,7 +25,7 @@ from keyservice.api.schemas import (
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event, audit, refuse
 from keyservice.catalog.grants import add_principal, kind_of
-from keyservice.catalog.people import has_devices, has_read_rights
+from keyservice.catalog.people import code_waiting_from_another, has_devices, has_read_rights
 from keyservice.catalog.proposals import notify
 from keyservice.db.tables import devices, enrolment_codes, notifications, principals
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
@@ -112,17 +112,18 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
             reason = "stale_code"
     if reason is not None or row is None or provenance is None:
         db.rollback()
-        append_event(
-            db,
-            state,
-            AuditEvent(
-                action="device.enrol",
-                outcome="deny",
-                actor_principal=row.principal_id if row is not None else None,
-                detail={"reason": reason},
-            ),
+        detail: dict[str, Any] = {"reason": reason}
+        if row is not None:
+            # Whoever holds the code has not shown they are its principal: not the actor.
+            detail["code_principal"] = row.principal_id
+        # Counted per source: past the first few per reason only counted, and audited with
+        # the count when the source's window ends (decision 0011).
+        admitted = state.rejections.admit(
+            AuditEvent(action="device.enrol", outcome="deny", detail=detail)
         )
-        db.commit()
+        if admitted is not None:
+            append_event(db, state, admitted)
+            db.commit()
         raise HTTPException(status_code=400, detail=ENROL_FAILED)
     # Mark the code used first and check that this transaction is the one that did it.
     marked = db.execute(
@@ -267,6 +268,12 @@ def create_enrolment_code(
             payload={"principal_id": principal_id},
             child_id=None,
             beneficiary_id=principal_id,
+        )
+    if code_waiting_from_another(db, principal_id, besides=caller.principal_id, now=now):
+        raise HTTPException(
+            status_code=409,
+            detail="someone else's enrolment code is already waiting for this person; "
+            "they enrol with that one, or ask again once it has expired (24 hours)",
         )
     code, expires_at = issue_code(
         db,

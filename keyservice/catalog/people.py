@@ -135,3 +135,22 @@ def has_read_rights(db: Connection, principal_id: str, *, now: datetime) -> bool
         ),
     )
     return any(db.execute(check.limit(1)).first() is not None for check in checks)
+
+
+def code_waiting_from_another(
+    db: Connection, principal_id: str, *, besides: str, now: datetime
+) -> bool:
+    """Whether an unused, unexpired code for the principal came from someone other than
+    ``besides`` (the host included): a second first code would let whoever holds it enrol a
+    device beside the person's own, before anyone is given rights."""
+    found = db.execute(
+        select(enrolment_codes.c.code_hash)
+        .where(
+            enrolment_codes.c.principal_id == principal_id,
+            enrolment_codes.c.used_at.is_(None),
+            enrolment_codes.c.expires_at > now,
+            or_(enrolment_codes.c.issued_by.is_(None), enrolment_codes.c.issued_by != besides),
+        )
+        .limit(1)
+    ).first()
+    return found is not None

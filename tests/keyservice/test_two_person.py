@@ -28,7 +28,7 @@ from tests.keyservice.helpers import (
     put_record,
     release,
 )
-from tests.servers import KeyService
+from tests.servers import KeyService, run_keyservice_command
 
 pytestmark = pytest.mark.integration
 
@@ -324,3 +324,34 @@ def test_a_first_code_is_stale_once_its_person_was_given_rights(
     with pytest.raises(httpx.HTTPStatusError) as refused:
         enrol(service.base_url, code)
     assert refused.value.response.status_code == 400
+
+
+def test_an_admin_gets_no_second_first_code_beside_one_issued_at_the_host(
+    service: KeyService, admin: Device
+) -> None:
+    with admin.client() as http:
+        manager = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={"kind": "staff", "display_name": "Manager", "roles": ["manager"]},
+            )
+        )["principal_id"]
+    host_code(service, manager)
+    with admin.client() as http:
+        refused = http.post(f"/v1/admin/principals/{manager}/enrolment-codes")
+    assert refused.status_code == 409, refused.text
+    assert "already waiting" in refused.json()["detail"]
+
+
+def test_the_host_lists_pending_proposals_with_who_saw_the_beneficiarys_codes(
+    service: KeyService, admin: Device
+) -> None:
+    child = create_child(admin)
+    stand_in = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    proposal_id = _propose_assignment(
+        admin, staff_id=stand_in.principal_id, child_id=child, role="educator"
+    )
+    listed = run_keyservice_command(service.env, "proposals", "list").stdout
+    (line,) = [line for line in listed.splitlines() if line.startswith(proposal_id)]
+    assert f"codes_seen_by={admin.principal_id}" in line
+    assert f"for={stand_in.principal_id}" in line
