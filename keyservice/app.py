@@ -19,12 +19,15 @@ from keyservice.audit.head import authentic_head
 from keyservice.audit.mac import AuditMac
 from keyservice.audit.timer import checkpoints_on_time
 from keyservice.auth.nonces import ReplayCache
+from keyservice.auth.rejections import RejectionLedger
 from keyservice.bodylimit import BodyLimit
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import LocalFileRootKeyProvider, RootKeyProvider
+from keyservice.ratelimit import RejectionLimit
+from keyservice.rejection_audit import rejections_on_time
 from keyservice.settings import Settings, get_settings
 from keyservice.state import ServiceState
 from vault.storage import LocalDirectoryStore, TokenSigner, make_blob_store
@@ -61,6 +64,11 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
         checkpoints=offsite.open_store(settings, token_key=token_key),
         child_keys=ChildKeyCache(root, ttl=settings.child_key_cache_seconds),
         replay_cache=ReplayCache(),
+        rejections=RejectionLedger(
+            window_s=settings.reject_window_seconds,
+            limit=settings.reject_limit,
+            audit_each=settings.reject_audit_each,
+        ),
         clock=utc_now,
         blob_tokens=TokenSigner(token_key) if isinstance(blob_store, LocalDirectoryStore) else None,
     )
@@ -72,11 +80,12 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         title="Carevault key service",
         version="0.1.0",
         # Timed audit checkpoints run while the application does.
-        lifespan=lambda _app: checkpoints_on_time(state),
+        lifespan=lambda _app: rejections_on_time(state, within=checkpoints_on_time(state)),
     )
     app.state.service = state
     problems.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(RejectionLimit, ledger=state.rejections)
     redact_blob_tokens()
 
     @app.get("/healthz")

@@ -5,9 +5,10 @@
 ``authenticate`` verifies the request signature (docs/SIGNING.md), loads the device and its
 principal in one query, rejects revoked ones, and records the nonce in a transaction of its
 own, committed before the request's work starts (so a nonce is spent whatever the request's
-outcome). Every failure is the same 401; the reason goes to the log and the audit. The key
-release route calls it directly, in its one worker-thread hop, and spends the nonce in its
-audit entry's transaction instead (decision 0007).
+outcome). Every failure is the same 401; the reason goes to the log and the audit, counted
+per source and coalesced past the first few (decision 0011). The key release route calls it
+directly, in its one worker-thread hop, and spends the nonce in its audit entry's transaction
+instead (decision 0007).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.group import REPLAYED
 from keyservice.audit.record import append_event, refuse
+from keyservice.auth.rejections import client_source
 from keyservice.auth.verifier import verify_request
 from keyservice.caller import Caller
 from keyservice.db.engine import reading
@@ -75,12 +77,14 @@ def request_url(request: Request) -> str:
 
 @dataclass
 class _Lookup:
-    """What key resolution learnt, for the audit entry of a rejected request."""
+    """What key resolution learnt, for the audit entry of a rejected request. Until the
+    signature has verified, the key id is only what the request claims."""
 
     key_id: str | None = None
     principal_id: str | None = None
     row: Row[*tuple[Any, ...]] | None = None
     db_error: SQLAlchemyError | None = None
+    verified: bool = False
 
 
 # Built once: constructing a statement and its cache key cost more than running it.
@@ -158,6 +162,7 @@ def authenticate(
                 now=now.timestamp(),
                 resolve_key=resolve_key,
             )
+            found.verified = True
             # A release spends its nonce only in its audit batch: a replay is refused here,
             # before its items are read, unwrapped and sealed (one indexed read); a copy
             # racing the original past this check is still refused by the batch.
@@ -199,20 +204,32 @@ def spend_nonce_alone(
             db, device_id=caller.device_id, nonce=caller.nonce, now=state.clock()
         )
     except AuthenticationError as exc:
-        found = _Lookup(key_id=caller.device_id, principal_id=caller.principal_id)
+        found = _Lookup(key_id=caller.device_id, principal_id=caller.principal_id, verified=True)
         raise _reject(db, state, request, exc.reason, found) from exc
 
 
 def rejection(
-    request: Request, reason: str, *, principal_id: str | None, device_id: str | None
+    request: Request,
+    reason: str,
+    *,
+    principal_id: str | None = None,
+    device_id: str | None = None,
+    claimed_device: str | None = None,
 ) -> AuditEvent:
-    """The ``auth.reject`` entry of a refused request: the reason is audited, never told."""
+    """The ``auth.reject`` entry of a refused request: the reason is audited, never told.
+
+    The actor is a device whose signature verified (a replay, say); a key id that did not
+    verify is anyone's to write, so it is only recorded as ``claimed_device``.
+    """
+    detail = {"reason": reason, "method": request.method, "source": client_source(request.scope)}
+    if claimed_device is not None:
+        detail["claimed_device"] = claimed_device
     return AuditEvent(
         action="auth.reject",
         outcome="deny",
         actor_principal=principal_id,
         actor_device=device_id,
-        detail={"reason": reason, "method": request.method},
+        detail=detail,
     )
 
 
@@ -225,14 +242,18 @@ def rejected(request: Request, reason: str) -> HTTPException:
 def _reject(
     db: Connection, state: ServiceState, request: Request, reason: str, found: _Lookup
 ) -> HTTPException:
-    """Audit a rejected request in a transaction of its own; return the 401 to raise."""
+    """Count a rejected request and audit it in a transaction of its own, unless its source
+    is past its one-by-one entries for the reason (then it is only counted, decision 0011);
+    return the 401 to raise."""
     db.rollback()
-    append_event(
-        db,
-        state,
-        rejection(request, reason, principal_id=found.principal_id, device_id=found.key_id),
-    )
-    db.commit()
+    if found.verified:
+        event = rejection(request, reason, principal_id=found.principal_id, device_id=found.key_id)
+    else:
+        event = rejection(request, reason, claimed_device=found.key_id)
+    admitted = state.rejections.admit(event)
+    if admitted is not None:
+        append_event(db, state, admitted)
+        db.commit()
     return rejected(request, reason)
 
 

@@ -42,6 +42,11 @@ class Settings:
     # Uploads above the threshold go in parts of part_size_bytes (at least S3's 5 MiB).
     multipart_threshold_bytes: int
     part_size_bytes: int
+    # Rejected requests per source address and window: answered 429 past the limit, audited
+    # one by one up to audit_each per reason, then as one entry with a count (decision 0011).
+    reject_window_seconds: float = 60.0
+    reject_limit: int = 120
+    reject_audit_each: int = 20
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -78,6 +83,9 @@ class Settings:
                 env.get("CAREVAULT_MULTIPART_THRESHOLD_BYTES", str(64 << 20))
             ),
             part_size_bytes=int(env.get("CAREVAULT_PART_SIZE_BYTES", str(16 << 20))),
+            reject_window_seconds=float(env.get("CAREVAULT_REJECT_WINDOW_SECONDS", "60")),
+            reject_limit=int(env.get("CAREVAULT_REJECT_LIMIT", "120")),
+            reject_audit_each=int(env.get("CAREVAULT_REJECT_AUDIT_EACH", "20")),
         )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from keyservice.audit.group import GroupCommit
 from keyservice.audit.mac import AuditMac
 from keyservice.auth.nonces import ReplayCache
+from keyservice.auth.rejections import RejectionLedger
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.keys import RootKeyProvider
 from keyservice.settings import Settings
@@ -35,6 +36,8 @@ class ServiceState:
     blob_tokens: TokenSigner | None = None
     # Key releases' audit entries are committed in groups (docs/decisions/0005).
     audit_group: GroupCommit = field(default_factory=GroupCommit)
+    # Rejected requests by source: rate limit and coalesced audit (docs/decisions/0011).
+    rejections: RejectionLedger = field(default_factory=RejectionLedger)
 
     def __repr__(self) -> str:
         return f"ServiceState(database={self.engine.url.render_as_string(hide_password=True)})"
