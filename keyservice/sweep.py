@@ -29,8 +29,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from keyservice.api.records import DELETED, PENDING, UPLOAD_URL_S
-from keyservice.db.tables import record_versions, upload_leftovers, wrapped_record_keys
+from keyservice.api.records import UPLOAD_URL_S
+from keyservice.db.tables import (
+    DELETED,
+    PENDING,
+    record_versions,
+    upload_leftovers,
+    wrapped_record_keys,
+)
 from vault.storage import BlobStore, ObjectNotFound, StorageError
 
 # What a store's failure looks like: its own errors, and the local store's file errors.

@@ -23,9 +23,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from keyservice.api.records import COMMITTED, PENDING
 from keyservice.db.engine import reading
-from keyservice.db.tables import record_versions
+from keyservice.db.tables import COMMITTED, PENDING, record_versions
 from keyservice.deps import State
 from keyservice.state import ServiceState
 from vault.storage import (

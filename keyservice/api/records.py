@@ -34,7 +34,15 @@ from keyservice.caller import Caller
 from keyservice.catalog.child_keys import active_versions
 from keyservice.catalog.facts import decide_for, decide_row_reads, load_relationships
 from keyservice.db.engine import relaxed_durability
-from keyservice.db.tables import record_children, record_versions, records, wrapped_record_keys
+from keyservice.db.tables import (
+    COMMITTED,
+    DELETED,
+    PENDING,
+    record_children,
+    record_versions,
+    records,
+    wrapped_record_keys,
+)
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.ids import new_id
 from keyservice.keys import generate_key, wrap_record_key
@@ -54,9 +62,6 @@ from vault.storage import (
 router = APIRouter()
 log = logging.getLogger("keyservice.records")
 
-PENDING = "pending"
-COMMITTED = "committed"
-DELETED = "deleted"
 UNAVAILABLE = "no such record, or not one you may use"
 UPLOAD_URL_S = 3600
 DELETE_REFUSED = f"{UNAVAILABLE}: records are deleted by a manager or DSL who may read them"

@@ -42,7 +42,6 @@ from sqlalchemy import (
 from starlette.concurrency import run_in_threadpool
 
 from keyservice.api.encoding import b64encode
-from keyservice.api.records import COMMITTED
 from keyservice.api.schemas import ReleaseRequest, ReleaseResponse
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.group import REPLAYED, AuditWrite, IndexRows, NonceClaim
@@ -51,6 +50,7 @@ from keyservice.caller import Caller
 from keyservice.catalog.facts import decide_row_reads
 from keyservice.db.engine import reading
 from keyservice.db.tables import (
+    COMMITTED,
     disclosures,
     record_children,
     record_versions,

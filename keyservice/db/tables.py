@@ -228,6 +228,11 @@ record_children = Table(
     Column("child_id", ID, ForeignKey("children.child_id"), primary_key=True, index=True),
 )
 
+# The states of a record version.
+PENDING = "pending"
+COMMITTED = "committed"
+DELETED = "deleted"
+
 record_versions = Table(
     "record_versions",
     metadata,
