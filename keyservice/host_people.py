@@ -17,7 +17,12 @@ from sqlalchemy import Connection
 from keyservice.audit.chain import AuditEvent
 from keyservice.catalog import proposals
 from keyservice.catalog.grants import kind_of
-from keyservice.catalog.people import circle_of, has_devices
+from keyservice.catalog.people import (
+    active_devices,
+    has_devices,
+    void_codes,
+)
+from keyservice.catalog.people import revoke_devices as revoke_devices_of
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.enrolment import issue_code
 from keyservice.errors import InvalidChangeError
@@ -54,15 +59,42 @@ def _settings() -> Settings:
 
 def enrolment_code(
     principal_id: str = typer.Argument(..., help="The person's principal id."),
+    recover: bool = typer.Option(
+        False, "--recover", help="Issue it although the person has a device (a lost one)."
+    ),
+    revoke_devices: bool = typer.Option(
+        False, "--revoke-devices", help="With --recover: revoke the person's devices first."
+    ),
 ) -> None:
     """Issue an enrolment code at the host (no admin sees it): a deployment's first manager,
-    or a recovery nobody else can approve. The person is told if it recovers their account."""
+    or a recovery nobody else can approve. Every other unused code for the person stops
+    working; the person is told if it recovers their account."""
     settings = _settings()
     now = _now()
     with _connect(settings) as connection:
         if kind_of(connection, principal_id) is None:
             typer.echo(f"no active principal {principal_id}", err=True)
             raise typer.Exit(code=1)
+        active = active_devices(connection, principal_id)
+        for device in active:
+            vouched = device.vouched_by or "the host"
+            typer.echo(
+                f"device {device.device_id} ({device.name!r}, {device.origin}, enrolled "
+                f"{device.created_at:%Y-%m-%d %H:%M}Z with a code seen by {vouched})",
+                err=True,
+            )
+        if active and not recover:
+            # The device an admin enrolled with someone's first code would stay beside the
+            # one this code gives the real person: say whose code each device came from.
+            typer.echo(
+                f"{principal_id} already has {len(active)} device(s), listed above; ask them "
+                "whether each is theirs. To recover an account, run again with --recover "
+                "(and --revoke-devices to revoke those devices).",
+                err=True,
+            )
+            raise typer.Exit(code=1)
+        revoked = revoke_devices_of(connection, principal_id, now=now) if revoke_devices else 0
+        voided = void_codes(connection, principal_id, now=now)
         recovering = has_devices(connection, principal_id)
         code, expires_at = issue_code(
             connection,
@@ -75,7 +107,7 @@ def enrolment_code(
                 connection,
                 principal_id=principal_id,
                 kind="device.recovery_approved",
-                detail={"approved_by": "host"},
+                detail={"approved_by": "host", "devices_revoked": revoked},
                 now=now,
             )
         _append(
@@ -84,10 +116,20 @@ def enrolment_code(
             AuditEvent(
                 action="enrolment_code.issue",
                 outcome="allow",
-                detail={"principal_id": principal_id, "by": "host", "recovery": recovering},
+                detail={
+                    "principal_id": principal_id,
+                    "by": "host",
+                    "recovery": recovering,
+                    "codes_voided": voided,
+                    "devices_revoked": revoked,
+                },
             ),
         )
         connection.commit()
+    if voided:
+        typer.echo(f"{voided} other unused code(s) for {principal_id} no longer work")
+    if revoked:
+        typer.echo(f"revoked {revoked} device(s) of {principal_id}")
     typer.echo(f"principal_id: {principal_id}")
     typer.echo(f"enrolment code (single use, expires {expires_at:%Y-%m-%dT%H:%M:%SZ}): {code}")
 
@@ -101,11 +143,8 @@ def list_pending() -> None:
         waiting = proposals.pending(connection, now=now)
         # Who else saw a code of the beneficiary's: what to check before approving.
         seen = {
-            stored.proposal_id: sorted(
-                circle_of(connection, stored.beneficiary_id, now=now) - {stored.beneficiary_id}
-            )
+            stored.proposal_id: proposals.vouched_for(connection, stored, now=now)
             for stored in waiting
-            if stored.beneficiary_id
         }
         connection.rollback()
     if not waiting:
@@ -119,13 +158,24 @@ def list_pending() -> None:
         )
 
 
-def _decide(proposal_id: str, *, approve: bool, reason: str | None) -> None:
+def _decide(proposal_id: str, *, approve: bool, reason: str | None, force: bool = False) -> None:
     settings = _settings()
     now = _now()
     with _connect(settings) as connection:
         stored = proposals.load(connection, proposal_id)
         if stored is None or stored.state_at(now) != "pending":
             typer.echo(f"no pending proposal {proposal_id}", err=True)
+            raise typer.Exit(code=1)
+        seen = proposals.vouched_for(connection, stored, now=now)
+        if approve and stored.proposed_by in seen and not force:
+            # The proposer saw a code of the beneficiary's: the account may be the proposer's
+            # own stand-in. The host is trusted as a second person, not as a rubber stamp.
+            typer.echo(
+                f"{stored.proposed_by}, who proposed this, saw an enrolment code of "
+                f"{stored.beneficiary_id}'s (codes seen by: {', '.join(seen)}). Make sure the "
+                "account is used by the real person, then run again with --force.",
+                err=True,
+            )
             raise typer.Exit(code=1)
         applied = None
         if approve:
@@ -189,9 +239,12 @@ def _decide(proposal_id: str, *, approve: bool, reason: str | None) -> None:
 def approve(
     proposal_id: str = typer.Argument(...),
     reason: str | None = typer.Option(None, help="Why, for the audit."),
+    force: bool = typer.Option(
+        False, "--force", help="Approve although the proposer saw the beneficiary's codes."
+    ),
 ) -> None:
     """Approve a proposal at the host (prints the code if approving made one)."""
-    _decide(proposal_id, approve=True, reason=reason)
+    _decide(proposal_id, approve=True, reason=reason, force=force)
 
 
 @proposals_app.command("reject")

@@ -19,7 +19,7 @@ from keyservice.api.schemas import Id
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog import proposals
-from keyservice.catalog.people import caller_as_person, circle_of
+from keyservice.catalog.people import caller_as_person
 from keyservice.catalog.proposals import Applied, StoredProposal
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.policy.writes import ProposalAction, Verdict, may_approve
@@ -33,10 +33,8 @@ NOT_FOUND = "no pending proposal with this id that you may decide"
 def public(
     db: Connection, stored: StoredProposal, *, now: datetime, applied: Applied | None = None
 ) -> ProposalPublic:
-    beneficiary = stored.beneficiary_id
-    vouched = circle_of(db, beneficiary, now=now) - {beneficiary} if beneficiary else set()
     return ProposalPublic(
-        beneficiary_vouched_by=sorted(vouched),
+        beneficiary_vouched_by=proposals.vouched_for(db, stored, now=now),
         proposal_id=stored.proposal_id,
         action=stored.action.value,
         state=stored.state_at(now),  # type: ignore[arg-type]
@@ -181,6 +179,14 @@ def approve(
             {"proposal_id": proposal_id, "reason": verdict.reason},
             status=404,
             message=NOT_FOUND,
+        )
+    seen = body.beneficiary_vouched_by if body else None
+    if seen is not None and sorted(set(seen)) != proposals.vouched_for(db, stored, now=now):
+        db.rollback()
+        raise HTTPException(
+            status_code=409,
+            detail="who has seen this person's enrolment codes changed since you looked; "
+            "look again before approving",
         )
     applied = proposals.apply(
         db, stored, approver_id=caller.principal_id, approver_device=caller.device_id, now=now

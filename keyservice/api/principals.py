@@ -24,6 +24,7 @@ from keyservice.api.schemas import (
 )
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event, audit, refuse
+from keyservice.catalog import proposals
 from keyservice.catalog.grants import add_principal, kind_of
 from keyservice.catalog.people import code_waiting_from_another, has_devices, has_read_rights
 from keyservice.catalog.proposals import notify
@@ -258,7 +259,11 @@ def create_enrolment_code(
     if kind_of(db, principal_id) is None:
         raise HTTPException(status_code=404, detail="no active principal with this id")
     refuse_self_grant(db, state, caller, "enrolment_code.issue", subject_id=principal_id)
-    if has_devices(db, principal_id) or has_read_rights(db, principal_id, now=now):
+    if (
+        has_devices(db, principal_id)
+        or has_read_rights(db, principal_id, now=now)
+        or proposals.waiting_for(db, principal_id, now=now)
+    ):
         response.status_code = 202
         return propose(
             db,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from keyservice.api.schemas import Strict
+from keyservice.api.schemas import Id, Strict
 
 ProposalState = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 
@@ -44,6 +44,9 @@ class ProposalPublic(BaseModel):
 
 class ProposalDecision(Strict):
     reason: str | None = Field(default=None, max_length=500)
+    # What the approver saw as the proposal's beneficiary_vouched_by: the approval is refused
+    # (409) if it changed since, so nobody slips a code of their own in between.
+    beneficiary_vouched_by: list[Id] | None = Field(default=None, max_length=100)
 
 
 class EndRequest(Strict):

@@ -41,6 +41,7 @@ from keyservice.catalog.grants import (
     end_guardianship,
     is_guardian,
     kind_of,
+    let_back_in,
     window,
     withdraw_consent,
 )
@@ -361,7 +362,19 @@ def create_court_order(
         replaces=body.replaces,
     )
     window(body.valid_from, body.valid_to, now=now)
-    if body.effect == "disclose":
+    # Disclosing gives the recipient rights; a correction that keeps a guardian out of less
+    # than the order it replaces gives that guardian rights back.
+    regains = let_back_in(
+        db,
+        replaces=body.replaces,
+        effect=body.effect,
+        subject_id=body.subject_id,
+        categories=[c.value for c in body.categories],
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        now=now,
+    )
+    if body.effect == "disclose" or regains is not None:
         response.status_code = 202
         return propose(
             db,
@@ -370,7 +383,7 @@ def create_court_order(
             action=ProposalAction.COURT_ORDER_CREATE,
             payload=_payload(body),
             child_id=body.child_id,
-            beneficiary_id=body.subject_id,
+            beneficiary_id=body.subject_id if body.effect == "disclose" else regains,
         )
     court_order_id = add_court_order(
         db,

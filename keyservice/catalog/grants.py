@@ -9,7 +9,7 @@ stamps who ended it, when and why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, or_, select, update
@@ -215,6 +215,8 @@ def check_court_order(
         raise InvalidChangeError(
             f"the subject of a {effect} order must be an active {wanted} principal"
         )
+    if effect == "restrict_guardian" and not _guardian_of(db, subject_id, child_id):
+        raise InvalidChangeError("the subject of a restrict order must be a guardian of this child")
     if replaces is not None:
         current = current_court_order(db, replaces)
         if current is None or current[0] != child_id:
@@ -261,6 +263,56 @@ def add_court_order(
             db, replaces, by=by, reason=f"corrected by court order {court_order_id}", now=now
         )
     return court_order_id
+
+
+def _guardian_of(db: Connection, guardian_id: str, child_id: str) -> bool:
+    """A current guardianship, with parental responsibility or without."""
+    found = db.execute(
+        select(guardianships.c.guardianship_id).where(
+            guardianships.c.guardian_id == guardian_id,
+            guardianships.c.child_id == child_id,
+            guardianships.c.ended_at.is_(None),
+        )
+    )
+    return found.first() is not None
+
+
+def let_back_in(
+    db: Connection,
+    *,
+    replaces: str | None,
+    effect: str,
+    subject_id: str,
+    categories: Collection[str],
+    valid_from: datetime,
+    valid_to: datetime,
+    now: datetime,
+) -> str | None:
+    """The guardian a correction would let read more than the order it replaces: the replaced
+    order's subject, unless the new order keeps the same guardian out of at least the same
+    categories for at least as long. None when nobody gains (a correction that may take effect
+    at once); otherwise the change gives rights back and waits for a second person."""
+    if replaces is None:
+        return None
+    old = db.execute(
+        select(
+            court_orders.c.effect,
+            court_orders.c.subject_id,
+            court_orders.c.categories,
+            court_orders.c.valid_from,
+            court_orders.c.valid_to,
+        ).where(court_orders.c.court_order_id == replaces, court_orders.c.ended_at.is_(None))
+    ).first()
+    if old is None or old.effect != "restrict_guardian":
+        return None
+    covers = (
+        effect == "restrict_guardian"
+        and subject_id == old.subject_id
+        and set(old.categories.split()) <= set(categories)
+        and valid_from <= max(old.valid_from, now)
+        and valid_to >= old.valid_to
+    )
+    return None if covers else str(old.subject_id)
 
 
 def current_court_order(db: Connection, court_order_id: str) -> tuple[str, str] | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, Row, func, or_, select, update
 
 from keyservice.caller import Caller
 from keyservice.db.tables import (
@@ -154,3 +156,42 @@ def code_waiting_from_another(
         .limit(1)
     ).first()
     return found is not None
+
+
+def active_devices(db: Connection, principal_id: str) -> Sequence[Row[*tuple[Any, ...]]]:
+    """The principal's devices not revoked, oldest first, with who vouched for each."""
+    return db.execute(
+        select(
+            devices.c.device_id,
+            devices.c.name,
+            devices.c.origin,
+            devices.c.vouched_by,
+            devices.c.created_at,
+        )
+        .where(devices.c.principal_id == principal_id, devices.c.revoked_at.is_(None))
+        .order_by(devices.c.created_at)
+    ).all()
+
+
+def void_codes(db: Connection, principal_id: str, *, now: datetime) -> int:
+    """Make every unused code for the principal unusable from now; how many there were."""
+    done = db.execute(
+        update(enrolment_codes)
+        .where(
+            enrolment_codes.c.principal_id == principal_id,
+            enrolment_codes.c.used_at.is_(None),
+            enrolment_codes.c.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    return done.rowcount
+
+
+def revoke_devices(db: Connection, principal_id: str, *, now: datetime) -> int:
+    """Revoke every device of the principal; how many were active."""
+    done = db.execute(
+        update(devices)
+        .where(devices.c.principal_id == principal_id, devices.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return done.rowcount

@@ -150,6 +150,29 @@ def pending(db: Connection, *, now: datetime, limit: int = 500) -> list[StoredPr
     return [_stored(row) for row in rows]
 
 
+def waiting_for(db: Connection, principal_id: str, *, now: datetime) -> bool:
+    """Whether a pending proposal would give the principal something (rights, a code)."""
+    found = db.execute(
+        select(proposals.c.proposal_id)
+        .where(
+            proposals.c.beneficiary_id == principal_id,
+            proposals.c.state == "pending",
+            proposals.c.expires_at > now,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def vouched_for(db: Connection, stored: StoredProposal, *, now: datetime) -> list[str]:
+    """Everyone besides the beneficiary who saw a code of theirs (sorted): who an approver
+    must know is not standing in for them."""
+    beneficiary = stored.beneficiary_id
+    if beneficiary is None:
+        return []
+    return sorted(circle_of(db, beneficiary, now=now) - {beneficiary})
+
+
 def proposed_by(db: Connection, principal_id: str, *, limit: int = 200) -> list[StoredProposal]:
     rows = db.execute(
         select(proposals)

@@ -157,10 +157,16 @@ def test_a_corrected_order_ends_the_one_it_replaces(
                 json=_order(family["child"], guardian.principal_id, categories=["medical"]),
             )
         )["court_order_id"]
+        # A correction that keeps out at least what the old order did takes effect at once.
         second = ok(
             http.post(
                 "/v1/court-orders",
-                json=_order(family["child"], guardian.principal_id, replaces=first),
+                json=_order(
+                    family["child"],
+                    guardian.principal_id,
+                    categories=["medical", "observation"],
+                    replaces=first,
+                ),
             )
         )["court_order_id"]
         again = http.post(
@@ -238,3 +244,55 @@ def test_a_consent_may_not_outlive_a_year(family: dict[str, Any]) -> None:
         refused = http.post("/v1/consents", json=body)
     assert refused.status_code == 422
     assert "one year" in refused.json()["detail"]
+
+
+def test_a_correction_that_keeps_out_less_waits_for_a_second_person(
+    admin: Device, family: dict[str, Any]
+) -> None:
+    dsl, guardian, record = family["dsl"], family["guardian"], family["record"]
+    with dsl.client() as http:
+        first = ok(
+            http.post(
+                "/v1/court-orders",
+                json=_order(
+                    family["child"], guardian.principal_id, categories=["medical", "observation"]
+                ),
+            )
+        )["court_order_id"]
+        weaker = {
+            "narrower": {"categories": ["medical"]},
+            "shorter": {
+                "categories": ["medical", "observation"],
+                "valid_to": "2030-01-01T00:00:00Z",
+            },
+        }
+        proposals = {}
+        for name, change in weaker.items():
+            response = http.post(
+                "/v1/court-orders",
+                json=_order(family["child"], guardian.principal_id, replaces=first, **change),
+            )
+            assert response.status_code == 202, (name, response.text)
+            proposals[name] = response.json()["proposal_id"]
+    assert not _reads(guardian, record)
+    approve(approver_for(admin), proposals["narrower"])
+    # The observation is no longer kept from the guardian: the old order ended.
+    assert _reads(guardian, record)
+
+
+def test_a_restrict_order_names_a_guardian_of_this_child(
+    service: KeyService, admin: Device, family: dict[str, Any], service_db: Engine
+) -> None:
+    elsewhere = create_child(admin)
+    stranger = admin_enrols(service, admin, kind="guardian")
+    add_guardian(admin, guardian_id=stranger.principal_id, child_id=elsewhere)
+    with family["dsl"].client() as http:
+        refused = http.post("/v1/court-orders", json=_order(family["child"], stranger.principal_id))
+    assert refused.status_code == 422, refused.text
+    assert "guardian of this child" in refused.json()["detail"]
+    with service_db.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(*) FROM court_orders WHERE child_id = :c"),
+            {"c": family["child"]},
+        ).scalar_one()
+    assert count == 0

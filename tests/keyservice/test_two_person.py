@@ -9,12 +9,14 @@ assignment took effect at once (201), and a new admin was created at once.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, text
 
+from keyservice.db.tables import enrolment_codes
 from tests.keyservice.helpers import (
     Device,
     admin_enrols,
@@ -324,6 +326,71 @@ def test_a_first_code_is_stale_once_its_person_was_given_rights(
     with pytest.raises(httpx.HTTPStatusError) as refused:
         enrol(service.base_url, code)
     assert refused.value.response.status_code == 400
+
+
+def _newcomer_with_pending_assignment(admin: Device) -> tuple[str, dict[str, Any]]:
+    """A staff principal with no device and no code, and an assignment proposed for them."""
+    child = create_child(admin)
+    with admin.client() as http:
+        newcomer = ok(
+            http.post(
+                "/v1/admin/principals",
+                json={"kind": "staff", "display_name": "Clean Looking", "roles": ["educator"]},
+            )
+        )["principal_id"]
+    proposal_id = _propose_assignment(admin, staff_id=newcomer, child_id=child, role="educator")
+    with admin.client() as http:
+        proposal = ok(http.get(f"/v1/proposals/{proposal_id}"))
+    assert proposal["beneficiary_vouched_by"] == []
+    return newcomer, proposal
+
+
+def test_race_no_first_code_from_an_admin_alone_while_rights_are_proposed(
+    service: KeyService, admin: Device
+) -> None:
+    # The approver looked: nobody holds the newcomer's codes. The admin must not be able to
+    # take a first code now, enrol a device of their own, and have the approval land on it.
+    newcomer, _ = _newcomer_with_pending_assignment(admin)
+    with admin.client() as http:
+        response = http.post(f"/v1/admin/principals/{newcomer}/enrolment-codes")
+    assert response.status_code == 202, response.text
+    assert response.json()["enrolment_code"] is None
+
+
+def test_race_an_approval_names_the_codes_it_saw_and_is_refused_if_they_changed(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    newcomer, proposal = _newcomer_with_pending_assignment(admin)
+    approver = approver_for(admin)
+    # Between the look and the approval, a code the admin saw appears for the newcomer (as
+    # one issued in the same instant as the look would; written here directly).
+    with service_db.begin() as connection:
+        connection.execute(
+            insert(enrolment_codes).values(
+                code_hash="ab" * 32,
+                principal_id=newcomer,
+                created_at=datetime.now(UTC),
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+                issued_by=admin.principal_id,
+                purpose="first",
+            )
+        )
+    with approver.client() as http:
+        stale = http.post(
+            f"/v1/proposals/{proposal['proposal_id']}/approve",
+            json={"beneficiary_vouched_by": proposal["beneficiary_vouched_by"]},
+        )
+        assert stale.status_code == 409, stale.text
+        assert "look again" in stale.json()["detail"]
+        assert ok(http.get(f"/v1/proposals/{proposal['proposal_id']}"))["state"] == "pending"
+        fresh = ok(http.get(f"/v1/proposals/{proposal['proposal_id']}"))
+        done = ok(
+            http.post(
+                f"/v1/proposals/{proposal['proposal_id']}/approve",
+                json={"beneficiary_vouched_by": fresh["beneficiary_vouched_by"]},
+            )
+        )
+    assert done["state"] == "approved"
 
 
 def test_an_admin_gets_no_second_first_code_beside_one_issued_at_the_host(
