@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from tests.keyservice.helpers import (
     Device,
+    Room,
     add_guardian,
     admin_enrols,
     approve,
@@ -238,3 +239,21 @@ def test_a_consent_may_not_outlive_a_year(family: dict[str, Any]) -> None:
         refused = http.post("/v1/consents", json=body)
     assert refused.status_code == 422
     assert "one year" in refused.json()["detail"]
+
+
+def test_consent_requires_a_guardian_giver(room: Room, service: KeyService, admin: Device) -> None:
+    external = admin_enrols(service, admin, kind="external", organisation="School")
+    body = {
+        "child_id": room.child,
+        "recipient_id": external.principal_id,
+        "categories": ["observation"],
+        "purpose": "transition to school",
+    }
+    with room.guardian.client() as http:
+        consent = ok(
+            http.post("/v1/consents", json={**body, "given_by": room.guardian.principal_id})
+        )
+        ok(http.post(f"/v1/consents/{consent['consent_id']}/withdraw"))
+    with room.dsl.client() as http:
+        refused = http.post("/v1/consents", json={**body, "given_by": room.dsl.principal_id})
+    assert refused.status_code == 422
