@@ -1,4 +1,5 @@
-"""Fixtures for the key service tests: the real service on both databases, and its admin."""
+"""Fixtures for the key service tests: the real service on both databases, its admin, and a room
+of people around a child."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from tests.keyservice.helpers import Device, bootstrap_admin
+from tests.keyservice.helpers import Device, Room, bootstrap_admin, make_room
 from tests.servers import KeyService
 
 
@@ -33,3 +34,8 @@ def service_db(service: KeyService) -> Iterator[Engine]:
     engine = database(service)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def room(service: KeyService, admin: Device) -> Room:
+    return make_room(service, admin)

@@ -314,3 +314,28 @@ def sqlite_synchronous(connection: Connection) -> int:
     assert raw is not None
     level: int = raw.execute("PRAGMA synchronous").fetchone()[0]
     return level
+
+
+@dataclass(frozen=True)
+class Room:
+    """A child with an assigned educator, an assigned DSL and a guardian, and a second child in
+    another room whom none of them is related to."""
+
+    child: str
+    other_child: str
+    educator: Device
+    dsl: Device
+    guardian: Device
+
+
+def make_room(service: KeyService, admin: Device) -> Room:
+    """Create a :class:`Room` on ``service``: ``admin`` proposes, a second admin approves."""
+    child = create_child(admin)
+    other_child = create_child(admin, room="room 2")
+    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
+    guardian = admin_enrols(service, admin, kind="guardian")
+    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
+    return Room(child=child, other_child=other_child, educator=educator, dsl=dsl, guardian=guardian)

@@ -7,6 +7,7 @@ import pytest
 
 from tests.keyservice.helpers import (
     Device,
+    Room,
     add_guardian,
     admin_enrols,
     assign,
@@ -116,3 +117,27 @@ def test_a_manager_whose_assignment_ended_is_refused(
     with admin.client() as http:
         ok(http.post(f"/v1/admin/assignments/{assignment}/end"))
     assert _log(manager, logged["child"]).status_code == 403
+
+
+def test_disclosure_log(room: Room) -> None:
+    record = put_record(room.educator, child_ids=[room.child])
+    release(room.guardian, [(record.record_id, 1)])
+    with room.guardian.client() as http:
+        log = ok(http.get(f"/v1/children/{room.child}/disclosures"))
+    mine = [e for e in log if e["record_id"] == record.record_id]
+    assert {(e["principal_id"], e["basis"]) for e in mine} == {
+        (room.guardian.principal_id, "guardianship")
+    }
+    with room.educator.client() as http:
+        assert http.get(f"/v1/children/{room.child}/disclosures").status_code == 403
+
+
+def test_guardians_do_not_learn_of_safeguarding_records_from_the_log(room: Room) -> None:
+    note = put_record(room.dsl, child_ids=[room.child], category="safeguarding")
+    release(room.dsl, [(note.record_id, 1)])
+    with room.guardian.client() as http:
+        seen_by_guardian = ok(http.get(f"/v1/children/{room.child}/disclosures"))
+    with room.dsl.client() as http:
+        seen_by_dsl = ok(http.get(f"/v1/children/{room.child}/disclosures"))
+    assert note.record_id not in {e["record_id"] for e in seen_by_guardian}
+    assert note.record_id in {e["record_id"] for e in seen_by_dsl}

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from tests.keyservice.helpers import (
     Device,
+    Room,
     add_guardian,
     admin_enrols,
     approve,
@@ -296,3 +297,21 @@ def test_a_restrict_order_names_a_guardian_of_this_child(
             {"c": family["child"]},
         ).scalar_one()
     assert count == 0
+
+
+def test_consent_requires_a_guardian_giver(room: Room, service: KeyService, admin: Device) -> None:
+    external = admin_enrols(service, admin, kind="external", organisation="School")
+    body = {
+        "child_id": room.child,
+        "recipient_id": external.principal_id,
+        "categories": ["observation"],
+        "purpose": "transition to school",
+    }
+    with room.guardian.client() as http:
+        consent = ok(
+            http.post("/v1/consents", json={**body, "given_by": room.guardian.principal_id})
+        )
+        ok(http.post(f"/v1/consents/{consent['consent_id']}/withdraw"))
+    with room.dsl.client() as http:
+        refused = http.post("/v1/consents", json={**body, "given_by": room.dsl.principal_id})
+    assert refused.status_code == 422

@@ -14,6 +14,7 @@ from tests.keyservice.helpers import (
     admin_enrols,
     assign,
     create_child,
+    ok,
     put_record,
     release,
 )
@@ -128,5 +129,18 @@ def test_no_one_records_a_court_order_about_themselves(
 def test_an_admin_still_assigns_other_staff(service: KeyService, admin: Device) -> None:
     child = create_child(admin)
     educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    with educator.client() as http:
+        assert ok(http.get("/v1/children")) == []
     assignment_id = assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
     assert assignment_id
+    with educator.client() as http:
+        listed = ok(http.get("/v1/children"))
+    assert [(c["child_id"], c["relation"]) for c in listed] == [(child, "assignment:educator")]
+    record = put_record(educator, child_ids=[child])
+    _, results = release(educator, [(record.record_id, 1)])
+    assert results[(record.record_id, 1)]["status"] == "granted"
+    # The id handed back names this assignment: ending it takes the child away again.
+    with admin.client() as http:
+        assert http.post(f"/v1/admin/assignments/{assignment_id}/end").status_code == 204
+    with educator.client() as http:
+        assert ok(http.get("/v1/children")) == []

@@ -1,7 +1,8 @@
 """``carevault-keyservice sweep`` on both flavours (security review, findings 6 and 9): it
 aborts the multipart uploads of abandoned versions and every other unfinished one older than
 the cut-off that no pending version owns, deletes what an upload URL wrote after its version
-was swept, treats an absent object as deleted, and reports only real failures."""
+was swept, treats an absent object as deleted, and reports only real failures. On the shared
+service, a sweep removes an abandoned version and its wrapped keys."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, select, text
 
 from keyservice.db.tables import record_versions
 from tests.keyservice.helpers import (
     Device,
+    Room,
     admin_enrols,
     assign,
     bootstrap_admin,
@@ -202,3 +204,31 @@ def test_an_object_uploaded_after_its_version_was_swept_is_deleted(
         assert late.status_code == 404
     _sweep(sweepable)
     assert _absent(store, name)
+
+
+def test_sweep_removes_abandoned_uploads(
+    room: Room, service: KeyService, service_db: Engine
+) -> None:
+    with room.educator.client() as http:
+        pending = ok(
+            http.post(
+                "/v1/records",
+                json={
+                    "child_ids": [room.child],
+                    "category": "observation",
+                    "ciphertext_size": 4,
+                },
+            )
+        )
+    swept = run_keyservice_command(service.env, "sweep", "--older-than-hours", "0", check=False)
+    assert swept.returncode == 0, swept.stderr[-2000:]
+    with service_db.connect() as connection:
+        left = connection.execute(
+            text("SELECT count(*) FROM record_versions WHERE record_id = :r"),
+            {"r": pending["record_id"]},
+        ).scalar_one()
+        wraps = connection.execute(
+            text("SELECT count(*) FROM wrapped_record_keys WHERE record_id = :r"),
+            {"r": pending["record_id"]},
+        ).scalar_one()
+    assert (left, wraps) == (0, 0)
