@@ -114,3 +114,18 @@ def test_the_host_approves_no_change_for_someone_whose_codes_the_proposer_saw_wi
     assert status == 0, said
     with admin.client() as http:
         assert ok(http.get(f"/v1/proposals/{proposal}"))["state"] == "approved"
+
+
+def test_a_new_bootstrap_code_for_an_admin_with_devices_is_a_recovery_and_announced(
+    service: KeyService, admin: Device
+) -> None:
+    # Before this it was a plain first code: the device it enrolled looked like the admin's
+    # own, and nobody was told.
+    status, said = _host(service, "bootstrap", "--force-new-code")
+    assert status == 0, said
+    again = enrol(service.base_url, _code_in(said))
+    with again.client() as http:
+        listed = ok(http.get("/v1/me/devices"))
+        told = ok(http.get("/v1/me/notifications"))
+    assert {d["device_id"]: d["origin"] for d in listed}[again.device_id] == "recovered"
+    assert any(n["kind"] == "device.recovery_approved" for n in told)
