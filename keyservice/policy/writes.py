@@ -68,8 +68,9 @@ class Person:
 
     @property
     def is_lead_of_child(self) -> bool:
-        """A manager or DSL currently assigned to the child in that role."""
-        return self.kind == "staff" and bool(self.child_roles & LEAD_ROLES)
+        """A manager or DSL currently assigned to the child in that role, a role they still
+        hold."""
+        return self.kind == "staff" and bool(self.child_roles & self.roles & LEAD_ROLES)
 
     @property
     def holds_lead_role(self) -> bool:
@@ -102,10 +103,112 @@ class Verdict:
         return cls(False, reason)
 
 
+class Change(StrEnum):
+    """The writes these rules decide; each value is the audit action of doing it."""
+
+    CHILD_CREATE = "child.create"
+    CHILD_KEY_ROTATE = "child_key.rotate"
+    PRINCIPAL_CREATE = "principal.create"
+    PRINCIPAL_REVOKE = "principal.revoke"
+    ENROLMENT_CODE = "enrolment_code.issue"
+    DEVICE_REVOKE = "device.revoke"
+    ASSIGNMENT_CREATE = "assignment.create"
+    ASSIGNMENT_END = "assignment.end"
+    GUARDIANSHIP_CREATE = "guardianship.create"
+    GUARDIANSHIP_END = "guardianship.end"
+    CONSENT_CREATE = "consent.create"
+    CONSENT_WITHDRAW = "consent.withdraw"
+    COURT_ORDER_CREATE = "court_order.create"
+    COURT_ORDER_END = "court_order.end"
+    RECORD_DELETE = "record.delete"
+    DISCLOSURES_READ = "disclosures.read"
+
+
+# Administration: people, children and keys, never record content or who reads it alone.
+_ADMIN_ONLY = frozenset(
+    {
+        Change.CHILD_CREATE,
+        Change.CHILD_KEY_ROTATE,
+        Change.PRINCIPAL_CREATE,
+        Change.PRINCIPAL_REVOKE,
+        Change.ENROLMENT_CODE,
+        Change.ASSIGNMENT_CREATE,
+        Change.ASSIGNMENT_END,
+        Change.GUARDIANSHIP_CREATE,
+    }
+)
+# Proposed by an admin, whatever the details: each gives someone read rights.
+_ALWAYS_SECOND_PERSON = frozenset({Change.ASSIGNMENT_CREATE, Change.GUARDIANSHIP_CREATE})
+# Recorded by the child's manager or DSL (someone assigned to the child in that role).
+_LEAD_OF_CHILD = frozenset(
+    {Change.CONSENT_CREATE, Change.COURT_ORDER_CREATE, Change.COURT_ORDER_END}
+)
+
+
+@dataclass(frozen=True)
+class Write:
+    """A change someone asks for, with what the rules need to know about it.
+
+    ``actor``'s ``child_roles`` are their assignments to the child the change is about.
+    ``own``: the change is about the actor themselves as its subject may be (their own device;
+    a guardian's own consent). ``guardian_of_child``: the actor is a guardian with parental
+    responsibility of that child. ``gives_rights``: the change lets someone read more (an
+    admin role, a code for someone who has a device or rights, a disclosing order, a
+    correction or end of an order that kept a guardian out).
+    """
+
+    change: Change
+    actor: Person
+    own: bool = False
+    guardian_of_child: bool = False
+    gives_rights: bool = False
+
+
+@dataclass(frozen=True)
+class WriteVerdict:
+    allowed: bool
+    # Allowed, but takes effect only when an independent second person approves (may_approve).
+    needs_approval: bool = False
+    reason: str = ""
+
+
+def may_write(write: Write) -> WriteVerdict:
+    """Who may make each change, and whether it waits for a second person (docs/POLICY.md)."""
+    change, actor = write.change, write.actor
+    if change in _ADMIN_ONLY:
+        if not actor.is_admin:
+            return WriteVerdict(False, reason="not_admin")
+        return WriteVerdict(True, change in _ALWAYS_SECOND_PERSON or write.gives_rights)
+    if change is Change.DEVICE_REVOKE:
+        return _either(write.own or actor.is_admin, "not_own_device")
+    if change is Change.GUARDIANSHIP_END:
+        return _either(actor.is_admin or actor.is_lead_of_child, "no_standing")
+    if change is Change.CONSENT_CREATE and write.own and write.guardian_of_child:
+        # A parent's own consent: theirs to give, at once.
+        return WriteVerdict(True)
+    if change in _LEAD_OF_CHILD:
+        if not actor.is_lead_of_child:
+            return WriteVerdict(False, reason="no_standing")
+        # Staff recording a consent hold a paper someone else signed: a second person checks.
+        return WriteVerdict(True, change is Change.CONSENT_CREATE or write.gives_rights)
+    if change is Change.CONSENT_WITHDRAW:
+        return _either(write.guardian_of_child or actor.is_lead_of_child, "no_standing")
+    if change is Change.DISCLOSURES_READ:
+        return _either(write.guardian_of_child or actor.is_lead_of_child, "no_standing")
+    if change is Change.RECORD_DELETE:
+        # And the release rules must let them read the record now (the caller asks those).
+        return _either(actor.holds_lead_role, "not_manager_or_dsl")
+    raise AssertionError(f"no rule for {change}")
+
+
+def _either(allowed: bool, reason: str) -> WriteVerdict:
+    return WriteVerdict(True) if allowed else WriteVerdict(False, reason=reason)
+
+
 def may_record_for_child(person: Person) -> bool:
     """Consents and court orders about a child are recorded (and ended) by its manager or DSL:
     someone currently assigned to that child in that role."""
-    return person.is_lead_of_child
+    return may_write(Write(Change.COURT_ORDER_CREATE, person)).allowed
 
 
 def may_approve(proposal: Proposal, approver: Person) -> Verdict:
