@@ -10,6 +10,9 @@
     │                           message says what to restore or check)
     ├── InvalidChangeError      a relationship or proposal cannot be applied as asked (answered
     │                           422 with the message, which says what to change)
+    ├── RefusedError            the caller may not make this change: ``action``, ``detail``
+    │                           and ``status`` make the refusal's audit entry and answer (a
+    │                           404 that never says whether the target exists, or a 403)
     ├── KeyUnwrapError          a wrapped key could not be unwrapped: wrong key or version,
     │                           wrong context or attributes, altered or truncated bytes.
     │                           One opaque error for every cause (chained for logs).
@@ -24,6 +27,9 @@ in this module as further branches under KeyServiceError, each with its line in 
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class KeyServiceError(Exception):
@@ -71,3 +77,16 @@ class AuditChainError(KeyServiceError):
 
 class InvalidChangeError(KeyServiceError):
     """A change to who can read is not valid as asked; the message tells the caller why."""
+
+
+class RefusedError(KeyServiceError):
+    """The caller may not do this. The API layer rolls back, audits ``action`` with
+    ``detail`` as a denial, and answers ``status`` with the message."""
+
+    def __init__(
+        self, message: str, *, action: str, detail: Mapping[str, Any], status: int = 404
+    ) -> None:
+        super().__init__(message)
+        self.action = action
+        self.detail = detail
+        self.status = status

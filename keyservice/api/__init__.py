@@ -3,6 +3,7 @@
 from keyservice.api import (
     approvals,
     blobs,
+    children,
     disclosures,
     principals,
     records,
@@ -13,6 +14,7 @@ from keyservice.api import (
 ROUTERS = (
     principals.router,
     approvals.router,
+    children.router,
     relationships.router,
     records.router,
     release.router,

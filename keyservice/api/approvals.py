@@ -7,112 +7,25 @@ not approve a proposal is told it does not exist, the same as for one that does 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import Connection
 
+from keyservice.api.changes import public
 from keyservice.api.proposal_models import ProposalDecision, ProposalPublic
 from keyservice.api.schemas import Id
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog import proposals
 from keyservice.catalog.people import caller_as_person
-from keyservice.catalog.proposals import Applied, StoredProposal
+from keyservice.catalog.proposals import StoredProposal
 from keyservice.deps import CurrentCaller, Db, State
-from keyservice.policy.writes import ProposalAction, Verdict, may_approve
-from keyservice.state import ServiceState
+from keyservice.policy.writes import Verdict, may_approve
 
 router = APIRouter()
 
 NOT_FOUND = "no pending proposal with this id that you may decide"
-
-
-def public(
-    db: Connection, stored: StoredProposal, *, now: datetime, applied: Applied | None = None
-) -> ProposalPublic:
-    return ProposalPublic(
-        beneficiary_vouched_by=proposals.vouched_for(db, stored, now=now),
-        proposal_id=stored.proposal_id,
-        action=stored.action.value,
-        state=stored.state_at(now),  # type: ignore[arg-type]
-        child_id=stored.child_id,
-        beneficiary_id=stored.beneficiary_id,
-        payload=stored.payload,
-        proposed_by=stored.proposed_by,
-        proposed_device=stored.proposed_device,
-        proposed_at=stored.proposed_at,
-        expires_at=stored.expires_at,
-        decided_by=stored.decided_by,
-        decided_device=stored.decided_device,
-        decided_at=stored.decided_at,
-        result_id=stored.result_id,
-        reason=stored.reason,
-        enrolment_code=applied.code if applied else None,
-        code_expires_at=applied.code_expires_at if applied else None,
-    )
-
-
-def propose(
-    db: Connection,
-    state: ServiceState,
-    caller: Caller,
-    *,
-    action: ProposalAction,
-    payload: Mapping[str, Any],
-    child_id: str | None,
-    beneficiary_id: str | None,
-) -> ProposalPublic:
-    """Store a proposal by ``caller``, audit it, commit, and return it (for a 202)."""
-    now = state.clock()
-    stored = proposals.propose(
-        db,
-        action=action,
-        payload=payload,
-        child_id=child_id,
-        beneficiary_id=beneficiary_id,
-        proposed_by=caller.principal_id,
-        proposed_device=caller.device_id,
-        now=now,
-    )
-    audit(
-        db,
-        state,
-        caller,
-        "proposal.create",
-        {
-            "proposal_id": stored.proposal_id,
-            "action": action.value,
-            "child_id": child_id,
-            "beneficiary_id": beneficiary_id,
-        },
-    )
-    answer = public(db, stored, now=now)
-    db.commit()
-    return answer
-
-
-def refuse_self_grant(
-    db: Connection, state: ServiceState, caller: Caller, action: str, *, subject_id: str
-) -> None:
-    """Refuse (403, audited) a relationship the caller would record about themselves.
-
-    Whoever records an assignment, guardianship, consent or court order must not be the one it
-    gives rights to (docs/decisions/0004-admins-cannot-read.md).
-    """
-    if subject_id == caller.principal_id:
-        refuse(
-            db,
-            state,
-            caller,
-            action,
-            {"reason": "self_grant", "subject_id": subject_id},
-            status=403,
-            message="you cannot record a relationship that gives rights to yourself; "
-            "ask another administrator or manager to record it",
-        )
 
 
 def _verdict(db: Connection, stored: StoredProposal, caller: Caller, now: datetime) -> Verdict:

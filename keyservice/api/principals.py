@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 from sqlalchemy import Connection, insert, select, update
 
-from keyservice.api.approvals import propose, refuse_self_grant
+from keyservice.api.changes import propose, refusals
 from keyservice.api.encoding import b64decode
 from keyservice.api.proposal_models import DevicePublic, NotificationPublic, ProposalPublic
 from keyservice.api.schemas import (
@@ -25,6 +25,7 @@ from keyservice.api.schemas import (
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event, audit, refuse
 from keyservice.catalog import proposals
+from keyservice.catalog.changes import refuse_self_grant
 from keyservice.catalog.grants import add_principal, kind_of
 from keyservice.catalog.people import code_waiting_from_another, has_devices, has_read_rights
 from keyservice.catalog.proposals import notify
@@ -32,7 +33,7 @@ from keyservice.db.tables import devices, enrolment_codes, notifications, princi
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
 from keyservice.enrolment import code_hash, issue_code
 from keyservice.ids import new_id
-from keyservice.policy.writes import ProposalAction
+from keyservice.policy.writes import Change, ProposalAction
 
 router = APIRouter()
 
@@ -258,7 +259,8 @@ def create_enrolment_code(
     now = state.clock()
     if kind_of(db, principal_id) is None:
         raise HTTPException(status_code=404, detail="no active principal with this id")
-    refuse_self_grant(db, state, caller, "enrolment_code.issue", subject_id=principal_id)
+    with refusals(db, state, caller):
+        refuse_self_grant(caller, Change.ENROLMENT_CODE, subject_id=principal_id)
     if (
         has_devices(db, principal_id)
         or has_read_rights(db, principal_id, now=now)

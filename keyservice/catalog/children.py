@@ -1,0 +1,81 @@
+"""Children: creating one (with its first key), and the children a person is related to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, or_, select
+
+from keyservice.catalog.child_keys import create_child_key
+from keyservice.db.tables import assignments, children, consents, court_orders, guardianships
+from keyservice.ids import new_id
+from keyservice.keys import RootKeyProvider
+
+
+@dataclass(frozen=True)
+class RelatedChild:
+    child_id: str
+    display_name: str
+    room: str | None
+    # assignment:<role> | guardian | consent | court_order
+    relation: str
+
+
+def create_child(
+    db: Connection, root: RootKeyProvider, *, display_name: str, room: str | None, now: datetime
+) -> str:
+    child_id = new_id()
+    db.execute(
+        insert(children).values(
+            child_id=child_id, display_name=display_name, room=room, created_at=now
+        )
+    )
+    create_child_key(db, root, child_id=child_id, version=1, now=now)
+    return child_id
+
+
+def related_children(db: Connection, principal_id: str, *, now: datetime) -> list[RelatedChild]:
+    """Children the principal has a current relationship with, by name; nobody else's."""
+    relation: dict[str, str] = {}
+    for child_id, role in db.execute(
+        select(assignments.c.child_id, assignments.c.role).where(
+            assignments.c.staff_id == principal_id,
+            assignments.c.valid_from <= now,
+            or_(assignments.c.valid_to.is_(None), assignments.c.valid_to > now),
+        )
+    ):
+        relation[child_id] = f"assignment:{role}"
+    for (child_id,) in db.execute(
+        select(guardianships.c.child_id).where(
+            guardianships.c.guardian_id == principal_id, guardianships.c.ended_at.is_(None)
+        )
+    ):
+        relation[child_id] = "guardian"
+    for (child_id,) in db.execute(
+        select(consents.c.child_id).where(
+            consents.c.recipient_id == principal_id,
+            consents.c.valid_from <= now,
+            consents.c.valid_to > now,
+            consents.c.withdrawn_at.is_(None),
+        )
+    ):
+        relation.setdefault(child_id, "consent")
+    for (child_id,) in db.execute(
+        select(court_orders.c.child_id).where(
+            court_orders.c.subject_id == principal_id,
+            court_orders.c.effect == "disclose",
+            court_orders.c.valid_from <= now,
+            court_orders.c.valid_to > now,
+        )
+    ):
+        relation.setdefault(child_id, "court_order")
+    rows = db.execute(
+        select(children.c.child_id, children.c.display_name, children.c.room)
+        .where(children.c.child_id.in_(relation))
+        .order_by(children.c.display_name)
+    ).all()
+    return [
+        RelatedChild(row.child_id, row.display_name, row.room, relation[row.child_id])
+        for row in rows
+    ]
