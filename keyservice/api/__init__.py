@@ -5,6 +5,7 @@ from keyservice.api import (
     blobs,
     children,
     disclosures,
+    enrolment,
     principals,
     records,
     relationships,
@@ -12,6 +13,7 @@ from keyservice.api import (
 )
 
 ROUTERS = (
+    enrolment.router,
     principals.router,
     approvals.router,
     children.router,

@@ -109,19 +109,26 @@ def carry_out(
 ) -> Made | ProposalPublic:
     """A proposal (answered 202) or the change made now (audited and committed)."""
     if isinstance(outcome, Propose):
-        response.status_code = 202
-        return propose(
-            db,
-            state,
-            caller,
-            action=outcome.action,
-            payload=outcome.payload,
-            child_id=outcome.child_id,
-            beneficiary_id=outcome.beneficiary_id,
-        )
+        return proposed(db, state, caller, outcome, response)
     audit(db, state, caller, outcome.action, outcome.detail)
     db.commit()
     return outcome
+
+
+def proposed(
+    db: Connection, state: ServiceState, caller: Caller, wanted: Propose, response: Response
+) -> ProposalPublic:
+    """Store ``wanted`` as a proposal and answer 202 with it."""
+    response.status_code = 202
+    return propose(
+        db,
+        state,
+        caller,
+        action=wanted.action,
+        payload=wanted.payload,
+        child_id=wanted.child_id,
+        beneficiary_id=wanted.beneficiary_id,
+    )
 
 
 def proposal_response(proposal: ProposalPublic) -> Response:

@@ -14,83 +14,16 @@ Who reads it:
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
-from sqlalchemy import Connection, or_, select
 
 from keyservice.api.schemas import Disclosure, Id
 from keyservice.audit.record import audit, refuse
-from keyservice.caller import Caller
-from keyservice.catalog.facts import decide_row_reads
-from keyservice.db.tables import (
-    assignments,
-    audit_entries,
-    devices,
-    disclosures,
-    guardianships,
-    record_children,
-    records,
-)
+from keyservice.catalog import disclosure_log
+from keyservice.catalog.changes import judge
 from keyservice.deps import CurrentCaller, Db, State
+from keyservice.policy.writes import Change
 
 router = APIRouter()
-
-LOG_ROLES = ("manager", "dsl")
-
-
-def _is_responsible_guardian(db: Connection, caller: Caller, child_id: str) -> bool:
-    if caller.kind != "guardian":
-        return False
-    found = db.execute(
-        select(guardianships.c.guardianship_id).where(
-            guardianships.c.guardian_id == caller.principal_id,
-            guardianships.c.child_id == child_id,
-            guardianships.c.parental_responsibility.is_(True),
-            guardianships.c.ended_at.is_(None),
-        )
-    ).first()
-    return found is not None
-
-
-def _is_assigned_manager_or_dsl(
-    db: Connection, caller: Caller, child_id: str, now: datetime
-) -> bool:
-    """A current assignment to the child as manager or DSL, in a role the caller still holds."""
-    if not caller.has_role(*LOG_ROLES):
-        return False
-    roles = db.execute(
-        select(assignments.c.role).where(
-            assignments.c.staff_id == caller.principal_id,
-            assignments.c.child_id == child_id,
-            assignments.c.valid_from <= now,
-            or_(assignments.c.valid_to.is_(None), assignments.c.valid_to > now),
-        )
-    ).scalars()
-    return any(role in LOG_ROLES and role in caller.roles for role in roles)
-
-
-def _readable_by(db: Connection, caller: Caller, record_ids: set[str], now: datetime) -> set[str]:
-    """The records among ``record_ids`` the policy lets ``caller`` read now."""
-    if not record_ids:
-        return set()
-    attributes = {
-        row.record_id: row
-        for row in db.execute(
-            select(
-                records.c.record_id, records.c.category, records.c.withheld_from_guardians
-            ).where(records.c.record_id.in_(record_ids))
-        )
-    }
-    children: dict[str, list[str]] = {}
-    for record_id, child_id in db.execute(
-        select(record_children.c.record_id, record_children.c.child_id)
-        .where(record_children.c.record_id.in_(record_ids))
-        .order_by(record_children.c.record_id, record_children.c.child_id)
-    ):
-        children.setdefault(record_id, []).append(child_id)
-    decisions = decide_row_reads(db, caller, attributes.values(), children, now=now)
-    return {record_id for record_id, decision in decisions.items() if decision.allowed}
 
 
 @router.get("/v1/children/{child_id}/disclosures", response_model=list[Disclosure])
@@ -98,8 +31,7 @@ def child_disclosures(
     child_id: Id, caller: CurrentCaller, db: Db, state: State
 ) -> list[Disclosure]:
     now = state.clock()
-    guardian = _is_responsible_guardian(db, caller, child_id)
-    if not (guardian or _is_assigned_manager_or_dsl(db, caller, child_id, now)):
+    if not judge(db, caller, Change.DISCLOSURES_READ, child_id=child_id, now=now).allowed:
         refuse(
             db,
             state,
@@ -110,15 +42,10 @@ def child_disclosures(
             message="only the child's guardians with parental responsibility, and managers "
             "and DSLs assigned to the child as such, read this log",
         )
-    rows = db.execute(
-        select(disclosures, audit_entries.c.actor_device, devices.c.origin)
-        .outerjoin(audit_entries, audit_entries.c.seq == disclosures.c.audit_seq)
-        .outerjoin(devices, devices.c.device_id == audit_entries.c.actor_device)
-        .where(disclosures.c.child_id == child_id)
-        .order_by(disclosures.c.audit_seq, disclosures.c.record_id, disclosures.c.version)
-    ).all()
-    if guardian:
-        readable = _readable_by(db, caller, {row.record_id for row in rows}, now)
+    rows = disclosure_log.entries_for(db, child_id)
+    if caller.kind == "guardian":
+        # A guardian sees only what they may read now: the log must not tell them of others.
+        readable = disclosure_log.readable_by(db, caller, {row.record_id for row in rows}, now)
         rows = [row for row in rows if row.record_id in readable]
     audit(db, state, caller, "disclosures.read", {"child_id": child_id, "count": len(rows)})
     db.commit()

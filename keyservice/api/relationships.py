@@ -8,9 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel
-from sqlalchemy import Connection
 
-from keyservice.api.changes import carry_out, proposal_response, propose, refusals
+from keyservice.api.changes import carry_out, proposal_response, proposed, refusals
 from keyservice.api.proposal_models import EndRequest, ProposalPublic, WithdrawRequest
 from keyservice.api.schemas import (
     AssignmentCreate,
@@ -22,12 +21,9 @@ from keyservice.api.schemas import (
     Id,
 )
 from keyservice.audit.record import audit
-from keyservice.caller import Caller
 from keyservice.catalog import changes
-from keyservice.catalog.changes import Propose
 from keyservice.catalog.grants import end_assignment
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
-from keyservice.state import ServiceState
 
 router = APIRouter()
 
@@ -42,12 +38,12 @@ def _payload(body: BaseModel) -> dict[str, Any]:
 
 @router.post("/v1/admin/assignments", response_model=ProposalPublic, status_code=202)
 def create_assignment(
-    body: AssignmentCreate, caller: AdminCaller, db: Db, state: State
+    body: AssignmentCreate, caller: AdminCaller, db: Db, state: State, response: Response
 ) -> ProposalPublic:
     """Propose an assignment; it takes effect when a second person approves it."""
     with refusals(db, state, caller):
         wanted = changes.propose_assignment(db, caller, _payload(body), now=state.clock())
-    return _propose(db, state, caller, wanted)
+    return proposed(db, state, caller, wanted, response)
 
 
 @router.post("/v1/admin/assignments/{assignment_id}/end", status_code=204)
@@ -60,12 +56,12 @@ def end_assignment_route(assignment_id: Id, caller: AdminCaller, db: Db, state: 
 
 @router.post("/v1/admin/guardianships", response_model=ProposalPublic, status_code=202)
 def create_guardianship(
-    body: GuardianshipCreate, caller: AdminCaller, db: Db, state: State
+    body: GuardianshipCreate, caller: AdminCaller, db: Db, state: State, response: Response
 ) -> ProposalPublic:
     """Propose a guardianship; it takes effect when a second person approves it."""
     with refusals(db, state, caller):
         wanted = changes.propose_guardianship(db, caller, _payload(body))
-    return _propose(db, state, caller, wanted)
+    return proposed(db, state, caller, wanted, response)
 
 
 @router.post("/v1/guardianships/{guardianship_id}/end", status_code=204)
@@ -151,17 +147,3 @@ def end_court_order_route(
     if isinstance(done, ProposalPublic):
         return proposal_response(done)
     return Response(status_code=204)
-
-
-def _propose(
-    db: Connection, state: ServiceState, caller: Caller, wanted: Propose
-) -> ProposalPublic:
-    return propose(
-        db,
-        state,
-        caller,
-        action=wanted.action,
-        payload=wanted.payload,
-        child_id=wanted.child_id,
-        beneficiary_id=wanted.beneficiary_id,
-    )

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from keyservice.caller import Caller
-from keyservice.catalog import grants
-from keyservice.catalog.people import caller_as_person
-from keyservice.db.tables import court_orders
+from keyservice.catalog import grants, proposals
+from keyservice.catalog.people import caller_as_person, has_devices, has_read_rights
+from keyservice.db.tables import court_orders, devices
 from keyservice.errors import InvalidChangeError, RefusedError
 from keyservice.policy.writes import Change, ProposalAction, Write, WriteVerdict, may_write
 
@@ -293,3 +293,74 @@ def _time(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def add_person(
+    db: Connection, caller: Caller, payload: Mapping[str, Any], *, now: datetime
+) -> Outcome:
+    """A new person at once; a new admin waits for a second person, who hands over the code."""
+    roles = sorted(set(payload["roles"]))
+    is_admin = "admin" in roles
+    if is_admin and payload["kind"] != "staff":
+        raise InvalidChangeError("only staff principals have roles")
+    verdict = judge(
+        db, caller, Change.PRINCIPAL_CREATE, child_id=None, now=now, gives_rights=is_admin
+    )
+    if verdict.needs_approval:
+        return Propose(ProposalAction.ADMIN_CREATE, payload, None, None)
+    principal_id = grants.add_principal(
+        db,
+        kind=payload["kind"],
+        display_name=payload["display_name"],
+        roles=roles,
+        organisation=payload.get("organisation"),
+        now=now,
+    )
+    detail = {"principal_id": principal_id, "kind": payload["kind"], "roles": roles}
+    return Made(Change.PRINCIPAL_CREATE.value, principal_id, detail)
+
+
+def code_needs_approval(
+    db: Connection, caller: Caller, principal_id: str, *, now: datetime
+) -> Propose | None:
+    """None when an admin may issue ``principal_id`` a first code alone (a new starter: no
+    device, nothing to read, nothing proposed for them); otherwise the proposal to make."""
+    refuse_self_grant(caller, Change.ENROLMENT_CODE, subject_id=principal_id)
+    gives_rights = (
+        has_devices(db, principal_id)
+        or has_read_rights(db, principal_id, now=now)
+        or proposals.waiting_for(db, principal_id, now=now)
+    )
+    verdict = judge(
+        db, caller, Change.ENROLMENT_CODE, child_id=None, now=now, gives_rights=gives_rights
+    )
+    if not verdict.needs_approval:
+        return None
+    return Propose(ProposalAction.DEVICE_ENROL, {"principal_id": principal_id}, None, principal_id)
+
+
+def revoke_device(db: Connection, caller: Caller, device_id: str, *, now: datetime) -> Made:
+    """Revoked by its owner or an admin; anyone else is told there is no such device."""
+    owner = db.execute(
+        select(devices.c.principal_id).where(
+            devices.c.device_id == device_id, devices.c.revoked_at.is_(None)
+        )
+    ).scalar_one_or_none()
+    if (
+        owner is None
+        or not judge(
+            db,
+            caller,
+            Change.DEVICE_REVOKE,
+            child_id=None,
+            now=now,
+            own=owner == caller.principal_id,
+        ).allowed
+    ):
+        raise RefusedError(
+            "no active device with this id that you may revoke",
+            action=Change.DEVICE_REVOKE.value,
+            detail={"device_id": device_id},
+        )
+    db.execute(update(devices).where(devices.c.device_id == device_id).values(revoked_at=now))
+    return Made(Change.DEVICE_REVOKE.value, None, {"device_id": device_id, "principal_id": owner})

@@ -16,6 +16,7 @@ from keyservice.db.tables import (
     devices,
     enrolment_codes,
     guardianships,
+    notifications,
     principals,
 )
 from keyservice.policy.writes import Person
@@ -195,3 +196,37 @@ def revoke_devices(db: Connection, principal_id: str, *, now: datetime) -> int:
         .values(revoked_at=now)
     )
     return done.rowcount
+
+
+def devices_of(db: Connection, principal_id: str) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Every device enrolled for the principal, revoked ones included, newest first."""
+    return db.execute(
+        select(devices)
+        .where(devices.c.principal_id == principal_id)
+        .order_by(devices.c.created_at.desc())
+    ).all()
+
+
+def notifications_of(
+    db: Connection, principal_id: str, *, limit: int = 200
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """The principal's newest notifications first."""
+    return db.execute(
+        select(notifications)
+        .where(notifications.c.principal_id == principal_id)
+        .order_by(notifications.c.at.desc())
+        .limit(limit)
+    ).all()
+
+
+def revoke_principal(db: Connection, principal_id: str, *, now: datetime) -> bool:
+    """Revoke an active principal and every device of theirs; False if none was active."""
+    done = db.execute(
+        update(principals)
+        .where(principals.c.principal_id == principal_id, principals.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if done.rowcount != 1:
+        return False
+    revoke_devices(db, principal_id, now=now)
+    return True
