@@ -17,16 +17,13 @@ from keyservice.audit.chain import AuditEvent, Checkpointer, append
 from keyservice.audit.head import checked_head, checkpoint_head
 from keyservice.audit.mac import AuditMac
 from keyservice.audit.verify import ChainReport, verify_chain
-from keyservice.catalog.people import has_devices, void_codes
-from keyservice.catalog.proposals import notify
 from keyservice.catalog.rotation import rewrap_child_keys
 from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.engine import reading
 from keyservice.db.tables import principals
-from keyservice.enrolment import issue_code
 from keyservice.errors import AuditChainError
-from keyservice.host_people import enrolment_code, proposals_app
+from keyservice.host_people import enrolment_code, issue_at_host, proposals_app
 from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import LocalFileRootKeyProvider
@@ -135,12 +132,8 @@ def bootstrap(
             )
             raise typer.Exit(code=1)
         now = _now()
-        recovering = False
         if admins:
-            # A new code for an admin who had devices is a recovery: marked, and announced.
             principal_id = admins[0]
-            void_codes(connection, principal_id, now=now)
-            recovering = has_devices(connection, principal_id)
         else:
             principal_id = new_id()
             connection.execute(
@@ -152,20 +145,9 @@ def bootstrap(
                     created_at=now,
                 )
             )
-        code, expires_at = issue_code(
-            connection,
-            principal_id=principal_id,
-            now=now,
-            purpose="recovered" if recovering else "first",
-        )
-        if recovering:
-            notify(
-                connection,
-                principal_id=principal_id,
-                kind="device.recovery_approved",
-                detail={"approved_by": "host"},
-                now=now,
-            )
+        # A new code for an admin who had devices is a recovery: marked, and announced.
+        issued = issue_at_host(connection, principal_id, now=now)
+        code, expires_at, recovering = issued.code, issued.expires_at, issued.recovering
         _append(
             connection,
             settings,

@@ -9,6 +9,7 @@ broken. Every use is in the audit as done at the host.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import typer
@@ -57,6 +58,41 @@ def _settings() -> Settings:
     return settings()
 
 
+@dataclass(frozen=True)
+class HostCode:
+    code: str
+    expires_at: datetime
+    recovering: bool
+    voided: int
+    revoked: int
+
+
+def issue_at_host(
+    connection: Connection, principal_id: str, *, now: datetime, revoke: bool = False
+) -> HostCode:
+    """A code nobody but the host sees. Every other unused code for the person stops
+    working; if they had devices (revoked first with ``revoke``), the code is a recovery:
+    its device is marked so, and the person is told."""
+    revoked = revoke_devices_of(connection, principal_id, now=now) if revoke else 0
+    voided = void_codes(connection, principal_id, now=now)
+    recovering = has_devices(connection, principal_id)
+    code, expires_at = issue_code(
+        connection,
+        principal_id=principal_id,
+        now=now,
+        purpose="recovered" if recovering else "first",
+    )
+    if recovering:
+        proposals.notify(
+            connection,
+            principal_id=principal_id,
+            kind="device.recovery_approved",
+            detail={"approved_by": "host", "devices_revoked": revoked},
+            now=now,
+        )
+    return HostCode(code, expires_at, recovering, voided, revoked)
+
+
 def enrolment_code(
     principal_id: str = typer.Argument(..., help="The person's principal id."),
     recover: bool = typer.Option(
@@ -93,23 +129,9 @@ def enrolment_code(
                 err=True,
             )
             raise typer.Exit(code=1)
-        revoked = revoke_devices_of(connection, principal_id, now=now) if revoke_devices else 0
-        voided = void_codes(connection, principal_id, now=now)
-        recovering = has_devices(connection, principal_id)
-        code, expires_at = issue_code(
-            connection,
-            principal_id=principal_id,
-            now=now,
-            purpose="recovered" if recovering else "first",
-        )
-        if recovering:
-            proposals.notify(
-                connection,
-                principal_id=principal_id,
-                kind="device.recovery_approved",
-                detail={"approved_by": "host", "devices_revoked": revoked},
-                now=now,
-            )
+        issued = issue_at_host(connection, principal_id, now=now, revoke=revoke_devices)
+        code, expires_at = issued.code, issued.expires_at
+        recovering, voided, revoked = issued.recovering, issued.voided, issued.revoked
         _append(
             connection,
             settings,
