@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -212,8 +211,8 @@ def upload(
 ) -> list[UploadedPart]:
     """Upload exactly ``size`` bytes from ``source`` as ``descriptor`` says.
 
-    A multipart upload is completed here when the descriptor carries a ``complete`` URL; the
-    parts are also returned so that the commit can name them.
+    The parts of a multipart upload are returned: the commit names them, and the key service
+    completes the upload then.
     """
     method = descriptor.get("method")
     if method == "single":
@@ -233,25 +232,7 @@ def upload(
         if not etag:
             raise UploadError("storage did not acknowledge an upload part")
         parts.append(UploadedPart(part_number=index + 1, etag=etag))
-    complete = descriptor.get("complete")
-    if isinstance(complete, str) and complete:
-        _complete_multipart(http, complete, parts)
     return parts
-
-
-def _complete_multipart(http: httpx.Client, url: str, parts: list[UploadedPart]) -> None:
-    root = ET.Element("CompleteMultipartUpload")
-    for part in parts:
-        element = ET.SubElement(root, "Part")
-        ET.SubElement(element, "PartNumber").text = str(part.part_number)
-        ET.SubElement(element, "ETag").text = part.etag
-    try:
-        response = http.post(url, content=ET.tostring(root))
-    except httpx.HTTPError as exc:
-        raise UploadError("completing the upload was interrupted; nothing was saved") from exc
-    # S3 can answer 200 with an <Error> body when completion fails late.
-    if response.is_error or b"<Error>" in response.content:
-        raise UploadError("storage refused to complete the upload; nothing was saved")
 
 
 class _PipeReader(io.RawIOBase):
