@@ -14,25 +14,15 @@ from datetime import datetime
 
 from vault.client import wire
 from vault.client.models import EnrolmentCode, Proposal
-from vault.client.transport import KeyServiceTransport, SignedResponse
+from vault.client.transport import KeyServiceTransport
 
 ADMIN_ROLE = "admin"
-
-
-def _made_or_proposed(answer: SignedResponse, id_field: str) -> str | Proposal:
-    """The new id of a change made at once (201), or the proposal it became (202)."""
-    if answer.status == 202:
-        return wire.proposal(answer.body)
-    return str(answer.body[id_field])
 
 
 class AdminCalls:
     """Mixed into ``Client``; every call is signed by the client's device."""
 
     _api: KeyServiceTransport
-
-    def _post(self, path: str, body: dict[str, object] | None = None) -> SignedResponse:
-        return self._api.request("POST", path, json=body if body is not None else {})
 
     def create_principal(
         self,
@@ -59,7 +49,7 @@ class AdminCalls:
                 "organisation": organisation,
             }
         )
-        return str(self._api.post("/v1/admin/principals", body)["principal_id"])
+        return self._api.post("/v1/admin/principals", wire.made_id("principal_id"), body)
 
     def propose_admin(self, *, display_name: str, roles: Sequence[str] = ()) -> Proposal:
         """Propose a new admin (with any other staff ``roles`` they also hold).
@@ -72,7 +62,7 @@ class AdminCalls:
             "display_name": display_name,
             "roles": sorted({ADMIN_ROLE, *roles}),
         }
-        return wire.proposal(self._post("/v1/admin/principals", body).body)
+        return self._api.post("/v1/admin/principals", wire.proposal, body)
 
     def enrolment_code(self, principal_id: str) -> EnrolmentCode | Proposal:
         """A single-use code (valid 24 h) with which the person enrols a device.
@@ -81,18 +71,16 @@ class AdminCalls:
         (a lost device, or rights already given) a proposal: the second person who approves
         it receives the code, and the person is told.
         """
-        answer = self._post(f"/v1/admin/principals/{principal_id}/enrolment-codes")
-        if answer.status == 202:
-            return wire.proposal(answer.body)
-        return wire.enrolment_code(answer.body)
+        path = f"/v1/admin/principals/{principal_id}/enrolment-codes"
+        return self._api.propose(path, wire.enrolment_code)
 
     def revoke_principal(self, principal_id: str) -> None:
         """Revoke the principal and every device it has, at once."""
-        self._api.post(f"/v1/admin/principals/{principal_id}/revoke")
+        self._api.post(f"/v1/admin/principals/{principal_id}/revoke", wire.nothing)
 
     def create_child(self, *, display_name: str, room: str | None = None) -> str:
         body = wire.drop_none({"display_name": display_name, "room": room})
-        return str(self._api.post("/v1/admin/children", body)["child_id"])
+        return self._api.post("/v1/admin/children", wire.made_id("child_id"), body)
 
     def assign(
         self,
@@ -113,10 +101,10 @@ class AdminCalls:
                 "valid_to": wire.wire_time(valid_to),
             }
         )
-        return wire.proposal(self._post("/v1/admin/assignments", body).body)
+        return self._api.post("/v1/admin/assignments", wire.proposal, body)
 
     def end_assignment(self, assignment_id: str) -> None:
-        self._api.post(f"/v1/admin/assignments/{assignment_id}/end")
+        self._api.post(f"/v1/admin/assignments/{assignment_id}/end", wire.nothing)
 
     def add_guardian(
         self, *, guardian_id: str, child_id: str, parental_responsibility: bool = True
@@ -127,11 +115,12 @@ class AdminCalls:
             "child_id": child_id,
             "parental_responsibility": parental_responsibility,
         }
-        return wire.proposal(self._post("/v1/admin/guardianships", body).body)
+        return self._api.post("/v1/admin/guardianships", wire.proposal, body)
 
     def end_guardianship(self, guardianship_id: str, *, reason: str) -> None:
         """End a guardianship now (an admin, or the child's manager or DSL); it is kept."""
-        self._api.post(f"/v1/guardianships/{guardianship_id}/end", {"reason": reason})
+        path = f"/v1/guardianships/{guardianship_id}/end"
+        self._api.post(path, wire.nothing, {"reason": reason})
 
     def record_consent(
         self,
@@ -165,11 +154,12 @@ class AdminCalls:
                 "replaces": replaces,
             }
         )
-        return _made_or_proposed(self._post("/v1/consents", body), "consent_id")
+        return self._api.propose("/v1/consents", wire.made_id("consent_id"), body)
 
     def withdraw_consent(self, consent_id: str, *, reason: str | None = None) -> None:
         """Withdraw a consent now (a guardian of the child, or its manager or DSL)."""
-        self._api.post(f"/v1/consents/{consent_id}/withdraw", wire.drop_none({"reason": reason}))
+        path = f"/v1/consents/{consent_id}/withdraw"
+        self._api.post(path, wire.nothing, wire.drop_none({"reason": reason}))
 
     def record_court_order(
         self,
@@ -200,10 +190,10 @@ class AdminCalls:
                 "replaces": replaces,
             }
         )
-        return _made_or_proposed(self._post("/v1/court-orders", body), "court_order_id")
+        return self._api.propose("/v1/court-orders", wire.made_id("court_order_id"), body)
 
     def end_court_order(self, court_order_id: str, *, reason: str) -> Proposal | None:
         """End a court order now (None), or, for one that keeps a guardian out, propose
         ending it: that gives the guardian their rights back, so a second person approves."""
-        answer = self._post(f"/v1/court-orders/{court_order_id}/end", {"reason": reason})
-        return wire.proposal(answer.body) if answer.status == 202 else None
+        path = f"/v1/court-orders/{court_order_id}/end"
+        return self._api.propose(path, wire.nothing, {"reason": reason})

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 import httpx
 
+from vault.client.models import ExpectedCiphertext, SingleUpload, UploadPlan
 from vault.client.pipe import PipeProducer
 from vault.errors import TransferError, UploadError
 from vault.format import IntegrityError
@@ -83,12 +84,6 @@ def _put(
 class UploadedPart:
     part_number: int
     etag: str
-
-
-def upload_part_size(descriptor: dict[str, Any], size: int) -> int:
-    """How many bytes each uploaded piece holds (the last may hold fewer): the whole object
-    for a single PUT."""
-    return int(descriptor["part_size"]) if descriptor.get("method") == "multipart" else size
 
 
 class _InOrder:
@@ -203,29 +198,25 @@ class InMemory:
 
 def upload(
     http: httpx.Client,
-    descriptor: dict[str, Any],
+    plan: UploadPlan,
     *,
     size: int,
     source: Ciphertext,
     progress: Progress | None = None,
 ) -> list[UploadedPart]:
-    """Upload exactly ``size`` bytes from ``source`` as ``descriptor`` says.
+    """Upload exactly ``size`` bytes from ``source`` as ``plan`` says.
 
     The parts of a multipart upload are returned: the commit names them, and the key service
     completes the upload then.
     """
-    method = descriptor.get("method")
-    if method == "single":
-        _put(http, str(descriptor["url"]), source.iter_exactly(size), size, progress)
+    if isinstance(plan, SingleUpload):
+        _put(http, plan.url, source.iter_exactly(size), size, progress)
         return []
-    if method != "multipart":
-        raise UploadError(f"the key service asked for an unknown upload method {method!r}")
-    part_size = int(descriptor["part_size"])
-    urls = [str(url) for url in descriptor["part_urls"]]
-    if part_size <= 0 or len(urls) != max(1, -(-size // part_size)):
+    part_size = plan.part_size
+    if len(plan.part_urls) != max(1, -(-size // part_size)):
         raise UploadError("the key service's multipart plan does not fit the record's size")
     parts = []
-    for index, url in enumerate(urls):
+    for index, url in enumerate(plan.part_urls):
         length = min(part_size, size - index * part_size)
         response = _put(http, url, source.iter_exactly(length), length, progress)
         etag = response.headers.get("ETag")
@@ -246,15 +237,6 @@ class _PipeReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         return self._source.read_into(memoryview(buffer).cast("B"))
-
-
-@dataclass(frozen=True)
-class ExpectedCiphertext:
-    """The size and SHA-256 of a version's ciphertext, as the key service checked them at
-    commit and hands them out with the record key."""
-
-    size: int
-    sha256: bytes
 
 
 class _Hasher:

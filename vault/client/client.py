@@ -12,16 +12,15 @@ record keys sealed to this device and short-lived storage URLs.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 import httpx
 
@@ -30,7 +29,6 @@ from vault.client import admin, approvals, devices, wire
 from vault.client.blobs import (
     SMALL_CIPHERTEXT_SIZE,
     Download,
-    ExpectedCiphertext,
     InMemory,
     PartMd5s,
     Progress,
@@ -38,19 +36,28 @@ from vault.client.blobs import (
     new_blob_client,
     read_range,
     upload,
-    upload_part_size,
 )
-from vault.client.identity import DeviceIdentity, DeviceKeys, b64decode, b64encode
-from vault.client.models import Child, Disclosure, Me, RecordInfo, RecordRef
+from vault.client.identity import DeviceIdentity, DeviceKeys, b64encode
+from vault.client.models import (
+    Child,
+    Disclosure,
+    ExpectedCiphertext,
+    ListedVersion,
+    Me,
+    RecordInfo,
+    RecordRef,
+    SealedKey,
+    SingleUpload,
+    UploadPlan,
+)
 from vault.client.pipe import PipeProducer
-from vault.client.transport import KeyServiceTransport, SignedResponse
+from vault.client.transport import KeyServiceTransport
 from vault.errors import KeyServiceError, NotFound, RecordUnavailable, UploadError
 from vault.sealing import BatchOpener
 from vault.signing import sealing_context
 
 MAX_RELEASE_BATCH = 1000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-SHA256_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class _Released:
     """
 
     attributes: fmt.RecordAttributes
-    record_key: bytes
+    record_key: bytes = field(repr=False)
     download_url: str | None
     encrypted_metadata: bytes | None
     ciphertext: ExpectedCiphertext | None = None
@@ -114,6 +121,7 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
         try:
             answer = unsigned.post(
                 "/v1/enrol",
+                wire.enrolled,
                 {
                     "code": code,
                     "device_name": device_name,
@@ -125,9 +133,9 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
             unsigned.close()
         identity = DeviceIdentity(
             service_url=unsigned.base_url,
-            principal_id=str(answer["principal_id"]),
-            device_id=str(answer["device_id"]),
-            audience=str(answer["audience"]),
+            principal_id=answer.principal_id,
+            device_id=answer.device_id,
+            audience=answer.audience,
             keys=keys,
         )
         client = cls(identity, transport=transport, blob_client=blob_client, clock=clock)
@@ -147,37 +155,23 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
     # --- who and whom ---------------------------------------------------------------------
 
     def whoami(self) -> Me:
-        body = self._api.get("/v1/me")
-        return Me(
-            principal_id=body["principal_id"],
-            device_id=body["device_id"],
-            kind=body["kind"],
-            display_name=body["display_name"],
-            roles=tuple(body.get("roles") or ()),
-            organisation=body.get("organisation"),
-        )
+        return self._api.get("/v1/me", wire.me)
 
     def children(self) -> list[Child]:
         """The children this principal has a current relationship with."""
-        return [
-            Child(
-                child_id=item["child_id"],
-                display_name=item["display_name"],
-                room=item.get("room"),
-                relation=item["relation"],
-            )
-            for item in self._api.get("/v1/children")
-        ]
+        return self._api.get("/v1/children", wire.children)
 
     # --- reading --------------------------------------------------------------------------
 
     def records(self, child_id: str) -> list[RecordInfo]:
         """The latest version of each record of the child that this principal may read."""
-        return self._with_metadata(self._api.get(f"/v1/children/{child_id}/records"))
+        return self._with_metadata(
+            self._api.get(f"/v1/children/{child_id}/records", wire.listed_versions)
+        )
 
     def history(self, record_id: str) -> list[RecordInfo]:
         """Every version of a record, oldest first."""
-        listed = self._api.get(f"/v1/records/{record_id}/versions")
+        listed = self._api.get(f"/v1/records/{record_id}/versions", wire.listed_versions)
         return sorted(self._with_metadata(listed), key=lambda info: info.version)
 
     def get(
@@ -269,19 +263,7 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
 
     def disclosures(self, child_id: str) -> list[Disclosure]:
         """The disclosure log of a child: who was given which record, when and why."""
-        return [
-            Disclosure(
-                at=wire.parse_time(item["at"]),
-                decision=str(item.get("decision", "")),
-                principal_id=str(item.get("principal_id", "")),
-                principal_name=item.get("principal_name"),
-                record_id=item.get("record_id"),
-                version=item.get("version"),
-                basis=item.get("basis"),
-                detail=dict(item),
-            )
-            for item in self._api.get(f"/v1/children/{child_id}/disclosures")
-        ]
+        return self._api.get(f"/v1/children/{child_id}/disclosures", wire.disclosures)
 
     # --- writing --------------------------------------------------------------------------
 
@@ -370,24 +352,30 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
                 size=size,
             )
             ciphertext_size = fmt.ciphertext_size(metadata, child_count=len(set(child_ids)))
-            created = self._api.request(
-                "POST",
+            created = self._api.post_signed(
                 endpoint,
-                json={
+                wire.new_version,
+                {
                     "child_ids": sorted(child_ids),
                     "category": str(category),
                     "withheld_from_guardians": withheld_from_guardians,
                     "ciphertext_size": ciphertext_size,
                 },
             )
-            released = self._open_released(created, created.body)
+            opener = self._opener(created.value.ephemeral_public, created.nonce)
+            released = _Released(
+                attributes=created.value.key.attributes,
+                record_key=self._open_key(opener, created.value.key),
+                download_url=None,
+                encrypted_metadata=None,
+            )
             if sorted(child_ids) != sorted(c.hex() for c in released.attributes.child_ids) or (
                 str(category) != released.attributes.category
             ):
                 raise KeyServiceError("the key service created a record other than the one asked")
 
             result, part_md5s, parts = self._encrypt_and_upload(
-                created.body["upload"],
+                created.value.upload,
                 released=released,
                 metadata=metadata,
                 src=src,
@@ -403,7 +391,7 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
             )
             record_id = released.attributes.record_id.hex()
             version = released.attributes.version
-            commit: dict[str, Any] = {
+            commit: dict[str, object] = {
                 "ciphertext_size": result.ciphertext_size,
                 "ciphertext_sha256": b64encode(result.sha256),
                 "encrypted_metadata": b64encode(sealed_metadata),
@@ -411,12 +399,14 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
             }
             if parts:
                 commit["parts"] = [{"part_number": p.part_number, "etag": p.etag} for p in parts]
-            self._api.post(f"/v1/records/{record_id}/versions/{version}/commit", commit)
+            self._api.post(
+                f"/v1/records/{record_id}/versions/{version}/commit", wire.nothing, commit
+            )
             return RecordRef(record_id=record_id, version=version)
 
     def _encrypt_and_upload(
         self,
-        plan: dict[str, Any],
+        plan: UploadPlan,
         *,
         released: _Released,
         metadata: fmt.Metadata,
@@ -430,10 +420,10 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
         # A small ciphertext is encrypted in memory on this thread and sent in one request;
         # anything else streams through a pipe, encrypting while it uploads and hashing the
         # MD5s on a thread of their own.
-        small = ciphertext_size <= SMALL_CIPHERTEXT_SIZE and plan.get("method") == "single"
+        small = ciphertext_size <= SMALL_CIPHERTEXT_SIZE and isinstance(plan, SingleUpload)
 
         def encrypt(dst: BinaryIO) -> tuple[fmt.EncryptResult, list[bytes]]:
-            md5s = PartMd5s(dst, upload_part_size(plan, ciphertext_size), threaded=not small)
+            md5s = PartMd5s(dst, plan.piece_size(ciphertext_size), threaded=not small)
             try:
                 result = fmt.encrypt(
                     record_key=released.record_key,
@@ -462,31 +452,17 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
             pipe.close()
         return result, part_md5s, parts
 
-    def _open_released(self, response: SignedResponse, item: dict[str, Any]) -> _Released:
-        opener = BatchOpener(
+    def _opener(self, ephemeral_public: bytes, nonce: str) -> BatchOpener:
+        """Opens the keys of one answer: sealed to this device under that request's nonce."""
+        return BatchOpener(
             recipient_private=self.identity.keys.receiving_key,
-            ephemeral_public=b64decode(response.body["ephemeral_public"]),
-            context=sealing_context(self.identity.device_id, response.nonce),
+            ephemeral_public=ephemeral_public,
+            context=sealing_context(self.identity.device_id, nonce),
         )
-        return self._open_item(opener, item)
 
     @staticmethod
-    def _open_item(opener: BatchOpener, item: dict[str, Any]) -> _Released:
-        raw = item["attributes"]
-        attributes = fmt.RecordAttributes.from_hex(
-            record_id=raw["record_id"],
-            version=int(raw["version"]),
-            child_ids=list(raw["child_ids"]),
-            category=raw["category"],
-        )
-        record_key = opener.open(b64decode(item["sealed_key"]), aad=attributes.canonical())
-        metadata = item.get("encrypted_metadata")
-        return _Released(
-            attributes=attributes,
-            record_key=record_key,
-            download_url=item.get("download_url"),
-            encrypted_metadata=b64decode(metadata) if metadata else None,
-        )
+    def _open_key(opener: BatchOpener, key: SealedKey) -> bytes:
+        return opener.open(key.sealed, aad=key.attributes.canonical())
 
     def _release(
         self, items: Iterable[tuple[str, int]], *, include_urls: bool
@@ -496,29 +472,27 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
         opened: dict[tuple[str, int], _Released] = {}
         for at in range(0, len(wanted), MAX_RELEASE_BATCH):
             batch = wanted[at : at + MAX_RELEASE_BATCH]
-            response = self._api.request(
-                "POST",
+            answer = self._api.post_signed(
                 "/v1/keys/release",
-                json={
+                wire.release,
+                {
                     "items": [{"record_id": r, "version": v} for r, v in batch],
                     "include_urls": include_urls,
                 },
             )
-            opener = BatchOpener(
-                recipient_private=self.identity.keys.receiving_key,
-                ephemeral_public=b64decode(response.body["ephemeral_public"]),
-                context=sealing_context(self.identity.device_id, response.nonce),
-            )
-            for result in response.body["results"]:
-                if result.get("status") != "granted":
-                    continue
-                released = dataclasses.replace(
-                    self._open_item(opener, result), ciphertext=_committed_ciphertext(result)
-                )
-                key = (released.attributes.record_id.hex(), released.attributes.version)
+            opener = self._opener(answer.value.ephemeral_public, answer.nonce)
+            for granted in answer.value.granted:
+                attributes = granted.key.attributes
+                key = (attributes.record_id.hex(), attributes.version)
                 if key not in batch:
                     raise KeyServiceError("the key service released a record that was not asked")
-                opened[key] = released
+                opened[key] = _Released(
+                    attributes=attributes,
+                    record_key=self._open_key(opener, granted.key),
+                    download_url=granted.download_url,
+                    encrypted_metadata=granted.encrypted_metadata,
+                    ciphertext=granted.ciphertext,
+                )
         return opened
 
     def _release_one(self, record_id: str, version: int | None, *, include_url: bool) -> _Released:
@@ -533,12 +507,12 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
         # The service answers 404 alike for a missing record and one this principal may not
         # read; both are "unavailable" to the caller, as a denied release is.
         try:
-            listed = self._api.get(f"/v1/records/{record_id}/versions")
+            listed = self._api.get(f"/v1/records/{record_id}/versions", wire.listed_versions)
         except NotFound as exc:
             raise RecordUnavailable(record_id) from exc
         if not listed:
             raise RecordUnavailable(record_id)
-        return max(int(item["version"]) for item in listed)
+        return max(item.version for item in listed)
 
     def _open_metadata(self, released: _Released) -> fmt.Metadata:
         if released.encrypted_metadata is None:
@@ -561,58 +535,35 @@ class Client(admin.AdminCalls, approvals.ApprovalCalls, devices.DeviceCalls):
             raise KeyServiceError("the key service sent no download URL with the record key")
         return released.download_url
 
-    def _with_metadata(self, listed: list[dict[str, Any]]) -> list[RecordInfo]:
+    def _with_metadata(self, listed: list[ListedVersion]) -> list[RecordInfo]:
         keys = self._release(
-            ((item["record_id"], int(item["version"])) for item in listed), include_urls=False
+            ((item.record_id, item.version) for item in listed), include_urls=False
         )
         infos = []
         for item in listed:
-            released = keys.get((item["record_id"], int(item["version"])))
+            released = keys.get((item.record_id, item.version))
             if released is None:
                 continue
             metadata = fmt.open_metadata(
                 record_key=released.record_key,
                 attributes=released.attributes,
-                sealed=b64decode(item["encrypted_metadata"]),
+                sealed=item.encrypted_metadata,
             )
             infos.append(
                 RecordInfo(
-                    record_id=item["record_id"],
-                    version=int(item["version"]),
-                    category=fmt.Category(item["category"]),
-                    child_ids=tuple(item["child_ids"]),
-                    withheld_from_guardians=bool(item.get("withheld_from_guardians", False)),
-                    created_at=wire.parse_time(item["created_at"]),
-                    created_by=str(item["created_by"]),
+                    record_id=item.record_id,
+                    version=item.version,
+                    category=item.category,
+                    child_ids=item.child_ids,
+                    withheld_from_guardians=item.withheld_from_guardians,
+                    created_at=item.created_at,
+                    created_by=item.created_by,
                     file_name=metadata.file_name,
                     content_type=metadata.content_type,
                     size=metadata.size,
                 )
             )
         return infos
-
-
-def _committed_ciphertext(result: dict[str, Any]) -> ExpectedCiphertext:
-    """The committed size and SHA-256 a granted release item must carry.
-
-    A release without them is a key service breaking the API, not a reason to skip the
-    check: without them a blob replaced after commit would go unnoticed.
-    """
-    size, digest = result.get("ciphertext_size"), result.get("ciphertext_sha256")
-    if type(size) is not int or size < 1 or not isinstance(digest, str):
-        raise KeyServiceError(
-            "the key service released a record key without the ciphertext's size and SHA-256;"
-            " update the key service, or ask its operator to"
-        )
-    try:
-        raw = b64decode(digest)
-    except ValueError as exc:
-        raise KeyServiceError("the key service sent a ciphertext digest that is not base64") from (
-            exc
-        )
-    if len(raw) != SHA256_SIZE:
-        raise KeyServiceError("the key service sent a ciphertext digest of the wrong length")
-    return ExpectedCiphertext(size=size, sha256=raw)
 
 
 class _BytesSink:
