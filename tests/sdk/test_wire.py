@@ -15,8 +15,8 @@ import pytest
 
 from tests.sdk.conftest import Forward, relay
 from vault.client import Client, wire
+from vault.client.fields import Fields, MalformedAnswer
 from vault.client.models import MultipartUpload, SingleUpload
-from vault.client.wire import MalformedAnswer
 from vault.errors import KeyServiceError, UploadError
 from vault.format import Category
 
@@ -89,7 +89,7 @@ def test_upload_plans_are_typed() -> None:
         }
     ).upload == SingleUpload(url="http://store/x")
     multipart = {"method": "multipart", "part_size": 5, "part_urls": ["u1", "u2"]}
-    assert wire._upload(wire.Fields(multipart, "plan")) == MultipartUpload(5, ("u1", "u2"))
+    assert wire._upload(Fields(multipart, "plan")) == MultipartUpload(5, ("u1", "u2"))
 
 
 def test_a_release_keeps_only_granted_items() -> None:
@@ -151,7 +151,7 @@ def test_a_malformed_answer_says_what_is_wrong(
 )
 def test_a_malformed_upload_plan_is_refused(plan: dict[str, object], said: str) -> None:
     with pytest.raises(MalformedAnswer, match=said):
-        wire._upload(wire.Fields(plan, "the upload plan"))
+        wire._upload(Fields(plan, "the upload plan"))
 
 
 def _answers_changed(path_end: str, change: Callable[[Any], Any]) -> httpx.MockTransport:

@@ -16,8 +16,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vault.client import wire
+from vault.client.fields import MalformedAnswer
 from vault.client.models import Proposal
-from vault.client.wire import MalformedAnswer
 from vault.errors import (
     AccessDenied,
     AuthenticationFailed,

@@ -4,17 +4,16 @@ fields).
 Every parser takes a decoded JSON answer and returns a frozen dataclass of
 ``vault.client.models``, or raises ``MalformedAnswer`` naming what is missing or of the wrong
 type; the transport turns that into a ``KeyServiceError`` that names the request. Nothing past
-this module sees a dict of the service's answer.
+these parsers sees a dict of the service's answer.
 """
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from vault.client.identity import b64decode
+from vault.client.fields import Fields, MalformedAnswer
 from vault.client.models import (
     Child,
     DeviceInfo,
@@ -40,132 +39,12 @@ T = TypeVar("T")
 SHA256_SIZE = 32
 
 
-class MalformedAnswer(ValueError):
-    """An answer of the key service that is not what docs/API.md promises."""
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def wire_time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def drop_none(body: dict[str, object]) -> dict[str, object]:
     return {name: value for name, value in body.items() if value is not None}
-
-
-class Fields:
-    """One JSON object of an answer, read field by field, each checked for its type.
-
-    A field that is absent and one that is ``null`` are the same to these readers.
-    """
-
-    __slots__ = ("_body", "_what")
-
-    def __init__(self, body: object, what: str) -> None:
-        if not isinstance(body, dict):
-            raise MalformedAnswer(f"{what} is not a JSON object")
-        self._body: dict[str, object] = body
-        self._what = what
-
-    def _missing(self, name: str, kind: str) -> MalformedAnswer:
-        return MalformedAnswer(f"{self._what}: no {kind} in {name!r}")
-
-    def opt_text(self, name: str) -> str | None:
-        value = self._body.get(name)
-        if value is None or isinstance(value, str):
-            return value
-        raise self._missing(name, "text")
-
-    def text(self, name: str) -> str:
-        value = self.opt_text(name)
-        if value is None:
-            raise self._missing(name, "text")
-        return value
-
-    def opt_integer(self, name: str) -> int | None:
-        value = self._body.get(name)
-        if value is None or type(value) is int:
-            return value
-        raise self._missing(name, "integer")
-
-    def integer(self, name: str) -> int:
-        value = self.opt_integer(name)
-        if value is None:
-            raise self._missing(name, "integer")
-        return value
-
-    def flag(self, name: str, *, default: bool) -> bool:
-        value = self._body.get(name)
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        raise self._missing(name, "true or false")
-
-    def opt_time(self, name: str) -> datetime | None:
-        text = self.opt_text(name)
-        if text is None:
-            return None
-        try:
-            moment = parse_time(text)
-        except ValueError as exc:
-            raise self._missing(name, "time") from exc
-        if moment.tzinfo is None:
-            raise self._missing(name, "time with its zone")
-        return moment
-
-    def time(self, name: str) -> datetime:
-        moment = self.opt_time(name)
-        if moment is None:
-            raise self._missing(name, "time")
-        return moment
-
-    def opt_data(self, name: str) -> bytes | None:
-        text = self.opt_text(name)
-        if text is None:
-            return None
-        try:
-            return b64decode(text)
-        except (binascii.Error, ValueError) as exc:
-            raise self._missing(name, "base64url") from exc
-
-    def data(self, name: str) -> bytes:
-        value = self.opt_data(name)
-        if value is None:
-            raise self._missing(name, "base64url")
-        return value
-
-    def texts(self, name: str, *, optional: bool = False) -> tuple[str, ...]:
-        value = self._body.get(name)
-        if value is None and optional:
-            return ()
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return tuple(value)
-        raise self._missing(name, "list of texts")
-
-    def mapping(self, name: str) -> dict[str, object]:
-        value = self._body.get(name)
-        if value is None:
-            return {}
-        if isinstance(value, dict):
-            return dict(value)
-        raise self._missing(name, "object")
-
-    def items(self, name: str, what: str) -> list[Fields]:
-        """A list of objects, each read as ``what``."""
-        value = self._body.get(name)
-        if not isinstance(value, list):
-            raise self._missing(name, "list")
-        return [Fields(item, what) for item in value]
-
-    def obj(self, name: str) -> Fields:
-        return Fields(self._body.get(name), f"{self._what}'s {name}")
-
-    def whole(self) -> dict[str, object]:
-        return dict(self._body)
 
 
 def listed(parse: Callable[[object], T], what: str) -> Callable[[object], list[T]]:
