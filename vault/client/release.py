@@ -63,6 +63,7 @@ class KeyReleases:
         opened: dict[tuple[str, int], Released] = {}
         for at in range(0, len(wanted), MAX_RELEASE_BATCH):
             batch = wanted[at : at + MAX_RELEASE_BATCH]
+            asked = set(batch)
             answer = self._api.post_signed(
                 "/v1/keys/release",
                 wire.release,
@@ -75,7 +76,7 @@ class KeyReleases:
             for granted in answer.value.granted:
                 attributes = granted.key.attributes
                 key = (attributes.record_id.hex(), attributes.version)
-                if key not in batch:
+                if key not in asked:
                     raise KeyServiceError("the key service released a record that was not asked")
                 opened[key] = Released(
                     attributes=attributes,
