@@ -175,22 +175,23 @@ def start_office(factory: KeyServiceFactory, settings: dict[str, str]) -> Office
     return Office(service=service, admin=admin, approver=second_admin(service, admin))
 
 
-@pytest.fixture(scope="session")
-def office(keyservice_factory: KeyServiceFactory) -> Iterator[Office]:
-    """The SDK tests' key service: uploads up to 64 MiB in one PUT."""
-    started = start_office(keyservice_factory, QUIET_STORE)
+def _office(factory: KeyServiceFactory, settings: dict[str, str]) -> Iterator[Office]:
+    started = start_office(factory, settings)
     yield started
     started.admin.close()
     started.approver.close()
+
+
+@pytest.fixture(scope="session")
+def office(keyservice_factory: KeyServiceFactory) -> Iterator[Office]:
+    """The SDK tests' key service: uploads up to 64 MiB in one PUT."""
+    yield from _office(keyservice_factory, QUIET_STORE)
 
 
 @pytest.fixture(scope="session")
 def office_in_parts(keyservice_factory: KeyServiceFactory) -> Iterator[Office]:
     """A key service that asks for every upload in 5 MiB parts."""
-    started = start_office(keyservice_factory, IN_PARTS)
-    yield started
-    started.admin.close()
-    started.approver.close()
+    yield from _office(keyservice_factory, IN_PARTS)
 
 
 @pytest.fixture

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import binascii
 from datetime import datetime
+from typing import TypeVar
 
 from vault.client.identity import b64decode
+
+V = TypeVar("V")
 
 
 class MalformedAnswer(ValueError):
@@ -34,29 +37,29 @@ class Fields:
     def _missing(self, name: str, kind: str) -> MalformedAnswer:
         return MalformedAnswer(f"{self._what}: no {kind} in {name!r}")
 
-    def opt_text(self, name: str) -> str | None:
+    def _required(self, value: V | None, name: str, kind: str) -> V:
+        if value is None:
+            raise self._missing(name, kind)
+        return value
+
+    def _exactly(self, name: str, kind: type[V], said: str) -> V | None:
+        # Exactly the type: JSON's true is no integer here.
         value = self._body.get(name)
-        if value is None or isinstance(value, str):
+        if value is None or (isinstance(value, kind) and type(value) is kind):
             return value
-        raise self._missing(name, "text")
+        raise self._missing(name, said)
+
+    def opt_text(self, name: str) -> str | None:
+        return self._exactly(name, str, "text")
 
     def text(self, name: str) -> str:
-        value = self.opt_text(name)
-        if value is None:
-            raise self._missing(name, "text")
-        return value
+        return self._required(self.opt_text(name), name, "text")
 
     def opt_integer(self, name: str) -> int | None:
-        value = self._body.get(name)
-        if value is None or type(value) is int:
-            return value
-        raise self._missing(name, "integer")
+        return self._exactly(name, int, "integer")
 
     def integer(self, name: str) -> int:
-        value = self.opt_integer(name)
-        if value is None:
-            raise self._missing(name, "integer")
-        return value
+        return self._required(self.opt_integer(name), name, "integer")
 
     def flag(self, name: str, *, default: bool) -> bool:
         value = self._body.get(name)
@@ -79,10 +82,7 @@ class Fields:
         return moment
 
     def time(self, name: str) -> datetime:
-        moment = self.opt_time(name)
-        if moment is None:
-            raise self._missing(name, "time")
-        return moment
+        return self._required(self.opt_time(name), name, "time")
 
     def opt_data(self, name: str) -> bytes | None:
         text = self.opt_text(name)
@@ -94,10 +94,7 @@ class Fields:
             raise self._missing(name, "base64url") from exc
 
     def data(self, name: str) -> bytes:
-        value = self.opt_data(name)
-        if value is None:
-            raise self._missing(name, "base64url")
-        return value
+        return self._required(self.opt_data(name), name, "base64url")
 
     def texts(self, name: str, *, optional: bool = False) -> tuple[str, ...]:
         value = self._body.get(name)
