@@ -10,7 +10,8 @@ import hashlib
 import httpx
 import pytest
 
-from vault.client.blobs import AS_STORED, Download, ExpectedCiphertext, read_range
+from vault.client.blobs import AS_STORED, Download, read_range
+from vault.client.models import ExpectedCiphertext
 from vault.errors import TransferError
 from vault.format import IntegrityError
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vault.client.blobs import PartMd5s, upload_part_size
+from vault.client.blobs import PartMd5s
+from vault.client.models import MultipartUpload, SingleUpload
 
 
 def _md5(data: bytes) -> bytes:
@@ -58,10 +59,8 @@ def test_an_exact_multiple_of_the_part_size_has_no_empty_last_part() -> None:
 
 
 def test_a_single_upload_is_one_piece_of_the_whole_size() -> None:
-    assert upload_part_size({"method": "single", "url": "u"}, 12345) == 12345
-    assert upload_part_size({"method": "multipart", "part_size": 5000, "part_urls": []}, 12345) == (
-        5000
-    )
+    assert SingleUpload(url="u").piece_size(12345) == 12345
+    assert MultipartUpload(part_size=5000, part_urls=("u1", "u2", "u3")).piece_size(12345) == 5000
 
 
 def test_a_part_size_below_one_is_refused() -> None:

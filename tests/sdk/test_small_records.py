@@ -20,8 +20,7 @@ import httpx
 import pytest
 
 import vault.format as fmt
-from tests.sdk.conftest import enrolled_client
-from tests.sdk.fake_keyservice import FakeKeyService
+from tests.sdk.conftest import Forward, Office, relay, substitute_ciphertext
 from vault.client import Client
 from vault.client.blobs import SMALL_CIPHERTEXT_SIZE
 from vault.errors import Conflict, TransferError
@@ -29,6 +28,7 @@ from vault.format import IntegrityError
 
 CONTENT_TYPE = "application/octet-stream"
 PIECE = 64 * 1024
+PART_SIZE = 5 * 1024 * 1024  # tests/sdk/conftest.py: IN_PARTS
 
 
 def _ciphertext_size(size: int) -> int:
@@ -68,15 +68,17 @@ def _put(client: Client, child: str, data: bytes, **kwargs: Any) -> str:
     return client.put(child_ids=[child], category="photo", stream=stream, **kwargs).record_id
 
 
-def _blobs_through(client: Client, service: FakeKeyService, handler: Callable[..., Any]) -> None:
-    """Route the client's storage requests through ``handler(request, original)``."""
-    original = service.handle
-    client._blobs = httpx.Client(transport=httpx.MockTransport(lambda r: handler(r, original)))
+def _stored(office: Office, client: Client, child: str, data: bytes) -> tuple[str, Path]:
+    """Put ``data`` as a record; its id and the file its ciphertext was stored in."""
+    ref, path = office.stored(
+        lambda: client.put(child_ids=[child], category="photo", stream=io.BytesIO(data))
+    )
+    return ref.record_id, path
 
 
-def _only_blob(service: FakeKeyService) -> tuple[str, bytes]:
-    ((blob_id, blob),) = service.blobs.items()
-    return blob_id, blob
+def _blobs_through(client: Client, handler: Callable[[httpx.Request, Forward], Any]) -> None:
+    """Route the client's storage requests through ``handler(request, forward)``."""
+    client._blobs = httpx.Client(transport=relay(handler))
 
 
 def test_threshold_sizes_straddle_the_threshold() -> None:
@@ -114,51 +116,52 @@ def test_progress_counts_every_ciphertext_byte(
 
 
 @pytest.mark.parametrize(
-    ("size", "part_size"),
-    [(AT_THRESHOLD, None), (OVER_THRESHOLD, None), (200_000, 64 * 1024)],
-    ids=["small", "streamed", "small_multipart"],
+    ("size", "in_parts"),
+    [
+        (AT_THRESHOLD, False),
+        (OVER_THRESHOLD, False),
+        (200_000, True),
+        (2 * PART_SIZE + 100_000, True),
+    ],
+    ids=["small", "streamed", "small_multipart", "streamed_multipart"],
 )
 def test_commit_names_the_digests_of_the_stored_bytes(
-    service: FakeKeyService,
-    tmp_path: Path,
+    request: pytest.FixtureRequest,
     threads_started: list[str],
     size: int,
-    part_size: int | None,
+    in_parts: bool,
 ) -> None:
     """The SHA-256 and the per-piece MD5s must come from the bytes that were uploaded
     (docs/decisions/0008-commit-checks-the-store-etag.md). A small record that the service
     asks to upload in parts still streams them."""
-    service.multipart_part_size = part_size
-    enrolled = enrolled_client(service)
-    child = enrolled.create_child(display_name="Ben")
+    office: Office = request.getfixturevalue("office_in_parts" if in_parts else "office")
+    puts: list[httpx.Request] = []
+    enrolled = office.enrol(
+        blob_client=httpx.Client(event_hooks={"request": [puts.append]}),
+    )
+    child = office.child_of(enrolled)
     commits: list[dict[str, Any]] = []
-    original = service.handle
 
-    def spy(request: httpx.Request) -> httpx.Response:
+    def spy(request: httpx.Request, forward: Forward) -> httpx.Response:
         if request.url.path.endswith("/commit"):
             commits.append(json.loads(request.content))
-        return original(request)
+        return forward(request)
 
-    client = Client(
-        enrolled.identity,
-        transport=httpx.MockTransport(spy),
-        blob_client=httpx.Client(transport=service.transport()),
-    )
+    client = Client(enrolled.identity, transport=relay(spy), blob_client=enrolled._blobs)
     threads_started.clear()
-    _put(client, child, os.urandom(size))
-    _blob_id, blob = _only_blob(service)
+    _record_id, stored = _stored(office, client, child, os.urandom(size))
+    blob = stored.read_bytes()
     pieces = (
-        [blob]
-        if part_size is None
-        else [blob[at : at + part_size] for at in range(0, len(blob), part_size)]
+        [blob[at : at + PART_SIZE] for at in range(0, len(blob), PART_SIZE)] if in_parts else [blob]
     )
     (commit,) = commits
     assert commit["ciphertext_size"] == len(blob)
     assert _unb64(commit["ciphertext_sha256"]) == hashlib.sha256(blob).digest()
     md5s = [hashlib.md5(piece, usedforsecurity=False).digest() for piece in pieces]
     assert [_unb64(md5) for md5 in commit["part_md5s"]] == md5s
-    assert service.blob_puts == len(pieces)
-    assert (threads_started == []) == (size <= AT_THRESHOLD and part_size is None)
+    assert len([put for put in puts if put.method == "PUT"]) == len(pieces)
+    assert (threads_started == []) == (size <= AT_THRESHOLD and not in_parts)
+    enrolled.close()
 
 
 def _unb64(text: str) -> bytes:
@@ -166,40 +169,22 @@ def _unb64(text: str) -> bytes:
 
 
 @SIZES
-def test_upload_the_commit_refuses_is_an_error(
-    client: Client, service: FakeKeyService, child: str, size: int
-) -> None:
+def test_upload_the_commit_refuses_is_an_error(client: Client, child: str, size: int) -> None:
     """Storage that keeps other bytes than were sent: the commit's digest catches it."""
 
-    def corrupt(request: httpx.Request, original: Callable[..., Any]) -> httpx.Response:
+    def corrupt(request: httpx.Request, forward: Forward) -> httpx.Response:
         if request.method == "PUT":
             body = bytearray(request.content)
             body[len(body) // 2] ^= 0x01
             request = httpx.Request(
                 "PUT", request.url, headers=request.headers, content=bytes(body)
             )
-        return original(request)
+        return forward(request)
 
-    _blobs_through(client, service, corrupt)
+    _blobs_through(client, corrupt)
     with pytest.raises(Conflict):
         _put(client, child, os.urandom(size))
-    assert not any(v.committed for v in service.versions.values())
     assert client.records(child) == []
-
-
-def _substitute(service: FakeKeyService, size: int) -> bytes:
-    """A different ciphertext of the same size that authenticates as the only record, as its
-    creator could make with the record key: only the committed digest tells it apart."""
-    (stored,) = service.versions.values()
-    out = io.BytesIO()
-    fmt.encrypt(
-        record_key=stored.record_key,
-        attributes=stored.attributes,
-        metadata=fmt.Metadata(file_name="", content_type=CONTENT_TYPE, size=size),
-        src=io.BytesIO(os.urandom(size)),
-        dst=out,
-    )
-    return out.getvalue()
 
 
 def _flip_one_bit(blob: bytes) -> bytes:
@@ -217,10 +202,11 @@ TAMPERINGS = pytest.mark.parametrize(
 )
 
 
-def _tampered(service: FakeKeyService, tamper: str, size: int) -> bytes:
-    _blob_id, blob = _only_blob(service)
+def _tampered(client: Client, record_id: str, blob: bytes, tamper: str, size: int) -> bytes:
     if tamper == "replace":
-        return _substitute(service, size)
+        # A different ciphertext of the same size that authenticates as the record, as its
+        # creator could make with the record key: only the committed digest tells it apart.
+        return substitute_ciphertext(client, record_id, os.urandom(size), content_type=CONTENT_TYPE)
     if tamper == "flip":
         return _flip_one_bit(blob)
     if tamper == "truncate":
@@ -231,17 +217,16 @@ def _tampered(service: FakeKeyService, tamper: str, size: int) -> bytes:
 @SIZES
 @TAMPERINGS
 def test_tampered_blob_fails_and_leaves_nothing(
+    office: Office,
     client: Client,
-    service: FakeKeyService,
     child: str,
     tmp_path: Path,
     size: int,
     tamper: str,
     cause: str | None,
 ) -> None:
-    record_id = _put(client, child, os.urandom(size))
-    blob_id, _blob = _only_blob(service)
-    service.blobs[blob_id] = _tampered(service, tamper, size)
+    record_id, stored = _stored(office, client, child, os.urandom(size))
+    stored.write_bytes(_tampered(client, record_id, stored.read_bytes(), tamper, size))
     out = tmp_path / "photo.bin"
     out.write_bytes(b"the file that was here before")
     with pytest.raises(IntegrityError) as caught:
@@ -255,10 +240,10 @@ def test_tampered_blob_fails_and_leaves_nothing(
 
 @SIZES
 def test_endless_body_is_refused_without_reading_it(
-    client: Client, service: FakeKeyService, child: str, tmp_path: Path, size: int
+    office: Office, client: Client, child: str, tmp_path: Path, size: int
 ) -> None:
-    record_id = _put(client, child, os.urandom(size))
-    _blob_id, blob = _only_blob(service)
+    record_id, stored = _stored(office, client, child, os.urandom(size))
+    blob = stored.read_bytes()
     served = 0
 
     def endless() -> Iterator[bytes]:
@@ -268,12 +253,12 @@ def test_endless_body_is_refused_without_reading_it(
             served += len(body[at : at + PIECE])
             yield body[at : at + PIECE]
 
-    def answer(request: httpx.Request, original: Callable[..., Any]) -> httpx.Response:
-        if request.method == "GET" and request.url.path.startswith("/blobs/"):
+    def answer(request: httpx.Request, forward: Forward) -> httpx.Response:
+        if request.method == "GET":
             return httpx.Response(200, content=endless())
-        return original(request)
+        return forward(request)
 
-    _blobs_through(client, service, answer)
+    _blobs_through(client, answer)
     with pytest.raises(IntegrityError) as caught:
         client.get(record_id, dst=tmp_path / "photo.bin")
     assert "more bytes" in str(caught.value.__cause__)
@@ -283,10 +268,10 @@ def test_endless_body_is_refused_without_reading_it(
 
 @SIZES
 def test_interrupted_or_refused_download_is_a_transfer_error(
-    client: Client, service: FakeKeyService, child: str, tmp_path: Path, size: int
+    office: Office, client: Client, child: str, tmp_path: Path, size: int
 ) -> None:
-    record_id = _put(client, child, os.urandom(size))
-    _blob_id, blob = _only_blob(service)
+    record_id, stored = _stored(office, client, child, os.urandom(size))
+    blob = stored.read_bytes()
 
     def cut_off() -> Iterator[bytes]:
         yield blob[: len(blob) // 2]
@@ -294,12 +279,12 @@ def test_interrupted_or_refused_download_is_a_transfer_error(
 
     answers = [httpx.Response(200, content=cut_off()), httpx.Response(503)]
 
-    def answer(request: httpx.Request, original: Callable[..., Any]) -> httpx.Response:
-        if request.method == "GET" and request.url.path.startswith("/blobs/"):
+    def answer(request: httpx.Request, forward: Forward) -> httpx.Response:
+        if request.method == "GET":
             return answers.pop(0)
-        return original(request)
+        return forward(request)
 
-    _blobs_through(client, service, answer)
+    _blobs_through(client, answer)
     with pytest.raises(TransferError, match=r"^the download from storage was interrupted$"):
         client.get(record_id, dst=tmp_path / "photo.bin")
     with pytest.raises(TransferError, match=r"^storage refused the download \(HTTP 503\)$"):

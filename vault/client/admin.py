@@ -1,38 +1,27 @@
-"""The administrative calls of ``vault.Client``: people, children and relationships.
+"""The administrative calls of ``vault.Client``: people, their enrolment codes, and children.
 
 Admin rights never imply read rights; these calls manage who may read, not what is read.
-A change that gives someone read rights (an assignment, a guardianship, a consent or court
-order recorded by staff, a new admin, a code for someone who already has a device or rights)
-is not made at once: the call returns a pending ``Proposal``, which takes effect when a second,
-independent person approves it (``approve``; docs/decisions/0004-admins-cannot-read.md).
+A new admin, or a code for someone who already has a device or rights, is not made at once:
+the call returns a pending ``Proposal``, which takes effect when a second, independent person
+approves it (``approve``; docs/decisions/0004-admins-cannot-read.md). Who may read which
+child's records is set by ``vault.client.relationships``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from vault.client import wire
 from vault.client.models import EnrolmentCode, Proposal
-from vault.client.transport import KeyServiceTransport, SignedResponse
+from vault.client.transport import KeyServiceTransport
 
 ADMIN_ROLE = "admin"
-
-
-def _made_or_proposed(answer: SignedResponse, id_field: str) -> str | Proposal:
-    """The new id of a change made at once (201), or the proposal it became (202)."""
-    if answer.status == 202:
-        return wire.proposal(answer.body)
-    return str(answer.body[id_field])
 
 
 class AdminCalls:
     """Mixed into ``Client``; every call is signed by the client's device."""
 
     _api: KeyServiceTransport
-
-    def _post(self, path: str, body: dict[str, object] | None = None) -> SignedResponse:
-        return self._api.request("POST", path, json=body if body is not None else {})
 
     def create_principal(
         self,
@@ -59,7 +48,7 @@ class AdminCalls:
                 "organisation": organisation,
             }
         )
-        return str(self._api.post("/v1/admin/principals", body)["principal_id"])
+        return self._api.post("/v1/admin/principals", wire.made_id("principal_id"), body)
 
     def propose_admin(self, *, display_name: str, roles: Sequence[str] = ()) -> Proposal:
         """Propose a new admin (with any other staff ``roles`` they also hold).
@@ -72,7 +61,7 @@ class AdminCalls:
             "display_name": display_name,
             "roles": sorted({ADMIN_ROLE, *roles}),
         }
-        return wire.proposal(self._post("/v1/admin/principals", body).body)
+        return self._api.post("/v1/admin/principals", wire.proposal, body)
 
     def enrolment_code(self, principal_id: str) -> EnrolmentCode | Proposal:
         """A single-use code (valid 24 h) with which the person enrols a device.
@@ -81,129 +70,13 @@ class AdminCalls:
         (a lost device, or rights already given) a proposal: the second person who approves
         it receives the code, and the person is told.
         """
-        answer = self._post(f"/v1/admin/principals/{principal_id}/enrolment-codes")
-        if answer.status == 202:
-            return wire.proposal(answer.body)
-        return wire.enrolment_code(answer.body)
+        path = f"/v1/admin/principals/{principal_id}/enrolment-codes"
+        return self._api.propose(path, wire.enrolment_code)
 
     def revoke_principal(self, principal_id: str) -> None:
         """Revoke the principal and every device it has, at once."""
-        self._api.post(f"/v1/admin/principals/{principal_id}/revoke")
+        self._api.post(f"/v1/admin/principals/{principal_id}/revoke", wire.nothing)
 
     def create_child(self, *, display_name: str, room: str | None = None) -> str:
         body = wire.drop_none({"display_name": display_name, "room": room})
-        return str(self._api.post("/v1/admin/children", body)["child_id"])
-
-    def assign(
-        self,
-        *,
-        staff_id: str,
-        child_id: str,
-        role: str = "educator",
-        valid_from: datetime | None = None,
-        valid_to: datetime | None = None,
-    ) -> Proposal:
-        """Propose assigning a member of staff to a child (educator, manager or dsl)."""
-        body = wire.drop_none(
-            {
-                "staff_id": staff_id,
-                "child_id": child_id,
-                "role": role,
-                "valid_from": wire.wire_time(valid_from),
-                "valid_to": wire.wire_time(valid_to),
-            }
-        )
-        return wire.proposal(self._post("/v1/admin/assignments", body).body)
-
-    def end_assignment(self, assignment_id: str) -> None:
-        self._api.post(f"/v1/admin/assignments/{assignment_id}/end")
-
-    def add_guardian(
-        self, *, guardian_id: str, child_id: str, parental_responsibility: bool = True
-    ) -> Proposal:
-        """Propose that a person is a child's guardian."""
-        body: dict[str, object] = {
-            "guardian_id": guardian_id,
-            "child_id": child_id,
-            "parental_responsibility": parental_responsibility,
-        }
-        return wire.proposal(self._post("/v1/admin/guardianships", body).body)
-
-    def end_guardianship(self, guardianship_id: str, *, reason: str) -> None:
-        """End a guardianship now (an admin, or the child's manager or DSL); it is kept."""
-        self._api.post(f"/v1/guardianships/{guardianship_id}/end", {"reason": reason})
-
-    def record_consent(
-        self,
-        *,
-        child_id: str,
-        given_by: str,
-        recipient_id: str,
-        categories: Sequence[str],
-        purpose: str,
-        valid_from: datetime | None = None,
-        valid_to: datetime | None = None,
-        evidence_record_id: str | None = None,
-        replaces: str | None = None,
-    ) -> str | Proposal:
-        """Record a guardian's written consent to share some categories with a recipient.
-
-        A guardian recording their own consent: done, the consent id. The child's manager or
-        DSL recording a consent they hold: a proposal a second person approves. ``replaces``
-        names a consent this one corrects.
-        """
-        body = wire.drop_none(
-            {
-                "child_id": child_id,
-                "given_by": given_by,
-                "recipient_id": recipient_id,
-                "categories": list(categories),
-                "purpose": purpose,
-                "valid_from": wire.wire_time(valid_from),
-                "valid_to": wire.wire_time(valid_to),
-                "evidence_record_id": evidence_record_id,
-                "replaces": replaces,
-            }
-        )
-        return _made_or_proposed(self._post("/v1/consents", body), "consent_id")
-
-    def withdraw_consent(self, consent_id: str, *, reason: str | None = None) -> None:
-        """Withdraw a consent now (a guardian of the child, or its manager or DSL)."""
-        self._api.post(f"/v1/consents/{consent_id}/withdraw", wire.drop_none({"reason": reason}))
-
-    def record_court_order(
-        self,
-        *,
-        child_id: str,
-        effect: str,
-        subject_id: str,
-        categories: Sequence[str],
-        reference: str,
-        valid_from: datetime,
-        valid_to: datetime,
-        evidence_record_id: str | None = None,
-        replaces: str | None = None,
-    ) -> str | Proposal:
-        """Record a court order (the child's manager or DSL) that restricts a guardian (done
-        at once: the order's id) or discloses to an outside recipient (a proposal a second
-        person approves). ``replaces`` names an order this one corrects."""
-        body = wire.drop_none(
-            {
-                "child_id": child_id,
-                "effect": effect,
-                "subject_id": subject_id,
-                "categories": list(categories),
-                "reference": reference,
-                "valid_from": wire.wire_time(valid_from),
-                "valid_to": wire.wire_time(valid_to),
-                "evidence_record_id": evidence_record_id,
-                "replaces": replaces,
-            }
-        )
-        return _made_or_proposed(self._post("/v1/court-orders", body), "court_order_id")
-
-    def end_court_order(self, court_order_id: str, *, reason: str) -> Proposal | None:
-        """End a court order now (None), or, for one that keeps a guardian out, propose
-        ending it: that gives the guardian their rights back, so a second person approves."""
-        answer = self._post(f"/v1/court-orders/{court_order_id}/end", {"reason": reason})
-        return wire.proposal(answer.body) if answer.status == 202 else None
+        return self._api.post("/v1/admin/children", wire.made_id("child_id"), body)

@@ -20,18 +20,18 @@ class ApprovalCalls:
 
     def proposals(self) -> list[Proposal]:
         """Pending proposals this person may approve, then the ones they made."""
-        return [wire.proposal(item) for item in self._api.get("/v1/proposals")]
+        return self._api.get("/v1/proposals", wire.proposals)
 
     def proposal(self, proposal_id: str) -> Proposal:
-        return wire.proposal(self._api.get(f"/v1/proposals/{proposal_id}"))
+        return self._api.get(f"/v1/proposals/{proposal_id}", wire.proposal)
 
     def approve(self, proposal_id: str, *, reason: str | None = None) -> Proposal:
         """Approve and so apply a proposal; the answer names what it made (``result_id``) and
         carries ``enrolment_code`` when approving made one for the approver to hand over."""
         body = wire.drop_none({"reason": reason})
-        return wire.proposal(self._api.post(f"/v1/proposals/{proposal_id}/approve", body))
+        return self._api.post(f"/v1/proposals/{proposal_id}/approve", wire.proposal, body)
 
     def reject(self, proposal_id: str, *, reason: str | None = None) -> Proposal:
         """Turn a proposal down (state ``rejected``), or withdraw one's own (``cancelled``)."""
         body = wire.drop_none({"reason": reason})
-        return wire.proposal(self._api.post(f"/v1/proposals/{proposal_id}/reject", body))
+        return self._api.post(f"/v1/proposals/{proposal_id}/reject", wire.proposal, body)

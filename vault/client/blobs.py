@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +14,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 import httpx
 
+from vault.client.models import ExpectedCiphertext, SingleUpload, UploadPlan
 from vault.client.pipe import PipeProducer
 from vault.errors import TransferError, UploadError
 from vault.format import IntegrityError
@@ -84,12 +84,6 @@ def _put(
 class UploadedPart:
     part_number: int
     etag: str
-
-
-def upload_part_size(descriptor: dict[str, Any], size: int) -> int:
-    """How many bytes each uploaded piece holds (the last may hold fewer): the whole object
-    for a single PUT."""
-    return int(descriptor["part_size"]) if descriptor.get("method") == "multipart" else size
 
 
 class _InOrder:
@@ -204,54 +198,32 @@ class InMemory:
 
 def upload(
     http: httpx.Client,
-    descriptor: dict[str, Any],
+    plan: UploadPlan,
     *,
     size: int,
     source: Ciphertext,
     progress: Progress | None = None,
 ) -> list[UploadedPart]:
-    """Upload exactly ``size`` bytes from ``source`` as ``descriptor`` says.
+    """Upload exactly ``size`` bytes from ``source`` as ``plan`` says.
 
-    A multipart upload is completed here when the descriptor carries a ``complete`` URL; the
-    parts are also returned so that the commit can name them.
+    The parts of a multipart upload are returned: the commit names them, and the key service
+    completes the upload then.
     """
-    method = descriptor.get("method")
-    if method == "single":
-        _put(http, str(descriptor["url"]), source.iter_exactly(size), size, progress)
+    if isinstance(plan, SingleUpload):
+        _put(http, plan.url, source.iter_exactly(size), size, progress)
         return []
-    if method != "multipart":
-        raise UploadError(f"the key service asked for an unknown upload method {method!r}")
-    part_size = int(descriptor["part_size"])
-    urls = [str(url) for url in descriptor["part_urls"]]
-    if part_size <= 0 or len(urls) != max(1, -(-size // part_size)):
+    part_size = plan.part_size
+    if len(plan.part_urls) != max(1, -(-size // part_size)):
         raise UploadError("the key service's multipart plan does not fit the record's size")
     parts = []
-    for index, url in enumerate(urls):
+    for index, url in enumerate(plan.part_urls):
         length = min(part_size, size - index * part_size)
         response = _put(http, url, source.iter_exactly(length), length, progress)
         etag = response.headers.get("ETag")
         if not etag:
             raise UploadError("storage did not acknowledge an upload part")
         parts.append(UploadedPart(part_number=index + 1, etag=etag))
-    complete = descriptor.get("complete")
-    if isinstance(complete, str) and complete:
-        _complete_multipart(http, complete, parts)
     return parts
-
-
-def _complete_multipart(http: httpx.Client, url: str, parts: list[UploadedPart]) -> None:
-    root = ET.Element("CompleteMultipartUpload")
-    for part in parts:
-        element = ET.SubElement(root, "Part")
-        ET.SubElement(element, "PartNumber").text = str(part.part_number)
-        ET.SubElement(element, "ETag").text = part.etag
-    try:
-        response = http.post(url, content=ET.tostring(root))
-    except httpx.HTTPError as exc:
-        raise UploadError("completing the upload was interrupted; nothing was saved") from exc
-    # S3 can answer 200 with an <Error> body when completion fails late.
-    if response.is_error or b"<Error>" in response.content:
-        raise UploadError("storage refused to complete the upload; nothing was saved")
 
 
 class _PipeReader(io.RawIOBase):
@@ -265,15 +237,6 @@ class _PipeReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         return self._source.read_into(memoryview(buffer).cast("B"))
-
-
-@dataclass(frozen=True)
-class ExpectedCiphertext:
-    """The size and SHA-256 of a version's ciphertext, as the key service checked them at
-    commit and hands them out with the record key."""
-
-    size: int
-    sha256: bytes
 
 
 class _Hasher:

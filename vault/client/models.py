@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vault.format import Category
+from vault.format import Category, RecordAttributes
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,101 @@ class Notification:
     at: datetime
     kind: str
     detail: dict[str, object]
+
+
+# --- what the key service answers, parsed once (vault/client/wire.py); not re-exported ----
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """Who a newly enrolled device is to the key service, and the audience it signs for."""
+
+    principal_id: str
+    device_id: str
+    audience: str
+
+
+@dataclass(frozen=True)
+class ExpectedCiphertext:
+    """The size and SHA-256 of a version's ciphertext, as the key service checked them at
+    commit and hands them out with the record key."""
+
+    size: int
+    sha256: bytes
+
+
+@dataclass(frozen=True)
+class SingleUpload:
+    """The whole ciphertext in one PUT to ``url``."""
+
+    url: str
+
+    def piece_size(self, size: int) -> int:
+        """How many bytes each uploaded piece holds: the whole object."""
+        return size
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """The ciphertext in parts: part ``i`` (from 1) by PUT to ``part_urls[i - 1]``, every part
+    but the last ``part_size`` bytes. The key service completes the upload at commit."""
+
+    part_size: int
+    part_urls: tuple[str, ...]
+
+    def piece_size(self, size: int) -> int:
+        """How many bytes each uploaded piece holds (the last may hold fewer)."""
+        return self.part_size
+
+
+UploadPlan = SingleUpload | MultipartUpload
+
+
+@dataclass(frozen=True)
+class SealedKey:
+    """A record key sealed to this device, and the attributes it is bound to."""
+
+    attributes: RecordAttributes
+    sealed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A record version the key service created: its key, and where to upload."""
+
+    ephemeral_public: bytes
+    key: SealedKey
+    upload: UploadPlan
+
+
+@dataclass(frozen=True)
+class GrantedKey:
+    """One granted item of a key release, with what the commit checked of its ciphertext."""
+
+    key: SealedKey
+    ciphertext: ExpectedCiphertext
+    encrypted_metadata: bytes | None
+    download_url: str | None
+
+
+@dataclass(frozen=True)
+class Release:
+    """A key release: the items granted, sealed under one ephemeral key. Denied items are
+    left out; the service does not say why (missing, uncommitted, deleted or forbidden)."""
+
+    ephemeral_public: bytes
+    granted: tuple[GrantedKey, ...]
+
+
+@dataclass(frozen=True)
+class ListedVersion:
+    """A committed record version as the key service lists it: metadata still sealed."""
+
+    record_id: str
+    version: int
+    category: Category
+    child_ids: tuple[str, ...]
+    withheld_from_guardians: bool
+    encrypted_metadata: bytes
+    created_at: datetime
+    created_by: str

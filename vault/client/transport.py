@@ -1,4 +1,5 @@
-"""Talking to the key service: signed JSON requests and RFC 9457 problems turned into errors.
+"""Talking to the key service: signed JSON requests, RFC 9457 problems turned into errors,
+and each answer parsed once into typed models (``vault.client.wire``).
 
 The httpx transport is injectable (``transport=``), so tests can hand in an
 ``httpx.MockTransport`` or an ASGI transport and production uses the network.
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from vault.client import wire
+from vault.client.fields import MalformedAnswer
+from vault.client.models import Proposal
 from vault.errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -23,6 +28,7 @@ from vault.errors import (
 )
 from vault.signing import RequestSigner, request_nonce
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 _BY_STATUS: dict[int, type[KeyServiceRequestError]] = {
@@ -60,14 +66,13 @@ def problem_error(response: httpx.Response) -> KeyServiceRequestError:
     return _BY_STATUS.get(status, KeyServiceRequestError)(status, problem, message)
 
 
-class SignedResponse:
-    """A decoded JSON answer, the nonce its request was signed with (the sealing context),
-    and its status (a 202 is a change proposed, not made)."""
+@dataclass(frozen=True)
+class Signed(Generic[T]):
+    """A parsed answer and the nonce its request was signed with: the context a record key
+    in it was sealed under."""
 
-    def __init__(self, body: Any, nonce: str, status: int) -> None:
-        self.body = body
-        self.nonce = nonce
-        self.status = status
+    value: T
+    nonce: str
 
 
 class KeyServiceTransport:
@@ -103,10 +108,10 @@ class KeyServiceTransport:
     def close(self) -> None:
         self._http.close()
 
-    def request(
+    def _exchange(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None
-    ) -> SignedResponse:
-        """Send one request; a problem answer raises, anything else is decoded JSON."""
+    ) -> httpx.Response:
+        """Send one request; a problem answer raises."""
         try:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
@@ -116,20 +121,48 @@ class KeyServiceTransport:
             ) from exc
         if response.is_error:
             raise problem_error(response)
-        signed = "Signature-Input" in response.request.headers
-        nonce = request_nonce(response.request) if signed else ""
-        if not response.content:
-            return SignedResponse(None, nonce, response.status_code)
+        return response
+
+    @staticmethod
+    def _parsed(response: httpx.Response, parse: Callable[[object], T]) -> T:
+        """The answer's JSON body (None when it has none) as ``parse`` reads it."""
         try:
-            return SignedResponse(response.json(), nonce, response.status_code)
+            body = response.json() if response.content else None
         except ValueError as exc:
             raise KeyServiceError("the key service sent an answer that is not JSON") from exc
+        try:
+            return parse(body)
+        except MalformedAnswer as exc:
+            request = response.request
+            raise KeyServiceError(
+                f"The key service's answer to {request.method} {request.url.path} is not what "
+                f"this client expects ({exc}). Update the client or the key service."
+            ) from exc
 
-    def get(self, path: str, *, params: dict[str, str] | None = None) -> Any:
-        return self.request("GET", path, params=params).body
+    def get(
+        self, path: str, parse: Callable[[object], T], *, params: dict[str, str] | None = None
+    ) -> T:
+        return self._parsed(self._exchange("GET", path, params=params), parse)
 
-    def post(self, path: str, json: Any = None) -> Any:
-        return self.request("POST", path, json=json if json is not None else {}).body
+    def post(self, path: str, parse: Callable[[object], T], json: Any = None) -> T:
+        return self._parsed(self._exchange("POST", path, json=_body(json)), parse)
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path).body
+    def post_signed(self, path: str, parse: Callable[[object], T], json: Any) -> Signed[T]:
+        """POST, and keep the request's signature nonce: the answer holds sealed keys."""
+        response = self._exchange("POST", path, json=json)
+        return Signed(self._parsed(response, parse), request_nonce(response.request))
+
+    def propose(self, path: str, made: Callable[[object], T], json: Any = None) -> T | Proposal:
+        """POST a change that may need a second person: a 202 is the proposal it became,
+        any other success what ``made`` reads of the change made at once."""
+        response = self._exchange("POST", path, json=_body(json))
+        if response.status_code == 202:
+            return self._parsed(response, wire.proposal)
+        return self._parsed(response, made)
+
+    def delete(self, path: str) -> None:
+        self._exchange("DELETE", path)
+
+
+def _body(json: Any) -> Any:
+    return json if json is not None else {}

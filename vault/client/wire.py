@@ -1,20 +1,42 @@
-"""The JSON of docs/API.md turned into the SDK's typed models, and back (times, optional
-fields)."""
+"""The JSON of docs/API.md, parsed once into the SDK's typed models, and back (times, optional
+fields).
+
+Every parser takes a decoded JSON answer and returns a frozen dataclass of
+``vault.client.models``, or raises ``MalformedAnswer`` naming what is missing or of the wrong
+type; the transport turns that into a ``KeyServiceError`` that names the request. Nothing past
+these parsers sees a dict of the service's answer.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
-from vault.client.models import DeviceInfo, EnrolmentCode, Notification, Proposal
+from vault.client.fields import Fields, MalformedAnswer
+from vault.client.models import (
+    Child,
+    DeviceInfo,
+    Disclosure,
+    Enrolled,
+    EnrolmentCode,
+    ExpectedCiphertext,
+    GrantedKey,
+    ListedVersion,
+    Me,
+    MultipartUpload,
+    NewVersion,
+    Notification,
+    Proposal,
+    Release,
+    SealedKey,
+    SingleUpload,
+    UploadPlan,
+)
+from vault.format import Category, FormatError, RecordAttributes
 
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def optional_time(text: str | None) -> datetime | None:
-    return None if text is None else parse_time(text)
+T = TypeVar("T")
+SHA256_SIZE = 32
 
 
 def wire_time(value: datetime | None) -> str | None:
@@ -25,54 +47,240 @@ def drop_none(body: dict[str, object]) -> dict[str, object]:
     return {name: value for name, value in body.items() if value is not None}
 
 
-def enrolment_code(body: dict[str, Any]) -> EnrolmentCode:
-    return EnrolmentCode(code=str(body["code"]), expires_at=parse_time(str(body["expires_at"])))
+def listed(parse: Callable[[object], T], what: str) -> Callable[[object], list[T]]:
+    """A parser of a JSON list whose items ``parse`` reads."""
+
+    def parse_list(body: object) -> list[T]:
+        if not isinstance(body, list):
+            raise MalformedAnswer(f"the list of {what} is not a JSON list")
+        return [parse(item) for item in body]
+
+    return parse_list
 
 
-def proposal(body: dict[str, Any]) -> Proposal:
-    code = body.get("enrolment_code")
-    code_expires = body.get("code_expires_at")
+def nothing(body: object) -> None:
+    """For an answer whose body the SDK does not use (a 204, or an id it does not need)."""
+    return None
+
+
+def made_id(name: str) -> Callable[[object], str]:
+    """A parser of ``{name: id}``, the answer to something made at once."""
+
+    def parse(body: object) -> str:
+        return Fields(body, "the answer").text(name)
+
+    return parse
+
+
+# --- people, children and the device itself ---------------------------------------------------
+
+
+def enrolled(body: object) -> Enrolled:
+    fields = Fields(body, "the enrolment")
+    return Enrolled(
+        principal_id=fields.text("principal_id"),
+        device_id=fields.text("device_id"),
+        audience=fields.text("audience"),
+    )
+
+
+def me(body: object) -> Me:
+    fields = Fields(body, "the caller")
+    return Me(
+        principal_id=fields.text("principal_id"),
+        device_id=fields.text("device_id"),
+        kind=fields.text("kind"),
+        display_name=fields.text("display_name"),
+        roles=fields.texts("roles", optional=True),
+        organisation=fields.opt_text("organisation"),
+    )
+
+
+def child(body: object) -> Child:
+    fields = Fields(body, "a child")
+    return Child(
+        child_id=fields.text("child_id"),
+        display_name=fields.text("display_name"),
+        room=fields.opt_text("room"),
+        relation=fields.text("relation"),
+    )
+
+
+def enrolment_code(body: object) -> EnrolmentCode:
+    fields = Fields(body, "the enrolment code")
+    return EnrolmentCode(code=fields.text("code"), expires_at=fields.time("expires_at"))
+
+
+def proposal(body: object) -> Proposal:
+    fields = Fields(body, "a proposal")
+    code = fields.opt_text("enrolment_code")
+    code_expires = fields.opt_time("code_expires_at")
     return Proposal(
-        proposal_id=str(body["proposal_id"]),
-        action=str(body["action"]),
-        state=str(body["state"]),
-        child_id=body.get("child_id"),
-        beneficiary_id=body.get("beneficiary_id"),
-        beneficiary_vouched_by=tuple(body.get("beneficiary_vouched_by") or ()),
-        payload=dict(body.get("payload") or {}),
-        proposed_by=str(body["proposed_by"]),
-        proposed_device=body.get("proposed_device"),
-        proposed_at=parse_time(str(body["proposed_at"])),
-        expires_at=parse_time(str(body["expires_at"])),
-        decided_by=body.get("decided_by"),
-        decided_device=body.get("decided_device"),
-        decided_at=optional_time(body.get("decided_at")),
-        result_id=body.get("result_id"),
-        reason=body.get("reason"),
+        proposal_id=fields.text("proposal_id"),
+        action=fields.text("action"),
+        state=fields.text("state"),
+        child_id=fields.opt_text("child_id"),
+        beneficiary_id=fields.opt_text("beneficiary_id"),
+        beneficiary_vouched_by=fields.texts("beneficiary_vouched_by", optional=True),
+        payload=fields.mapping("payload"),
+        proposed_by=fields.text("proposed_by"),
+        proposed_device=fields.opt_text("proposed_device"),
+        proposed_at=fields.time("proposed_at"),
+        expires_at=fields.time("expires_at"),
+        decided_by=fields.opt_text("decided_by"),
+        decided_device=fields.opt_text("decided_device"),
+        decided_at=fields.opt_time("decided_at"),
+        result_id=fields.opt_text("result_id"),
+        reason=fields.opt_text("reason"),
         enrolment_code=(
-            EnrolmentCode(code=str(code), expires_at=parse_time(str(code_expires)))
-            if code and code_expires
-            else None
+            EnrolmentCode(code=code, expires_at=code_expires) if code and code_expires else None
         ),
     )
 
 
-def device(body: dict[str, Any]) -> DeviceInfo:
+def device(body: object) -> DeviceInfo:
+    fields = Fields(body, "a device")
     return DeviceInfo(
-        device_id=str(body["device_id"]),
-        name=str(body["name"]),
-        created_at=parse_time(str(body["created_at"])),
-        revoked_at=optional_time(body.get("revoked_at")),
-        origin=str(body["origin"]),
-        approved_by=body.get("approved_by"),
-        current=bool(body.get("current", False)),
+        device_id=fields.text("device_id"),
+        name=fields.text("name"),
+        created_at=fields.time("created_at"),
+        revoked_at=fields.opt_time("revoked_at"),
+        origin=fields.text("origin"),
+        approved_by=fields.opt_text("approved_by"),
+        current=fields.flag("current", default=False),
     )
 
 
-def notification(body: dict[str, Any]) -> Notification:
+def notification(body: object) -> Notification:
+    fields = Fields(body, "a notification")
     return Notification(
-        notification_id=str(body["notification_id"]),
-        at=parse_time(str(body["at"])),
-        kind=str(body["kind"]),
-        detail=dict(body.get("detail") or {}),
+        notification_id=fields.text("notification_id"),
+        at=fields.time("at"),
+        kind=fields.text("kind"),
+        detail=fields.mapping("detail"),
     )
+
+
+def disclosure(body: object) -> Disclosure:
+    fields = Fields(body, "a disclosure")
+    return Disclosure(
+        at=fields.time("at"),
+        decision=fields.opt_text("decision") or "",
+        principal_id=fields.opt_text("principal_id") or "",
+        principal_name=fields.opt_text("principal_name"),
+        record_id=fields.opt_text("record_id"),
+        version=fields.opt_integer("version"),
+        basis=fields.opt_text("basis"),
+        detail=fields.whole(),
+    )
+
+
+# --- records and their keys ----------------------------------------------------------------
+
+
+def _attributes(fields: Fields) -> RecordAttributes:
+    try:
+        return RecordAttributes.from_hex(
+            record_id=fields.text("record_id"),
+            version=fields.integer("version"),
+            child_ids=fields.texts("child_ids"),
+            category=fields.text("category"),
+        )
+    except FormatError as exc:
+        raise MalformedAnswer(f"a record's attributes are not valid: {exc}") from exc
+
+
+def _sealed_key(fields: Fields) -> SealedKey:
+    return SealedKey(
+        attributes=_attributes(fields.obj("attributes")), sealed=fields.data("sealed_key")
+    )
+
+
+def _upload(fields: Fields) -> UploadPlan:
+    method = fields.text("method")
+    if method == "single":
+        return SingleUpload(url=fields.text("url"))
+    if method != "multipart":
+        raise MalformedAnswer(f"the key service asked for an unknown upload method {method!r}")
+    part_size = fields.integer("part_size")
+    part_urls = fields.texts("part_urls")
+    if part_size < 1 or not part_urls:
+        raise MalformedAnswer("the multipart upload plan has no parts")
+    return MultipartUpload(part_size=part_size, part_urls=part_urls)
+
+
+def new_version(body: object) -> NewVersion:
+    fields = Fields(body, "the new record version")
+    return NewVersion(
+        ephemeral_public=fields.data("ephemeral_public"),
+        key=_sealed_key(fields),
+        upload=_upload(fields.obj("upload")),
+    )
+
+
+def _committed_ciphertext(fields: Fields) -> ExpectedCiphertext:
+    """The committed size and SHA-256 a granted release item must carry.
+
+    A release without them is a key service breaking the API, not a reason to skip the
+    check: without them a blob replaced after commit would go unnoticed.
+    """
+    lacking = MalformedAnswer(
+        "the key service released a record key without the ciphertext's committed size and "
+        "SHA-256; update the key service, or ask its operator to"
+    )
+    try:
+        size, digest = fields.integer("ciphertext_size"), fields.data("ciphertext_sha256")
+    except MalformedAnswer as exc:
+        raise lacking from exc
+    if size < 1 or len(digest) != SHA256_SIZE:
+        raise lacking
+    return ExpectedCiphertext(size=size, sha256=digest)
+
+
+def _granted(fields: Fields) -> GrantedKey | None:
+    status = fields.text("status")
+    if status == "denied":
+        return None
+    if status != "granted":
+        raise MalformedAnswer(f"a release item has the unknown status {status!r}")
+    return GrantedKey(
+        key=_sealed_key(fields),
+        ciphertext=_committed_ciphertext(fields),
+        encrypted_metadata=fields.opt_data("encrypted_metadata"),
+        download_url=fields.opt_text("download_url"),
+    )
+
+
+def release(body: object) -> Release:
+    fields = Fields(body, "the key release")
+    granted = (_granted(item) for item in fields.items("results", "a release item"))
+    return Release(
+        ephemeral_public=fields.data("ephemeral_public"),
+        granted=tuple(item for item in granted if item is not None),
+    )
+
+
+def listed_version(body: object) -> ListedVersion:
+    fields = Fields(body, "a listed record version")
+    try:
+        category = Category(fields.text("category"))
+    except ValueError as exc:
+        raise MalformedAnswer("a listed record version has an unknown category") from exc
+    return ListedVersion(
+        record_id=fields.text("record_id"),
+        version=fields.integer("version"),
+        category=category,
+        child_ids=fields.texts("child_ids"),
+        withheld_from_guardians=fields.flag("withheld_from_guardians", default=False),
+        encrypted_metadata=fields.data("encrypted_metadata"),
+        created_at=fields.time("created_at"),
+        created_by=fields.text("created_by"),
+    )
+
+
+children = listed(child, "children")
+proposals = listed(proposal, "proposals")
+devices = listed(device, "devices")
+notifications = listed(notification, "notifications")
+disclosures = listed(disclosure, "disclosures")
+listed_versions = listed(listed_version, "record versions")
