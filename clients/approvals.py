@@ -16,7 +16,7 @@ from clients.output import emit_json, friendly, options, say, table
 from clients.session import connect
 from clients.times import shown
 from vault.client import Proposal
-from vault.errors import NotFound
+from vault.errors import Conflict, NotFound
 
 app = typer.Typer(
     help="Changes that give someone read rights, waiting for a second person's approval.",
@@ -46,6 +46,11 @@ CANNOT_DECIDE = (
     "proposal they made, one that is for themselves, or one from or for someone whose "
     "enrolment code they saw (or who saw theirs). Ask another admin, or the child's manager "
     "or DSL, to decide it."
+)
+
+CHANGED = (
+    "Not approved: this proposal was decided by someone else, or who has seen the person's "
+    "enrolment codes changed since it was shown. Look again with `carevault proposals show`."
 )
 
 
@@ -150,12 +155,19 @@ def approve(
     proposal_id: Annotated[str, typer.Argument(help="The proposal.")],
     reason: ReasonOption = None,
 ) -> None:
-    """Approve a proposal: the change it proposes is made now. Approving a new admin or a
-    new device's code prints that code, for you to hand over in person."""
+    """Approve a proposal: the change it proposes is made now, as shown first. Approving a
+    new admin or a new device's code prints that code, for you to hand over in person."""
+    client = connect(ctx)
     try:
-        decided = connect(ctx).approve(proposal_id, reason=reason)
+        # What is approved is what was shown: refused if someone else's code appeared since.
+        shown_first = client.proposal(proposal_id)
+        if not options(ctx).json:
+            say("\n".join(_details(shown_first)))
+        decided = client.approve(proposal_id, reason=reason, seen=shown_first)
     except NotFound as exc:
         raise NotFound(exc.status, exc.problem, CANNOT_DECIDE) from exc
+    except Conflict as exc:
+        raise Conflict(exc.status, exc.problem, CHANGED) from exc
     if options(ctx).json:
         emit_json(decided)
         return

@@ -7,6 +7,7 @@ Who may approve what is the service's rule, tested in tests/keyservice and tests
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 
 from tests.sdk.conftest import Forward, Office, relay
 from vault.client import Client, EnrolmentCode, Proposal
-from vault.errors import NotFound
+from vault.errors import Conflict, NotFound
 
 
 def test_assign_and_add_guardian_are_proposals(office: Office) -> None:
@@ -55,6 +56,20 @@ def test_a_proposal_is_approved_by_someone_else(office: Office) -> None:
     assert decided.enrolment_code is None
     with pytest.raises(NotFound):
         approver.approve(proposal.proposal_id)
+
+
+def test_an_approval_names_what_it_was_shown_and_a_change_since_is_a_conflict(
+    office: Office,
+) -> None:
+    proposal = office.admin.assign(staff_id=office.principal(), child_id=office.child())
+    seen = office.approver.proposal(proposal.proposal_id)
+    assert seen.beneficiary_vouched_by == ()
+    # As if the admin's code for the newcomer had appeared after the approver looked.
+    since = replace(seen, beneficiary_vouched_by=(office.admin.identity.principal_id,))
+    with pytest.raises(Conflict):
+        office.approver.approve(proposal.proposal_id, seen=since)
+    assert office.approver.proposal(proposal.proposal_id).pending
+    assert office.approver.approve(proposal.proposal_id, seen=seen).state == "approved"
 
 
 def test_reject_by_another_and_withdraw_by_the_proposer(office: Office) -> None:

@@ -25,10 +25,20 @@ class ApprovalCalls:
     def proposal(self, proposal_id: str) -> Proposal:
         return self._api.get(f"/v1/proposals/{proposal_id}", wire.proposal)
 
-    def approve(self, proposal_id: str, *, reason: str | None = None) -> Proposal:
+    def approve(
+        self,
+        proposal_id: str,
+        *,
+        reason: str | None = None,
+        seen: Proposal | None = None,
+    ) -> Proposal:
         """Approve and so apply a proposal; the answer names what it made (``result_id``) and
-        carries ``enrolment_code`` when approving made one for the approver to hand over."""
-        body = wire.drop_none({"reason": reason})
+        carries ``enrolment_code`` when approving made one for the approver to hand over.
+
+        ``seen``: the proposal as the approver was shown it. The service then refuses
+        (``Conflict``) if whoever saw the beneficiary's enrolment codes changed since."""
+        vouched = list(seen.beneficiary_vouched_by) if seen is not None else None
+        body = wire.drop_none({"reason": reason, "beneficiary_vouched_by": vouched})
         return self._api.post(f"/v1/proposals/{proposal_id}/approve", wire.proposal, body)
 
     def reject(self, proposal_id: str, *, reason: str | None = None) -> Proposal:
