@@ -10,6 +10,14 @@
     │                           message says what to restore or check)
     ├── InvalidChangeError      a relationship or proposal cannot be applied as asked (answered
     │                           422 with the message, which says what to change)
+    ├── RecordRefusedError      a request about a record is refused; ``action`` and ``detail``
+    │   │                       name the refusal's audit entry, the message says what to do
+    │   ├── RecordUnavailableError  missing, or not the caller's to use: one answer that never
+    │   │                           tells which (answered 404)
+    │   ├── RecordForbiddenError    the caller may not add records for these children (403)
+    │   └── UploadMismatchError     the stored object is not the one the commit claims (409)
+    ├── CiphertextTooLargeError a new version's ciphertext is larger than the service takes
+    │                           (answered 413, before anything is written)
     ├── KeyUnwrapError          a wrapped key could not be unwrapped: wrong key or version,
     │                           wrong context or attributes, altered or truncated bytes.
     │                           One opaque error for every cause (chained for logs).
@@ -24,6 +32,9 @@ in this module as further branches under KeyServiceError, each with its line in 
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class KeyServiceError(Exception):
@@ -71,3 +82,29 @@ class AuditChainError(KeyServiceError):
 
 class InvalidChangeError(KeyServiceError):
     """A change to who can read is not valid as asked; the message tells the caller why."""
+
+
+class RecordRefusedError(KeyServiceError):
+    """A request about a record is refused. ``action`` and ``detail`` are what the refusal's
+    audit entry records; the message is the caller's, and says what to do next."""
+
+    def __init__(self, message: str, *, action: str, detail: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.action = action
+        self.detail = detail
+
+
+class RecordUnavailableError(RecordRefusedError):
+    """No such record or version, or not one the caller may use; never says which."""
+
+
+class RecordForbiddenError(RecordRefusedError):
+    """The caller may not add records for these children."""
+
+
+class UploadMismatchError(RecordRefusedError):
+    """The stored object does not match the size and SHA-256 its commit claims."""
+
+
+class CiphertextTooLargeError(KeyServiceError):
+    """A new version's ciphertext is larger than the service's limit."""
