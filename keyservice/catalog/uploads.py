@@ -15,6 +15,10 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy import Engine, select
+
+from keyservice.db.engine import reading
+from keyservice.db.tables import record_versions
 from keyservice.settings import Settings
 from vault.storage import MAX_PARTS, BlobStore, CompletedPart, ObjectNotFound, StorageError
 
@@ -62,6 +66,17 @@ def plan_upload(blobs: BlobStore, settings: Settings, *, object_name: str, size:
         part_urls=tuple(planned.part_urls),
         upload_id=planned.upload_id,
     )
+
+
+def version_state(engine: Engine, *, object_name: str, upload_id: str | None) -> str | None:
+    """The state of the version an object (and its multipart upload) belongs to; None if
+    there is no such version (never, or no more: swept)."""
+    query = select(record_versions.c.state).where(record_versions.c.object_name == object_name)
+    if upload_id is not None:
+        query = query.where(record_versions.c.upload_id == upload_id)
+    with engine.connect() as connection, reading(connection):
+        found: str | None = connection.execute(query).scalar()
+    return found
 
 
 def stored_object_matches(
