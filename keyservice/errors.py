@@ -10,9 +10,16 @@
     │                           message says what to restore or check)
     ├── InvalidChangeError      a relationship or proposal cannot be applied as asked (answered
     │                           422 with the message, which says what to change)
-    ├── RefusedError            the caller may not make this change: ``action``, ``detail``
-    │                           and ``status`` make the refusal's audit entry and answer (a
-    │                           404 that never says whether the target exists, or a 403)
+    ├── RefusedError            the caller may not do this: ``action``, ``detail`` and
+    │   │                       ``status`` make the refusal's audit entry and answer (a 404
+    │   │                       that never says whether the target exists, or a 403)
+    │   └── RecordRefusedError  a request about a record is refused
+    │       ├── RecordUnavailableError  missing, or not the caller's to use: one answer that
+    │       │                           never tells which (answered 404)
+    │       ├── RecordForbiddenError    the caller may not add records for these children (403)
+    │       └── UploadMismatchError     the stored object is not the one the commit claims (409)
+    ├── CiphertextTooLargeError a new version's ciphertext is larger than the service takes
+    │                           (answered 413, before anything is written)
     ├── KeyUnwrapError          a wrapped key could not be unwrapped: wrong key or version,
     │                           wrong context or attributes, altered or truncated bytes.
     │                           One opaque error for every cause (chained for logs).
@@ -81,12 +88,45 @@ class InvalidChangeError(KeyServiceError):
 
 class RefusedError(KeyServiceError):
     """The caller may not do this. The API layer rolls back, audits ``action`` with
-    ``detail`` as a denial, and answers ``status`` with the message."""
+    ``detail`` as a denial, and answers ``status`` with the message, which says what to do
+    next."""
+
+    status = 404
 
     def __init__(
-        self, message: str, *, action: str, detail: Mapping[str, Any], status: int = 404
+        self,
+        message: str,
+        *,
+        action: str,
+        detail: Mapping[str, Any],
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.action = action
         self.detail = detail
-        self.status = status
+        if status is not None:
+            self.status = status
+
+
+class RecordRefusedError(RefusedError):
+    """A request about a record is refused."""
+
+
+class RecordUnavailableError(RecordRefusedError):
+    """No such record or version, or not one the caller may use; never says which."""
+
+
+class RecordForbiddenError(RecordRefusedError):
+    """The caller may not add records for these children."""
+
+    status = 403
+
+
+class UploadMismatchError(RecordRefusedError):
+    """The stored object does not match the size and SHA-256 its commit claims."""
+
+    status = 409
+
+
+class CiphertextTooLargeError(KeyServiceError):
+    """A new version's ciphertext is larger than the service's limit."""

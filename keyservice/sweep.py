@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from keyservice.api.records import UPLOAD_URL_S
+from keyservice.catalog.uploads import UPLOAD_URL_S
 from keyservice.db.tables import (
     DELETED,
     PENDING,

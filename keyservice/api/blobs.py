@@ -5,7 +5,9 @@ The token in the path is the authorisation: it is signed by the service, names o
 exact size of the body it takes. An upload is taken only while the version it was issued for
 is still pending, so a token dies with its version (committed, swept or shredded), unlike a
 presigned S3 URL (docs/decisions/0010-upload-bounds.md). These routes exist only when the blob
-store is a ``LocalDirectoryStore``; with S3 the URLs point at the bucket.
+store is a ``LocalDirectoryStore``; with S3 the URLs point at the bucket. The token is checked,
+and the one object it names read or written, by ``keyservice.localblobs``; here are the HTTP
+body, ranges and statuses, and the checks of the version the upload belongs to.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from typing import IO
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from keyservice.db.engine import reading
-from keyservice.db.tables import COMMITTED, PENDING, record_versions
+from keyservice.catalog.uploads import version_state
+from keyservice.db.tables import COMMITTED, PENDING
 from keyservice.deps import State
+from keyservice.localblobs import BlobServer
 from keyservice.state import ServiceState
 from vault.storage import (
     BlobGrant,
@@ -52,31 +54,22 @@ TOO_SMALL = "the upload is smaller than the size its record version was created 
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
-def _local(state: State) -> LocalDirectoryStore:
-    if not isinstance(state.blobs, LocalDirectoryStore):
+def _server(state: ServiceState) -> BlobServer:
+    if not isinstance(state.blobs, LocalDirectoryStore) or state.blob_tokens is None:
         raise HTTPException(status_code=404, detail="this service does not serve blobs")
-    return state.blobs
+    return BlobServer(state.blobs, state.blob_tokens)
 
 
-def _upload_grant(state: ServiceState, token: str) -> BlobGrant:
+def _upload_grant(server: BlobServer, token: str) -> BlobGrant:
     """The grant of a valid upload token; a bad token is 403."""
-    if state.blob_tokens is None:
-        raise HTTPException(status_code=404, detail="this service does not serve blobs")
     try:
-        return state.blob_tokens.verify(token, method="PUT", now=time.time())
+        return server.grant(token, "PUT", now=time.time())
     except InvalidToken as exc:
         raise HTTPException(status_code=403, detail="the upload URL is not valid") from exc
 
 
 def _version_state(state: ServiceState, grant: BlobGrant) -> str | None:
-    """The state of the version the grant's object (and upload) belongs to; None if there is
-    no such version (never, or no more)."""
-    query = select(record_versions.c.state).where(record_versions.c.object_name == grant.name)
-    if grant.upload_id is not None:
-        query = query.where(record_versions.c.upload_id == grant.upload_id)
-    with state.engine.connect() as connection, reading(connection):
-        found: str | None = connection.execute(query).scalar()
-    return found
+    return version_state(state.engine, object_name=grant.name, upload_id=grant.upload_id)
 
 
 def _check_target(state: ServiceState, store: LocalDirectoryStore, grant: BlobGrant) -> None:
@@ -94,13 +87,14 @@ def _check_target(state: ServiceState, store: LocalDirectoryStore, grant: BlobGr
 
 
 def _store(
-    state: ServiceState, store: LocalDirectoryStore, token: str, grant: BlobGrant, body: IO[bytes]
+    state: ServiceState, server: BlobServer, token: str, grant: BlobGrant, body: IO[bytes]
 ) -> str:
     """Write the body; then, if its version was removed (swept or shredded) while the body
     was received, remove what was written: the sweep or shred deleted the object before this
     write landed, or deletes it after this check."""
+    store = server.store
     try:
-        etag = store.receive(token, body, now=time.time())
+        etag = server.receive(token, body, now=time.time())
     except InvalidToken as exc:
         raise HTTPException(status_code=403, detail="the upload URL is not valid") from exc
     except ObjectExists as exc:
@@ -123,11 +117,11 @@ def _store(
 
 @router.put("/v1/blobs/{token}", include_in_schema=False)
 async def put_blob(token: str, request: Request, state: State) -> Response:
-    store = _local(state)
-    grant = _upload_grant(state, token)
+    server = _server(state)
+    grant = _upload_grant(server, token)
     assert grant.size is not None  # every upload grant has one (BlobGrant)
     # Every refusal comes before any of the body is read.
-    await run_in_threadpool(_check_target, state, store, grant)
+    await run_in_threadpool(_check_target, state, server.store, grant)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > grant.size:
         raise HTTPException(status_code=413, detail=TOO_LARGE)
@@ -141,15 +135,15 @@ async def put_blob(token: str, request: Request, state: State) -> Response:
         if received < grant.size:
             raise HTTPException(status_code=400, detail=TOO_SMALL)
         spool.seek(0)
-        etag = await run_in_threadpool(_store, state, store, token, grant, spool)
+        etag = await run_in_threadpool(_store, state, server, token, grant, spool)
     return Response(status_code=200, headers={"ETag": etag})
 
 
 @router.get("/v1/blobs/{token}", include_in_schema=False)
 def get_blob(token: str, request: Request, state: State) -> StreamingResponse:
-    store = _local(state)
+    server = _server(state)
     try:
-        stream, size = store.send(token, now=time.time())
+        stream, size = server.send(token, now=time.time())
     except InvalidToken as exc:
         raise HTTPException(status_code=403, detail="the download URL is not valid") from exc
     except ObjectNotFound as exc:

@@ -192,8 +192,6 @@ class Upload(BaseModel):
     url: str | None = None
     part_size: int | None = None
     part_urls: list[str] | None = None
-    # Kept by the service to complete the upload at commit; never sent to the client.
-    upload_id: str | None = Field(default=None, exclude=True)
 
 
 class RecordCreated(BaseModel):

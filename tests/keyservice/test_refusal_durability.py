@@ -16,18 +16,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import HTTPException
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 
-from keyservice.api.records import _md5s_match
-from keyservice.api.schemas import CommitRequest
 from keyservice.audit.mac import AuditMac
 from keyservice.audit.record import refuse
 from keyservice.caller import Caller
+from keyservice.catalog.uploads import md5s_match
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import audit_entries, seen_nonces
 from keyservice.state import ServiceState
 from tests.keyservice.helpers import sqlite_synchronous
 from tests.servers import PostgresServer
-from vault.storage import BackendError, ObjectNotFound
+from vault.storage import BackendError, BlobStore, ObjectNotFound
 
 FULL = 2
 CALLER = Caller(
@@ -121,23 +120,16 @@ class _Store:
         raise self.error
 
 
-def _commit_body() -> CommitRequest:
-    return CommitRequest.model_validate(
-        {
-            "ciphertext_size": 10,
-            "ciphertext_sha256": "A" * 43,
-            "encrypted_metadata": "bQ",
-            "part_md5s": ["A" * 22],
-        }
+def _check_md5s(store: _Store) -> bool:
+    return md5s_match(
+        cast(BlobStore, store), "f" * 32, size=10, part_md5s=(bytes(16),), multipart=False
     )
 
 
 def test_a_store_that_cannot_check_md5s_leaves_it_to_the_read_back() -> None:
-    state = cast(ServiceState, SimpleNamespace(blobs=_Store(BackendError("HEAD failed"))))
-    assert _md5s_match(state, "f" * 32, _commit_body(), multipart=False) is False
+    assert _check_md5s(_Store(BackendError("HEAD failed"))) is False
 
 
 def test_a_missing_object_is_not_read_back() -> None:
-    state = cast(ServiceState, SimpleNamespace(blobs=_Store(ObjectNotFound("gone"))))
     with pytest.raises(ObjectNotFound):
-        _md5s_match(state, "f" * 32, _commit_body(), multipart=False)
+        _check_md5s(_Store(ObjectNotFound("gone")))

@@ -14,8 +14,9 @@ from typing import Protocol
 import httpx
 import pytest
 
+from keyservice.localblobs import BlobServer
 from tests.servers import S3Server
-from vault.storage import BlobStore, LocalDirectoryStore, MemoryStore, S3Store
+from vault.storage import BlobStore, LocalDirectoryStore, MemoryStore, S3Store, TokenSigner
 
 TOKEN_KEY = b"k" * 32
 
@@ -45,7 +46,7 @@ class LocalClient:
     """The client's request as the key service's /v1/blobs/{token} route would handle it."""
 
     def __init__(self, store: LocalDirectoryStore) -> None:
-        self.store = store
+        self.server = BlobServer(store, TokenSigner(TOKEN_KEY))
 
     def _token(self, url: str) -> str:
         prefix = "http://keyservice.test/v1/blobs/"
@@ -53,10 +54,10 @@ class LocalClient:
         return url.removeprefix(prefix)
 
     def put(self, url: str, data: bytes) -> str:
-        return self.store.receive(self._token(url), io.BytesIO(data), now=time.time())
+        return self.server.receive(self._token(url), io.BytesIO(data), now=time.time())
 
     def get(self, url: str) -> bytes:
-        stream, size = self.store.send(self._token(url), now=time.time())
+        stream, size = self.server.send(self._token(url), now=time.time())
         with stream:
             data = stream.read()
         assert len(data) == size

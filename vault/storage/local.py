@@ -10,7 +10,7 @@ Layout under ``root`` (created 0700):
 
 Writes are atomic (temporary file, fsync, link or rename, fsync of the directory), so a reader
 or a crash never sees half an object. An object is written once: an upload through a URL
-(``receive``) or the completion of a multipart upload refuses to replace an existing object
+(``write_upload``) or the completion of a multipart upload refuses to replace an existing object
 with ObjectExists, so an upload URL that is still valid after its version was committed cannot
 swap the committed blob. The new object is hard-linked into place, which fails if the name is
 taken, instead of renamed over it. Paths are only ever built from names that match the strict
@@ -24,9 +24,10 @@ a file replaced or rewritten since has another inode, size or change time, and t
 ``stat`` reports no digest and the caller reads the object (docs/decisions/0006).
 
 Clients reach objects through URLs the key service serves itself (``/v1/blobs/{token}``)
-with signed, expiring tokens (``vault.storage.tokens``). The key service's routes call
-``receive`` (PUT) and ``send`` (GET) with the token from the path. An upload token carries the
-exact size of the body it takes; ``receive`` stores nothing of a body of another size.
+with signed, expiring tokens (``vault.storage.tokens``): the store signs them, the key service
+checks them (``keyservice.localblobs``) and then calls ``write_upload`` or ``write_part``
+(PUT) and ``open_sized`` (GET). An upload is taken for an exact size, as its token says; a
+body of another size is refused and nothing of it is stored.
 
 A crash (of the key service, or of the machine) can leave a file being written in ``.tmp/``
 and an unfinished upload in ``.uploads/``; a sweep removes them with
@@ -63,14 +64,13 @@ from vault.storage.base import (
 from vault.storage.errors import (
     BackendError,
     InvalidObjectName,
-    InvalidToken,
     ObjectExists,
     ObjectNotFound,
     UploadError,
     WrongSize,
 )
 from vault.storage.names import check_object_name, check_prefix, is_object_name, new_object_name
-from vault.storage.tokens import BlobGrant, Method, TokenSigner
+from vault.storage.tokens import BlobGrant, TokenSigner
 
 BLOB_ROUTE = "/v1/blobs/"
 _MANIFEST = "manifest.json"
@@ -106,70 +106,42 @@ class LocalDirectoryStore:
     def root(self) -> Path:
         return self._root
 
-    # --- tokens and the key service's blob routes -------------------------------------------
+    # --- uploads and downloads through the key service's URLs -------------------------------
 
-    def make_token(
-        self,
-        name: str,
-        method: Method,
-        expires_at: int,
-        *,
-        upload_id: str | None = None,
-        part_number: int | None = None,
-        size: int | None = None,
-    ) -> str:
-        """A token for ``method`` on object ``name`` (or one part of an upload) until then;
-        an upload token takes exactly ``size`` bytes."""
-        return self._signer.sign(
-            BlobGrant(
-                name,
-                method,
-                expires_at,
-                upload_id=upload_id,
-                part_number=part_number,
-                size=size,
-            )
-        )
+    def write_upload(self, name: str, source: ByteSource, *, size: int) -> str:
+        """Write object ``name`` from an upload of exactly ``size`` bytes; return its ETag.
 
-    def verify_token(self, token: str, method: Method, now: float) -> str:
-        """The object name of a valid whole-object token; InvalidToken otherwise."""
-        grant = self._signer.verify(token, method=method, now=now)
-        if grant.is_part:
-            raise InvalidToken()
-        return grant.name
-
-    def url(self, token: str) -> str:
-        return f"{self._base_url}{BLOB_ROUTE}{token}"
-
-    def receive(self, token: str, source: ByteSource, *, now: float) -> str:
-        """Handle ``PUT /v1/blobs/{token}``: store the body, return the ETag to answer with.
-
-        A whole-object token writes the object, or raises ObjectExists if it was already
-        written; a part token writes that part of its upload (a part may be sent again, as
-        on S3, until the upload is completed or aborted and its parts are gone). A body of
-        another size than the token's raises WrongSize and stores nothing.
+        Never replaces an object: one written already raises ObjectExists. A body of another
+        size raises WrongSize and stores nothing.
         """
-        grant = self._signer.verify(token, method="PUT", now=now)
-        assert grant.size is not None  # every upload grant has one (BlobGrant)
-        body = _Exactly(source, grant.size)
-        if grant.upload_id is None or grant.part_number is None:
-            path = self._object_path(grant.name)
-            # Refused before the body is copied; the link in _write_atomic is what decides.
-            if path.exists():
-                raise ObjectExists()
-            return _etag(self._write_object(path, body, replace=False))
-        upload_dir = self._upload_dir(grant.name, grant.upload_id)
-        part = upload_dir / _part_file(grant.part_number)
+        path = self._object_path(name)
+        # Refused before the body is copied; the link in _write_atomic is what decides.
+        if path.exists():
+            raise ObjectExists()
+        return _etag(self._write_object(path, _Exactly(source, size), replace=False))
+
+    def write_part(
+        self, name: str, source: ByteSource, *, upload_id: str, part_number: int, size: int
+    ) -> str:
+        """Write one part, of exactly ``size`` bytes, of an upload of ``name``; return its ETag.
+
+        A part may be sent again, as on S3, until the upload is completed or aborted and its
+        parts are gone (ObjectNotFound). A body of another size raises WrongSize and stores
+        nothing.
+        """
+        upload_dir = self._upload_dir(name, upload_id)
+        part = upload_dir / _part_file(part_number)
         try:
             # Into the upload's own directory only: one aborted meanwhile is not re-created.
-            digest = self._write_atomic(part, body, replace=True, make_parent=False)
+            digest = self._write_atomic(
+                part, _Exactly(source, size), replace=True, make_parent=False
+            )
         except FileNotFoundError as exc:
             raise ObjectNotFound("the multipart upload was aborted") from exc
         return _etag(digest)
 
-    def send(self, token: str, *, now: float) -> tuple[BlobReader, int]:
-        """Handle ``GET /v1/blobs/{token}``: the object's stream and its size in bytes."""
-        name = self.verify_token(token, "GET", now)
+    def open_sized(self, name: str) -> tuple[BlobReader, int]:
+        """The object's stream and its size in bytes."""
         stream = self._open(name)
         return stream, os.fstat(stream.fileno()).st_size
 
@@ -177,10 +149,10 @@ class LocalDirectoryStore:
 
     def presign_put(self, name: str, *, size: int, expires_s: int) -> str:
         expires_at = self._expiry(expires_s)
-        return self.url(self.make_token(check_object_name(name), "PUT", expires_at, size=size))
+        return self._url(BlobGrant(check_object_name(name), "PUT", expires_at, size=size))
 
     def presign_get(self, name: str, *, expires_s: int) -> str:
-        return self.url(self.make_token(check_object_name(name), "GET", self._expiry(expires_s)))
+        return self._url(BlobGrant(check_object_name(name), "GET", self._expiry(expires_s)))
 
     def start_multipart(
         self, name: str, *, size: int, part_size: int, expires_s: int
@@ -194,8 +166,8 @@ class LocalDirectoryStore:
         self._write_atomic(upload_dir / _MANIFEST, _BytesSource(manifest), replace=False)
         expires_at = self._expiry(expires_s)
         urls = tuple(
-            self.url(
-                self.make_token(
+            self._url(
+                BlobGrant(
                     name,
                     "PUT",
                     expires_at,
@@ -323,13 +295,17 @@ class LocalDirectoryStore:
 
     def put(self, name: str, source: ByteSource) -> None:
         # The BlobStore contract: a direct put (tools, tests) replaces. Clients never reach
-        # it; their uploads go through receive, which does not.
+        # it; their uploads go through write_upload, which does not.
         self._write_object(self._object_path(name), source, replace=True)
 
     def get(self, name: str) -> BlobReader:
         return self._open(name)
 
-    # --- paths and files --------------------------------------------------------------------
+    # --- URLs, paths and files ---------------------------------------------------------------
+
+    def _url(self, grant: BlobGrant) -> str:
+        """The key service's URL for ``grant``, with its signed token in the path."""
+        return f"{self._base_url}{BLOB_ROUTE}{self._signer.sign(grant)}"
 
     def _expiry(self, expires_s: int) -> int:
         if expires_s < 1:
