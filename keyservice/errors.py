@@ -10,9 +10,10 @@
     │                           message says what to restore or check)
     ├── InvalidChangeError      a relationship or proposal cannot be applied as asked (answered
     │                           422 with the message, which says what to change)
-    ├── RefusedError            the caller may not do this: ``action``, ``detail`` and
-    │   │                       ``status`` make the refusal's audit entry and answer (a 404
-    │   │                       that never says whether the target exists, or a 403)
+    ├── DeniedError             the caller may not do this, found below the API: ``action``,
+    │   │                       ``detail`` and ``status`` make the refusal's audit entry and
+    │   │                       answer (a 404 that never says whether the target exists, or
+    │   │                       a 403); the API layer audits it and answers
     │   └── RecordRefusedError  a request about a record is refused
     │       ├── RecordUnavailableError  missing, or not the caller's to use: one answer that
     │       │                           never tells which (answered 404)
@@ -86,10 +87,10 @@ class InvalidChangeError(KeyServiceError):
     """A change to who can read is not valid as asked; the message tells the caller why."""
 
 
-class RefusedError(KeyServiceError):
-    """The caller may not do this. The API layer rolls back, audits ``action`` with
-    ``detail`` as a denial, and answers ``status`` with the message, which says what to do
-    next."""
+class DeniedError(KeyServiceError):
+    """The caller may not do this (not audited yet). The API layer rolls back, audits
+    ``action`` with ``detail`` as a denial, and answers ``status`` with the message, which
+    says what to do next."""
 
     status = 404
 
@@ -108,7 +109,7 @@ class RefusedError(KeyServiceError):
             self.status = status
 
 
-class RecordRefusedError(RefusedError):
+class RecordRefusedError(DeniedError):
     """A request about a record is refused."""
 
 

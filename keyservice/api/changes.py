@@ -18,17 +18,17 @@ from keyservice.caller import Caller
 from keyservice.catalog import proposals
 from keyservice.catalog.changes import Made, Outcome, Propose
 from keyservice.catalog.proposals import Applied, StoredProposal
-from keyservice.errors import RefusedError
+from keyservice.errors import DeniedError
 from keyservice.policy.writes import ProposalAction
 from keyservice.state import ServiceState
 
 
 @contextmanager
 def refusals(db: Connection, state: ServiceState, caller: Caller) -> Iterator[None]:
-    """Turn a ``RefusedError`` into an audited refusal (rolled back, then 404 or 403)."""
+    """Turn a ``DeniedError`` into an audited refusal (rolled back, then 404 or 403)."""
     try:
         yield
-    except RefusedError as refused:
+    except DeniedError as refused:
         refuse(
             db,
             state,

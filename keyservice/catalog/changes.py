@@ -2,7 +2,7 @@
 keyservice/policy/writes.py), validates, and either makes the change now or says what to
 propose to a second person. Routers in keyservice/api/ parse, call one of these, and answer.
 
-A caller without standing gets ``RefusedError`` naming the same 404 whether the child, order
+A caller without standing gets ``DeniedError`` naming the same 404 whether the child, order
 or guardian exists or not; a change that is not valid as asked, ``InvalidChangeError`` (422).
 Audit entries are written by the API layer from what these return.
 """
@@ -20,7 +20,7 @@ from keyservice.caller import Caller
 from keyservice.catalog import grants, proposals
 from keyservice.catalog.people import caller_as_person, has_devices, has_read_rights
 from keyservice.db.tables import court_orders, devices
-from keyservice.errors import InvalidChangeError, RefusedError
+from keyservice.errors import DeniedError, InvalidChangeError
 from keyservice.policy.writes import Change, ProposalAction, Write, WriteVerdict, may_write
 
 NO_STANDING_CHILD = "no child with this id for which you may record this"
@@ -78,7 +78,7 @@ def judge(
 def refuse_self_grant(caller: Caller, change: Change, *, subject_id: str) -> None:
     """Whoever records a relationship must not be the one it gives rights to (decision 0004)."""
     if subject_id == caller.principal_id:
-        raise RefusedError(
+        raise DeniedError(
             SELF_GRANT,
             action=change.value,
             detail={"reason": "self_grant", "subject_id": subject_id},
@@ -86,8 +86,8 @@ def refuse_self_grant(caller: Caller, change: Change, *, subject_id: str) -> Non
         )
 
 
-def _no_standing(change: Change, detail: Mapping[str, Any], message: str) -> RefusedError:
-    return RefusedError(message, action=change.value, detail={**detail, "reason": "no_standing"})
+def _no_standing(change: Change, detail: Mapping[str, Any], message: str) -> DeniedError:
+    return DeniedError(message, action=change.value, detail={**detail, "reason": "no_standing"})
 
 
 def propose_assignment(
@@ -357,7 +357,7 @@ def revoke_device(db: Connection, caller: Caller, device_id: str, *, now: dateti
             own=owner == caller.principal_id,
         ).allowed
     ):
-        raise RefusedError(
+        raise DeniedError(
             "no active device with this id that you may revoke",
             action=Change.DEVICE_REVOKE.value,
             detail={"device_id": device_id},
