@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -187,6 +188,34 @@ def ok(response: httpx.Response) -> Any:
     return response.json() if response.content else None
 
 
+def create_principal(
+    admin: Device,
+    *,
+    kind: str,
+    roles: list[str] | None = None,
+    organisation: str | None = None,
+    display_name: str = "Test Person",
+) -> str:
+    """Create a principal (no device, no code) as ``admin``; its id."""
+    with admin.client() as http:
+        created = http.post(
+            "/v1/admin/principals",
+            json={
+                "kind": kind,
+                "display_name": display_name,
+                "roles": roles or [],
+                "organisation": organisation,
+            },
+        )
+    return str(ok(created)["principal_id"])
+
+
+def issue_code(admin: Device, principal_id: str) -> str:
+    """A first enrolment code for ``principal_id``, issued by ``admin`` (who thereby saw it)."""
+    with admin.client() as http:
+        return str(ok(http.post(f"/v1/admin/principals/{principal_id}/enrolment-codes"))["code"])
+
+
 def admin_enrols(
     service: KeyService,
     admin: Device,
@@ -197,20 +226,23 @@ def admin_enrols(
     display_name: str = "Test Person",
 ) -> Device:
     """Create a principal as ``admin``, issue a code, and enrol a device with it."""
-    with admin.client() as http:
-        principal_id = ok(
-            http.post(
-                "/v1/admin/principals",
-                json={
-                    "kind": kind,
-                    "display_name": display_name,
-                    "roles": roles or [],
-                    "organisation": organisation,
-                },
-            )
-        )["principal_id"]
-        code = ok(http.post(f"/v1/admin/principals/{principal_id}/enrolment-codes"))["code"]
-    return enrol(service.base_url, code)
+    principal_id = create_principal(
+        admin, kind=kind, roles=roles, organisation=organisation, display_name=display_name
+    )
+    return enrol(service.base_url, issue_code(admin, principal_id))
+
+
+def own_code(device: Device) -> str:
+    """An enrolment code the device's owner asks for, to add another device of their own."""
+    with device.client() as http:
+        return str(ok(http.post("/v1/me/enrolment-codes"))["code"])
+
+
+def refused_enrolment(service: KeyService, code: str) -> httpx.Response:
+    """The service's answer to an enrolment with ``code`` that it must refuse."""
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        enrol(service.base_url, code)
+    return refused.value.response
 
 
 def create_child(admin: Device, *, room: str = "room 1") -> str:
@@ -231,6 +263,16 @@ def assign(admin: Device, *, staff_id: str, child_id: str, role: str) -> str:
     )
 
 
+def assigned_staff(
+    service: KeyService, admin: Device, *, role: str = "educator"
+) -> tuple[Device, str]:
+    """A new child and a new member of staff with ``role``, assigned to the child in it."""
+    child = create_child(admin)
+    staff = admin_enrols(service, admin, kind="staff", roles=[role])
+    assign(admin, staff_id=staff.principal_id, child_id=child, role=role)
+    return staff, child
+
+
 def add_guardian(admin: Device, *, guardian_id: str, child_id: str) -> str:
     """Make a guardian of a child: proposed by ``admin``, approved by a second admin."""
     return proposed_and_approved(
@@ -246,6 +288,23 @@ class StoredRecord:
     version: int
     record_key: bytes
     ciphertext: bytes
+
+
+def pending_version(
+    device: Device,
+    *,
+    child_ids: list[str],
+    category: str = "observation",
+    ciphertext_size: int = 4,
+) -> dict[str, Any]:
+    """Create a record whose first version is pending (nothing uploaded or committed yet); the
+    service's answer, with the upload plan."""
+    with device.client() as http:
+        created = http.post(
+            "/v1/records",
+            json={"child_ids": child_ids, "category": category, "ciphertext_size": ciphertext_size},
+        )
+    return dict(ok(created))
 
 
 def put_record(
