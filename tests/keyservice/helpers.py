@@ -307,6 +307,33 @@ def pending_version(
     return dict(ok(created))
 
 
+def upload_whole(created: dict[str, Any], ciphertext: bytes) -> None:
+    """PUT ``ciphertext`` to a pending version's single upload URL."""
+    upload = created["upload"]
+    assert upload["method"] == "single"
+    put = httpx.put(upload["url"], content=ciphertext, timeout=30.0)
+    assert put.is_success, put.text
+
+
+def commit_claim(ciphertext: bytes, **fields: Any) -> dict[str, Any]:
+    """A commit's body claiming ``ciphertext``'s size and SHA-256, with sealed metadata (a
+    stand-in); ``fields`` add to it or replace what it claims."""
+    return {
+        "ciphertext_size": len(ciphertext),
+        "ciphertext_sha256": b64(hashlib.sha256(ciphertext).digest()),
+        "encrypted_metadata": b64(b"sealed metadata stand-in"),
+        **fields,
+    }
+
+
+def commit(device: Device, created: dict[str, Any], claim: dict[str, Any]) -> httpx.Response:
+    """Commit the pending version ``created`` with ``claim`` (see ``commit_claim``); the answer."""
+    with device.client() as http:
+        return http.post(
+            f"/v1/records/{created['record_id']}/versions/{created['version']}/commit", json=claim
+        )
+
+
 def put_record(
     device: Device,
     *,
@@ -321,9 +348,8 @@ def put_record(
     The bytes stand in for a real record: the service only checks size and digest.
     """
     with device.client() as http:
-        path = f"/v1/records/{amend}/versions" if amend else "/v1/records"
-        created = http.post(
-            path,
+        response = http.post(
+            f"/v1/records/{amend}/versions" if amend else "/v1/records",
             json={
                 "child_ids": child_ids,
                 "category": category,
@@ -331,23 +357,11 @@ def put_record(
                 "ciphertext_size": len(ciphertext),
             },
         )
-        body = ok(created)
-        record_key = device.open_key(created, body)
-        upload = body["upload"]
-        assert upload["method"] == "single"
-        put = httpx.put(upload["url"], content=ciphertext, timeout=30.0)
-        assert put.is_success, put.text
-        ok(
-            http.post(
-                f"/v1/records/{body['record_id']}/versions/{body['version']}/commit",
-                json={
-                    "ciphertext_size": len(ciphertext),
-                    "ciphertext_sha256": b64(hashlib.sha256(ciphertext).digest()),
-                    "encrypted_metadata": b64(b"sealed metadata stand-in"),
-                },
-            )
-        )
-    return StoredRecord(body["record_id"], body["version"], record_key, ciphertext)
+    created = ok(response)
+    record_key = device.open_key(response, created)
+    upload_whole(created, ciphertext)
+    ok(commit(device, created, commit_claim(ciphertext)))
+    return StoredRecord(created["record_id"], created["version"], record_key, ciphertext)
 
 
 def release(

@@ -14,15 +14,7 @@ from keyservice.audit.chain import entry_hash
 from keyservice.audit.mac import AuditMac
 from keyservice.db.tables import audit_entries
 from tests.keyservice.conftest import database
-from tests.keyservice.helpers import (
-    Device,
-    admin_enrols,
-    assign,
-    bootstrap_admin,
-    create_child,
-    put_record,
-    release,
-)
+from tests.keyservice.helpers import assigned_staff, bootstrap_admin, put_record, release
 from tests.servers import KeyService, KeyServiceFactory, run_keyservice_command
 
 pytestmark = pytest.mark.integration
@@ -36,10 +28,7 @@ def fresh(
 ) -> Iterator[tuple[KeyService, Engine]]:
     """A service of its own with a dozen audit entries, and a connection to its database."""
     service = keyservice_factory(flavour=request.param)
-    admin = bootstrap_admin(service)
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    educator, child = assigned_staff(service, bootstrap_admin(service))
     record = put_record(educator, child_ids=[child])
     release(educator, [(record.record_id, 1)])
     engine = database(service)
@@ -176,10 +165,7 @@ def test_release_fails_closed_when_the_audit_cannot_be_written(
     fresh: tuple[KeyService, Engine],
 ) -> None:
     service, engine = fresh
-    admin = bootstrap_admin(service)
-    child = create_child(admin)
-    educator: Device = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    educator, child = assigned_staff(service, bootstrap_admin(service))
     record = put_record(educator, child_ids=[child])
     with engine.begin() as connection:
         for statement in _READ_ONLY[engine.dialect.name]:

@@ -21,13 +21,15 @@ from sqlalchemy import create_engine, select
 from keyservice.db.tables import record_versions
 from tests.keyservice.helpers import (
     Device,
-    admin_enrols,
-    assign,
+    assigned_staff,
     b64,
     bootstrap_admin,
-    create_child,
+    commit,
+    commit_claim,
     ok,
+    pending_version,
     release,
+    upload_whole,
 )
 from tests.servers import KeyService
 
@@ -40,60 +42,33 @@ def _md5(data: bytes) -> str:
     return b64(hashlib.md5(data, usedforsecurity=False).digest())
 
 
-def _sha256(data: bytes) -> str:
-    return b64(hashlib.sha256(data).digest())
-
-
 @pytest.fixture
 def educator(service: KeyService, admin: Device) -> tuple[Device, str]:
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    return educator, child
+    return assigned_staff(service, admin)
 
 
 @pytest.fixture
 def educator_on_production(keyservice_production: KeyService) -> tuple[Device, str]:
-    admin = bootstrap_admin(keyservice_production)
-    child = create_child(admin)
-    educator = admin_enrols(keyservice_production, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    return educator, child
+    return assigned_staff(keyservice_production, bootstrap_admin(keyservice_production))
 
 
 def _created(device: Device, child: str) -> dict[str, Any]:
     """A pending version of ``CIPHERTEXT``'s size, nothing uploaded yet."""
-    with device.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={
-                    "child_ids": [child],
-                    "category": "observation",
-                    "ciphertext_size": len(CIPHERTEXT),
-                },
-            )
-        )
+    created = pending_version(device, child_ids=[child], ciphertext_size=len(CIPHERTEXT))
     assert created["upload"]["method"] == "single"
-    return dict(created)
+    return created
 
 
 def _uploaded(device: Device, child: str, stored: bytes) -> dict[str, Any]:
     """A pending version whose object holds ``stored``."""
     created = _created(device, child)
-    assert httpx.put(created["upload"]["url"], content=stored, timeout=30.0).is_success
-    return dict(created)
+    upload_whole(created, stored)
+    return created
 
 
 def _commit(device: Device, created: dict[str, Any], **claim: Any) -> httpx.Response:
-    body = {
-        "ciphertext_size": len(CIPHERTEXT),
-        "ciphertext_sha256": _sha256(CIPHERTEXT),
-        "encrypted_metadata": b64(b"m"),
-        **claim,
-    }
-    with device.client() as http:
-        return http.post(f"/v1/records/{created['record_id']}/versions/1/commit", json=body)
+    """Commit ``created`` claiming ``CIPHERTEXT``, with ``claim``'s fields added or replaced."""
+    return commit(device, created, commit_claim(CIPHERTEXT, **claim))
 
 
 def _visible(device: Device, created: dict[str, Any]) -> bool:

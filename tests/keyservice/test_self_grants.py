@@ -13,6 +13,7 @@ from tests.keyservice.helpers import (
     add_guardian,
     admin_enrols,
     assign,
+    assigned_staff,
     create_child,
     ok,
     put_record,
@@ -51,9 +52,7 @@ def _assert_refused_and_audited(
 def test_an_admin_cannot_assign_themselves(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    child = create_child(admin)
-    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
-    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    dsl, child = assigned_staff(service, admin, role="dsl")
     record = put_record(dsl, child_ids=[child])
     with admin.client() as http:
         refused = http.post(
@@ -84,9 +83,7 @@ def test_an_admin_cannot_make_themselves_a_guardian(
 def test_no_one_records_a_consent_naming_themselves_as_recipient(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    child = create_child(admin)
-    manager = admin_enrols(service, admin, kind="staff", roles=["manager"])
-    assign(admin, staff_id=manager.principal_id, child_id=child, role="manager")
+    manager, child = assigned_staff(service, admin, role="manager")
     guardian = admin_enrols(service, admin, kind="guardian")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     with manager.client() as http:
@@ -107,9 +104,7 @@ def test_no_one_records_a_consent_naming_themselves_as_recipient(
 def test_no_one_records_a_court_order_about_themselves(
     service: KeyService, admin: Device, service_db: Engine, effect: str
 ) -> None:
-    child = create_child(admin)
-    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
-    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    dsl, child = assigned_staff(service, admin, role="dsl")
     with dsl.client() as http:
         refused = http.post(
             "/v1/court-orders",

@@ -24,14 +24,7 @@ from http_message_signatures import (
 from sqlalchemy import text
 
 from tests.keyservice.conftest import database
-from tests.keyservice.helpers import (
-    Device,
-    admin_enrols,
-    assign,
-    create_child,
-    ok,
-    put_record,
-)
+from tests.keyservice.helpers import Device, admin_enrols, assigned_staff, ok, put_record
 from tests.servers import KeyService, KeyServiceFactory
 from vault.signing import AUDIENCE_HEADER, COVERED_COMPONENTS
 
@@ -360,12 +353,14 @@ def test_replay_is_rejected_by_a_second_instance_on_the_same_database(
 @pytest.fixture
 def releasing(service: KeyService, admin: Device) -> tuple[KeyService, Device, bytes]:
     """An educator, a record it may have, and a release request body for that record."""
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    record = put_record(educator, child_ids=[child])
-    body = json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
+    educator, body = _educator_and_release_body(service, admin)
     return service, educator, body
+
+
+def _educator_and_release_body(service: KeyService, admin: Device) -> tuple[Device, bytes]:
+    educator, child = assigned_staff(service, admin)
+    record = put_record(educator, child_ids=[child])
+    return educator, json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
 
 
 def _releases_since(service: KeyService, seq: int, device: Device) -> int:
@@ -460,12 +455,7 @@ def test_a_release_replayed_to_a_second_instance_is_refused(
 
     first = keyservice_factory(flavour=flavour)
     second = keyservice_factory.start(first.env)
-    admin = bootstrap_admin(first)
-    child = create_child(admin)
-    educator = admin_enrols(first, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    record = put_record(educator, child_ids=[child])
-    body = json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
+    educator, body = _educator_and_release_body(first, bootstrap_admin(first))
     signed = _sign(educator, _request(educator, body=body), nonce=_fresh_nonce())
     released = _send(signed)
     # The same bytes to the other instance: same URL (the Host it was signed for), other port.
