@@ -27,22 +27,10 @@ KEY = b"t" * 32
 BASE = "http://127.0.0.1:8800"
 
 
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> LocalDirectoryStore:
-    return LocalDirectoryStore(tmp_path / "blobs", base_url=BASE + "/", token_key=KEY, clock=clock)
+def store(tmp_path: Path) -> LocalDirectoryStore:
+    # No test here looks at time: the URLs' expiry is test_local_blobs.py's.
+    return LocalDirectoryStore(tmp_path / "blobs", base_url=BASE + "/", token_key=KEY)
 
 
 class FailingSource:
