@@ -9,6 +9,7 @@ import tracemalloc
 import pytest
 
 import vault.format as fmt
+from tests.format.blobs import encrypted_blob
 from vault.format import (
     Category,
     FormatError,
@@ -32,17 +33,14 @@ def _plaintext(size: int) -> bytes:
 
 
 def _encrypt(data: bytes, chunk_size: int = CHUNK, name: str = "letter.pdf") -> bytes:
-    out = io.BytesIO()
-    meta = Metadata(file_name=name, content_type="application/pdf", size=len(data))
-    fmt.encrypt(
+    return encrypted_blob(
+        data,
         record_key=KEY,
         attributes=ATTRS,
-        metadata=meta,
-        src=io.BytesIO(data),
-        dst=out,
         chunk_size=chunk_size,
+        file_name=name,
+        content_type="application/pdf",
     )
-    return out.getvalue()
 
 
 def _decrypt(blob: bytes, key: bytes = KEY, attrs: RecordAttributes = ATTRS) -> bytes:
