@@ -146,6 +146,15 @@ def host_code(service: KeyService, principal_id: str) -> str:
     return found.group(1)
 
 
+def verify_audit(service: KeyService, *, exit_code: int) -> str:
+    """Run ``carevault-keyservice audit verify`` at the host, check that it exits with
+    ``exit_code`` (0: the chain holds), and return what it said."""
+    result = run_keyservice_command(service.env, "audit", "verify", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == exit_code, output
+    return output
+
+
 def second_admin(service: KeyService, admin: Device) -> Device:
     """Another admin, proposed by ``admin`` and approved at the host, whose code ``admin``
     never saw: independent of ``admin``, so it may approve what ``admin`` proposes."""

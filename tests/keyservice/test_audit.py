@@ -14,7 +14,13 @@ from keyservice.audit.chain import entry_hash
 from keyservice.audit.mac import AuditMac
 from keyservice.db.tables import audit_entries
 from tests.keyservice.conftest import database
-from tests.keyservice.helpers import assigned_staff, bootstrap_admin, put_record, release
+from tests.keyservice.helpers import (
+    assigned_staff,
+    bootstrap_admin,
+    put_record,
+    release,
+    verify_audit,
+)
 from tests.servers import KeyService, KeyServiceFactory, run_keyservice_command
 
 pytestmark = pytest.mark.integration
@@ -37,11 +43,6 @@ def fresh(
     service.stop()
 
 
-def _verify(service: KeyService) -> tuple[int, str]:
-    result = run_keyservice_command(service.env, "audit", "verify", check=False)
-    return result.returncode, result.stdout + result.stderr
-
-
 def _rows(connection: Connection) -> list[dict[str, object]]:
     return [
         dict(r._mapping)
@@ -51,27 +52,35 @@ def _rows(connection: Connection) -> list[dict[str, object]]:
 
 def test_intact_chain_verifies(fresh: tuple[KeyService, Engine]) -> None:
     service, _ = fresh
-    code, output = _verify(service)
-    assert code == 0, output
+    output = verify_audit(service, exit_code=0)
     assert "intact" in output
 
 
-def test_altered_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
+@pytest.mark.parametrize(
+    ("tampering", "named"),
+    [
+        (["UPDATE audit_entries SET outcome = 'deny' WHERE seq = 4"], 4),
+        (["DELETE FROM audit_entries WHERE seq = 5"], 5),
+        (
+            [
+                "UPDATE audit_entries SET seq = -1 WHERE seq = 6",
+                "UPDATE audit_entries SET seq = 6 WHERE seq = 7",
+                "UPDATE audit_entries SET seq = 7 WHERE seq = -1",
+            ],
+            6,
+        ),
+    ],
+    ids=["altered", "deleted", "reordered"],
+)
+def test_a_tampered_entry_is_named(
+    fresh: tuple[KeyService, Engine], tampering: list[str], named: int
+) -> None:
     service, engine = fresh
     with engine.begin() as connection:
-        connection.execute(text("UPDATE audit_entries SET outcome = 'deny' WHERE seq = 4"))
-    code, output = _verify(service)
-    assert code == 1
-    assert "entry 4" in output
-
-
-def test_deleted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
-    service, engine = fresh
-    with engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_entries WHERE seq = 5"))
-    code, output = _verify(service)
-    assert code == 1
-    assert "entry 5" in output
+        for statement in tampering:
+            connection.execute(text(statement))
+    output = verify_audit(service, exit_code=1)
+    assert f"entry {named}" in output
 
 
 def test_inserted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
@@ -110,20 +119,8 @@ def test_inserted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
             ),
             forged,
         )
-    code, output = _verify(service)
-    assert code == 1
+    output = verify_audit(service, exit_code=1)
     assert "entry 3" in output
-
-
-def test_reordered_entries_are_named(fresh: tuple[KeyService, Engine]) -> None:
-    service, engine = fresh
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE audit_entries SET seq = -1 WHERE seq = 6"))
-        connection.execute(text("UPDATE audit_entries SET seq = 6 WHERE seq = 7"))
-        connection.execute(text("UPDATE audit_entries SET seq = 7 WHERE seq = -1"))
-    code, output = _verify(service)
-    assert code == 1
-    assert "entry 6" in output
 
 
 def test_truncated_tail_is_caught_by_the_signed_checkpoint(
@@ -142,8 +139,7 @@ def test_truncated_tail_is_caught_by_the_signed_checkpoint(
         connection.execute(
             text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": last - 3, "h": new_head}
         )
-    code, output = _verify(service)
-    assert code == 1
+    output = verify_audit(service, exit_code=1)
     assert f"entry {last - 2}" in output
 
 
