@@ -71,6 +71,14 @@ def _commit(device: Device, created: dict[str, Any], **claim: Any) -> httpx.Resp
     return commit(device, created, commit_claim(CIPHERTEXT, **claim))
 
 
+def _assert_refused(
+    device: Device, created: dict[str, Any], response: httpx.Response, status: int
+) -> None:
+    """The commit was refused with ``status``, and the version stays invisible."""
+    assert response.status_code == status, response.text
+    assert not _visible(device, created)
+
+
 def _visible(device: Device, created: dict[str, Any]) -> bool:
     _, results = release(device, [(created["record_id"], 1)])
     return bool(results[(created["record_id"], 1)]["status"] == "granted")
@@ -102,8 +110,7 @@ def test_an_object_other_than_the_claim_is_refused_whatever_md5_is_named(
     altered = CIPHERTEXT[:-1] + b"!"
     created = _uploaded(device, child, altered)
     refused = _commit(device, created, part_md5s=[_md5(CIPHERTEXT)])
-    assert refused.status_code == 409
-    assert not _visible(device, created)
+    _assert_refused(device, created, refused, 409)
 
 
 def test_a_truncated_object_is_refused_with_its_own_md5(
@@ -120,8 +127,7 @@ def test_a_truncated_object_is_refused_with_its_own_md5(
     else:
         created = _uploaded(device, child, CIPHERTEXT[:-10])
     refused = _commit(device, created, part_md5s=[_md5(CIPHERTEXT[:-10])])
-    assert refused.status_code == 409
-    assert not _visible(device, created)
+    _assert_refused(device, created, refused, 409)
 
 
 @pytest.mark.parametrize(
@@ -134,8 +140,7 @@ def test_malformed_md5s_are_refused_and_change_nothing(
 ) -> None:
     device, child = educator
     created = _uploaded(device, child, CIPHERTEXT)
-    assert _commit(device, created, part_md5s=part_md5s).status_code == 422
-    assert not _visible(device, created)
+    _assert_refused(device, created, _commit(device, created, part_md5s=part_md5s), 422)
     assert _commit(device, created, part_md5s=[_md5(CIPHERTEXT)]).status_code == 204
 
 
@@ -150,8 +155,7 @@ def test_with_the_right_md5_the_sha256_is_the_clients_word_and_readers_check_it(
     claim = hashlib.sha256(b"not what was uploaded").digest()
     response = _commit(device, created, ciphertext_sha256=b64(claim), part_md5s=[_md5(CIPHERTEXT)])
     if not service.env.get("CAREVAULT_BLOB_STORE", "").startswith("s3://"):
-        assert response.status_code == 409
-        assert not _visible(device, created)
+        _assert_refused(device, created, response, 409)
         return
     assert response.status_code == 204
     _, results = release(device, [(created["record_id"], 1)], include_urls=True)
@@ -169,8 +173,7 @@ def test_a_digest_that_is_not_32_bytes_is_refused(educator: tuple[Device, str], 
     response = _commit(
         device, created, ciphertext_sha256=b64(bytes(size)), part_md5s=[_md5(CIPHERTEXT)]
     )
-    assert response.status_code == 422
-    assert not _visible(device, created)
+    _assert_refused(device, created, response, 422)
 
 
 def test_two_commits_of_one_version_racing_make_it_visible_once(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from tests.keyservice.conftest import last_audit_entry
 from tests.keyservice.helpers import (
     Device,
     add_guardian,
@@ -24,24 +24,12 @@ from tests.servers import KeyService
 pytestmark = pytest.mark.integration
 
 
-def _last_entry(service_db: Engine, principal_id: str, action: str) -> tuple[str, dict[str, Any]]:
-    with service_db.connect() as connection:
-        row = connection.execute(
-            text(
-                "SELECT outcome, detail FROM audit_entries WHERE actor_principal = :p "
-                "AND action = :a ORDER BY seq DESC LIMIT 1"
-            ),
-            {"p": principal_id, "a": action},
-        ).one()
-    return row.outcome, json.loads(row.detail)
-
-
 def _assert_refused_and_audited(
     response: Any, service_db: Engine, actor: Device, action: str
 ) -> None:
     assert response.status_code == 403, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    outcome, detail = _last_entry(service_db, actor.principal_id, action)
+    outcome, detail = last_audit_entry(service_db, principal_id=actor.principal_id, action=action)
     assert (outcome, detail["reason"], detail["subject_id"]) == (
         "deny",
         "self_grant",

@@ -49,6 +49,16 @@ def _object_path(service: KeyService, service_db: Engine, created: dict[str, Any
     return root / name[:2] / name
 
 
+def _pending_on_disk(
+    service: KeyService, service_db: Engine, staff: tuple[Device, str]
+) -> tuple[Device, dict[str, Any], Path]:
+    """A pending version the staff member created on the local store, and the path its
+    object will have there."""
+    device, child = staff
+    created = _create(device, child)
+    return device, created, _object_path(service, service_db, created)
+
+
 def _raw_put(url: str, declared: int) -> int:
     """The status of a PUT that declares ``declared`` bytes and sends none of them."""
     parsed = urlsplit(url)
@@ -70,10 +80,8 @@ def staff(service: KeyService, admin: Device) -> tuple[Device, str]:
 def test_a_local_upload_url_takes_only_the_declared_size(
     service: KeyService, staff: tuple[Device, str], service_db: Engine
 ) -> None:
-    device, child = staff
-    created = _create(device, child)
+    device, created, stored = _pending_on_disk(service, service_db, staff)
     url = created["upload"]["url"]
-    stored = _object_path(service, service_db, created)
 
     larger = httpx.put(url, content=b"x" * LARGE, timeout=60.0)
     assert larger.status_code == 413, larger.text
@@ -92,9 +100,7 @@ def test_a_local_upload_url_takes_only_the_declared_size(
 def test_a_local_upload_url_dies_when_its_record_is_shredded(
     service: KeyService, staff: tuple[Device, str], service_db: Engine
 ) -> None:
-    device, child = staff
-    created = _create(device, child)
-    stored = _object_path(service, service_db, created)
+    device, created, stored = _pending_on_disk(service, service_db, staff)
     with device.client() as http:
         ok(http.delete(f"/v1/records/{created['record_id']}"))
 
@@ -109,9 +115,7 @@ def test_a_local_upload_url_dies_when_its_record_is_shredded(
 def test_a_local_upload_url_dies_when_its_version_is_swept(
     service: KeyService, staff: tuple[Device, str], service_db: Engine
 ) -> None:
-    device, child = staff
-    created = _create(device, child)
-    stored = _object_path(service, service_db, created)
+    _, created, stored = _pending_on_disk(service, service_db, staff)
     swept = run_keyservice_command(service.env, "sweep", "--older-than-hours", "0")
     assert "could not" not in swept.stderr, swept.stderr
 
