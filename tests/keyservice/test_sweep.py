@@ -10,7 +10,6 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, select, text
@@ -57,18 +56,11 @@ def db(sweepable: KeyService) -> Engine:
 
 def _store(service: KeyService) -> BlobStore:
     """The service's blob store, reached directly as the host's tools would."""
-    env = service.env
-    location = env["CAREVAULT_BLOB_STORE"]
+    location = service.env["CAREVAULT_BLOB_STORE"]
     if location.startswith("local:"):
         return make_blob_store(location, s3_endpoint_url=None, public_url="", token_key=b"t" * 32)
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["CAREVAULT_S3_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    return S3Store(client, location.removeprefix("s3://"))
+    bucket = service.s3_bucket()
+    return S3Store(bucket.client(), bucket.bucket)
 
 
 def _create(device: Device, child: str, size: int) -> dict[str, Any]:
