@@ -225,19 +225,10 @@ def issue_code(admin: Device, principal_id: str) -> str:
         return str(ok(http.post(f"/v1/admin/principals/{principal_id}/enrolment-codes"))["code"])
 
 
-def admin_enrols(
-    service: KeyService,
-    admin: Device,
-    *,
-    kind: str,
-    roles: list[str] | None = None,
-    organisation: str | None = None,
-    display_name: str = "Test Person",
-) -> Device:
-    """Create a principal as ``admin``, issue a code, and enrol a device with it."""
-    principal_id = create_principal(
-        admin, kind=kind, roles=roles, organisation=organisation, display_name=display_name
-    )
+def admin_enrols(service: KeyService, admin: Device, **person: Any) -> Device:
+    """Create a principal as ``admin`` (``person``: ``create_principal``'s keywords), issue a
+    code, and enrol a device with it."""
+    principal_id = create_principal(admin, **person)
     return enrol(service.base_url, issue_code(admin, principal_id))
 
 
