@@ -449,6 +449,18 @@ class KeyService:
     def log_tail(self) -> str:
         return self.process.log_tail()
 
+    def s3_bucket(self) -> S3Server:
+        """The S3 endpoint and bucket the service stores blobs in (the production flavour)."""
+        location = self.env["CAREVAULT_BLOB_STORE"]
+        assert location.startswith("s3://"), location
+        return S3Server(
+            endpoint_url=self.env["CAREVAULT_S3_ENDPOINT_URL"],
+            bucket=location.removeprefix("s3://"),
+            access_key=self.env["AWS_ACCESS_KEY_ID"],
+            secret_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region=self.env["AWS_DEFAULT_REGION"],
+        )
+
 
 # Built as a command group even while the CLI has a single command: Typer would otherwise
 # make that command the whole program and reject its name as an extra argument.
@@ -596,6 +608,31 @@ class KeyServiceFactory:
         for service in reversed(self._started):
             service.stop()
         self._started.clear()
+
+
+def kill_at_first_line(
+    argv: list[str], first_line: bytes, *, env: Mapping[str, str] | None = None
+) -> int:
+    """Run ``argv`` from the repository's root until it prints its first line, which must be
+    ``first_line``, and kill it there (SIGKILL, as a crash would); its return code."""
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=None if env is None else dict(env),
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == first_line, proc.stderr.read() if proc.stderr else line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def make_temp_dir(prefix: str) -> Path:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from clients.cli import app
 from clients.output import EXIT_DENIED, EXIT_ERROR, EXIT_INTEGRITY, EXIT_USAGE
@@ -63,24 +63,25 @@ def test_incomplete_commands_are_usage_errors(argv: list[str]) -> None:
     assert runner.invoke(app, argv).exit_code == EXIT_USAGE
 
 
-def test_enrol_refuses_to_overwrite_a_profile(tmp_path: Path) -> None:
-    (tmp_path / "device.key").write_text("{}")
-    result = runner.invoke(
+def _enrol_with_no_service(profile: Path) -> Result:
+    """``carevault enroll`` into ``profile``, at an address where no key service listens."""
+    return runner.invoke(
         app,
-        ["--profile", str(tmp_path), "enroll", "--url", "http://127.0.0.1:9", "--code", "x"],
+        ["--profile", str(profile), "enroll", "--url", "http://127.0.0.1:9", "--code", "x"],
         env={"CAREVAULT_PASSPHRASE": "pw"},
     )
+
+
+def test_enrol_refuses_to_overwrite_a_profile(tmp_path: Path) -> None:
+    (tmp_path / "device.key").write_text("{}")
+    result = _enrol_with_no_service(tmp_path)
     assert result.exit_code == EXIT_ERROR
     assert "already enrolled" in result.output
     assert (tmp_path / "device.key").read_text() == "{}"
 
 
 def test_unreachable_service_is_reported_plainly(tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        ["--profile", str(tmp_path), "enroll", "--url", "http://127.0.0.1:9", "--code", "x"],
-        env={"CAREVAULT_PASSPHRASE": "pw"},
-    )
+    result = _enrol_with_no_service(tmp_path)
     assert result.exit_code == EXIT_ERROR
     assert "Cannot reach the key service" in result.output
     assert not (tmp_path / "device.key").exists()

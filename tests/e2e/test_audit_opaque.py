@@ -91,22 +91,19 @@ def _run_flow(world: World, tmp_path: Path) -> dict[str, str]:
     with pytest.raises(AccessDenied):
         marta.create_principal(kind="staff", display_name=REFUSED_NAME)
 
-    proposed = dana.record_consent(
-        child_id=pip,
-        given_by=world.ids[GUARDIAN_NAME],
-        recipient_id=world.ids[RECIPIENT_NAME],
-        categories=["observation"],
-        purpose=PURPOSE,
-    )
+    def consent_of(recorder: Client, category: str) -> str | Proposal:
+        return recorder.record_consent(
+            child_id=pip,
+            given_by=world.ids[GUARDIAN_NAME],
+            recipient_id=world.ids[RECIPIENT_NAME],
+            categories=[category],
+            purpose=PURPOSE,
+        )
+
+    proposed = consent_of(dana, "observation")
     assert isinstance(proposed, Proposal)
     consent = world.approved(proposed)
-    own = zoe.record_consent(
-        child_id=pip,
-        given_by=world.ids[GUARDIAN_NAME],
-        recipient_id=world.ids[RECIPIENT_NAME],
-        categories=["photo"],
-        purpose=PURPOSE,
-    )
+    own = consent_of(zoe, "photo")
     assert isinstance(own, str), "a guardian's own consent is recorded at once"
     now = datetime.now(UTC)
 

@@ -45,6 +45,13 @@ def _json(profile: Path, *args: str) -> dict[str, object]:
     return parsed
 
 
+def _put_note(profile: Path, note: Path, text: str, child: str) -> str:
+    """Write ``text`` to ``note`` and put it as an observation of ``child``; its record id."""
+    note.write_text(text)
+    put = _json(profile, "records", "put", str(note), "--child", child, "--category", "observation")
+    return str(put["record_id"])
+
+
 def _enroll(profile: Path, world: World, code: str, *args: str) -> None:
     status, out = _cli(profile, "enroll", "--url", world.service.base_url, "--code", code, *args)
     assert status == 0, out
@@ -98,13 +105,7 @@ def test_cli_round_trip_and_exit_codes(world: World, tmp_path: Path) -> None:
     status, out = _cli(robins, "--json", "children")
     assert ava in {c["child_id"] for c in json.loads(out)}
 
-    note = tmp_path / "painting.txt"
-    note.write_text("Ava painted a sun.\n")
-    status, out = _cli(
-        robins, "--json", "records", "put", str(note), "--child", ava, "--category", "observation"
-    )
-    assert status == 0, out
-    record_id = json.loads(out)["record_id"]
+    record_id = _put_note(robins, tmp_path / "painting.txt", "Ava painted a sun.\n", ava)
 
     status, out = _cli(robins, "--json", "records", "list", "--child", ava)
     listed = {r["record_id"]: r for r in json.loads(out)}
@@ -263,13 +264,7 @@ def test_admin_runs_a_setting_from_the_cli(
     assert status == 0 and said.startswith("Withdrawn: record a guardian"), said
     assert _json(admin, "proposals", "show", again)["state"] == "cancelled"
 
-    note = tmp_path / "owls.txt"
-    note.write_text("Mia fed the fish.")
-    status, out = _cli(
-        jo, "--json", "records", "put", str(note), "--child", child, "--category", "observation"
-    )
-    assert status == 0, out
-    record_id = json.loads(out)["record_id"]
+    record_id = _put_note(jo, tmp_path / "owls.txt", "Mia fed the fish.", child)
     status, _ = _cli(admin, "records", "get", record_id, "-o", str(tmp_path / "peek"))
     assert status == EXIT_DENIED, "admin rights never give read rights"
     assert not (tmp_path / "peek").exists()

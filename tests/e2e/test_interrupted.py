@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import nacl.pwhash.argon2id as argon2id
 import pytest
 
 from tests.e2e.world import World
+from tests.servers import kill_at_first_line
 from vault.client import Client, save_identity
 
 pytestmark = pytest.mark.integration
@@ -36,24 +36,12 @@ def test_killed_upload_leaves_no_record_and_retry_succeeds(world: World, tmp_pat
     source.write_bytes(os.urandom(24 * 1024 * 1024))
     listed_before = {r.record_id for r in eve.records(noah)}
 
-    child = subprocess.Popen(
+    status = kill_at_first_line(
         [sys.executable, "-m", "tests.e2e.upload_child", str(key_file), noah, str(source)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        b"STARTED\n",
         env={**os.environ, "CAREVAULT_PASSPHRASE": PASSPHRASE},
-        cwd=Path(__file__).resolve().parents[2],
     )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line == b"STARTED\n", child.stderr.read() if child.stderr else line
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL, "the upload must have been cut off mid-way"
+    assert status == -signal.SIGKILL, "the upload must have been cut off mid-way"
 
     assert {r.record_id for r in eve.records(noah)} == listed_before
 

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, select
 from keyservice.db.tables import record_versions
 from tests.e2e.world import Storage
 from tests.keyservice.helpers import assign, bootstrap_admin, create_child, ok
-from tests.servers import KeyServiceFactory, run_keyservice_command
+from tests.servers import KeyService, KeyServiceFactory, run_keyservice_command
 from vault.client import Client
 
 pytestmark = pytest.mark.integration
@@ -93,13 +93,13 @@ def test_a_sweep_after_the_service_died_mid_upload_leaves_only_committed_objects
     restarted = keyservice_factory.start(service.env, port=service.port)
     storage = Storage(restarted)
     left = set(storage.objects()) - _committed_paths(restarted.env, flavour)
-    assert left or _unfinished_uploads(restarted.env), "the kill left nothing to sweep"
+    assert left or _unfinished_uploads(restarted), "the kill left nothing to sweep"
     swept = run_keyservice_command(restarted.env, "sweep", "--older-than-hours", "0")
     assert swept.stderr == "", swept.stderr
     assert "retry" not in swept.stdout, swept.stdout
 
     assert set(storage.objects()) == _committed_paths(restarted.env, flavour)
-    assert _unfinished_uploads(restarted.env) == []
+    assert _unfinished_uploads(restarted) == []
     with Client(identity) as again:
         out = tmp_path / "back.bin"
         again.get(committed.record_id, dst=out)
@@ -123,18 +123,10 @@ def _committed_paths(env: dict[str, str], flavour: str) -> set[str]:
     return {f"{n[:2]}/{n}" for n in found} if flavour == "embedded" else found
 
 
-def _unfinished_uploads(env: dict[str, str]) -> list[str]:
-    location = env["CAREVAULT_BLOB_STORE"]
+def _unfinished_uploads(service: KeyService) -> list[str]:
+    location = service.env["CAREVAULT_BLOB_STORE"]
     if location.startswith("local:"):
         return [p.name for p in (Path(location.removeprefix("local:")) / ".uploads").iterdir()]
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["CAREVAULT_S3_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    answer = client.list_multipart_uploads(Bucket=location.removeprefix("s3://"))
+    bucket = service.s3_bucket()
+    answer = bucket.client().list_multipart_uploads(Bucket=bucket.bucket)
     return [u["UploadId"] for u in answer.get("Uploads", [])]

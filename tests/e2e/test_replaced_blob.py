@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-import vault.format as fmt
 from tests.e2e.world import World
+from tests.sdk.conftest import substitute_ciphertext
 from vault.client import Client
 from vault.format import IntegrityError
 
@@ -36,30 +36,6 @@ def _uploading_client(world: World, name: str, seen: list[str]) -> Client:
     return Client(world.people[name].identity, blob_client=blobs)
 
 
-def _substitute_ciphertext(client: Client, record_id: str) -> bytes:
-    """What the creator can make with the record key it holds: a different ciphertext of the
-    same size that authenticates as this record."""
-    released = client._release_one(record_id, 1, include_url=False)
-    out = io.BytesIO()
-    fmt.encrypt(
-        record_key=released.record_key,
-        attributes=released.attributes,
-        metadata=fmt.Metadata(file_name="", content_type="text/plain", size=len(SUBSTITUTE)),
-        src=io.BytesIO(SUBSTITUTE),
-        dst=out,
-    )
-    # It decrypts on its own, so only the committed digest can tell it from the original.
-    check = io.BytesIO()
-    fmt.decrypt(
-        record_key=released.record_key,
-        attributes=released.attributes,
-        src=io.BytesIO(out.getvalue()),
-        dst=check,
-    )
-    assert check.getvalue() == SUBSTITUTE
-    return out.getvalue()
-
-
 def test_reupload_after_commit_is_refused_or_detected(world: World, tmp_path: Path) -> None:
     assert len(ORIGINAL) == len(SUBSTITUTE)
     urls: list[str] = []
@@ -72,7 +48,7 @@ def test_reupload_after_commit_is_refused_or_detected(world: World, tmp_path: Pa
             file_name="lunch.txt",
         )
         (upload_url,) = urls
-        substitute = _substitute_ciphertext(amira, ref.record_id)
+        substitute = substitute_ciphertext(amira, ref.record_id, SUBSTITUTE)
         replaced = httpx.put(upload_url, content=substitute, timeout=30.0)
         target = tmp_path / "lunch.txt"
         if world.service.env["CAREVAULT_BLOB_STORE"].startswith("local:"):

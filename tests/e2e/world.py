@@ -29,19 +29,11 @@ class Storage:
 
     def __init__(self, service: KeyService) -> None:
         self._location = service.env["CAREVAULT_BLOB_STORE"]
-        self._env = service.env
+        self._service = service
 
     def _s3(self) -> tuple[Any, str]:
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=self._env["CAREVAULT_S3_ENDPOINT_URL"],
-            aws_access_key_id=self._env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self._env["AWS_SECRET_ACCESS_KEY"],
-            region_name=self._env["AWS_DEFAULT_REGION"],
-        )
-        return client, self._location.removeprefix("s3://")
+        bucket = self._service.s3_bucket()
+        return bucket.client(), bucket.bucket
 
     def objects(self) -> dict[str, bytes]:
         """Name -> bytes of every stored object, unfinished uploads' parts included (not the

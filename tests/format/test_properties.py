@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vault.format as fmt
+from tests.format.blobs import encrypted_blob
 from vault.format import (
     IntegrityError,
-    Metadata,
     RecordAttributes,
     VaultFormatError,
 )
@@ -27,17 +27,14 @@ _SALT_AT = 8 + len(ATTRS.canonical()) + 2
 
 
 def _blob(data: bytes, chunk_size: int) -> bytes:
-    out = io.BytesIO()
-    meta = Metadata(file_name="n.bin", content_type="application/octet-stream", size=len(data))
-    fmt.encrypt(
+    return encrypted_blob(
+        data,
         record_key=KEY,
         attributes=ATTRS,
-        metadata=meta,
-        src=io.BytesIO(data),
-        dst=out,
         chunk_size=chunk_size,
+        file_name="n.bin",
+        content_type="application/octet-stream",
     )
-    return out.getvalue()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

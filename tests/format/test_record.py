@@ -9,6 +9,7 @@ import tracemalloc
 import pytest
 
 import vault.format as fmt
+from tests.format.blobs import encrypted_blob
 from vault.format import (
     Category,
     FormatError,
@@ -27,22 +28,43 @@ ATTRS = RecordAttributes(
 CHUNK = 4096
 
 
+def _read_range(
+    read_at: fmt.ReadAt,
+    start: int,
+    length: int,
+    *,
+    header: fmt.Header | None = None,
+    attributes: RecordAttributes = ATTRS,
+    dst: io.BytesIO | None = None,
+) -> bytes:
+    """Plaintext bytes [start, start+length) by ``fmt.decrypt_range`` under ``KEY``; into
+    ``dst`` if given, for a test that looks at what was written before a failure."""
+    out = io.BytesIO() if dst is None else dst
+    fmt.decrypt_range(
+        record_key=KEY,
+        attributes=attributes,
+        read_at=read_at,
+        start=start,
+        length=length,
+        dst=out,
+        header=header,
+    )
+    return out.getvalue()
+
+
 def _plaintext(size: int) -> bytes:
     return bytes((i * 7 + i // 251) % 256 for i in range(size))
 
 
 def _encrypt(data: bytes, chunk_size: int = CHUNK, name: str = "letter.pdf") -> bytes:
-    out = io.BytesIO()
-    meta = Metadata(file_name=name, content_type="application/pdf", size=len(data))
-    fmt.encrypt(
+    return encrypted_blob(
+        data,
         record_key=KEY,
         attributes=ATTRS,
-        metadata=meta,
-        src=io.BytesIO(data),
-        dst=out,
         chunk_size=chunk_size,
+        file_name=name,
+        content_type="application/pdf",
     )
-    return out.getvalue()
 
 
 def _decrypt(blob: bytes, key: bytes = KEY, attrs: RecordAttributes = ATTRS) -> bytes:
@@ -130,16 +152,7 @@ def test_every_range_decrypts_to_the_same_bytes(chunks: int) -> None:
     for start, length in cases:
         if start + length > len(data):
             continue
-        out = io.BytesIO()
-        fmt.decrypt_range(
-            record_key=KEY,
-            attributes=ATTRS,
-            read_at=read_at,
-            start=start,
-            length=length,
-            dst=out,
-        )
-        assert out.getvalue() == data[start : start + length]
+        assert _read_range(read_at, start, length) == data[start : start + length]
 
 
 def test_range_read_with_a_header_touches_only_the_named_ciphertext() -> None:
@@ -154,17 +167,7 @@ def test_range_read_with_a_header_touches_only_the_named_ciphertext() -> None:
         assert begin <= offset and offset + size <= end
         return blob[offset : offset + size]
 
-    out = io.BytesIO()
-    fmt.decrypt_range(
-        record_key=KEY,
-        attributes=ATTRS,
-        read_at=read_at,
-        start=start,
-        length=length,
-        dst=out,
-        header=header,
-    )
-    assert out.getvalue() == data[start : start + length]
+    assert _read_range(read_at, start, length, header=header) == data[start : start + length]
 
 
 def test_range_of_a_forged_chunk_fails_and_writes_nothing() -> None:
@@ -174,14 +177,7 @@ def test_range_of_a_forged_chunk_fails_and_writes_nothing() -> None:
     blob[header.size + CHUNK + 16 + 5] ^= 1
     out = io.BytesIO()
     with pytest.raises(IntegrityError):
-        fmt.decrypt_range(
-            record_key=KEY,
-            attributes=ATTRS,
-            read_at=lambda o, n: bytes(blob[o : o + n]),
-            start=CHUNK + 1,
-            length=10,
-            dst=out,
-        )
+        _read_range(lambda o, n: bytes(blob[o : o + n]), CHUNK + 1, 10, dst=out)
     assert out.getvalue() == b""
 
 
@@ -200,15 +196,7 @@ def test_range_with_a_header_of_other_attributes_is_refused() -> None:
         record_id=b"\x12" * 16, version=3, child_ids=ATTRS.child_ids, category="medical"
     )
     with pytest.raises(IntegrityError):
-        fmt.decrypt_range(
-            record_key=KEY,
-            attributes=other,
-            read_at=lambda o, n: blob[o : o + n],
-            start=0,
-            length=1,
-            dst=io.BytesIO(),
-            header=header,
-        )
+        _read_range(lambda o, n: blob[o : o + n], 0, 1, header=header, attributes=other)
 
 
 def test_sealed_metadata_round_trip_and_failures() -> None:
@@ -256,31 +244,34 @@ def test_metadata_outside_the_limits_is_refused(name: str, ctype: str, size: int
         Metadata(file_name=name, content_type=ctype, size=size)
 
 
-@pytest.mark.parametrize("chunk_size", [0, 2048, 4095, 4097, 3 << 20, 1 << 25])
-def test_chunk_sizes_outside_the_spec_are_refused(chunk_size: int) -> None:
-    meta = Metadata(file_name="a", content_type="text/plain", size=1)
+def _assert_encrypt_refuses(
+    *,
+    record_key: bytes = KEY,
+    chunk_size: int = fmt.DEFAULT_CHUNK_SIZE,
+    declared: int = 1,
+    source: bytes = b"x",
+) -> None:
+    """``fmt.encrypt`` refuses these arguments (a source of ``declared`` bytes) as malformed."""
+    meta = Metadata(file_name="a", content_type="text/plain", size=declared)
     with pytest.raises(FormatError):
         fmt.encrypt(
-            record_key=KEY,
+            record_key=record_key,
             attributes=ATTRS,
             metadata=meta,
-            src=io.BytesIO(b"x"),
+            src=io.BytesIO(source),
             dst=io.BytesIO(),
             chunk_size=chunk_size,
         )
 
 
+@pytest.mark.parametrize("chunk_size", [0, 2048, 4095, 4097, 3 << 20, 1 << 25])
+def test_chunk_sizes_outside_the_spec_are_refused(chunk_size: int) -> None:
+    _assert_encrypt_refuses(chunk_size=chunk_size)
+
+
 @pytest.mark.parametrize("key", [b"", bytes(31), bytes(33)])
 def test_record_keys_of_the_wrong_size_are_refused(key: bytes) -> None:
-    meta = Metadata(file_name="a", content_type="text/plain", size=1)
-    with pytest.raises(FormatError):
-        fmt.encrypt(
-            record_key=key,
-            attributes=ATTRS,
-            metadata=meta,
-            src=io.BytesIO(b"x"),
-            dst=io.BytesIO(),
-        )
+    _assert_encrypt_refuses(record_key=key)
     with pytest.raises(FormatError):
         fmt.decrypt(
             record_key=key, attributes=ATTRS, src=io.BytesIO(_encrypt(b"x")), dst=io.BytesIO()
@@ -289,16 +280,7 @@ def test_record_keys_of_the_wrong_size_are_refused(key: bytes) -> None:
 
 @pytest.mark.parametrize(("declared", "actual"), [(10, 9), (10, 11), (CHUNK, CHUNK + 1), (0, 1)])
 def test_a_source_of_another_size_than_declared_is_refused(declared: int, actual: int) -> None:
-    meta = Metadata(file_name="a", content_type="text/plain", size=declared)
-    with pytest.raises(FormatError):
-        fmt.encrypt(
-            record_key=KEY,
-            attributes=ATTRS,
-            metadata=meta,
-            src=io.BytesIO(bytes(actual)),
-            dst=io.BytesIO(),
-            chunk_size=CHUNK,
-        )
+    _assert_encrypt_refuses(chunk_size=CHUNK, declared=declared, source=bytes(actual))
 
 
 def test_failures_chain_their_cause_but_say_nothing_in_the_message() -> None:
@@ -370,17 +352,7 @@ def test_a_long_range_is_fetched_in_few_bounded_reads(monkeypatch: pytest.Monkey
         monkeypatch.setattr(ranges, "FETCH_SIZE", fetch_chunks * (CHUNK + 16))
         sizes: list[int] = []
         read_at = _recording_reader(blob, sizes)
-        out = io.BytesIO()
-        fmt.decrypt_range(
-            record_key=KEY,
-            attributes=ATTRS,
-            read_at=read_at,
-            start=5,
-            length=len(data) - 5,
-            dst=out,
-            header=header,
-        )
-        assert out.getvalue() == data[5:]
+        assert _read_range(read_at, 5, len(data) - 5, header=header) == data[5:]
         assert len(sizes) == expected_calls
         assert max(sizes) <= fetch_chunks * (CHUNK + 16)
 

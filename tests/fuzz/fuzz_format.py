@@ -15,6 +15,7 @@ import atheris
 
 with atheris.instrument_imports(include=["vault"]):
     import vault.format as fmt
+    from tests.format.blobs import encrypted_blob
     from vault.format import Metadata, RecordAttributes, VaultFormatError
 
 KEY = bytes(range(32))
@@ -23,22 +24,14 @@ ATTRS = RecordAttributes(
 )
 PLAINTEXT = bytes(range(256)) * 40
 META = Metadata(file_name="photo.jpg", content_type="image/jpeg", size=len(PLAINTEXT))
-
-
-def _valid_blob() -> bytes:
-    out = io.BytesIO()
-    fmt.encrypt(
-        record_key=KEY,
-        attributes=ATTRS,
-        metadata=META,
-        src=io.BytesIO(PLAINTEXT),
-        dst=out,
-        chunk_size=4096,
-    )
-    return out.getvalue()
-
-
-VALID = _valid_blob()
+VALID = encrypted_blob(
+    PLAINTEXT,
+    record_key=KEY,
+    attributes=ATTRS,
+    chunk_size=4096,
+    file_name=META.file_name,
+    content_type=META.content_type,
+)
 SEALED = fmt.seal_metadata(record_key=KEY, attributes=ATTRS, metadata=META)
 
 

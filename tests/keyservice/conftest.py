@@ -3,10 +3,12 @@ of people around a child."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 from tests.keyservice.helpers import Device, Room, bootstrap_admin, make_room
 from tests.servers import KeyService
@@ -27,6 +29,21 @@ def admin(service: KeyService) -> Device:
 def database(service: KeyService) -> Engine:
     """A direct connection to the service's database, for tests that tamper with it."""
     return create_engine(service.env["CAREVAULT_DATABASE_URL"])
+
+
+def last_audit_entry(
+    engine: Engine, *, principal_id: str, action: str
+) -> tuple[str, dict[str, Any]]:
+    """The outcome and detail of the newest audit entry of ``principal_id`` for ``action``."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT outcome, detail FROM audit_entries WHERE actor_principal = :p "
+                "AND action = :a ORDER BY seq DESC LIMIT 1"
+            ),
+            {"p": principal_id, "a": action},
+        ).one()
+    return row.outcome, json.loads(row.detail)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -145,6 +146,15 @@ def host_code(service: KeyService, principal_id: str) -> str:
     return found.group(1)
 
 
+def verify_audit(service: KeyService, *, exit_code: int) -> str:
+    """Run ``carevault-keyservice audit verify`` at the host, check that it exits with
+    ``exit_code`` (0: the chain holds), and return what it said."""
+    result = run_keyservice_command(service.env, "audit", "verify", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == exit_code, output
+    return output
+
+
 def second_admin(service: KeyService, admin: Device) -> Device:
     """Another admin, proposed by ``admin`` and approved at the host, whose code ``admin``
     never saw: independent of ``admin``, so it may approve what ``admin`` proposes."""
@@ -187,30 +197,52 @@ def ok(response: httpx.Response) -> Any:
     return response.json() if response.content else None
 
 
-def admin_enrols(
-    service: KeyService,
+def create_principal(
     admin: Device,
     *,
     kind: str,
     roles: list[str] | None = None,
     organisation: str | None = None,
     display_name: str = "Test Person",
-) -> Device:
-    """Create a principal as ``admin``, issue a code, and enrol a device with it."""
+) -> str:
+    """Create a principal (no device, no code) as ``admin``; its id."""
     with admin.client() as http:
-        principal_id = ok(
-            http.post(
-                "/v1/admin/principals",
-                json={
-                    "kind": kind,
-                    "display_name": display_name,
-                    "roles": roles or [],
-                    "organisation": organisation,
-                },
-            )
-        )["principal_id"]
-        code = ok(http.post(f"/v1/admin/principals/{principal_id}/enrolment-codes"))["code"]
-    return enrol(service.base_url, code)
+        created = http.post(
+            "/v1/admin/principals",
+            json={
+                "kind": kind,
+                "display_name": display_name,
+                "roles": roles or [],
+                "organisation": organisation,
+            },
+        )
+    return str(ok(created)["principal_id"])
+
+
+def issue_code(admin: Device, principal_id: str) -> str:
+    """A first enrolment code for ``principal_id``, issued by ``admin`` (who thereby saw it)."""
+    with admin.client() as http:
+        return str(ok(http.post(f"/v1/admin/principals/{principal_id}/enrolment-codes"))["code"])
+
+
+def admin_enrols(service: KeyService, admin: Device, **person: Any) -> Device:
+    """Create a principal as ``admin`` (``person``: ``create_principal``'s keywords), issue a
+    code, and enrol a device with it."""
+    principal_id = create_principal(admin, **person)
+    return enrol(service.base_url, issue_code(admin, principal_id))
+
+
+def own_code(device: Device) -> str:
+    """An enrolment code the device's owner asks for, to add another device of their own."""
+    with device.client() as http:
+        return str(ok(http.post("/v1/me/enrolment-codes"))["code"])
+
+
+def refused_enrolment(service: KeyService, code: str) -> httpx.Response:
+    """The service's answer to an enrolment with ``code`` that it must refuse."""
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        enrol(service.base_url, code)
+    return refused.value.response
 
 
 def create_child(admin: Device, *, room: str = "room 1") -> str:
@@ -231,6 +263,16 @@ def assign(admin: Device, *, staff_id: str, child_id: str, role: str) -> str:
     )
 
 
+def assigned_staff(
+    service: KeyService, admin: Device, *, role: str = "educator"
+) -> tuple[Device, str]:
+    """A new child and a new member of staff with ``role``, assigned to the child in it."""
+    child = create_child(admin)
+    staff = admin_enrols(service, admin, kind="staff", roles=[role])
+    assign(admin, staff_id=staff.principal_id, child_id=child, role=role)
+    return staff, child
+
+
 def add_guardian(admin: Device, *, guardian_id: str, child_id: str) -> str:
     """Make a guardian of a child: proposed by ``admin``, approved by a second admin."""
     return proposed_and_approved(
@@ -248,6 +290,50 @@ class StoredRecord:
     ciphertext: bytes
 
 
+def pending_version(
+    device: Device,
+    *,
+    child_ids: list[str],
+    category: str = "observation",
+    ciphertext_size: int = 4,
+) -> dict[str, Any]:
+    """Create a record whose first version is pending (nothing uploaded or committed yet); the
+    service's answer, with the upload plan."""
+    with device.client() as http:
+        created = http.post(
+            "/v1/records",
+            json={"child_ids": child_ids, "category": category, "ciphertext_size": ciphertext_size},
+        )
+    return dict(ok(created))
+
+
+def upload_whole(created: dict[str, Any], ciphertext: bytes) -> None:
+    """PUT ``ciphertext`` to a pending version's single upload URL."""
+    upload = created["upload"]
+    assert upload["method"] == "single"
+    put = httpx.put(upload["url"], content=ciphertext, timeout=30.0)
+    assert put.is_success, put.text
+
+
+def commit_claim(ciphertext: bytes, **fields: Any) -> dict[str, Any]:
+    """A commit's body claiming ``ciphertext``'s size and SHA-256, with sealed metadata (a
+    stand-in); ``fields`` add to it or replace what it claims."""
+    return {
+        "ciphertext_size": len(ciphertext),
+        "ciphertext_sha256": b64(hashlib.sha256(ciphertext).digest()),
+        "encrypted_metadata": b64(b"sealed metadata stand-in"),
+        **fields,
+    }
+
+
+def commit(device: Device, created: dict[str, Any], claim: dict[str, Any]) -> httpx.Response:
+    """Commit the pending version ``created`` with ``claim`` (see ``commit_claim``); the answer."""
+    with device.client() as http:
+        return http.post(
+            f"/v1/records/{created['record_id']}/versions/{created['version']}/commit", json=claim
+        )
+
+
 def put_record(
     device: Device,
     *,
@@ -262,9 +348,8 @@ def put_record(
     The bytes stand in for a real record: the service only checks size and digest.
     """
     with device.client() as http:
-        path = f"/v1/records/{amend}/versions" if amend else "/v1/records"
-        created = http.post(
-            path,
+        response = http.post(
+            f"/v1/records/{amend}/versions" if amend else "/v1/records",
             json={
                 "child_ids": child_ids,
                 "category": category,
@@ -272,23 +357,11 @@ def put_record(
                 "ciphertext_size": len(ciphertext),
             },
         )
-        body = ok(created)
-        record_key = device.open_key(created, body)
-        upload = body["upload"]
-        assert upload["method"] == "single"
-        put = httpx.put(upload["url"], content=ciphertext, timeout=30.0)
-        assert put.is_success, put.text
-        ok(
-            http.post(
-                f"/v1/records/{body['record_id']}/versions/{body['version']}/commit",
-                json={
-                    "ciphertext_size": len(ciphertext),
-                    "ciphertext_sha256": b64(hashlib.sha256(ciphertext).digest()),
-                    "encrypted_metadata": b64(b"sealed metadata stand-in"),
-                },
-            )
-        )
-    return StoredRecord(body["record_id"], body["version"], record_key, ciphertext)
+    created = ok(response)
+    record_key = device.open_key(response, created)
+    upload_whole(created, ciphertext)
+    ok(commit(device, created, commit_claim(ciphertext)))
+    return StoredRecord(created["record_id"], created["version"], record_key, ciphertext)
 
 
 def release(

@@ -15,13 +15,11 @@ from keyservice.audit.mac import AuditMac
 from keyservice.db.tables import audit_entries
 from tests.keyservice.conftest import database
 from tests.keyservice.helpers import (
-    Device,
-    admin_enrols,
-    assign,
+    assigned_staff,
     bootstrap_admin,
-    create_child,
     put_record,
     release,
+    verify_audit,
 )
 from tests.servers import KeyService, KeyServiceFactory, run_keyservice_command
 
@@ -36,21 +34,13 @@ def fresh(
 ) -> Iterator[tuple[KeyService, Engine]]:
     """A service of its own with a dozen audit entries, and a connection to its database."""
     service = keyservice_factory(flavour=request.param)
-    admin = bootstrap_admin(service)
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    educator, child = assigned_staff(service, bootstrap_admin(service))
     record = put_record(educator, child_ids=[child])
     release(educator, [(record.record_id, 1)])
     engine = database(service)
     yield service, engine
     engine.dispose()
     service.stop()
-
-
-def _verify(service: KeyService) -> tuple[int, str]:
-    result = run_keyservice_command(service.env, "audit", "verify", check=False)
-    return result.returncode, result.stdout + result.stderr
 
 
 def _rows(connection: Connection) -> list[dict[str, object]]:
@@ -62,27 +52,35 @@ def _rows(connection: Connection) -> list[dict[str, object]]:
 
 def test_intact_chain_verifies(fresh: tuple[KeyService, Engine]) -> None:
     service, _ = fresh
-    code, output = _verify(service)
-    assert code == 0, output
+    output = verify_audit(service, exit_code=0)
     assert "intact" in output
 
 
-def test_altered_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
+@pytest.mark.parametrize(
+    ("tampering", "named"),
+    [
+        (["UPDATE audit_entries SET outcome = 'deny' WHERE seq = 4"], 4),
+        (["DELETE FROM audit_entries WHERE seq = 5"], 5),
+        (
+            [
+                "UPDATE audit_entries SET seq = -1 WHERE seq = 6",
+                "UPDATE audit_entries SET seq = 6 WHERE seq = 7",
+                "UPDATE audit_entries SET seq = 7 WHERE seq = -1",
+            ],
+            6,
+        ),
+    ],
+    ids=["altered", "deleted", "reordered"],
+)
+def test_a_tampered_entry_is_named(
+    fresh: tuple[KeyService, Engine], tampering: list[str], named: int
+) -> None:
     service, engine = fresh
     with engine.begin() as connection:
-        connection.execute(text("UPDATE audit_entries SET outcome = 'deny' WHERE seq = 4"))
-    code, output = _verify(service)
-    assert code == 1
-    assert "entry 4" in output
-
-
-def test_deleted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
-    service, engine = fresh
-    with engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_entries WHERE seq = 5"))
-    code, output = _verify(service)
-    assert code == 1
-    assert "entry 5" in output
+        for statement in tampering:
+            connection.execute(text(statement))
+    output = verify_audit(service, exit_code=1)
+    assert f"entry {named}" in output
 
 
 def test_inserted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
@@ -121,20 +119,8 @@ def test_inserted_entry_is_named(fresh: tuple[KeyService, Engine]) -> None:
             ),
             forged,
         )
-    code, output = _verify(service)
-    assert code == 1
+    output = verify_audit(service, exit_code=1)
     assert "entry 3" in output
-
-
-def test_reordered_entries_are_named(fresh: tuple[KeyService, Engine]) -> None:
-    service, engine = fresh
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE audit_entries SET seq = -1 WHERE seq = 6"))
-        connection.execute(text("UPDATE audit_entries SET seq = 6 WHERE seq = 7"))
-        connection.execute(text("UPDATE audit_entries SET seq = 7 WHERE seq = -1"))
-    code, output = _verify(service)
-    assert code == 1
-    assert "entry 6" in output
 
 
 def test_truncated_tail_is_caught_by_the_signed_checkpoint(
@@ -153,8 +139,7 @@ def test_truncated_tail_is_caught_by_the_signed_checkpoint(
         connection.execute(
             text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": last - 3, "h": new_head}
         )
-    code, output = _verify(service)
-    assert code == 1
+    output = verify_audit(service, exit_code=1)
     assert f"entry {last - 2}" in output
 
 
@@ -176,10 +161,7 @@ def test_release_fails_closed_when_the_audit_cannot_be_written(
     fresh: tuple[KeyService, Engine],
 ) -> None:
     service, engine = fresh
-    admin = bootstrap_admin(service)
-    child = create_child(admin)
-    educator: Device = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    educator, child = assigned_staff(service, bootstrap_admin(service))
     record = put_record(educator, child_ids=[child])
     with engine.begin() as connection:
         for statement in _READ_ONLY[engine.dialect.name]:

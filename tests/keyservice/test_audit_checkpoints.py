@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ from keyservice.audit.mac import AuditMac
 from keyservice.db.tables import audit_entries
 from keyservice.ids import new_id
 from tests.keyservice.conftest import database
-from tests.keyservice.helpers import Device, bootstrap_admin, release
+from tests.keyservice.helpers import Device, bootstrap_admin, release, verify_audit
 from tests.servers import (
     KeyService,
     KeyServiceFactory,
@@ -53,10 +55,32 @@ def _timed(factory: KeyServiceFactory, flavour: str, **extra_env: str) -> KeySer
     )
 
 
+@pytest.fixture(params=FLAVOURS)
+def dedicated(request: pytest.FixtureRequest, keyservice_factory: KeyServiceFactory) -> KeyService:
+    """A service of its own, whose audit a test may tamper with."""
+    return keyservice_factory(flavour=request.param)
+
+
+@pytest.fixture(params=FLAVOURS)
+def timed(request: pytest.FixtureRequest, keyservice_factory: KeyServiceFactory) -> KeyService:
+    """A service of its own that signs a checkpoint every ``INTERVAL_S`` seconds."""
+    return _timed(keyservice_factory, request.param)
+
+
 def _entries(admin: Device, count: int) -> None:
     """``count`` new audit entries: key releases the admin is refused, one entry each."""
     for _ in range(count):
         release(admin, [(new_id(), 1)])
+
+
+@contextmanager
+def _database(service: KeyService) -> Iterator[Engine]:
+    """A connection to a dedicated service's database, disposed of after."""
+    engine = database(service)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _head(engine: Engine) -> int:
@@ -83,11 +107,6 @@ def _wait_for_checkpoint(engine: Engine, seq: int) -> float:
     return time.monotonic() - started
 
 
-def _verify(service: KeyService) -> tuple[int, str]:
-    result = run_keyservice_command(service.env, "audit", "verify", check=False)
-    return result.returncode, result.stdout + result.stderr
-
-
 def _plain_hash(row: dict[str, object], prev_hash: str) -> str:
     """The unkeyed SHA-256 chain hash: what anyone who can read the schema can compute."""
     at = row["at"]
@@ -107,17 +126,13 @@ def _plain_hash(row: dict[str, object], prev_hash: str) -> str:
     return hashlib.sha256(encoded.encode("ascii")).hexdigest()
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_rewritten_entry_is_named_though_every_later_hash_was_recomputed(
-    flavour: str, keyservice_factory: KeyServiceFactory
+    dedicated: KeyService,
 ) -> None:
     """A refusal turned into a grant, the chain re-linked after it: only a key the database
     does not hold tells the forgery apart."""
-    service = keyservice_factory(flavour=flavour)
-    admin = bootstrap_admin(service)
-    _entries(admin, 12)
-    engine = database(service)
-    try:
+    _entries(bootstrap_admin(dedicated), 12)
+    with _database(dedicated) as engine:
         with engine.begin() as connection:
             rows = [
                 dict(r._mapping)
@@ -139,46 +154,32 @@ def test_a_rewritten_entry_is_named_though_every_later_hash_was_recomputed(
                     row,
                 )
             connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev_hash})
-        code, output = _verify(service)
-        assert code == 1, output
+        output = verify_audit(dedicated, exit_code=1)
         assert f"entry {forged['seq']}" in output
-    finally:
-        engine.dispose()
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_checkpoint_is_signed_on_time_in_the_database_and_the_blob_store(
-    flavour: str, keyservice_factory: KeyServiceFactory
+    timed: KeyService,
 ) -> None:
-    service = _timed(keyservice_factory, flavour)
-    admin = bootstrap_admin(service)
-    _entries(admin, 3)
-    engine = database(service)
-    try:
+    _entries(bootstrap_admin(timed), 3)
+    with _database(timed) as engine:
         head = _head(engine)
         assert _wait_for_checkpoint(engine, head) < INTERVAL_S + SLACK_S
         # The database's copies gone, the blob store's still counts.
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM audit_checkpoints"))
-        code, output = _verify(service)
-        assert code == 0, output
+        output = verify_audit(timed, exit_code=0)
         assert f"0 entries after the last verified checkpoint at seq {head}" in output
         assert "blob store" in output
-    finally:
-        engine.dispose()
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_entries_cut_off_the_end_are_named_by_the_blob_store_checkpoint(
-    flavour: str, keyservice_factory: KeyServiceFactory
+    timed: KeyService,
 ) -> None:
     """The finding's attack: the newest 20 entries deleted, the head moved back to the entry
     before them and every checkpoint in the database deleted, while the service runs."""
-    service = _timed(keyservice_factory, flavour)
-    admin = bootstrap_admin(service)
-    _entries(admin, 30)
-    engine = database(service)
-    try:
+    _entries(bootstrap_admin(timed), 30)
+    with _database(timed) as engine:
         head = _head(engine)
         _wait_for_checkpoint(engine, head)
         kept = head - 20
@@ -191,35 +192,28 @@ def test_entries_cut_off_the_end_are_named_by_the_blob_store_checkpoint(
                 text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": kept, "h": new_head}
             )
             connection.execute(text("DELETE FROM audit_checkpoints"))
-        code, output = _verify(service)
-        assert code == 1, output
+        output = verify_audit(timed, exit_code=1)
         assert f"entry {kept + 1}" in output
         assert "missing" in output
-    finally:
-        engine.dispose()
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_verify_counts_the_entries_after_the_last_verified_checkpoint(
-    flavour: str, keyservice_factory: KeyServiceFactory
+    dedicated: KeyService,
 ) -> None:
-    service = keyservice_factory(flavour=flavour)
-    admin = bootstrap_admin(service)
-    signed = run_keyservice_command(service.env, "audit", "checkpoint").stdout
+    admin = bootstrap_admin(dedicated)
+    signed = run_keyservice_command(dedicated.env, "audit", "checkpoint").stdout
     seq = int(signed.split("seq ")[1].split()[0])
     _entries(admin, 4)
-    code, output = _verify(service)
-    assert code == 0, output
+    output = verify_audit(dedicated, exit_code=0)
     assert f"4 entries after the last verified checkpoint at seq {seq}" in output
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
 def test_several_instances_checkpoint_one_chain_harmlessly(
-    flavour: str, keyservice_factory: KeyServiceFactory
+    timed: KeyService, keyservice_factory: KeyServiceFactory
 ) -> None:
     """Two instances on one database and store, each with its timer: entries through both,
     checkpoints by both, and the chain and its checkpoints still verify."""
-    first = _timed(keyservice_factory, flavour)
+    first = timed
     second = keyservice_factory.start(first.env)
     admin = bootstrap_admin(first)
     via_second = dataclasses.replace(admin, base_url=second.base_url)
@@ -227,44 +221,31 @@ def test_several_instances_checkpoint_one_chain_harmlessly(
         _entries(admin, 2)
         _entries(via_second, 2)
         time.sleep(INTERVAL_S / 2)
-    engine = database(first)
-    try:
+    with _database(first) as engine:
         _wait_for_checkpoint(engine, _head(engine))
         time.sleep(2 * INTERVAL_S)  # both timers have run at least once more
-        code, output = _verify(first)
-        assert code == 0, output
+        output = verify_audit(first, exit_code=0)
         assert "0 entries after the last verified checkpoint" in output
         for service in (first, second):
             assert "checkpoint" not in service.log_tail(), service.log_tail()
-    finally:
-        engine.dispose()
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
-def test_a_clean_stop_checkpoints_the_head(
-    flavour: str, keyservice_factory: KeyServiceFactory
-) -> None:
-    service = keyservice_factory(flavour=flavour)  # the timer's interval is far off
-    admin = bootstrap_admin(service)
-    _entries(admin, 2)
-    engine = database(service)
-    try:
+def test_a_clean_stop_checkpoints_the_head(dedicated: KeyService) -> None:
+    # This service's checkpoint timer is far off: only its stop checkpoints the head.
+    _entries(bootstrap_admin(dedicated), 2)
+    with _database(dedicated) as engine:
         head = _head(engine)
         assert not _checkpointed(engine, head)
-        service.stop()
+        dedicated.stop()
         assert _checkpointed(engine, head)
-    finally:
-        engine.dispose()
 
 
 def test_a_forged_head_is_not_signed(keyservice_factory: KeyServiceFactory) -> None:
     """A head the database was made to claim, with no entry carrying its MAC behind it, is
     never signed: the timer's checkpoints only vouch for entries the service wrote."""
     service = _timed(keyservice_factory, "embedded")
-    admin = bootstrap_admin(service)
-    _entries(admin, 2)
-    engine = database(service)
-    try:
+    _entries(bootstrap_admin(service), 2)
+    with _database(service) as engine:
         head = _head(engine)
         _wait_for_checkpoint(engine, head)
         with engine.begin() as connection:
@@ -275,8 +256,6 @@ def test_a_forged_head_is_not_signed(keyservice_factory: KeyServiceFactory) -> N
         time.sleep(3 * INTERVAL_S)
         assert not _checkpointed(engine, head + 5)
         assert "does not verify" in service.log_tail()
-    finally:
-        engine.dispose()
 
 
 def test_a_service_that_lost_its_audit_mac_key_refuses_to_start(
@@ -292,15 +271,12 @@ def test_a_service_that_lost_its_audit_mac_key_refuses_to_start(
     with pytest.raises(ServerStartError) as refused:
         keyservice_factory.start(service.env, port=service.port)
     assert "CAREVAULT_AUDIT_MAC_KEY_FILE" in str(refused.value)
-    engine = database(service)
-    try:
+    with _database(service) as engine:
         before = _head(engine)
         appended = run_keyservice_command(service.env, "bootstrap", "--force-new-code", check=False)
         assert appended.returncode == 1
         assert "CAREVAULT_AUDIT_MAC_KEY_FILE" in appended.stderr
         assert _head(engine) == before
-    finally:
-        engine.dispose()
 
 
 def test_a_chain_from_before_entries_were_keyed_is_not_accepted(
@@ -309,27 +285,21 @@ def test_a_chain_from_before_entries_were_keyed_is_not_accepted(
     """A database whose entries carry plain SHA-256 hashes (as written before decision 0009):
     the service will not continue it and ``audit verify`` names its first entry."""
     service = keyservice_factory(flavour="embedded")
-    admin = bootstrap_admin(service)
-    _entries(admin, 3)
+    _entries(bootstrap_admin(service), 3)
     service.stop()
-    engine = database(service)
-    try:
-        with engine.begin() as connection:
-            rows = connection.execute(select(audit_entries).order_by(audit_entries.c.seq)).all()
-            prev_hash = "0" * 64
-            for found in rows:
-                plain = _plain_hash(dict(found._mapping), prev_hash)
-                connection.execute(
-                    text("UPDATE audit_entries SET prev_hash = :p, hash = :h WHERE seq = :s"),
-                    {"p": prev_hash, "h": plain, "s": found.seq},
-                )
-                prev_hash = plain
-            connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev_hash})
-            connection.execute(text("DELETE FROM audit_checkpoints"))
-    finally:
-        engine.dispose()
-    code, output = _verify(service)
-    assert code == 1, output
+    with _database(service) as engine, engine.begin() as connection:
+        rows = connection.execute(select(audit_entries).order_by(audit_entries.c.seq)).all()
+        prev_hash = "0" * 64
+        for found in rows:
+            plain = _plain_hash(dict(found._mapping), prev_hash)
+            connection.execute(
+                text("UPDATE audit_entries SET prev_hash = :p, hash = :h WHERE seq = :s"),
+                {"p": prev_hash, "h": plain, "s": found.seq},
+            )
+            prev_hash = plain
+        connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev_hash})
+        connection.execute(text("DELETE FROM audit_checkpoints"))
+    output = verify_audit(service, exit_code=1)
     assert "entry 1:" in output
     with pytest.raises(ServerStartError) as refused:
         keyservice_factory.start(service.env, port=service.port)
@@ -352,10 +322,8 @@ def test_checkpoints_land_in_an_object_locked_bucket(
         },
     )
     service = _timed(keyservice_factory, "production", CAREVAULT_CHECKPOINT_STORE=f"s3://{bucket}")
-    admin = bootstrap_admin(service)
-    _entries(admin, 3)
-    engine = database(service)
-    try:
+    _entries(bootstrap_admin(service), 3)
+    with _database(service) as engine:
         head = _head(engine)
         _wait_for_checkpoint(engine, head)
         versions = s3.list_object_versions(Bucket=bucket)["Versions"]
@@ -365,11 +333,8 @@ def test_checkpoints_land_in_an_object_locked_bucket(
             assert locked["ObjectLockMode"] == "COMPLIANCE"
             with pytest.raises(ClientError):
                 s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
-        code, output = _verify(service)
-        assert code == 0, output
+        output = verify_audit(service, exit_code=0)
         assert f"0 entries after the last verified checkpoint at seq {head}" in output
-    finally:
-        engine.dispose()
 
 
 def test_a_checkpoint_planted_in_the_blob_store_is_named(
@@ -382,15 +347,11 @@ def test_a_checkpoint_planted_in_the_blob_store_is_named(
     run_keyservice_command(service.env, "audit", "checkpoint")
     data_dir = Path(service.env["CAREVAULT_DATA_DIR"])
     mac = AuditMac((data_dir / "audit-mac.key").read_bytes())
-    engine = database(service)
-    try:
+    with _database(service) as engine:
         claimed = _head(engine) + 10
-    finally:
-        engine.dispose()
     planted = Checkpoint.sign(Ed25519PrivateKey.generate(), seq=claimed, digest="ab" * 32)
     store = LocalDirectoryStore(data_dir / "blobs", base_url=service.base_url, token_key=b"k" * 32)
     offsite.put(store, mac, planted)
-    code, output = _verify(service)
-    assert code == 1, output
+    output = verify_audit(service, exit_code=1)
     assert f"entry {claimed}" in output
     assert "invalid signature" in output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 from urllib.parse import urlsplit
 
@@ -11,11 +10,11 @@ import pytest
 
 from tests.keyservice.helpers import (
     Device,
-    admin_enrols,
-    assign,
-    b64,
-    create_child,
+    assigned_staff,
+    commit,
+    commit_claim,
     ok,
+    pending_version,
     put_record,
     release,
 )
@@ -31,10 +30,7 @@ pytestmark = [
 @pytest.fixture
 def educator(service: KeyService, admin: Device) -> tuple[Device, str]:
     assert service.env["CAREVAULT_BLOB_STORE"].startswith("local:")
-    child = create_child(admin)
-    device = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=device.principal_id, child_id=child, role="educator")
-    return device, child
+    return assigned_staff(service, admin)
 
 
 def _download_url(device: Device, child: str) -> str:
@@ -82,13 +78,7 @@ def _raw_put(url: str, headers: dict[str, str], body: bytes = b"") -> int:
 
 
 def _upload_url(device: Device, child: str, size: int = 4) -> tuple[str, dict[str, object]]:
-    with device.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={"child_ids": [child], "category": "observation", "ciphertext_size": size},
-            )
-        )
+    created = pending_version(device, child_ids=[child], ciphertext_size=size)
     return str(created["upload"]["url"]), created
 
 
@@ -113,17 +103,7 @@ def test_a_committed_object_cannot_be_replaced_through_its_upload_url(
     device, child = educator
     url, created = _upload_url(device, child)
     assert httpx.put(url, content=b"abcd", timeout=30.0).status_code == 200
-    with device.client() as http:
-        ok(
-            http.post(
-                f"/v1/records/{created['record_id']}/versions/1/commit",
-                json={
-                    "ciphertext_size": 4,
-                    "ciphertext_sha256": b64(hashlib.sha256(b"abcd").digest()),
-                    "encrypted_metadata": b64(b"m"),
-                },
-            )
-        )
+    ok(commit(device, created, commit_claim(b"abcd")))
     again = httpx.put(url, content=b"wxyz", timeout=30.0)
     assert again.status_code == 409, again.text
     assert again.headers["content-type"].startswith("application/problem+json")

@@ -3,11 +3,9 @@ the 404 of a missing version), never a 5xx (security review, finding 8)."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from tests.keyservice.helpers import Device, admin_enrols, assign, b64, create_child, ok
+from tests.keyservice.helpers import Device, assigned_staff, commit, commit_claim, pending_version
 from tests.servers import KeyService
 
 pytestmark = pytest.mark.integration
@@ -17,18 +15,7 @@ HUGE = [2**31, 2**63, 10**30]
 
 @pytest.fixture
 def educator(service: KeyService, admin: Device) -> tuple[Device, str]:
-    child = create_child(admin)
-    device = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=device.principal_id, child_id=child, role="educator")
-    return device, child
-
-
-def _commit_body(size: int = 4) -> dict[str, object]:
-    return {
-        "ciphertext_size": size,
-        "ciphertext_sha256": b64(hashlib.sha256(b"abcd").digest()),
-        "encrypted_metadata": b64(b"m"),
-    }
+    return assigned_staff(service, admin)
 
 
 @pytest.mark.parametrize("version", [*HUGE, 0, -1])
@@ -36,15 +23,11 @@ def test_a_version_out_of_range_in_the_path_is_refused(
     educator: tuple[Device, str], version: int
 ) -> None:
     device, child = educator
+    created = pending_version(device, child_ids=[child])
     with device.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={"child_ids": [child], "category": "observation", "ciphertext_size": 4},
-            )
-        )
         answer = http.post(
-            f"/v1/records/{created['record_id']}/versions/{version}/commit", json=_commit_body()
+            f"/v1/records/{created['record_id']}/versions/{version}/commit",
+            json=commit_claim(b"abcd"),
         )
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
@@ -69,15 +52,8 @@ def test_a_size_out_of_range_is_refused(
             "/v1/records",
             json={"child_ids": [child], "category": "observation", "ciphertext_size": size},
         )
-        pending = ok(
-            http.post(
-                "/v1/records",
-                json={"child_ids": [child], "category": "observation", "ciphertext_size": 4},
-            )
-        )
-        committed = http.post(
-            f"/v1/records/{pending['record_id']}/versions/1/commit", json=_commit_body(size)
-        )
+    pending = pending_version(device, child_ids=[child])
+    committed = commit(device, pending, commit_claim(b"abcd", ciphertext_size=size))
     assert (created.status_code, committed.status_code) == (on_create, on_commit), (
         created.text,
         committed.text,

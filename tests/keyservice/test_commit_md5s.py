@@ -21,13 +21,15 @@ from sqlalchemy import create_engine, select
 from keyservice.db.tables import record_versions
 from tests.keyservice.helpers import (
     Device,
-    admin_enrols,
-    assign,
+    assigned_staff,
     b64,
     bootstrap_admin,
-    create_child,
+    commit,
+    commit_claim,
     ok,
+    pending_version,
     release,
+    upload_whole,
 )
 from tests.servers import KeyService
 
@@ -40,60 +42,41 @@ def _md5(data: bytes) -> str:
     return b64(hashlib.md5(data, usedforsecurity=False).digest())
 
 
-def _sha256(data: bytes) -> str:
-    return b64(hashlib.sha256(data).digest())
-
-
 @pytest.fixture
 def educator(service: KeyService, admin: Device) -> tuple[Device, str]:
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    return educator, child
+    return assigned_staff(service, admin)
 
 
 @pytest.fixture
 def educator_on_production(keyservice_production: KeyService) -> tuple[Device, str]:
-    admin = bootstrap_admin(keyservice_production)
-    child = create_child(admin)
-    educator = admin_enrols(keyservice_production, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    return educator, child
+    return assigned_staff(keyservice_production, bootstrap_admin(keyservice_production))
 
 
 def _created(device: Device, child: str) -> dict[str, Any]:
     """A pending version of ``CIPHERTEXT``'s size, nothing uploaded yet."""
-    with device.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={
-                    "child_ids": [child],
-                    "category": "observation",
-                    "ciphertext_size": len(CIPHERTEXT),
-                },
-            )
-        )
+    created = pending_version(device, child_ids=[child], ciphertext_size=len(CIPHERTEXT))
     assert created["upload"]["method"] == "single"
-    return dict(created)
+    return created
 
 
 def _uploaded(device: Device, child: str, stored: bytes) -> dict[str, Any]:
     """A pending version whose object holds ``stored``."""
     created = _created(device, child)
-    assert httpx.put(created["upload"]["url"], content=stored, timeout=30.0).is_success
-    return dict(created)
+    upload_whole(created, stored)
+    return created
 
 
 def _commit(device: Device, created: dict[str, Any], **claim: Any) -> httpx.Response:
-    body = {
-        "ciphertext_size": len(CIPHERTEXT),
-        "ciphertext_sha256": _sha256(CIPHERTEXT),
-        "encrypted_metadata": b64(b"m"),
-        **claim,
-    }
-    with device.client() as http:
-        return http.post(f"/v1/records/{created['record_id']}/versions/1/commit", json=body)
+    """Commit ``created`` claiming ``CIPHERTEXT``, with ``claim``'s fields added or replaced."""
+    return commit(device, created, commit_claim(CIPHERTEXT, **claim))
+
+
+def _assert_refused(
+    device: Device, created: dict[str, Any], response: httpx.Response, status: int
+) -> None:
+    """The commit was refused with ``status``, and the version stays invisible."""
+    assert response.status_code == status, response.text
+    assert not _visible(device, created)
 
 
 def _visible(device: Device, created: dict[str, Any]) -> bool:
@@ -127,8 +110,7 @@ def test_an_object_other_than_the_claim_is_refused_whatever_md5_is_named(
     altered = CIPHERTEXT[:-1] + b"!"
     created = _uploaded(device, child, altered)
     refused = _commit(device, created, part_md5s=[_md5(CIPHERTEXT)])
-    assert refused.status_code == 409
-    assert not _visible(device, created)
+    _assert_refused(device, created, refused, 409)
 
 
 def test_a_truncated_object_is_refused_with_its_own_md5(
@@ -145,8 +127,7 @@ def test_a_truncated_object_is_refused_with_its_own_md5(
     else:
         created = _uploaded(device, child, CIPHERTEXT[:-10])
     refused = _commit(device, created, part_md5s=[_md5(CIPHERTEXT[:-10])])
-    assert refused.status_code == 409
-    assert not _visible(device, created)
+    _assert_refused(device, created, refused, 409)
 
 
 @pytest.mark.parametrize(
@@ -159,8 +140,7 @@ def test_malformed_md5s_are_refused_and_change_nothing(
 ) -> None:
     device, child = educator
     created = _uploaded(device, child, CIPHERTEXT)
-    assert _commit(device, created, part_md5s=part_md5s).status_code == 422
-    assert not _visible(device, created)
+    _assert_refused(device, created, _commit(device, created, part_md5s=part_md5s), 422)
     assert _commit(device, created, part_md5s=[_md5(CIPHERTEXT)]).status_code == 204
 
 
@@ -175,8 +155,7 @@ def test_with_the_right_md5_the_sha256_is_the_clients_word_and_readers_check_it(
     claim = hashlib.sha256(b"not what was uploaded").digest()
     response = _commit(device, created, ciphertext_sha256=b64(claim), part_md5s=[_md5(CIPHERTEXT)])
     if not service.env.get("CAREVAULT_BLOB_STORE", "").startswith("s3://"):
-        assert response.status_code == 409
-        assert not _visible(device, created)
+        _assert_refused(device, created, response, 409)
         return
     assert response.status_code == 204
     _, results = release(device, [(created["record_id"], 1)], include_urls=True)
@@ -194,8 +173,7 @@ def test_a_digest_that_is_not_32_bytes_is_refused(educator: tuple[Device, str], 
     response = _commit(
         device, created, ciphertext_sha256=b64(bytes(size)), part_md5s=[_md5(CIPHERTEXT)]
     )
-    assert response.status_code == 422
-    assert not _visible(device, created)
+    _assert_refused(device, created, response, 422)
 
 
 def test_two_commits_of_one_version_racing_make_it_visible_once(

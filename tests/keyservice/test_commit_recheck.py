@@ -3,7 +3,6 @@ every child of the record is not committed (security review, finding 7)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import httpx
@@ -11,7 +10,18 @@ import pytest
 from sqlalchemy import Engine, select
 
 from keyservice.db.tables import audit_entries, record_versions
-from tests.keyservice.helpers import Device, admin_enrols, assign, b64, create_child, ok, release
+from tests.keyservice.helpers import (
+    Device,
+    admin_enrols,
+    assign,
+    commit,
+    commit_claim,
+    create_child,
+    ok,
+    pending_version,
+    release,
+    upload_whole,
+)
 from tests.servers import KeyService
 
 pytestmark = pytest.mark.integration
@@ -20,31 +30,13 @@ CIPHERTEXT = b"ciphertext of a version whose author lost the right to add it"
 
 
 def _pending_and_uploaded(device: Device, child_ids: list[str]) -> dict[str, Any]:
-    with device.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={
-                    "child_ids": child_ids,
-                    "category": "observation",
-                    "ciphertext_size": len(CIPHERTEXT),
-                },
-            )
-        )
-    assert httpx.put(created["upload"]["url"], content=CIPHERTEXT, timeout=30.0).is_success
-    return dict(created)
+    created = pending_version(device, child_ids=child_ids, ciphertext_size=len(CIPHERTEXT))
+    upload_whole(created, CIPHERTEXT)
+    return created
 
 
 def _commit(device: Device, created: dict[str, Any]) -> httpx.Response:
-    with device.client() as http:
-        return http.post(
-            f"/v1/records/{created['record_id']}/versions/{created['version']}/commit",
-            json={
-                "ciphertext_size": len(CIPHERTEXT),
-                "ciphertext_sha256": b64(hashlib.sha256(CIPHERTEXT).digest()),
-                "encrypted_metadata": b64(b"sealed metadata stand-in"),
-            },
-        )
+    return commit(device, created, commit_claim(CIPHERTEXT))
 
 
 def _end(admin: Device, assignment_id: str) -> None:

@@ -11,7 +11,7 @@ from tests.keyservice.helpers import (
     add_guardian,
     admin_enrols,
     assign,
-    create_child,
+    assigned_staff,
     ok,
     proposed_and_approved,
     put_record,
@@ -26,10 +26,8 @@ pytestmark = pytest.mark.integration
 def logged(service: KeyService, admin: Device) -> dict[str, object]:
     """A child whose DSL has been released a medical letter, an observation, a withheld
     letter and a safeguarding note."""
-    child = create_child(admin)
-    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
+    dsl, child = assigned_staff(service, admin, role="dsl")
     guardian = admin_enrols(service, admin, kind="guardian")
-    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     records = {
         "medical": put_record(dsl, child_ids=[child], category="medical").record_id,

@@ -6,14 +6,27 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.keyservice.helpers import Device, admin_enrols, enrol, ok
+from tests.keyservice.helpers import (
+    Device,
+    admin_enrols,
+    create_principal,
+    enrol,
+    issue_code,
+    ok,
+    refused_enrolment,
+)
 from tests.servers import KeyService
 
 pytestmark = pytest.mark.integration
+
+
+def _guardian_and_code(admin: Device) -> tuple[str, str]:
+    """A new guardian with no device yet, and the first enrolment code the admin issued."""
+    pid = create_principal(admin, kind="guardian", display_name="G")
+    return pid, issue_code(admin, pid)
 
 
 def test_enrolment_gives_a_device_that_signs(service: KeyService, admin: Device) -> None:
@@ -31,44 +44,29 @@ def test_enrolment_gives_a_device_that_signs(service: KeyService, admin: Device)
 
 
 def test_enrolment_code_is_single_use(service: KeyService, admin: Device) -> None:
-    with admin.client() as http:
-        pid = ok(http.post("/v1/admin/principals", json={"kind": "guardian", "display_name": "G"}))[
-            "principal_id"
-        ]
-        code = ok(http.post(f"/v1/admin/principals/{pid}/enrolment-codes"))["code"]
+    _, code = _guardian_and_code(admin)
     enrol(service.base_url, code)
-    with pytest.raises(httpx.HTTPStatusError) as failed:
-        enrol(service.base_url, code)
-    assert failed.value.response.status_code == 400
-    assert failed.value.response.headers["content-type"].startswith("application/problem+json")
+    refused = refused_enrolment(service, code)
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("application/problem+json")
 
 
 def test_expired_enrolment_code_is_refused(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    with admin.client() as http:
-        pid = ok(http.post("/v1/admin/principals", json={"kind": "guardian", "display_name": "G"}))[
-            "principal_id"
-        ]
-        code = ok(http.post(f"/v1/admin/principals/{pid}/enrolment-codes"))["code"]
+    pid, code = _guardian_and_code(admin)
     with service_db.begin() as connection:
         connection.execute(
             text("UPDATE enrolment_codes SET expires_at = :past WHERE principal_id = :pid"),
             {"past": datetime.now(UTC) - timedelta(minutes=1), "pid": pid},
         )
-    with pytest.raises(httpx.HTTPStatusError) as failed:
-        enrol(service.base_url, code)
-    assert failed.value.response.status_code == 400
+    assert refused_enrolment(service, code).status_code == 400
 
 
 def test_enrolment_codes_are_stored_only_as_hashes(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    with admin.client() as http:
-        pid = ok(http.post("/v1/admin/principals", json={"kind": "guardian", "display_name": "G"}))[
-            "principal_id"
-        ]
-        code = ok(http.post(f"/v1/admin/principals/{pid}/enrolment-codes"))["code"]
+    pid, code = _guardian_and_code(admin)
     with service_db.connect() as connection:
         stored = connection.execute(
             text("SELECT code_hash FROM enrolment_codes WHERE principal_id = :pid"), {"pid": pid}

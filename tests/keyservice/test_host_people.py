@@ -21,6 +21,7 @@ from tests.keyservice.helpers import (
     create_child,
     enrol,
     ok,
+    own_code,
 )
 from tests.servers import KeyService, run_keyservice_command
 
@@ -63,8 +64,7 @@ def test_a_recovery_at_the_host_voids_every_other_code_for_the_person(
     service: KeyService, admin: Device
 ) -> None:
     mo = admin_enrols(service, admin, kind="staff", roles=["manager"])
-    with mo.client() as http:
-        spare = ok(http.post("/v1/me/enrolment-codes"))["code"]
+    spare = own_code(mo)
     status, said = _host(service, "enrolment-code", mo.principal_id, "--recover")
     assert status == 0, said
     recovered = enrol(service.base_url, _code_in(said))

@@ -206,13 +206,20 @@ class RacingSource:
         return b"second writer"
 
 
-def test_the_link_refuses_a_writer_that_lost_the_race(
-    server: BlobServer, store: LocalDirectoryStore
-) -> None:
+def _lose_a_race(server: BlobServer, store: LocalDirectoryStore) -> str:
+    """Send a body through an upload URL while another writer creates the object; refused,
+    the object's name."""
     name = new_object_name()
     put = token_of(store.presign_put(name, size=len(b"second writer"), expires_s=60))
     with pytest.raises(ObjectExists):
         server.receive(put, RacingSource(store, name), now=store_clock_now(store))
+    return name
+
+
+def test_the_link_refuses_a_writer_that_lost_the_race(
+    server: BlobServer, store: LocalDirectoryStore
+) -> None:
+    name = _lose_a_race(server, store)
     assert store.get(name).read() == b"first writer"
     assert list((store.root / ".tmp").iterdir()) == []
 
@@ -265,8 +272,5 @@ def test_uploads_and_completions_record_their_digest(
 def test_the_losing_writer_leaves_the_winners_digest(
     server: BlobServer, store: LocalDirectoryStore
 ) -> None:
-    name = new_object_name()
-    put = token_of(store.presign_put(name, size=len(b"second writer"), expires_s=60))
-    with pytest.raises(ObjectExists):
-        server.receive(put, RacingSource(store, name), now=store_clock_now(store))
+    name = _lose_a_race(server, store)
     assert store.stat(name).sha256 == _digest(b"first writer")

@@ -3,18 +3,16 @@ parts' ETags and the service completes the upload before checking size and diges
 
 from __future__ import annotations
 
-import hashlib
-
 import httpx
 import pytest
 
 from tests.keyservice.helpers import (
-    admin_enrols,
-    assign,
-    b64,
+    assigned_staff,
     bootstrap_admin,
-    create_child,
+    commit,
+    commit_claim,
     ok,
+    pending_version,
     release,
 )
 from tests.servers import KeyServiceFactory
@@ -35,44 +33,23 @@ def test_multipart_upload_commit_and_download(
             "CAREVAULT_PART_SIZE_BYTES": str(5 * MIB),
         },
     )
-    admin = bootstrap_admin(service)
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    educator, child = assigned_staff(service, bootstrap_admin(service))
     ciphertext = bytes(range(256)) * (11 * MIB // 256)
-    with educator.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={
-                    "child_ids": [child],
-                    "category": "photo",
-                    "ciphertext_size": len(ciphertext),
-                },
-            )
-        )
-        upload = created["upload"]
-        assert upload["method"] == "multipart"
-        assert "upload_id" not in upload
-        size = upload["part_size"]
-        parts = []
-        for number, url in enumerate(upload["part_urls"], start=1):
-            piece = ciphertext[(number - 1) * size : number * size]
-            put = httpx.put(url, content=piece, timeout=60.0)
-            assert put.is_success, put.text
-            parts.append({"part_number": number, "etag": put.headers["ETag"]})
-        assert len(parts) == 3
-        ok(
-            http.post(
-                f"/v1/records/{created['record_id']}/versions/1/commit",
-                json={
-                    "ciphertext_size": len(ciphertext),
-                    "ciphertext_sha256": b64(hashlib.sha256(ciphertext).digest()),
-                    "encrypted_metadata": b64(b"m"),
-                    "parts": parts,
-                },
-            )
-        )
+    created = pending_version(
+        educator, child_ids=[child], category="photo", ciphertext_size=len(ciphertext)
+    )
+    upload = created["upload"]
+    assert upload["method"] == "multipart"
+    assert "upload_id" not in upload
+    size = upload["part_size"]
+    parts = []
+    for number, url in enumerate(upload["part_urls"], start=1):
+        piece = ciphertext[(number - 1) * size : number * size]
+        put = httpx.put(url, content=piece, timeout=60.0)
+        assert put.is_success, put.text
+        parts.append({"part_number": number, "etag": put.headers["ETag"]})
+    assert len(parts) == 3
+    ok(commit(educator, created, commit_claim(ciphertext, parts=parts)))
     _, results = release(educator, [(created["record_id"], 1)], include_urls=True)
     url = results[(created["record_id"], 1)]["download_url"]
     assert httpx.get(url, timeout=60.0).content == ciphertext

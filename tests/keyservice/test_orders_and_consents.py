@@ -20,6 +20,7 @@ from tests.keyservice.helpers import (
     approve,
     approver_for,
     assign,
+    assigned_staff,
     create_child,
     ok,
     put_record,
@@ -58,9 +59,7 @@ def _consent(child_id: str, given_by: str, recipient_id: str) -> dict[str, Any]:
 @pytest.fixture
 def family(service: KeyService, admin: Device) -> dict[str, Any]:
     """A child with a DSL, a guardian and an observation the guardian can read."""
-    child = create_child(admin)
-    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
-    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    dsl, child = assigned_staff(service, admin, role="dsl")
     guardian = admin_enrols(service, admin, kind="guardian")
     guardianship = add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     record = put_record(dsl, child_ids=[child])

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from tests.keyservice.conftest import last_audit_entry
 from tests.keyservice.helpers import (
     Device,
     Room,
@@ -51,18 +52,6 @@ def _amend(device: Device, record_id: str, *, child: str, category: str) -> http
         )
 
 
-def _outcomes(service_db: Engine, principal_id: str, action: str) -> list[tuple[str, str]]:
-    with service_db.connect() as connection:
-        rows = connection.execute(
-            text(
-                "SELECT outcome, detail FROM audit_entries WHERE actor_principal = :p "
-                "AND action = :a ORDER BY seq"
-            ),
-            {"p": principal_id, "a": action},
-        ).all()
-    return [(row.outcome, row.detail) for row in rows]
-
-
 def test_amend_does_not_reveal_whether_a_record_exists_or_its_category(
     room: Room, unassigned: Unassigned
 ) -> None:
@@ -97,7 +86,10 @@ def test_delete_needs_the_right_to_read_the_record(
             refused.append(http.delete(f"/v1/records/{note.record_id}"))
             missing = http.delete(f"/v1/records/{MISSING}")
         assert (refused[-1].status_code, refused[-1].json()) == (404, missing.json())
-        assert _outcomes(service_db, caller.principal_id, "record.delete")[-1][0] == "deny"
+        outcome, _ = last_audit_entry(
+            service_db, principal_id=caller.principal_id, action="record.delete"
+        )
+        assert outcome == "deny"
     _, results = release(room.dsl, [(note.record_id, 1)])
     assert results[(note.record_id, 1)]["status"] == "granted"
 

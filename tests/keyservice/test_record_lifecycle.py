@@ -4,13 +4,20 @@ a new version, and deleted, which shreds its wrapped keys. Both databases."""
 
 from __future__ import annotations
 
-import hashlib
-
 import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.keyservice.helpers import Room, b64, ok, put_record, release
+from tests.keyservice.helpers import (
+    Room,
+    commit,
+    commit_claim,
+    ok,
+    pending_version,
+    put_record,
+    release,
+    upload_whole,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -56,27 +63,11 @@ def test_amend_makes_a_new_version(room: Room) -> None:
 
 def test_commit_with_a_wrong_digest_is_refused_and_stays_invisible(room: Room) -> None:
     educator = room.educator
+    created = pending_version(educator, child_ids=[room.child])
+    upload_whole(created, b"abcd")
+    refused = commit(educator, created, commit_claim(b"abce"))
+    assert refused.status_code == 409
     with educator.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={
-                    "child_ids": [room.child],
-                    "category": "observation",
-                    "ciphertext_size": 4,
-                },
-            )
-        )
-        assert httpx.put(created["upload"]["url"], content=b"abcd", timeout=30.0).is_success
-        refused = http.post(
-            f"/v1/records/{created['record_id']}/versions/1/commit",
-            json={
-                "ciphertext_size": 4,
-                "ciphertext_sha256": b64(hashlib.sha256(b"abce").digest()),
-                "encrypted_metadata": b64(b"m"),
-            },
-        )
-        assert refused.status_code == 409
         assert ok(http.get(f"/v1/children/{room.child}/records")) == []
     _, results = release(educator, [(created["record_id"], 1)])
     assert results[(created["record_id"], 1)] == {

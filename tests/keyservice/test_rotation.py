@@ -9,6 +9,7 @@ from tests.keyservice.helpers import (
     Device,
     admin_enrols,
     assign,
+    assigned_staff,
     create_child,
     ok,
     put_record,
@@ -22,9 +23,7 @@ pytestmark = pytest.mark.integration
 def test_child_key_rotation_rewraps_and_release_still_works(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    educator, child = assigned_staff(service, admin)
     record = put_record(educator, child_ids=[child])
     with admin.client() as http:
         rotated = ok(http.post(f"/v1/admin/children/{child}/rotate-key"))
@@ -59,9 +58,7 @@ def test_rotation_is_admin_only(service: KeyService, admin: Device) -> None:
 def test_root_rotation_rewraps_child_keys(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
+    educator, child = assigned_staff(service, admin)
     record = put_record(educator, child_ids=[child])
     with service_db.connect() as connection:
         before = connection.execute(

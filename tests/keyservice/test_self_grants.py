@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from tests.keyservice.conftest import last_audit_entry
 from tests.keyservice.helpers import (
     Device,
     add_guardian,
     admin_enrols,
     assign,
+    assigned_staff,
     create_child,
     ok,
     put_record,
@@ -23,24 +24,12 @@ from tests.servers import KeyService
 pytestmark = pytest.mark.integration
 
 
-def _last_entry(service_db: Engine, principal_id: str, action: str) -> tuple[str, dict[str, Any]]:
-    with service_db.connect() as connection:
-        row = connection.execute(
-            text(
-                "SELECT outcome, detail FROM audit_entries WHERE actor_principal = :p "
-                "AND action = :a ORDER BY seq DESC LIMIT 1"
-            ),
-            {"p": principal_id, "a": action},
-        ).one()
-    return row.outcome, json.loads(row.detail)
-
-
 def _assert_refused_and_audited(
     response: Any, service_db: Engine, actor: Device, action: str
 ) -> None:
     assert response.status_code == 403, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    outcome, detail = _last_entry(service_db, actor.principal_id, action)
+    outcome, detail = last_audit_entry(service_db, principal_id=actor.principal_id, action=action)
     assert (outcome, detail["reason"], detail["subject_id"]) == (
         "deny",
         "self_grant",
@@ -51,9 +40,7 @@ def _assert_refused_and_audited(
 def test_an_admin_cannot_assign_themselves(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    child = create_child(admin)
-    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
-    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    dsl, child = assigned_staff(service, admin, role="dsl")
     record = put_record(dsl, child_ids=[child])
     with admin.client() as http:
         refused = http.post(
@@ -84,9 +71,7 @@ def test_an_admin_cannot_make_themselves_a_guardian(
 def test_no_one_records_a_consent_naming_themselves_as_recipient(
     service: KeyService, admin: Device, service_db: Engine
 ) -> None:
-    child = create_child(admin)
-    manager = admin_enrols(service, admin, kind="staff", roles=["manager"])
-    assign(admin, staff_id=manager.principal_id, child_id=child, role="manager")
+    manager, child = assigned_staff(service, admin, role="manager")
     guardian = admin_enrols(service, admin, kind="guardian")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     with manager.client() as http:
@@ -107,9 +92,7 @@ def test_no_one_records_a_consent_naming_themselves_as_recipient(
 def test_no_one_records_a_court_order_about_themselves(
     service: KeyService, admin: Device, service_db: Engine, effect: str
 ) -> None:
-    child = create_child(admin)
-    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
-    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
+    dsl, child = assigned_staff(service, admin, role="dsl")
     with dsl.client() as http:
         refused = http.post(
             "/v1/court-orders",

@@ -27,8 +27,8 @@ from tests.keyservice.conftest import database
 from tests.keyservice.helpers import (
     Device,
     admin_enrols,
-    assign,
-    create_child,
+    assigned_staff,
+    bootstrap_admin,
     ok,
     put_record,
 )
@@ -332,15 +332,19 @@ def test_replayed_nonce_is_rejected(devices: tuple[Device, Device]) -> None:
     _assert_rejected(_send(first))
 
 
-@pytest.mark.parametrize("flavour", ["embedded", "production"])
-def test_replay_is_rejected_by_a_second_instance_on_the_same_database(
-    flavour: str, keyservice_factory: KeyServiceFactory
-) -> None:
-    from tests.keyservice.helpers import bootstrap_admin
+@pytest.fixture(params=["embedded", "production"])
+def two_instances(
+    request: pytest.FixtureRequest, keyservice_factory: KeyServiceFactory
+) -> tuple[KeyService, KeyService, Device]:
+    """A key service of its own, a second instance of it on the same database, and its admin."""
+    first = keyservice_factory(flavour=request.param)
+    return first, keyservice_factory.start(first.env), bootstrap_admin(first)
 
-    first = keyservice_factory(flavour=flavour)
-    second = keyservice_factory.start(first.env)
-    admin = bootstrap_admin(first)
+
+def test_replay_is_rejected_by_a_second_instance_on_the_same_database(
+    two_instances: tuple[KeyService, KeyService, Device],
+) -> None:
+    first, second, admin = two_instances
     request = _sign(admin, httpx.Request("GET", f"{first.base_url}/v1/me"), nonce=_fresh_nonce())
     assert _send(request).status_code == 200
     # The same bytes to the other instance: same URL (the Host it was signed for), other port.
@@ -360,12 +364,14 @@ def test_replay_is_rejected_by_a_second_instance_on_the_same_database(
 @pytest.fixture
 def releasing(service: KeyService, admin: Device) -> tuple[KeyService, Device, bytes]:
     """An educator, a record it may have, and a release request body for that record."""
-    child = create_child(admin)
-    educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    record = put_record(educator, child_ids=[child])
-    body = json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
+    educator, body = _educator_and_release_body(service, admin)
     return service, educator, body
+
+
+def _educator_and_release_body(service: KeyService, admin: Device) -> tuple[Device, bytes]:
+    educator, child = assigned_staff(service, admin)
+    record = put_record(educator, child_ids=[child])
+    return educator, json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
 
 
 def _releases_since(service: KeyService, seq: int, device: Device) -> int:
@@ -452,20 +458,11 @@ def test_an_unsigned_release_with_an_invalid_body_is_refused_before_validation(
     _assert_rejected(response)
 
 
-@pytest.mark.parametrize("flavour", ["embedded", "production"])
 def test_a_release_replayed_to_a_second_instance_is_refused(
-    flavour: str, keyservice_factory: KeyServiceFactory
+    two_instances: tuple[KeyService, KeyService, Device],
 ) -> None:
-    from tests.keyservice.helpers import bootstrap_admin
-
-    first = keyservice_factory(flavour=flavour)
-    second = keyservice_factory.start(first.env)
-    admin = bootstrap_admin(first)
-    child = create_child(admin)
-    educator = admin_enrols(first, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=educator.principal_id, child_id=child, role="educator")
-    record = put_record(educator, child_ids=[child])
-    body = json.dumps({"items": [{"record_id": record.record_id, "version": 1}]}).encode()
+    first, second, admin = two_instances
+    educator, body = _educator_and_release_body(first, admin)
     signed = _sign(educator, _request(educator, body=body), nonce=_fresh_nonce())
     released = _send(signed)
     # The same bytes to the other instance: same URL (the Host it was signed for), other port.

@@ -10,21 +10,12 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, select, text
 
 from keyservice.db.tables import record_versions
-from tests.keyservice.helpers import (
-    Device,
-    Room,
-    admin_enrols,
-    assign,
-    bootstrap_admin,
-    create_child,
-    ok,
-)
+from tests.keyservice.helpers import Device, Room, assigned_staff, bootstrap_admin, pending_version
 from tests.servers import KeyService, KeyServiceFactory, run_keyservice_command
 from vault.storage import (
     BlobStore,
@@ -55,11 +46,7 @@ def sweepable(request: pytest.FixtureRequest, keyservice_factory: KeyServiceFact
 
 @pytest.fixture(scope="module")
 def educator(sweepable: KeyService) -> tuple[Device, str]:
-    admin = bootstrap_admin(sweepable)
-    child = create_child(admin)
-    device = admin_enrols(sweepable, admin, kind="staff", roles=["educator"])
-    assign(admin, staff_id=device.principal_id, child_id=child, role="educator")
-    return device, child
+    return assigned_staff(sweepable, bootstrap_admin(sweepable))
 
 
 @pytest.fixture
@@ -69,30 +56,15 @@ def db(sweepable: KeyService) -> Engine:
 
 def _store(service: KeyService) -> BlobStore:
     """The service's blob store, reached directly as the host's tools would."""
-    env = service.env
-    location = env["CAREVAULT_BLOB_STORE"]
+    location = service.env["CAREVAULT_BLOB_STORE"]
     if location.startswith("local:"):
         return make_blob_store(location, s3_endpoint_url=None, public_url="", token_key=b"t" * 32)
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["CAREVAULT_S3_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    return S3Store(client, location.removeprefix("s3://"))
+    bucket = service.s3_bucket()
+    return S3Store(bucket.client(), bucket.bucket)
 
 
 def _create(device: Device, child: str, size: int) -> dict[str, Any]:
-    with device.client() as http:
-        return dict(
-            ok(
-                http.post(
-                    "/v1/records",
-                    json={"child_ids": [child], "category": "photo", "ciphertext_size": size},
-                )
-            )
-        )
+    return pending_version(device, child_ids=[child], category="photo", ciphertext_size=size)
 
 
 def _object_and_upload(db: Engine, created: dict[str, Any]) -> tuple[str, str | None]:
@@ -209,17 +181,7 @@ def test_an_object_uploaded_after_its_version_was_swept_is_deleted(
 def test_sweep_removes_abandoned_uploads(
     room: Room, service: KeyService, service_db: Engine
 ) -> None:
-    with room.educator.client() as http:
-        pending = ok(
-            http.post(
-                "/v1/records",
-                json={
-                    "child_ids": [room.child],
-                    "category": "observation",
-                    "ciphertext_size": 4,
-                },
-            )
-        )
+    pending = pending_version(room.educator, child_ids=[room.child])
     swept = run_keyservice_command(service.env, "sweep", "--older-than-hours", "0", check=False)
     assert swept.returncode == 0, swept.stderr[-2000:]
     with service_db.connect() as connection:

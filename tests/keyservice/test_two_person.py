@@ -24,10 +24,14 @@ from tests.keyservice.helpers import (
     approver_for,
     assign,
     create_child,
+    create_principal,
     enrol,
     host_code,
+    issue_code,
     ok,
+    own_code,
     put_record,
+    refused_enrolment,
     release,
 )
 from tests.servers import KeyService, run_keyservice_command
@@ -54,6 +58,17 @@ def _approve_refused(device: Device, proposal_id: str) -> httpx.Response:
     return response
 
 
+def _code_proposed(admin: Device, principal_id: str) -> dict[str, Any]:
+    """Asked by ``admin`` for a code for ``principal_id``, the service only proposes it: the
+    proposal, which shows no code."""
+    with admin.client() as http:
+        response = http.post(f"/v1/admin/principals/{principal_id}/enrolment-codes")
+    assert response.status_code == 202, response.text
+    proposal: dict[str, Any] = response.json()
+    assert proposal["enrolment_code"] is None
+    return proposal
+
+
 def _denial_reason(service_db: Engine, device: Device, proposal_id: str) -> str:
     with service_db.connect() as connection:
         row = connection.execute(
@@ -73,13 +88,7 @@ def guarded(service: KeyService, admin: Device) -> dict[str, Any]:
     """A child with an assigned DSL and a safeguarding record about them. The DSL enrolled
     with a code issued at the host, so they are independent of the admin."""
     child = create_child(admin)
-    with admin.client() as http:
-        dsl_id = ok(
-            http.post(
-                "/v1/admin/principals",
-                json={"kind": "staff", "display_name": "DSL", "roles": ["dsl"]},
-            )
-        )["principal_id"]
+    dsl_id = create_principal(admin, kind="staff", display_name="DSL", roles=["dsl"])
     dsl = enrol(service.base_url, host_code(service, dsl_id))
     assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
     record = put_record(dsl, child_ids=[child], category="safeguarding")
@@ -90,10 +99,7 @@ def test_takeover_an_admin_gets_no_code_for_someone_who_has_a_device(
     guarded: dict[str, Any], admin: Device, service_db: Engine
 ) -> None:
     dsl = guarded["dsl"]
-    with admin.client() as http:
-        response = http.post(f"/v1/admin/principals/{dsl.principal_id}/enrolment-codes")
-    assert response.status_code == 202, response.text
-    body = response.json()
+    body = _code_proposed(admin, dsl.principal_id)
     assert "code" not in body and body["enrolment_code"] is None
     assert (body["action"], body["beneficiary_id"]) == ("device.enrol", dsl.principal_id)
     _approve_refused(admin, body["proposal_id"])
@@ -106,10 +112,7 @@ def test_takeover_an_admins_stand_in_cannot_approve_the_code(
     service: KeyService, guarded: dict[str, Any], admin: Device, service_db: Engine
 ) -> None:
     stand_in = admin_enrols(service, admin, kind="staff", roles=["manager", "dsl"])
-    with admin.client() as http:
-        proposal = ok(
-            http.post(f"/v1/admin/principals/{guarded['dsl'].principal_id}/enrolment-codes")
-        )
+    proposal = _code_proposed(admin, guarded["dsl"].principal_id)
     _approve_refused(stand_in, proposal["proposal_id"])
     assert (
         _denial_reason(service_db, stand_in, proposal["proposal_id"]) == "same_circle_as_proposer"
@@ -230,9 +233,7 @@ def test_a_person_adds_lists_and_revokes_their_own_devices(
     service: KeyService, guarded: dict[str, Any]
 ) -> None:
     dsl = guarded["dsl"]
-    with dsl.client() as http:
-        code = ok(http.post("/v1/me/enrolment-codes"))["code"]
-    phone = enrol(service.base_url, code, device_name="phone")
+    phone = enrol(service.base_url, own_code(dsl), device_name="phone")
     assert phone.principal_id == dsl.principal_id
     with phone.client() as http:
         listed = {d["device_id"]: d for d in ok(http.get("/v1/me/devices"))}
@@ -248,12 +249,10 @@ def test_a_code_from_a_device_revoked_since_enrols_nothing(
     service: KeyService, admin: Device
 ) -> None:
     educator = admin_enrols(service, admin, kind="staff", roles=["educator"])
+    code = own_code(educator)
     with educator.client() as http:
-        code = ok(http.post("/v1/me/enrolment-codes"))["code"]
         ok(http.post(f"/v1/admin/devices/{educator.device_id}/revoke"))
-    with pytest.raises(httpx.HTTPStatusError) as refused:
-        enrol(service.base_url, code)
-    assert refused.value.response.status_code == 400
+    assert refused_enrolment(service, code).status_code == 400
 
 
 def test_recovery_needs_a_second_person_is_announced_and_marked_in_the_log(
@@ -288,32 +287,18 @@ def test_a_first_code_for_someone_with_rights_but_no_device_waits_for_approval(
     service: KeyService, admin: Device
 ) -> None:
     child = create_child(admin)
-    with admin.client() as http:
-        newcomer = ok(
-            http.post(
-                "/v1/admin/principals",
-                json={"kind": "staff", "display_name": "New DSL", "roles": ["dsl"]},
-            )
-        )["principal_id"]
+    newcomer = create_principal(admin, kind="staff", display_name="New DSL", roles=["dsl"])
     assign(admin, staff_id=newcomer, child_id=child, role="dsl")
-    with admin.client() as http:
-        response = http.post(f"/v1/admin/principals/{newcomer}/enrolment-codes")
-    assert response.status_code == 202, response.text
-    assert response.json()["enrolment_code"] is None
+    _code_proposed(admin, newcomer)
 
 
 def test_a_first_code_is_stale_once_its_person_was_given_rights(
     service: KeyService, admin: Device
 ) -> None:
     child = create_child(admin)
+    newcomer = create_principal(admin, kind="staff", display_name="Kept Code", roles=["educator"])
+    code = issue_code(admin, newcomer)
     with admin.client() as http:
-        newcomer = ok(
-            http.post(
-                "/v1/admin/principals",
-                json={"kind": "staff", "display_name": "Kept Code", "roles": ["educator"]},
-            )
-        )["principal_id"]
-        code = ok(http.post(f"/v1/admin/principals/{newcomer}/enrolment-codes"))["code"]
         proposal = ok(
             http.post(
                 "/v1/admin/assignments",
@@ -323,21 +308,15 @@ def test_a_first_code_is_stale_once_its_person_was_given_rights(
     # The approver sees whose codes the beneficiary holds before approving.
     assert proposal["beneficiary_vouched_by"] == [admin.principal_id]
     approve(approver_for(admin), proposal["proposal_id"])
-    with pytest.raises(httpx.HTTPStatusError) as refused:
-        enrol(service.base_url, code)
-    assert refused.value.response.status_code == 400
+    assert refused_enrolment(service, code).status_code == 400
 
 
 def _newcomer_with_pending_assignment(admin: Device) -> tuple[str, dict[str, Any]]:
     """A staff principal with no device and no code, and an assignment proposed for them."""
     child = create_child(admin)
-    with admin.client() as http:
-        newcomer = ok(
-            http.post(
-                "/v1/admin/principals",
-                json={"kind": "staff", "display_name": "Clean Looking", "roles": ["educator"]},
-            )
-        )["principal_id"]
+    newcomer = create_principal(
+        admin, kind="staff", display_name="Clean Looking", roles=["educator"]
+    )
     proposal_id = _propose_assignment(admin, staff_id=newcomer, child_id=child, role="educator")
     with admin.client() as http:
         proposal = ok(http.get(f"/v1/proposals/{proposal_id}"))
@@ -351,10 +330,7 @@ def test_race_no_first_code_from_an_admin_alone_while_rights_are_proposed(
     # The approver looked: nobody holds the newcomer's codes. The admin must not be able to
     # take a first code now, enrol a device of their own, and have the approval land on it.
     newcomer, _ = _newcomer_with_pending_assignment(admin)
-    with admin.client() as http:
-        response = http.post(f"/v1/admin/principals/{newcomer}/enrolment-codes")
-    assert response.status_code == 202, response.text
-    assert response.json()["enrolment_code"] is None
+    _code_proposed(admin, newcomer)
 
 
 def test_race_an_approval_names_the_codes_it_saw_and_is_refused_if_they_changed(
@@ -396,13 +372,7 @@ def test_race_an_approval_names_the_codes_it_saw_and_is_refused_if_they_changed(
 def test_an_admin_gets_no_second_first_code_beside_one_issued_at_the_host(
     service: KeyService, admin: Device
 ) -> None:
-    with admin.client() as http:
-        manager = ok(
-            http.post(
-                "/v1/admin/principals",
-                json={"kind": "staff", "display_name": "Manager", "roles": ["manager"]},
-            )
-        )["principal_id"]
+    manager = create_principal(admin, kind="staff", display_name="Manager", roles=["manager"])
     host_code(service, manager)
     with admin.client() as http:
         refused = http.post(f"/v1/admin/principals/{manager}/enrolment-codes")

@@ -5,7 +5,6 @@ tests/keyservice/test_sweep.py's."""
 
 from __future__ import annotations
 
-import hashlib
 import socket
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,14 @@ import pytest
 from sqlalchemy import Engine, select
 
 from keyservice.db.tables import record_versions
-from tests.keyservice.helpers import Device, admin_enrols, assign, b64, create_child, ok
+from tests.keyservice.helpers import (
+    Device,
+    assigned_staff,
+    commit,
+    commit_claim,
+    ok,
+    pending_version,
+)
 from tests.servers import S3_SECRET_KEY, KeyService, run_keyservice_command
 from tests.storage.sigv4 import signature_holds, signed_headers
 
@@ -27,15 +33,9 @@ LARGE = 8 * 1024 * 1024
 
 
 def _create(device: Device, child: str, size: int = len(DECLARED)) -> dict[str, Any]:
-    with device.client() as http:
-        created = ok(
-            http.post(
-                "/v1/records",
-                json={"child_ids": [child], "category": "observation", "ciphertext_size": size},
-            )
-        )
+    created = pending_version(device, child_ids=[child], ciphertext_size=size)
     assert created["upload"]["method"] == "single"
-    return dict(created)
+    return created
 
 
 def _object_path(service: KeyService, service_db: Engine, created: dict[str, Any]) -> Path:
@@ -47,6 +47,16 @@ def _object_path(service: KeyService, service_db: Engine, created: dict[str, Any
         ).scalar_one()
     root = Path(service.env["CAREVAULT_BLOB_STORE"].removeprefix("local:"))
     return root / name[:2] / name
+
+
+def _pending_on_disk(
+    service: KeyService, service_db: Engine, staff: tuple[Device, str]
+) -> tuple[Device, dict[str, Any], Path]:
+    """A pending version the staff member created on the local store, and the path its
+    object will have there."""
+    device, child = staff
+    created = _create(device, child)
+    return device, created, _object_path(service, service_db, created)
 
 
 def _raw_put(url: str, declared: int) -> int:
@@ -63,20 +73,15 @@ def _raw_put(url: str, declared: int) -> int:
 
 @pytest.fixture
 def staff(service: KeyService, admin: Device) -> tuple[Device, str]:
-    child = create_child(admin)
-    dsl = admin_enrols(service, admin, kind="staff", roles=["dsl"])
-    assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
-    return dsl, child
+    return assigned_staff(service, admin, role="dsl")
 
 
 @pytest.mark.parametrize("service", ["embedded"], indirect=True)
 def test_a_local_upload_url_takes_only_the_declared_size(
     service: KeyService, staff: tuple[Device, str], service_db: Engine
 ) -> None:
-    device, child = staff
-    created = _create(device, child)
+    device, created, stored = _pending_on_disk(service, service_db, staff)
     url = created["upload"]["url"]
-    stored = _object_path(service, service_db, created)
 
     larger = httpx.put(url, content=b"x" * LARGE, timeout=60.0)
     assert larger.status_code == 413, larger.text
@@ -87,17 +92,7 @@ def test_a_local_upload_url_takes_only_the_declared_size(
     assert not stored.exists()
 
     assert httpx.put(url, content=DECLARED, timeout=30.0).status_code == 200
-    with device.client() as http:
-        ok(
-            http.post(
-                f"/v1/records/{created['record_id']}/versions/1/commit",
-                json={
-                    "ciphertext_size": len(DECLARED),
-                    "ciphertext_sha256": b64(hashlib.sha256(DECLARED).digest()),
-                    "encrypted_metadata": b64(b"m"),
-                },
-            )
-        )
+    ok(commit(device, created, commit_claim(DECLARED)))
     assert stored.read_bytes() == DECLARED
 
 
@@ -105,9 +100,7 @@ def test_a_local_upload_url_takes_only_the_declared_size(
 def test_a_local_upload_url_dies_when_its_record_is_shredded(
     service: KeyService, staff: tuple[Device, str], service_db: Engine
 ) -> None:
-    device, child = staff
-    created = _create(device, child)
-    stored = _object_path(service, service_db, created)
+    device, created, stored = _pending_on_disk(service, service_db, staff)
     with device.client() as http:
         ok(http.delete(f"/v1/records/{created['record_id']}"))
 
@@ -122,9 +115,7 @@ def test_a_local_upload_url_dies_when_its_record_is_shredded(
 def test_a_local_upload_url_dies_when_its_version_is_swept(
     service: KeyService, staff: tuple[Device, str], service_db: Engine
 ) -> None:
-    device, child = staff
-    created = _create(device, child)
-    stored = _object_path(service, service_db, created)
+    _, created, stored = _pending_on_disk(service, service_db, staff)
     swept = run_keyservice_command(service.env, "sweep", "--older-than-hours", "0")
     assert "could not" not in swept.stderr, swept.stderr
 

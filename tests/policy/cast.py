@@ -26,34 +26,27 @@ DAY = timedelta(days=1)
 YEAR = timedelta(days=365)
 
 
-def staff(principal_id: str, *roles: str) -> PrincipalFacts:
+def _active(principal_id: str, kind: PrincipalKind, roles: tuple[str, ...] = ()) -> PrincipalFacts:
+    """A principal who is active, on an active device."""
     return PrincipalFacts(
         principal_id=principal_id,
-        kind=PrincipalKind.STAFF,
+        kind=kind,
         roles=frozenset(roles),
         active=True,
         device_active=True,
     )
 
 
+def staff(principal_id: str, *roles: str) -> PrincipalFacts:
+    return _active(principal_id, PrincipalKind.STAFF, roles)
+
+
 def guardian(principal_id: str) -> PrincipalFacts:
-    return PrincipalFacts(
-        principal_id=principal_id,
-        kind=PrincipalKind.GUARDIAN,
-        roles=frozenset(),
-        active=True,
-        device_active=True,
-    )
+    return _active(principal_id, PrincipalKind.GUARDIAN)
 
 
 def external(principal_id: str) -> PrincipalFacts:
-    return PrincipalFacts(
-        principal_id=principal_id,
-        kind=PrincipalKind.EXTERNAL,
-        roles=frozenset(),
-        active=True,
-        device_active=True,
-    )
+    return _active(principal_id, PrincipalKind.EXTERNAL)
 
 
 # People. Leo and Maya are in Room Robins.

@@ -160,12 +160,14 @@ def substitute_ciphertext(
         dst=out,
     )
     # The substitute authenticates on its own: only the committed size and digest catch it.
+    check = io.BytesIO()
     fmt.decrypt(
         record_key=released.record_key,
         attributes=released.attributes,
         src=io.BytesIO(out.getvalue()),
-        dst=io.BytesIO(),
+        dst=check,
     )
+    assert check.getvalue() == plaintext
     return out.getvalue()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -131,22 +132,16 @@ def test_consents_and_orders_are_recorded_or_proposed(office: Office) -> None:
     guardianship = office.add_guardian(guardian, child)
     recipient = office.principal(kind="external", roles=())
 
-    own = guardian.record_consent(
-        child_id=child,
-        given_by=guardian.identity.principal_id,
-        recipient_id=recipient,
-        categories=["medical"],
-        purpose="referral",
-    )
+    consent: dict[str, Any] = {
+        "child_id": child,
+        "given_by": guardian.identity.principal_id,
+        "recipient_id": recipient,
+        "categories": ["medical"],
+        "purpose": "referral",
+    }
+    own = guardian.record_consent(**consent)
     assert isinstance(own, str)
-    held = manager.record_consent(
-        child_id=child,
-        given_by=guardian.identity.principal_id,
-        recipient_id=recipient,
-        categories=["medical"],
-        purpose="referral",
-        replaces=own,
-    )
+    held = manager.record_consent(**consent, replaces=own)
     assert isinstance(held, Proposal)
     assert held.payload["replaces"] == own
     guardian.withdraw_consent(own, reason="the family asked")

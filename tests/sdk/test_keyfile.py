@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nacl.pwhash.argon2id as argon2id
 import pytest
@@ -84,34 +86,37 @@ def test_empty_passphrase_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "device.key").exists()
 
 
-def test_altered_sealed_part_fails(tmp_path: Path) -> None:
+def _edited_key_file(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A key file saved with the passphrase "pw", then its JSON document changed by ``edit``."""
     path = tmp_path / "device.key"
     save_identity(path, _identity(), "pw", **FAST)
     document = json.loads(path.read_text())
-    sealed = document["sealed"]
-    document["sealed"] = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
+    edit(document)
     path.write_text(json.dumps(document))
+    return path
+
+
+def test_altered_sealed_part_fails(tmp_path: Path) -> None:
+    def alter(document: dict[str, Any]) -> None:
+        sealed = document["sealed"]
+        document["sealed"] = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
+
+    path = _edited_key_file(tmp_path, alter)
     with pytest.raises(KeyFileError):
         load_identity(path, "pw")
 
 
 def test_edited_clear_fields_are_detected(tmp_path: Path) -> None:
-    path = tmp_path / "device.key"
-    save_identity(path, _identity(), "pw", **FAST)
-    document = json.loads(path.read_text())
-    document["public"]["service_url"] = "http://evil.example"
-    path.write_text(json.dumps(document))
+    path = _edited_key_file(
+        tmp_path, lambda document: document["public"].update(service_url="http://evil.example")
+    )
     assert read_info(path).service_url == "http://evil.example"
     with pytest.raises(KeyFileError):
         load_identity(path, "pw")
 
 
 def test_absurd_kdf_memory_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "device.key"
-    save_identity(path, _identity(), "pw", **FAST)
-    document = json.loads(path.read_text())
-    document["kdf"]["memlimit"] = 1 << 40
-    path.write_text(json.dumps(document))
+    path = _edited_key_file(tmp_path, lambda document: document["kdf"].update(memlimit=1 << 40))
     with pytest.raises(KeyFileError):
         load_identity(path, "pw")
 

@@ -97,15 +97,25 @@ def test_list_names_with_prefix(backend: Backend) -> None:
         list(backend.store.list_names("../"))
 
 
-def _upload_in_parts(backend: Backend, name: str, data: bytes) -> list[CompletedPart]:
+def _send_parts(
+    backend: Backend, name: str, data: bytes, *, count: int | None = None
+) -> tuple[str, list[str]]:
+    """Start a multipart upload of ``data`` to ``name`` and send its first ``count`` parts (all
+    by default): the upload's id and the ETags of the parts sent."""
     upload = backend.store.start_multipart(
         name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
     )
-    parts = []
-    for number, url in enumerate(upload.part_urls, start=1):
-        chunk = data[(number - 1) * upload.part_size : number * upload.part_size]
-        parts.append(CompletedPart(number, backend.client.put(url, chunk)))
-    backend.store.complete_multipart(name, upload_id=upload.upload_id, parts=parts)
+    etags = []
+    for index, url in enumerate(upload.part_urls[:count]):
+        chunk = data[index * upload.part_size : (index + 1) * upload.part_size]
+        etags.append(backend.client.put(url, chunk))
+    return upload.upload_id, etags
+
+
+def _upload_in_parts(backend: Backend, name: str, data: bytes) -> list[CompletedPart]:
+    upload_id, etags = _send_parts(backend, name, data)
+    parts = [CompletedPart(number, etag) for number, etag in enumerate(etags, start=1)]
+    backend.store.complete_multipart(name, upload_id=upload_id, parts=parts)
     return parts
 
 
@@ -121,23 +131,14 @@ def test_multipart_upload_through_part_urls(backend: Backend) -> None:
 
 def test_multipart_with_a_wrong_etag_fails(backend: Backend) -> None:
     name = new_object_name()
-    data = random_bytes(MIN_PART_SIZE + 10)
-    upload = backend.store.start_multipart(
-        name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
-    )
-    first = backend.client.put(upload.part_urls[0], data[:MIN_PART_SIZE])
-    second = backend.client.put(upload.part_urls[1], data[MIN_PART_SIZE:])
+    upload_id, (first, second) = _send_parts(backend, name, random_bytes(MIN_PART_SIZE + 10))
     with pytest.raises(UploadError):
         backend.store.complete_multipart(
-            name,
-            upload_id=upload.upload_id,
-            parts=[CompletedPart(1, first), CompletedPart(2, first)],
+            name, upload_id=upload_id, parts=[CompletedPart(1, first), CompletedPart(2, first)]
         )
     with pytest.raises(UploadError):
         backend.store.complete_multipart(
-            name,
-            upload_id=upload.upload_id,
-            parts=[CompletedPart(2, second), CompletedPart(1, first)],
+            name, upload_id=upload_id, parts=[CompletedPart(2, second), CompletedPart(1, first)]
         )
     with pytest.raises(ObjectNotFound):
         backend.store.stat(name)
@@ -145,16 +146,10 @@ def test_multipart_with_a_wrong_etag_fails(backend: Backend) -> None:
 
 def test_multipart_with_a_missing_part_fails(backend: Backend) -> None:
     name = new_object_name()
-    data = random_bytes(MIN_PART_SIZE + 10)
-    upload = backend.store.start_multipart(
-        name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
-    )
-    first = backend.client.put(upload.part_urls[0], data[:MIN_PART_SIZE])
+    upload_id, (first,) = _send_parts(backend, name, random_bytes(MIN_PART_SIZE + 10), count=1)
     with pytest.raises(StorageError):
         backend.store.complete_multipart(
-            name,
-            upload_id=upload.upload_id,
-            parts=[CompletedPart(1, first), CompletedPart(2, first)],
+            name, upload_id=upload_id, parts=[CompletedPart(1, first), CompletedPart(2, first)]
         )
     with pytest.raises(ObjectNotFound):
         backend.store.stat(name)
@@ -162,16 +157,10 @@ def test_multipart_with_a_missing_part_fails(backend: Backend) -> None:
 
 def test_aborted_multipart_cannot_complete(backend: Backend) -> None:
     name = new_object_name()
-    data = random_bytes(MIN_PART_SIZE + 1)
-    upload = backend.store.start_multipart(
-        name, size=len(data), part_size=MIN_PART_SIZE, expires_s=120
-    )
-    first = backend.client.put(upload.part_urls[0], data[:MIN_PART_SIZE])
-    backend.store.abort_multipart(name, upload_id=upload.upload_id)
+    upload_id, (first,) = _send_parts(backend, name, random_bytes(MIN_PART_SIZE + 1), count=1)
+    backend.store.abort_multipart(name, upload_id=upload_id)
     with pytest.raises(StorageError):
-        backend.store.complete_multipart(
-            name, upload_id=upload.upload_id, parts=[CompletedPart(1, first)]
-        )
+        backend.store.complete_multipart(name, upload_id=upload_id, parts=[CompletedPart(1, first)])
     with pytest.raises(ObjectNotFound):
         backend.store.stat(name)
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import kill_at_first_line
 from vault.storage import MIN_PART_SIZE, LocalDirectoryStore, new_object_name
 
 KEY = b"t" * 32
@@ -46,20 +45,7 @@ def store(tmp_path: Path) -> LocalDirectoryStore:
 
 
 def _killed_mid_write(store: LocalDirectoryStore, name: str) -> None:
-    writer = subprocess.Popen(
-        [sys.executable, "-c", _STALLED_WRITER, str(store.root), name],
-        stdout=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        assert writer.stdout is not None
-        assert writer.stdout.readline() == b"WRITING\n"
-        writer.send_signal(signal.SIGKILL)
-        writer.wait(timeout=30)
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
+    kill_at_first_line([sys.executable, "-c", _STALLED_WRITER, str(store.root), name], b"WRITING\n")
 
 
 def test_a_file_left_by_a_writer_killed_mid_write_is_removed(store: LocalDirectoryStore) -> None:

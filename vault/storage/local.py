@@ -58,7 +58,6 @@ from vault.storage.base import (
     ObjectInfo,
     PendingUpload,
     check_parts,
-    part_length,
     plan_parts,
 )
 from vault.storage.errors import (
@@ -70,7 +69,7 @@ from vault.storage.errors import (
     WrongSize,
 )
 from vault.storage.names import check_object_name, check_prefix, is_object_name, new_object_name
-from vault.storage.tokens import BlobGrant, TokenSigner
+from vault.storage.tokens import BlobGrant, TokenSigner, part_grants
 
 BLOB_ROUTE = "/v1/blobs/"
 _MANIFEST = "manifest.json"
@@ -158,26 +157,19 @@ class LocalDirectoryStore:
         self, name: str, *, size: int, part_size: int, expires_s: int
     ) -> MultipartUpload:
         check_object_name(name)
-        count = plan_parts(size, part_size)
         upload_id = new_object_name()
+        grants = part_grants(
+            name,
+            upload_id=upload_id,
+            size=size,
+            part_size=part_size,
+            expires_at=self._expiry(expires_s),
+        )
         upload_dir = self._uploads / upload_id
         upload_dir.mkdir(mode=0o700)
         manifest = json.dumps({"name": name, "size": size, "part_size": part_size}).encode()
         self._write_atomic(upload_dir / _MANIFEST, _BytesSource(manifest), replace=False)
-        expires_at = self._expiry(expires_s)
-        urls = tuple(
-            self._url(
-                BlobGrant(
-                    name,
-                    "PUT",
-                    expires_at,
-                    upload_id=upload_id,
-                    part_number=number,
-                    size=part_length(size, part_size, number),
-                )
-            )
-            for number in range(1, count + 1)
-        )
+        urls = tuple(self._url(grant) for grant in grants)
         return MultipartUpload(upload_id=upload_id, part_size=part_size, part_urls=urls)
 
     def complete_multipart(self, name: str, *, upload_id: str, parts: list[CompletedPart]) -> None:

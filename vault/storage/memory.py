@@ -25,12 +25,11 @@ from vault.storage.base import (
     ObjectInfo,
     PendingUpload,
     check_parts,
-    part_length,
     plan_parts,
 )
 from vault.storage.errors import InvalidToken, ObjectNotFound, UploadError, WrongSize
 from vault.storage.names import check_object_name, check_prefix, new_object_name
-from vault.storage.tokens import BlobGrant, Method, TokenSigner
+from vault.storage.tokens import BlobGrant, Method, TokenSigner, part_grants
 
 SCHEME = "memory://"
 
@@ -91,24 +90,17 @@ class MemoryStore:
         self, name: str, *, size: int, part_size: int, expires_s: int
     ) -> MultipartUpload:
         check_object_name(name)
-        count = plan_parts(size, part_size)
         upload_id = new_object_name()
+        grants = part_grants(
+            name,
+            upload_id=upload_id,
+            size=size,
+            part_size=part_size,
+            expires_at=self._expiry(expires_s),
+        )
         with self._lock:
             self._uploads[upload_id] = _Upload(name, size, part_size, self._now())
-        expires_at = self._expiry(expires_s)
-        urls = tuple(
-            self._url(
-                BlobGrant(
-                    name,
-                    "PUT",
-                    expires_at,
-                    upload_id=upload_id,
-                    part_number=n,
-                    size=part_length(size, part_size, n),
-                )
-            )
-            for n in range(1, count + 1)
-        )
+        urls = tuple(self._url(grant) for grant in grants)
         return MultipartUpload(upload_id=upload_id, part_size=part_size, part_urls=urls)
 
     def complete_multipart(self, name: str, *, upload_id: str, parts: list[CompletedPart]) -> None:

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from vault.storage.base import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS
+from vault.storage.base import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, part_length, plan_parts
 from vault.storage.errors import InvalidToken, StorageError
 from vault.storage.names import check_object_name, is_object_name
 
@@ -71,6 +71,24 @@ class BlobGrant:
     @property
     def is_part(self) -> bool:
         return self.part_number is not None
+
+
+def part_grants(
+    name: str, *, upload_id: str, size: int, part_size: int, expires_at: int
+) -> tuple[BlobGrant, ...]:
+    """The PUT grants of a multipart upload of ``size`` bytes in parts of ``part_size``: one a
+    part, each for exactly that part's length. A plan S3 would refuse is a ValueError."""
+    return tuple(
+        BlobGrant(
+            name,
+            "PUT",
+            expires_at,
+            upload_id=upload_id,
+            part_number=number,
+            size=part_length(size, part_size, number),
+        )
+        for number in range(1, plan_parts(size, part_size) + 1)
+    )
 
 
 class TokenSigner:
