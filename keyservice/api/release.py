@@ -44,8 +44,9 @@ from starlette.concurrency import run_in_threadpool
 from keyservice.api.encoding import b64encode
 from keyservice.api.schemas import ReleaseRequest, ReleaseResponse
 from keyservice.audit.chain import AuditEvent
-from keyservice.audit.group import REPLAYED, AuditWrite, IndexRows, NonceClaim
-from keyservice.audit.record import audit_committed
+from keyservice.audit.group import AuditWrite, IndexRows
+from keyservice.auth.refusals import nonce_claim
+from keyservice.auth.rejections import client_source
 from keyservice.caller import Caller
 from keyservice.catalog.facts import decide_row_reads
 from keyservice.db.engine import reading
@@ -57,8 +58,8 @@ from keyservice.db.tables import (
     records,
     wrapped_record_keys,
 )
-from keyservice.deps import authenticate, rejected, rejection, spend_nonce_alone
-from keyservice.errors import AuthenticationError, KeyUnwrapError
+from keyservice.deps import authenticate, spend_nonce_alone
+from keyservice.errors import KeyUnwrapError
 from keyservice.keys import unwrap_record_key
 from keyservice.policy import Basis
 from keyservice.state import ServiceState
@@ -199,13 +200,10 @@ async def release_keys(request: Request) -> Response:
     state: ServiceState = request.app.state.service
     body = await request.body()
     prepared = await run_in_threadpool(_prepare, request, body, state)
-    try:
-        # Returns once the entry, its disclosure rows and the spent nonce are durable: only
-        # then do keys leave.
-        await audit_committed(state, prepared.write)
-    except AuthenticationError as exc:
-        # The nonce was spent before; the batch wrote this request's rejection instead.
-        raise rejected(request, exc.reason) from exc
+    # Returns once the entry, its disclosure rows and the spent nonce are durable: only then
+    # do keys leave. A replay or revocation the batch finds raises AuthenticationError: the
+    # generic 401 (keyservice/problems.py).
+    await state.audit_committed(prepared.write)
     return _response(prepared)
 
 
@@ -263,13 +261,7 @@ def _prepare_on(db: Connection, request: Request, raw: bytes, state: ServiceStat
         ],
         shared={"principal_id": caller.principal_id, "at": now},
     )
-    claim = NonceClaim(
-        caller.device_id,
-        caller.nonce,
-        rejected=rejection(
-            request, REPLAYED, principal_id=caller.principal_id, device_id=caller.device_id
-        ),
-    )
+    claim = nonce_claim(caller, method=request.method, source=client_source(request.scope))
     return _Prepared(
         caller=caller,
         body=body,
