@@ -257,6 +257,10 @@ class ReleaseResult(BaseModel):
 
 
 class ReleaseResponse(BaseModel):
+    """The release's answer, one result per item asked for, in order. The route writes it as
+    JSON text itself (``keyservice.api.release.release_json``); this model is its schema,
+    and a test checks that the text is what the model gives."""
+
     ephemeral_public: str
     results: list[ReleaseResult]
 

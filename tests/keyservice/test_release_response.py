@@ -1,19 +1,21 @@
-"""The release response is written as JSON text directly (keyservice/api/release.py): it must
-be the JSON a dict encoder would give, for granted and denied items, with and without the
-optional fields, and escape what comes from elsewhere (download URLs)."""
+"""The release response is written as JSON text directly (``keyservice.api.release.
+release_json``): it must be the JSON a dict encoder would give, for granted and denied items,
+with and without the optional fields, escape what comes from elsewhere (download URLs), and be
+exactly what its documented schema, the ``ReleaseResponse`` model, gives for it."""
 
 from __future__ import annotations
 
 import base64
 import json
-from types import SimpleNamespace
 from typing import Any, cast
 
-from keyservice.api.release import _Prepared, _response
-from keyservice.api.schemas import ReleaseRequest
+from keyservice.api.release import release_json
+from keyservice.api.schemas import ReleaseResponse
+from keyservice.catalog.release import Asked, Granted, Release
 
 GRANTED, WITHOUT_METADATA, DENIED = "a1" * 16, "b2" * 16, "c3" * 16
 CHILDREN = ["0f" * 16, "1e" * 16]
+ASKED: list[Asked] = [(GRANTED, 2), (DENIED, 1), (WITHOUT_METADATA, 1)]
 
 
 class _Blobs:
@@ -21,42 +23,38 @@ class _Blobs:
         return f'https://store.example/{name}?sig="q\\u00e9"&é'
 
 
-def _prepared(include_urls: bool) -> _Prepared:
-    body = ReleaseRequest.model_validate(
-        {
-            "items": [
-                {"record_id": GRANTED, "version": 2},
-                {"record_id": DENIED, "version": 1},
-                {"record_id": WITHOUT_METADATA, "version": 1},
-            ],
-            "include_urls": include_urls,
-        }
-    )
-
-    def row(name: str, metadata: bytes | None) -> Any:
-        return SimpleNamespace(
+def _release() -> Release:
+    def granted(rid: str, version: int, children: list[str], metadata: bytes | None) -> Granted:
+        return Granted(
+            record_id=rid,
+            version=version,
+            child_ids=children,
             category="safeguarding",
+            object_name=f"obj-{rid}",
             ciphertext_size=123,
             ciphertext_sha256=b"\xff" * 32,
             encrypted_metadata=metadata,
-            object_name=name,
+            sealed_key=(b"\x01" if metadata else b"\x02") * 60,
         )
 
-    return _Prepared(
-        caller=cast(Any, None),
-        body=body,
-        rows={(GRANTED, 2): row("obj1", b"\x00meta"), (WITHOUT_METADATA, 1): row("obj2", None)},
-        children={GRANTED: CHILDREN, WITHOUT_METADATA: CHILDREN[:1]},
-        sealed={(GRANTED, 2): b"\x01" * 60, (WITHOUT_METADATA, 1): b"\x02" * 60},
+    return Release(
+        granted={
+            (GRANTED, 2): granted(GRANTED, 2, CHILDREN, b"\x00meta"),
+            (WITHOUT_METADATA, 1): granted(WITHOUT_METADATA, 1, CHILDREN[:1], None),
+        },
         ephemeral_public=b"\x03" * 32,
-        write=cast(Any, None),
-        urls={
-            (GRANTED, 2): _Blobs().presign_get("obj1", expires_s=0),
-            (WITHOUT_METADATA, 1): _Blobs().presign_get("obj2", expires_s=0),
-        }
-        if include_urls
-        else {},
+        event=cast(Any, None),
+        disclosures=cast(Any, None),
     )
+
+
+def _urls(include_urls: bool) -> dict[Asked, str]:
+    if not include_urls:
+        return {}
+    return {
+        (GRANTED, 2): _Blobs().presign_get(f"obj-{GRANTED}", expires_s=0),
+        (WITHOUT_METADATA, 1): _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0),
+    }
 
 
 def _b64(data: bytes) -> str:
@@ -84,15 +82,23 @@ def _expected(include_urls: bool) -> dict[str, Any]:
     first["encrypted_metadata"] = _b64(b"\x00meta")
     third = granted(WITHOUT_METADATA, 1, CHILDREN[:1], b"\x02" * 60)
     if include_urls:
-        first["download_url"] = _Blobs().presign_get("obj1", expires_s=0)
-        third["download_url"] = _Blobs().presign_get("obj2", expires_s=0)
+        first["download_url"] = _Blobs().presign_get(f"obj-{GRANTED}", expires_s=0)
+        third["download_url"] = _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0)
     denied = {"record_id": DENIED, "version": 1, "status": "denied", "code": "unavailable"}
     return {"ephemeral_public": _b64(b"\x03" * 32), "results": [first, denied, third]}
 
 
 def test_the_response_text_is_the_json_of_the_results() -> None:
     for include_urls in (False, True):
-        response = _response(_prepared(include_urls))
-        assert response.media_type == "application/json"
-        assert json.loads(response.body) == _expected(include_urls)
-        response.body.decode("ascii")  # escaped: nothing outside ASCII
+        text = release_json(ASKED, _release(), _urls(include_urls))
+        assert json.loads(text) == _expected(include_urls)
+        text.decode("ascii")  # escaped: nothing outside ASCII
+
+
+def test_the_response_text_is_what_its_model_gives() -> None:
+    """Every field the text writes is one of the model's, of the model's type, and the model
+    gives back the same JSON (fields it leaves out are left out of the text too)."""
+    for include_urls in (False, True):
+        text = release_json(ASKED, _release(), _urls(include_urls))
+        model = ReleaseResponse.model_validate_json(text)
+        assert model.model_dump(mode="json", exclude_unset=True) == json.loads(text)
