@@ -15,7 +15,7 @@ from keyservice.catalog.release import Asked, Granted, Release
 
 GRANTED, WITHOUT_METADATA, DENIED = "a1" * 16, "b2" * 16, "c3" * 16
 CHILDREN = ["0f" * 16, "1e" * 16]
-ASKED: list[Asked] = [(GRANTED, 2), (DENIED, 1), (WITHOUT_METADATA, 1)]
+ASKED: list[Asked] = [(GRANTED, 2), (DENIED, 1), (WITHOUT_METADATA, None), (DENIED, None)]
 
 
 class _Blobs:
@@ -40,7 +40,8 @@ def _release() -> Release:
     return Release(
         granted={
             (GRANTED, 2): granted(GRANTED, 2, CHILDREN, b"\x00meta"),
-            (WITHOUT_METADATA, 1): granted(WITHOUT_METADATA, 1, CHILDREN[:1], None),
+            # Asked without a version: the result names the version released.
+            (WITHOUT_METADATA, None): granted(WITHOUT_METADATA, 1, CHILDREN[:1], None),
         },
         ephemeral_public=b"\x03" * 32,
         event=cast(Any, None),
@@ -53,7 +54,7 @@ def _urls(include_urls: bool) -> dict[Asked, str]:
         return {}
     return {
         (GRANTED, 2): _Blobs().presign_get(f"obj-{GRANTED}", expires_s=0),
-        (WITHOUT_METADATA, 1): _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0),
+        (WITHOUT_METADATA, None): _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0),
     }
 
 
@@ -85,7 +86,17 @@ def _expected(include_urls: bool) -> dict[str, Any]:
         first["download_url"] = _Blobs().presign_get(f"obj-{GRANTED}", expires_s=0)
         third["download_url"] = _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0)
     denied = {"record_id": DENIED, "version": 1, "status": "denied", "code": "unavailable"}
-    return {"ephemeral_public": _b64(b"\x03" * 32), "results": [first, denied, third]}
+    # A denied item that named no version says so, and nothing else.
+    denied_latest = {
+        "record_id": DENIED,
+        "version": None,
+        "status": "denied",
+        "code": "unavailable",
+    }
+    return {
+        "ephemeral_public": _b64(b"\x03" * 32),
+        "results": [first, denied, third, denied_latest],
+    }
 
 
 def test_the_response_text_is_the_json_of_the_results() -> None:
