@@ -31,7 +31,7 @@ from keyservice.api.schemas import ReleaseRequest, ReleaseResponse
 from keyservice.audit.group import AuditWrite
 from keyservice.auth.refusals import nonce_claim
 from keyservice.auth.rejections import client_source
-from keyservice.catalog.release import Asked, Release, decide_and_seal
+from keyservice.catalog.release import Asked, Pair, Release, decide_and_seal
 from keyservice.deps import authenticate, spend_nonce_alone
 from keyservice.state import ServiceState
 
@@ -72,9 +72,9 @@ class _Prepared:
     asked: list[Asked]
     release: Release
     write: AuditWrite
-    # Download URLs of the granted items, if asked for: presigned in the worker thread, not on
-    # the event loop, and returned only after the commit (they grant only ciphertext).
-    urls: dict[Asked, str] = field(default_factory=dict)
+    # Download URLs of the versions granted, if asked for: presigned in the worker thread, not
+    # on the event loop, and returned only after the commit (they grant only ciphertext).
+    urls: dict[Pair, str] = field(default_factory=dict)
 
 
 @router.post(
@@ -124,13 +124,13 @@ def _prepare(request: Request, raw: bytes, state: ServiceState) -> _Prepared:
         return prepared
     # With the connection back in the pool: 1,000 presigns take about 0.4 s.
     urls = {
-        item: state.blobs.presign_get(granted.object_name, expires_s=DOWNLOAD_URL_S)
-        for item, granted in released.granted.items()
+        pair: state.blobs.presign_get(released.versions[pair].object_name, expires_s=DOWNLOAD_URL_S)
+        for pair in released.sealed
     }
     return replace(prepared, urls=urls)
 
 
-def release_json(asked: list[Asked], release: Release, urls: dict[Asked, str]) -> bytes:
+def release_json(asked: list[Asked], release: Release, urls: dict[Pair, str]) -> bytes:
     """The answer as JSON text: ``ReleaseResponse``, one result per item asked, in order.
 
     Written directly, not through the model: building a dict per item and encoding it was a
@@ -141,41 +141,52 @@ def release_json(asked: list[Asked], release: Release, urls: dict[Asked, str]) -
     Only values whose text is known to need no escaping go in raw: ids the request's
     validation made 32-hex, integers, and base64url; anything else goes through ``_json``.
     """
-    granted = release.granted
+    resolved, sealed, versions, children = (
+        release.resolved,
+        release.sealed,
+        release.versions,
+        release.children,
+    )
     # Records of one child (or one group) share their child ids' and category's JSON.
     encoded: dict[object, str] = {}
     parts: list[str] = []
     for item in asked:
-        found = granted.get(item)
-        if found is None:
-            rid, version = item
+        pair = resolved.get(item)
+        if pair is None or pair not in sealed:
+            rid, asked_version = item
             parts.append(
                 _json(
-                    {"record_id": rid, "version": version, "status": "denied", "code": UNAVAILABLE}
+                    {
+                        "record_id": rid,
+                        "version": asked_version,
+                        "status": "denied",
+                        "code": UNAVAILABLE,
+                    }
                 )
             )
             continue
-        rid, version = found.record_id, found.version
-        ids = found.child_ids
-        attributes = encoded.get((found.category, *ids))
+        rid, version = pair
+        row = versions[pair]
+        ids = children[rid]
+        attributes = encoded.get((row.category, *ids))
         if attributes is None:
-            attributes = encoded[(found.category, *ids)] = (
-                f'"child_ids":{_json(ids)},"category":{_json(found.category)}'
+            attributes = encoded[(row.category, *ids)] = (
+                f'"child_ids":{_json(ids)},"category":{_json(row.category)}'
             )
         optional = ""
-        if found.encrypted_metadata is not None:
-            optional = f',"encrypted_metadata":"{b64encode(found.encrypted_metadata)}"'
-        url = urls.get(item)
+        if row.encrypted_metadata is not None:
+            optional = f',"encrypted_metadata":"{b64encode(row.encrypted_metadata)}"'
+        url = urls.get(pair)
         if url is not None:
             optional += f',"download_url":{_json(url)}'
         parts.append(
             f'{{"record_id":"{rid}","version":{version:d},"status":"granted",'
             f'"attributes":{{"record_id":"{rid}","version":{version:d},'
             f"{attributes}}},"
-            f'"sealed_key":"{b64encode(found.sealed_key)}",'
+            f'"sealed_key":"{b64encode(sealed[pair])}",'
             # What the commit checked, so the client can check the bytes it downloads.
-            f'"ciphertext_size":{found.ciphertext_size:d},'
-            f'"ciphertext_sha256":"{b64encode(found.ciphertext_sha256)}"{optional}}}'
+            f'"ciphertext_size":{row.ciphertext_size:d},'
+            f'"ciphertext_sha256":"{b64encode(row.ciphertext_sha256)}"{optional}}}'
         )
     text = (
         f'{{"ephemeral_public":"{b64encode(release.ephemeral_public)}",'

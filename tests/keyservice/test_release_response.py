@@ -11,10 +11,11 @@ from typing import Any, cast
 
 from keyservice.api.release import release_json
 from keyservice.api.schemas import ReleaseResponse
-from keyservice.catalog.release import Asked, Granted, Release
+from keyservice.catalog.release import Asked, Pair, Release, VersionRow
 
 GRANTED, WITHOUT_METADATA, DENIED = "a1" * 16, "b2" * 16, "c3" * 16
 CHILDREN = ["0f" * 16, "1e" * 16]
+# The last two ask for the latest version: the first is given version 1, the second denied.
 ASKED: list[Asked] = [(GRANTED, 2), (DENIED, 1), (WITHOUT_METADATA, None), (DENIED, None)]
 
 
@@ -24,37 +25,45 @@ class _Blobs:
 
 
 def _release() -> Release:
-    def granted(rid: str, version: int, children: list[str], metadata: bytes | None) -> Granted:
-        return Granted(
+    def row(rid: str, version: int, metadata: bytes | None) -> VersionRow:
+        return VersionRow(
             record_id=rid,
             version=version,
-            child_ids=children,
-            category="safeguarding",
             object_name=f"obj-{rid}",
+            encrypted_metadata=metadata,
             ciphertext_size=123,
             ciphertext_sha256=b"\xff" * 32,
-            encrypted_metadata=metadata,
-            sealed_key=(b"\x01" if metadata else b"\x02") * 60,
+            state="committed",
+            category="safeguarding",
+            withheld_from_guardians=False,
         )
 
     return Release(
-        granted={
-            (GRANTED, 2): granted(GRANTED, 2, CHILDREN, b"\x00meta"),
-            # Asked without a version: the result names the version released.
-            (WITHOUT_METADATA, None): granted(WITHOUT_METADATA, 1, CHILDREN[:1], None),
+        resolved={
+            (GRANTED, 2): (GRANTED, 2),
+            (WITHOUT_METADATA, None): (WITHOUT_METADATA, 1),
+            # Resolved but not sealed: denied (the policy said no).
+            (DENIED, 1): (DENIED, 1),
         },
+        sealed={(GRANTED, 2): b"\x01" * 60, (WITHOUT_METADATA, 1): b"\x02" * 60},
+        versions={
+            (GRANTED, 2): row(GRANTED, 2, b"\x00meta"),
+            (WITHOUT_METADATA, 1): row(WITHOUT_METADATA, 1, None),
+            (DENIED, 1): row(DENIED, 1, None),
+        },
+        children={GRANTED: CHILDREN, WITHOUT_METADATA: CHILDREN[:1], DENIED: CHILDREN},
         ephemeral_public=b"\x03" * 32,
         event=cast(Any, None),
         disclosures=cast(Any, None),
     )
 
 
-def _urls(include_urls: bool) -> dict[Asked, str]:
+def _urls(include_urls: bool) -> dict[Pair, str]:
     if not include_urls:
         return {}
     return {
         (GRANTED, 2): _Blobs().presign_get(f"obj-{GRANTED}", expires_s=0),
-        (WITHOUT_METADATA, None): _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0),
+        (WITHOUT_METADATA, 1): _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0),
     }
 
 
