@@ -1,8 +1,13 @@
-"""Errors of the key service.
+"""Errors of the key service, raised below the API and answered by it (keyservice/problems.py).
 
     KeyServiceError             root of every key service error
-    ├── AuthenticationError     a request's signature is not accepted; ``reason`` is a short
-    │                           code for the log and the audit, never shown to the client
+    ├── AuthenticationError     a request is refused as not authentically from an enrolled,
+    │                           active device; ``reason`` (a ``Refusal``) goes to the log
+    │                           and the audit, never to the client (answered with the one
+    │                           generic 401)
+    ├── RefusedError            the caller may not do what it asked; the refusal is already
+    │                           audited (answered with ``status``, 403 or 404, and the
+    │                           message, which says what the caller can do)
     ├── AuditUnavailableError   the audit entry could not be written, so nothing is released
     │                           or changed (answered 503; check the database)
     ├── AuditChainError         the chain's newest entry does not verify under the service's
@@ -32,12 +37,42 @@
 
 App-level errors (authentication, policy denials surfaced as errors, audit failures) belong
 in this module as further branches under KeyServiceError, each with its line in this tree.
+Nothing here knows HTTP: the API layer maps each branch to its answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
+
+
+class Refusal(StrEnum):
+    """Why a request was refused as unauthenticated (docs/SIGNING.md, "What the verifier MUST
+    reject"): the ``reason`` of its ``auth.reject`` entry and of its log line."""
+
+    # The signature and its parameters (keyservice/auth/verifier.py).
+    MISSING_SIGNATURE = "missing_signature"
+    WRONG_TAG = "wrong_tag"
+    WRONG_ALG = "wrong_alg"
+    MISSING_COMPONENT = "missing_component"
+    UNEXPECTED_PARAMETER = "unexpected_parameter"
+    BAD_SIGNATURE = "bad_signature"
+    DIGEST_MISMATCH = "digest_mismatch"
+    WRONG_AUDIENCE = "wrong_audience"
+    MISSING_CREATED = "missing_created"
+    CREATED_TOO_OLD = "created_too_old"
+    CREATED_IN_FUTURE = "created_in_future"
+    MISSING_NONCE = "missing_nonce"
+    # The device (keyservice/auth/refusals.py, and again in a release's audit batch).
+    UNKNOWN_DEVICE = "unknown_device"
+    REVOKED_DEVICE = "revoked_device"
+    REVOKED_PRINCIPAL = "revoked_principal"
+    # The nonce (keyservice/auth/nonces.py, and in a release's audit batch).
+    REPLAYED_NONCE = "replayed_nonce"
+    # Not the caller's fault: the device could not be looked up. Never audited as a
+    # rejection; the request is answered 503 with the database error.
+    DATABASE_UNAVAILABLE = "database_unavailable"
 
 
 class KeyServiceError(Exception):
@@ -67,9 +102,22 @@ class InsecureDataError(KeyServiceError):
 class AuthenticationError(KeyServiceError):
     """The request is not authentically from an enrolled, active device."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: Refusal) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RefusedError(KeyServiceError):
+    """The caller may not do what it asked, and its refusal is audited.
+
+    ``status`` is the answer's status (403: the caller may not do this at all; 404: one
+    answer whether the thing is missing or hidden from the caller), recorded in the audit
+    entry too; the message is the answer's detail.
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AuditUnavailableError(KeyServiceError):

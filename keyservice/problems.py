@@ -11,10 +11,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from keyservice.errors import AuditUnavailableError, InvalidChangeError
+from keyservice.errors import (
+    AuditUnavailableError,
+    AuthenticationError,
+    InvalidChangeError,
+    RefusedError,
+)
 
 PROBLEM_JSON = "application/problem+json"
+AUTH_FAILED = "authentication failed"
 log = logging.getLogger("keyservice")
+auth_log = logging.getLogger("keyservice.auth")
 
 _TITLES = {
     400: "bad request",
@@ -53,6 +60,18 @@ def install(app: FastAPI) -> None:
         ]
         summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem(422, f"the request is not valid: {summary}", errors=errors)
+
+    @app.exception_handler(AuthenticationError)
+    async def authentication_failed(request: Request, exc: AuthenticationError) -> JSONResponse:
+        # The reason goes to the log (and was audited below); the caller learns nothing.
+        auth_log.warning(
+            "request rejected: %s %s reason=%s", request.method, request.url.path, exc.reason
+        )
+        return problem(401, AUTH_FAILED)
+
+    @app.exception_handler(RefusedError)
+    async def refused(request: Request, exc: RefusedError) -> JSONResponse:
+        return problem(exc.status, str(exc))
 
     @app.exception_handler(InvalidChangeError)
     async def invalid_change(request: Request, exc: InvalidChangeError) -> JSONResponse:

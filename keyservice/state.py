@@ -9,10 +9,12 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
-from keyservice.audit.group import GroupCommit
+from keyservice.audit.group import AuditWrite, BatchContext, GroupCommit
 from keyservice.audit.mac import AuditMac
+from keyservice.audit.record import checkpointer
 from keyservice.auth.nonces import ReplayCache
 from keyservice.auth.rejections import RejectionLedger
+from keyservice.auth.revocation import active_devices
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.keys import RootKeyProvider
 from keyservice.settings import Settings
@@ -41,3 +43,25 @@ class ServiceState:
 
     def __repr__(self) -> str:
         return f"ServiceState(database={self.engine.url.render_as_string(hide_password=True)})"
+
+    async def audit_committed(self, write: AuditWrite) -> int:
+        """Commit ``write`` (an entry, its index rows, maybe its nonce) before returning its seq.
+
+        For requests whose only writes are those: the entry joins the service's group commit
+        (keyservice/audit/group.py) and the coroutine waits without holding a thread or a
+        connection (a batch's leader checks one out in its worker thread). Raises
+        ``AuditUnavailableError`` if the batch failed, and ``AuthenticationError`` if the
+        write's nonce had been spent before or its device was revoked meanwhile.
+        """
+        return await self.audit_group.commit_async(self.engine, write, self.batch_context())
+
+    def batch_context(self) -> BatchContext:
+        """The clock, audit MAC key, checkpoint policy, replay cache and revocation check, for
+        a group commit's leader."""
+        return BatchContext(
+            clock=self.clock,
+            mac=self.audit_mac,
+            checkpointer=checkpointer(self),
+            replay_cache=self.replay_cache,
+            active_devices=active_devices,
+        )

@@ -233,7 +233,8 @@ class VersionPublic(BaseModel):
 
 class ReleaseItem(Strict):
     record_id: Id
-    version: Version
+    # None (or absent): the record's latest committed version, decided and audited once.
+    version: Version | None = None
 
 
 class ReleaseRequest(Strict):
@@ -242,8 +243,13 @@ class ReleaseRequest(Strict):
 
 
 class ReleaseResult(BaseModel):
+    """One item's result. Granted: every field but ``code`` (``encrypted_metadata`` if the
+    version has some, ``download_url`` if asked for). Denied: ``record_id``, ``version`` as
+    asked (null if the item named none), ``status`` and ``code`` only."""
+
     record_id: str
-    version: int
+    # The version released; for a denied item the version asked for, null if none was.
+    version: int | None
     status: Literal["granted", "denied"]
     code: str | None = None
     attributes: Attributes | None = None
@@ -255,6 +261,10 @@ class ReleaseResult(BaseModel):
 
 
 class ReleaseResponse(BaseModel):
+    """The release's answer, one result per item asked for, in order. The route writes it as
+    JSON text itself (``keyservice.api.release.release_json``); this model is its schema,
+    and a test checks that the text is what the model gives."""
+
     ephemeral_public: str
     results: list[ReleaseResult]
 

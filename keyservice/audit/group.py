@@ -16,10 +16,11 @@ closed). Across instances the batches serialise on the chain head like single ap
 A write may carry its request's nonce (``NonceClaim``): the batch spends it in the same
 transaction. A nonce spent before, by any instance or earlier in the same batch, makes the
 write a replay: its ``rejected`` entry is appended instead of its own, its index rows are
-dropped, and its request gets ``AuthenticationError("replayed_nonce")``. With the context's
-``active_devices`` check, a write whose device or principal was revoked after its request was
-authenticated is refused the same way (``"revoked_device"``): revocation takes effect on
-every release not yet committed, not only on the next request.
+dropped, and its request gets ``AuthenticationError(Refusal.REPLAYED_NONCE)``. With the
+context's ``active_devices`` check, a write whose device or principal was revoked after its
+request was authenticated is refused the same way (``Refusal.REVOKED_DEVICE``): revocation
+takes effect on every release not yet committed, not only on the next request. The batch
+only finds these refusals; what a refused request is answered is the API's business.
 """
 
 from __future__ import annotations
@@ -31,21 +32,26 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Table
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append_many, lock_head
 from keyservice.audit.mac import AuditMac
-from keyservice.auth.nonces import ReplayCache
-from keyservice.errors import AuditUnavailableError, AuthenticationError
+from keyservice.errors import AuditUnavailableError, AuthenticationError, Refusal
 
 MAX_BATCH = 256
 # Longer than any database timeout (5 s for the lock, 5 s per statement): a follower that
 # waits this long has a leader stuck outside the database and fails closed.
 WAIT_S = 60.0
-REPLAYED = "replayed_nonce"
-REVOKED = "revoked_device"
+
+
+class NonceSpender(Protocol):
+    """The replay cache as a batch uses it (keyservice.auth.nonces.ReplayCache)."""
+
+    def spend(
+        self, connection: Connection, pairs: Sequence[tuple[str, str]], *, now: datetime
+    ) -> set[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class BatchContext:
     clock: Callable[[], datetime]
     mac: AuditMac
     checkpointer: Checkpointer | None = None
-    replay_cache: ReplayCache | None = None
+    replay_cache: NonceSpender | None = None
     # The devices among those given that may still act (keyservice.auth.revocation), asked
     # in the batch's transaction; None skips the check (tests of the group alone).
     active_devices: Callable[[Connection, Collection[str]], set[str]] | None = None
@@ -228,7 +234,7 @@ class GroupCommit:
                 p.failure = _failure(exc)
         else:
             for p, seq in zip(batch, outcomes, strict=True):
-                if isinstance(seq, str):
+                if isinstance(seq, Refusal):
                     p.failure = AuthenticationError(seq)
                 else:
                     p.seq = seq
@@ -261,13 +267,13 @@ def _settle(futures: list[asyncio.Future[None]]) -> None:
 
 def _write(
     connection: Connection, writes: list[AuditWrite], context: BatchContext
-) -> list[int | str]:
+) -> list[int | Refusal]:
     """Append and commit ``writes`` in one transaction; roll back on any failure.
 
     Returns each write's sequence number, or, for a write with a nonce that is refused, the
-    reason (its rejection entry has that write's place in the chain instead): ``REPLAYED``
-    if its nonce was spent before, ``REVOKED`` if its device or principal was revoked (or is
-    gone) since the request was authenticated.
+    reason (its rejection entry has that write's place in the chain instead):
+    ``REPLAYED_NONCE`` if its nonce was spent before, ``REVOKED_DEVICE`` if its device or
+    principal was revoked (or is gone) since the request was authenticated.
     """
     now = context.clock()
     try:
@@ -308,33 +314,35 @@ def _write(
     return [refused.get(id(w), seq) for w, seq in zip(writes, seqs, strict=True)]
 
 
-def _event(write: AuditWrite, refusal: str | None) -> AuditEvent:
+def _event(write: AuditWrite, refusal: Refusal | None) -> AuditEvent:
     """The entry a write appends: its own, or its claim's rejection naming the reason."""
     if refusal is None:
         return write.event
     assert write.claim is not None
     rejected = write.claim.rejected
-    if refusal == REPLAYED:
+    if refusal == Refusal.REPLAYED_NONCE:
         return rejected
     return dataclasses.replace(rejected, detail={**rejected.detail, "reason": refusal})
 
 
 def _refused(
     connection: Connection, writes: list[AuditWrite], context: BatchContext, now: datetime
-) -> dict[int, str]:
+) -> dict[int, Refusal]:
     """Spend the writes' nonces and re-check their devices; the refused writes' reasons by id.
 
     A replay is refused before a revocation is looked at, so that a replayed request is
     audited as one whatever has happened to its device since.
     """
     fresh = _spend_nonces(connection, writes, context, now)
-    refused = {id(w): REPLAYED for w in writes if w.claim is not None and id(w) not in fresh}
+    refused = {
+        id(w): Refusal.REPLAYED_NONCE for w in writes if w.claim is not None and id(w) not in fresh
+    }
     if context.active_devices is not None and fresh:
         claimed = {w.claim.device_id for w in writes if id(w) in fresh and w.claim is not None}
         active = context.active_devices(connection, claimed)
         for w in writes:
             if id(w) in fresh and w.claim is not None and w.claim.device_id not in active:
-                refused[id(w)] = REVOKED
+                refused[id(w)] = Refusal.REVOKED_DEVICE
     return refused
 
 

@@ -1,24 +1,42 @@
-"""Shortcuts for routes: audit a caller's action, or audit a refusal and raise it."""
+"""Shortcuts for routes: audit a caller's action, or audit a refusal and raise it.
+
+They take the running service as an ``AuditContext`` (its clock, audit MAC key, checkpoint
+signing key and settings), so the audit package knows nothing of the service above it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, NoReturn, Protocol
 
-from fastapi import HTTPException
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection
 
 from keyservice.audit.chain import AuditEvent, Checkpointer, append
-from keyservice.audit.group import AuditWrite, BatchContext
-from keyservice.auth.revocation import active_devices
+from keyservice.audit.mac import AuditMac
 from keyservice.caller import Caller
 from keyservice.db.engine import restore_durability
-from keyservice.state import ServiceState
+from keyservice.errors import RefusedError
+from keyservice.settings import Settings
+
+
+class AuditContext(Protocol):
+    """What appending an entry needs of the running service (keyservice.state.ServiceState)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def audit_mac(self) -> AuditMac: ...
+    @property
+    def audit_key(self) -> Ed25519PrivateKey: ...
 
 
 def audit(
     db: Connection,
-    state: ServiceState,
+    state: AuditContext,
     caller: Caller | None,
     action: str,
     detail: Mapping[str, Any],
@@ -39,44 +57,21 @@ def audit(
     )
 
 
-def append_event(db: Connection, state: ServiceState, event: AuditEvent) -> int:
+def append_event(db: Connection, state: AuditContext, event: AuditEvent) -> int:
     """Append ``event`` with the service's clock, audit MAC key and checkpoint policy."""
     return append(
-        db,
-        event,
-        mac=state.audit_mac,
-        now=state.clock(),
-        checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
+        db, event, mac=state.audit_mac, now=state.clock(), checkpointer=checkpointer(state)
     )
 
 
-async def audit_committed(state: ServiceState, write: AuditWrite) -> int:
-    """Commit ``write`` (an entry, its index rows, maybe its nonce) before returning its seq.
-
-    For requests whose only writes are those: the entry joins the service's group commit
-    (keyservice/audit/group.py) and the coroutine waits without holding a thread or a
-    connection (a batch's leader checks one out in its worker thread). Raises
-    ``AuditUnavailableError`` if the batch failed, and ``AuthenticationError`` if the write's
-    nonce had been spent before.
-    """
-    return await state.audit_group.commit_async(state.engine, write, batch_context(state))
-
-
-def batch_context(state: ServiceState) -> BatchContext:
-    """The service's clock, audit MAC key, checkpoint policy, replay cache and revocation check,
-    for a group commit's leader."""
-    return BatchContext(
-        clock=state.clock,
-        mac=state.audit_mac,
-        checkpointer=Checkpointer(state.audit_key, state.settings.checkpoint_every),
-        replay_cache=state.replay_cache,
-        active_devices=active_devices,
-    )
+def checkpointer(state: AuditContext) -> Checkpointer:
+    """The service's checkpoint policy: sign the head every ``checkpoint_every`` entries."""
+    return Checkpointer(state.audit_key, state.settings.checkpoint_every)
 
 
 def refuse(
     db: Connection,
-    state: ServiceState,
+    state: AuditContext,
     caller: Caller,
     action: str,
     detail: Mapping[str, Any],
@@ -85,9 +80,10 @@ def refuse(
     message: str,
 ) -> NoReturn:
     """Roll back the request's work, audit the refusal on its own (durably, even inside
-    ``relaxed_durability``), and raise ``status``."""
+    ``relaxed_durability``), and raise ``RefusedError`` (answered ``status`` with
+    ``message``, keyservice/problems.py)."""
     db.rollback()
     restore_durability(db)
     audit(db, state, caller, action, {**detail, "status": status}, outcome="deny")
     db.commit()
-    raise HTTPException(status_code=status, detail=message)
+    raise RefusedError(message, status=status)

@@ -15,20 +15,33 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Protocol
+
+from sqlalchemy import Engine
 
 from keyservice.audit.head import checkpoint_head
+from keyservice.audit.record import AuditContext
 from keyservice.errors import AuditChainError
-from keyservice.state import ServiceState
+from vault.storage import BlobStore
 
 log = logging.getLogger("keyservice.audit")
 # A clean stop waits this long at most for its last checkpoint.
 STOP_WAIT_S = 10.0
 
 
+class CheckpointContext(AuditContext, Protocol):
+    """What the timer needs of the running service (keyservice.state.ServiceState)."""
+
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def checkpoints(self) -> BlobStore: ...
+
+
 class TimedCheckpoints:
     """One instance's rounds; remembers the entry it checkpointed last."""
 
-    def __init__(self, state: ServiceState) -> None:
+    def __init__(self, state: CheckpointContext) -> None:
         if not state.settings.checkpoint_seconds > 0:
             raise ValueError("CAREVAULT_CHECKPOINT_SECONDS must be a positive number of seconds")
         self._state = state
@@ -63,7 +76,7 @@ class TimedCheckpoints:
 
 
 @asynccontextmanager
-async def checkpoints_on_time(state: ServiceState) -> AsyncIterator[None]:
+async def checkpoints_on_time(state: CheckpointContext) -> AsyncIterator[None]:
     """Run the timer while the block runs; at its end, one last round."""
     timed = TimedCheckpoints(state)
     task = asyncio.create_task(timed.run())

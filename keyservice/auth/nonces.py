@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from keyservice.auth.verifier import SKEW
 from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import seen_nonces
-from keyservice.errors import AuthenticationError
+from keyservice.errors import AuthenticationError, Refusal
 
 CLEANUP_INTERVAL_S = 60.0
 
@@ -55,7 +55,7 @@ class ReplayCache:
         with relaxed_durability(connection):
             if not self.spend(connection, [(device_id, nonce)], now=now):
                 connection.rollback()
-                raise AuthenticationError("replayed_nonce")
+                raise AuthenticationError(Refusal.REPLAYED_NONCE)
             connection.commit()
 
     def seen(self, connection: Connection, *, device_id: str, nonce: str) -> bool:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from http_message_signatures import HTTPMessageVerifier, HTTPSignatureKeyResolver, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
-from keyservice.errors import AuthenticationError
+from keyservice.errors import AuthenticationError, Refusal
 from vault.signing import COVERED_COMPONENTS, SIGNATURE_LABEL, SIGNATURE_TAG
 
 SKEW = timedelta(seconds=60)
@@ -76,13 +76,13 @@ class _Verifier(HTTPMessageVerifier):
     def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
         created = sig_input.params.get("created")
         if type(created) is not int:
-            raise AuthenticationError("missing_created")
+            raise AuthenticationError(Refusal.MISSING_CREATED)
         if created > self._now + SKEW.total_seconds():
-            raise AuthenticationError("created_in_future")
+            raise AuthenticationError(Refusal.CREATED_IN_FUTURE)
         if created < self._now - SKEW.total_seconds():
-            raise AuthenticationError("created_too_old")
+            raise AuthenticationError(Refusal.CREATED_TOO_OLD)
         if sig_input.params.get("alg") != algorithms.ED25519.algorithm_id:
-            raise AuthenticationError("wrong_alg")
+            raise AuthenticationError(Refusal.WRONG_ALG)
 
 
 def verify_request(
@@ -111,18 +111,18 @@ def verify_request(
         # digest out is a missing component, not a digest mismatch.
         for result in results:
             if not _REQUIRED.issubset(result.covered_components):
-                raise AuthenticationError("missing_component")
+                raise AuthenticationError(Refusal.MISSING_COMPONENT)
         results = verifier.verify_body(message, results, body)
     except HTTPMessageSignaturesException as exc:
         raise _reason(exc) from exc
     if len(results) != 1 or results[0].label != SIGNATURE_LABEL:
-        raise AuthenticationError("missing_signature")
+        raise AuthenticationError(Refusal.MISSING_SIGNATURE)
     result = results[0]
     if result.covered_components.get(_AUDIENCE_COMPONENT) != audience:
-        raise AuthenticationError("wrong_audience")
+        raise AuthenticationError(Refusal.WRONG_AUDIENCE)
     nonce = result.nonce
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
-        raise AuthenticationError("missing_nonce")
+        raise AuthenticationError(Refusal.MISSING_NONCE)
     created = result.parameters["created"]
     assert isinstance(created, int)
     return SignedRequest(device_id=str(result.parameters["keyid"]), nonce=nonce, created=created)
@@ -139,15 +139,15 @@ def _reason(exc: BaseException) -> AuthenticationError:
     # Order matters: "Required component content-digest was not covered" names the digest
     # but is a missing component, so "not covered" is looked for first.
     for needle, reason in (
-        ("not covered", "missing_component"),
-        ("content-digest", "digest_mismatch"),
-        ("expected tag", "wrong_tag"),
-        ("algorithm", "wrong_alg"),
-        ("metadata parameter", "unexpected_parameter"),
-        ("keyid", "missing_signature"),
-        ("expected", "missing_signature"),
-        ("no signatures", "missing_signature"),
+        ("not covered", Refusal.MISSING_COMPONENT),
+        ("content-digest", Refusal.DIGEST_MISMATCH),
+        ("expected tag", Refusal.WRONG_TAG),
+        ("algorithm", Refusal.WRONG_ALG),
+        ("metadata parameter", Refusal.UNEXPECTED_PARAMETER),
+        ("keyid", Refusal.MISSING_SIGNATURE),
+        ("expected", Refusal.MISSING_SIGNATURE),
+        ("no signatures", Refusal.MISSING_SIGNATURE),
     ):
         if needle in text:
             return AuthenticationError(reason)
-    return AuthenticationError("bad_signature")
+    return AuthenticationError(Refusal.BAD_SIGNATURE)

@@ -14,10 +14,10 @@ from sqlalchemy import Connection, select
 from keyservice.audit.record import audit
 from keyservice.caller import Caller
 from keyservice.catalog.access import UNAVAILABLE
+from keyservice.catalog.context import RecordContext
 from keyservice.catalog.facts import decide_row_reads
 from keyservice.db.tables import COMMITTED, record_children, record_versions, records
 from keyservice.errors import RecordUnavailableError
-from keyservice.state import ServiceState
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class VersionInfo:
 
 
 def child_records(
-    db: Connection, state: ServiceState, caller: Caller, *, child_id: str
+    db: Connection, state: RecordContext, caller: Caller, *, child_id: str
 ) -> list[VersionInfo]:
     """The latest committed version of each record of the child that the caller may read."""
     versions = readable_versions(db, state, caller, record_ids=None, child_id=child_id)
@@ -48,7 +48,7 @@ def child_records(
 
 
 def record_history(
-    db: Connection, state: ServiceState, caller: Caller, *, record_id: str
+    db: Connection, state: RecordContext, caller: Caller, *, record_id: str
 ) -> list[VersionInfo]:
     """Every committed version of the record, if the caller may read it; otherwise the same
     RecordUnavailableError whether it is missing or forbidden."""
@@ -64,7 +64,7 @@ def record_history(
 
 def readable_versions(
     db: Connection,
-    state: ServiceState,
+    state: RecordContext,
     caller: Caller,
     *,
     record_ids: list[str] | None,

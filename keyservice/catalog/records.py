@@ -16,6 +16,7 @@ from keyservice.audit.record import audit
 from keyservice.caller import Caller
 from keyservice.catalog.access import UNAVAILABLE, may_create, may_read, stored_facts
 from keyservice.catalog.changes import judge
+from keyservice.catalog.context import RecordContext
 from keyservice.catalog.versions import NewVersion, RecordRequest, new_version
 from keyservice.db.engine import relaxed_durability
 from keyservice.db.tables import (
@@ -29,7 +30,6 @@ from keyservice.errors import RecordForbiddenError, RecordUnavailableError
 from keyservice.ids import new_id
 from keyservice.policy import RecordFacts
 from keyservice.policy.writes import Change
-from keyservice.state import ServiceState
 from vault.storage import ObjectNotFound
 
 log = logging.getLogger("keyservice.records")
@@ -40,7 +40,7 @@ DELETE_REFUSED = f"{UNAVAILABLE}: records are deleted by a manager or DSL who ma
 
 
 def create_record(
-    db: Connection, state: ServiceState, caller: Caller, asked: RecordRequest
+    db: Connection, state: RecordContext, caller: Caller, asked: RecordRequest
 ) -> NewVersion:
     """A new record and its pending first version; RecordForbiddenError unless the caller
     may add it for every child."""
@@ -80,7 +80,7 @@ def create_record(
 
 
 def amend_record(
-    db: Connection, state: ServiceState, caller: Caller, asked: RecordRequest, *, record_id: str
+    db: Connection, state: RecordContext, caller: Caller, asked: RecordRequest, *, record_id: str
 ) -> NewVersion:
     """A new pending version of an existing record, same children, category and flag.
 
@@ -109,7 +109,7 @@ def amend_record(
         return new_version(db, state, caller, record_id=record_id, version=latest + 1, asked=asked)
 
 
-def delete_record(db: Connection, state: ServiceState, caller: Caller, *, record_id: str) -> None:
+def delete_record(db: Connection, state: RecordContext, caller: Caller, *, record_id: str) -> None:
     """Crypto-shred: the wrapped keys are deleted and committed first, then the blobs.
 
     Only a manager or DSL who may read the record now deletes it; an admin role alone does

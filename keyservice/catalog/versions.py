@@ -17,6 +17,7 @@ from keyservice.audit.record import audit
 from keyservice.caller import Caller
 from keyservice.catalog.access import UNAVAILABLE, may_create, stored_facts
 from keyservice.catalog.child_keys import active_versions
+from keyservice.catalog.context import RecordContext
 from keyservice.catalog.uploads import (
     UploadClaim,
     UploadPlan,
@@ -30,7 +31,6 @@ from keyservice.errors import (
     UploadMismatchError,
 )
 from keyservice.keys import generate_key, wrap_record_key
-from keyservice.state import ServiceState
 from vault.format import RecordAttributes
 from vault.sealing import seal_batch
 from vault.signing import sealing_context
@@ -76,7 +76,7 @@ class NewVersion:
 
 def new_version(
     db: Connection,
-    state: ServiceState,
+    state: RecordContext,
     caller: Caller,
     *,
     record_id: str,
@@ -169,7 +169,7 @@ def new_version(
 
 def commit_version(
     db: Connection,
-    state: ServiceState,
+    state: RecordContext,
     caller: Caller,
     *,
     record_id: str,

@@ -16,8 +16,11 @@ def generate_key() -> bytes:
 class RootKeyProvider(Protocol):
     """Holds the versioned root key and wraps child keys with it; never hands the root key out.
 
-    Implementations: ``LocalFileRootKeyProvider`` (embedded), ``FakeRootKeyProvider`` (tests),
-    and a KMS-backed provider in production.
+    Implementations: ``LocalFileRootKeyProvider`` (a key file of mode 0600: the provider of
+    every deployment today, the compose topology included) and ``FakeRootKeyProvider``
+    (tests). There is no KMS- or HSM-backed provider yet (issue 15); one would implement
+    this protocol with the KMS's encrypt and decrypt calls, ``context`` as their encryption
+    context, so that the root key never leaves the KMS.
     """
 
     def wrap(self, plaintext: bytes, *, context: bytes) -> bytes:

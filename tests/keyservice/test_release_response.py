@@ -1,19 +1,22 @@
-"""The release response is written as JSON text directly (keyservice/api/release.py): it must
-be the JSON a dict encoder would give, for granted and denied items, with and without the
-optional fields, and escape what comes from elsewhere (download URLs)."""
+"""The release response is written as JSON text directly (``keyservice.api.release.
+release_json``): it must be the JSON a dict encoder would give, for granted and denied items,
+with and without the optional fields, escape what comes from elsewhere (download URLs), and be
+exactly what its documented schema, the ``ReleaseResponse`` model, gives for it."""
 
 from __future__ import annotations
 
 import base64
 import json
-from types import SimpleNamespace
 from typing import Any, cast
 
-from keyservice.api.release import _Prepared, _response
-from keyservice.api.schemas import ReleaseRequest
+from keyservice.api.release import release_json
+from keyservice.api.schemas import ReleaseResponse
+from keyservice.catalog.release import Asked, Pair, Release, VersionRow
 
 GRANTED, WITHOUT_METADATA, DENIED = "a1" * 16, "b2" * 16, "c3" * 16
 CHILDREN = ["0f" * 16, "1e" * 16]
+# The last two ask for the latest version: the first is given version 1, the second denied.
+ASKED: list[Asked] = [(GRANTED, 2), (DENIED, 1), (WITHOUT_METADATA, None), (DENIED, None)]
 
 
 class _Blobs:
@@ -21,42 +24,47 @@ class _Blobs:
         return f'https://store.example/{name}?sig="q\\u00e9"&é'
 
 
-def _prepared(include_urls: bool) -> _Prepared:
-    body = ReleaseRequest.model_validate(
-        {
-            "items": [
-                {"record_id": GRANTED, "version": 2},
-                {"record_id": DENIED, "version": 1},
-                {"record_id": WITHOUT_METADATA, "version": 1},
-            ],
-            "include_urls": include_urls,
-        }
-    )
-
-    def row(name: str, metadata: bytes | None) -> Any:
-        return SimpleNamespace(
-            category="safeguarding",
+def _release() -> Release:
+    def row(rid: str, version: int, metadata: bytes | None) -> VersionRow:
+        return VersionRow(
+            record_id=rid,
+            version=version,
+            object_name=f"obj-{rid}",
+            encrypted_metadata=metadata,
             ciphertext_size=123,
             ciphertext_sha256=b"\xff" * 32,
-            encrypted_metadata=metadata,
-            object_name=name,
+            state="committed",
+            category="safeguarding",
+            withheld_from_guardians=False,
         )
 
-    return _Prepared(
-        caller=cast(Any, None),
-        body=body,
-        rows={(GRANTED, 2): row("obj1", b"\x00meta"), (WITHOUT_METADATA, 1): row("obj2", None)},
-        children={GRANTED: CHILDREN, WITHOUT_METADATA: CHILDREN[:1]},
+    return Release(
+        resolved={
+            (GRANTED, 2): (GRANTED, 2),
+            (WITHOUT_METADATA, None): (WITHOUT_METADATA, 1),
+            # Resolved but not sealed: denied (the policy said no).
+            (DENIED, 1): (DENIED, 1),
+        },
         sealed={(GRANTED, 2): b"\x01" * 60, (WITHOUT_METADATA, 1): b"\x02" * 60},
+        versions={
+            (GRANTED, 2): row(GRANTED, 2, b"\x00meta"),
+            (WITHOUT_METADATA, 1): row(WITHOUT_METADATA, 1, None),
+            (DENIED, 1): row(DENIED, 1, None),
+        },
+        children={GRANTED: CHILDREN, WITHOUT_METADATA: CHILDREN[:1], DENIED: CHILDREN},
         ephemeral_public=b"\x03" * 32,
-        write=cast(Any, None),
-        urls={
-            (GRANTED, 2): _Blobs().presign_get("obj1", expires_s=0),
-            (WITHOUT_METADATA, 1): _Blobs().presign_get("obj2", expires_s=0),
-        }
-        if include_urls
-        else {},
+        event=cast(Any, None),
+        disclosures=cast(Any, None),
     )
+
+
+def _urls(include_urls: bool) -> dict[Pair, str]:
+    if not include_urls:
+        return {}
+    return {
+        (GRANTED, 2): _Blobs().presign_get(f"obj-{GRANTED}", expires_s=0),
+        (WITHOUT_METADATA, 1): _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0),
+    }
 
 
 def _b64(data: bytes) -> str:
@@ -84,15 +92,33 @@ def _expected(include_urls: bool) -> dict[str, Any]:
     first["encrypted_metadata"] = _b64(b"\x00meta")
     third = granted(WITHOUT_METADATA, 1, CHILDREN[:1], b"\x02" * 60)
     if include_urls:
-        first["download_url"] = _Blobs().presign_get("obj1", expires_s=0)
-        third["download_url"] = _Blobs().presign_get("obj2", expires_s=0)
+        first["download_url"] = _Blobs().presign_get(f"obj-{GRANTED}", expires_s=0)
+        third["download_url"] = _Blobs().presign_get(f"obj-{WITHOUT_METADATA}", expires_s=0)
     denied = {"record_id": DENIED, "version": 1, "status": "denied", "code": "unavailable"}
-    return {"ephemeral_public": _b64(b"\x03" * 32), "results": [first, denied, third]}
+    # A denied item that named no version says so, and nothing else.
+    denied_latest = {
+        "record_id": DENIED,
+        "version": None,
+        "status": "denied",
+        "code": "unavailable",
+    }
+    return {
+        "ephemeral_public": _b64(b"\x03" * 32),
+        "results": [first, denied, third, denied_latest],
+    }
 
 
 def test_the_response_text_is_the_json_of_the_results() -> None:
     for include_urls in (False, True):
-        response = _response(_prepared(include_urls))
-        assert response.media_type == "application/json"
-        assert json.loads(response.body) == _expected(include_urls)
-        response.body.decode("ascii")  # escaped: nothing outside ASCII
+        text = release_json(ASKED, _release(), _urls(include_urls))
+        assert json.loads(text) == _expected(include_urls)
+        text.decode("ascii")  # escaped: nothing outside ASCII
+
+
+def test_the_response_text_is_what_its_model_gives() -> None:
+    """Every field the text writes is one of the model's, of the model's type, and the model
+    gives back the same JSON (fields it leaves out are left out of the text too)."""
+    for include_urls in (False, True):
+        text = release_json(ASKED, _release(), _urls(include_urls))
+        model = ReleaseResponse.model_validate_json(text)
+        assert model.model_dump(mode="json", exclude_unset=True) == json.loads(text)

@@ -1,0 +1,190 @@
+"""Deciding, unwrapping and sealing a key release: the catalog side of ``POST /v1/keys/release``.
+
+``decide_and_seal`` loads a whole batch in a fixed number of queries (versions, children,
+relationships, wrapped keys: keyservice/catalog/release_reads.py), decides each record with
+the policy once, unwraps the granted keys, seals them all to the caller's device under one
+key agreement, and returns a ``Release``: what the answer and the audit entry need, and no
+plaintext key. An item may name no version: it is the record's latest committed version,
+decided and audited like any other. Nothing is written here; the caller commits the
+release's entry, disclosure rows and nonce in the audit group before any key leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from keyservice.audit.chain import AuditEvent
+from keyservice.audit.group import IndexRows
+from keyservice.caller import Caller
+from keyservice.catalog.child_keys import ChildKeyCache
+from keyservice.catalog.facts import decide_row_reads
+from keyservice.catalog.release_reads import (
+    Asked,
+    Batch,
+    Pair,
+    VersionRow,
+    load_batch,
+    load_wraps,
+)
+from keyservice.db.engine import reading
+from keyservice.db.tables import disclosures
+from keyservice.errors import KeyUnwrapError
+from keyservice.keys import unwrap_record_key
+from keyservice.policy import Basis
+from vault.format import RecordAttributes
+from vault.sealing import seal_batch
+from vault.signing import sealing_context
+
+__all__ = ["Asked", "Pair", "Release", "VersionRow", "audit_detail", "decide_and_seal"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release decided and sealed, waiting for its audit entry to be durable. No field
+    holds a plaintext key.
+
+    An item asked is granted if it resolves to a version (``resolved``) whose key was sealed
+    (``sealed``); it is denied otherwise, whatever the reason. ``versions`` holds the
+    catalog row of each version resolved, and ``children`` its record's child ids,
+    ascending. Mappings, not an object per item: building those cost a 1,000-item release a
+    millisecond.
+    """
+
+    resolved: Mapping[Asked, Pair]
+    sealed: Mapping[Pair, bytes]
+    versions: Mapping[Pair, VersionRow]
+    children: Mapping[str, list[str]]
+    ephemeral_public: bytes
+    event: AuditEvent
+    disclosures: IndexRows
+
+
+def decide_and_seal(
+    db: Connection,
+    *,
+    caller: Caller,
+    asked: Sequence[Asked],
+    child_keys: ChildKeyCache,
+    now: datetime,
+) -> Release:
+    """Decide, unwrap and seal the ``asked`` items for ``caller`` (at most one policy
+    decision per distinct record; duplicates asked are decided and sealed once)."""
+    # Everything reads one snapshot and holds no write lock (docs/AUDIT.md: only the audit
+    # entry, the disclosure rows and the nonce are written, by the audit group).
+    with reading(db):
+        batch = load_batch(db, asked)
+        decisions = decide_row_reads(db, caller, batch.rows.values(), batch.children, now=now)
+        bases = {
+            pair: decisions[pair[0]].basis for pair in batch.rows if decisions[pair[0]].allowed
+        }
+        keys = _unwrap(db, child_keys, batch, bases)
+    pairs = list(dict.fromkeys(batch.resolved.values()))
+    granted = [pair for pair in pairs if pair in keys]
+    sealed = seal_batch(
+        recipient_public=caller.receiving_key,
+        context=sealing_context(caller.device_id, caller.nonce),
+        items=[(keys[pair][0].canonical(), keys[pair][1]) for pair in granted],
+    )
+    event = AuditEvent(
+        action="keys.release",
+        outcome="allow" if granted else "deny",
+        actor_principal=caller.principal_id,
+        actor_device=caller.device_id,
+        detail=audit_detail(
+            pairs,
+            bases,
+            granted=keys.keys(),
+            unknown=[item for item in dict.fromkeys(asked) if item not in batch.resolved],
+        ),
+    )
+    rows = [
+        (child_id, rid, version, bases[(rid, version)].value)
+        for rid, version in granted
+        for child_id in batch.children[rid]
+    ]
+    return Release(
+        resolved=batch.resolved,
+        sealed=dict(zip(granted, sealed.sealed, strict=True)),
+        versions=batch.rows,
+        children=batch.children,
+        ephemeral_public=sealed.ephemeral_public,
+        event=event,
+        disclosures=IndexRows(
+            disclosures,
+            columns=("child_id", "record_id", "version", "basis"),
+            rows=rows,
+            shared={"principal_id": caller.principal_id, "at": now},
+        ),
+    )
+
+
+def audit_detail(
+    pairs: Iterable[Pair],
+    bases: Mapping[Pair, Basis],
+    *,
+    granted: Collection[Pair],
+    unknown: Sequence[Asked],
+) -> dict[str, Any]:
+    """The release entry's detail (docs/AUDIT.md): every committed record version decided,
+    with its decision and basis (an item without a version as the version it resolved to);
+    the items that name none, ids any caller can make up by the thousand, only as their
+    count and a digest, so they cannot grow the entry."""
+    items: list[list[str | int]] = [
+        [rid, version, "granted", bases[(rid, version)].value]
+        if (rid, version) in granted
+        else [rid, version, "denied", Basis.NONE.value]
+        for rid, version in pairs
+    ]
+    if not unknown:
+        return {"items": items}
+    # Sorted by id, then version; an item that named no version (null) first.
+    listed = sorted(unknown, key=lambda item: (item[0], -1 if item[1] is None else item[1]))
+    text = json.dumps(listed, separators=(",", ":")).encode("ascii")
+    return {
+        "items": items,
+        "unknown": {"count": len(unknown), "sha256": hashlib.sha256(text).hexdigest()},
+    }
+
+
+def _unwrap(
+    db: Connection, child_keys: ChildKeyCache, batch: Batch, bases: Mapping[Pair, Basis]
+) -> dict[Pair, tuple[RecordAttributes, bytes]]:
+    """Unwrap the granted record keys: one query for the wraps, cached child keys.
+
+    Each record is opened with its first child (ascending id) whose key version still exists
+    (decision 0002); an item whose wraps are all unusable is denied like any other.
+    """
+    if not bases:
+        return {}
+    wraps = load_wraps(db, bases)
+    unwrapped = child_keys.get(
+        db, {(child, ver) for found in wraps.values() for child, ver, _ in found}
+    )
+    keys = {}
+    for pair in bases:
+        attributes = RecordAttributes.from_hex(
+            record_id=pair[0],
+            version=pair[1],
+            child_ids=batch.children[pair[0]],
+            category=batch.rows[pair].category,
+        )
+        for child_id, key_version, wrapped in wraps.get(pair, []):
+            child_key = unwrapped.get((child_id, key_version))
+            if child_key is None:
+                continue
+            try:
+                keys[pair] = (
+                    attributes,
+                    unwrap_record_key(child_key=child_key, attributes=attributes, wrapped=wrapped),
+                )
+            except KeyUnwrapError:
+                continue
+            break
+    return keys
