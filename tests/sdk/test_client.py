@@ -193,6 +193,24 @@ def test_amend_keeps_history(client: Client, child: str, tmp_path: Path) -> None
     assert [r.version for r in client.records(child)] == [2]
 
 
+def test_getting_the_latest_version_is_one_signed_request(
+    client: Client, child: str, tmp_path: Path
+) -> None:
+    ref = client.put(child_ids=[child], category="incident", stream=io.BytesIO(b"v1"))
+    client.amend(ref.record_id, stream=io.BytesIO(b"version two"))
+    signed: list[str] = []
+
+    def count(request: httpx.Request, forward: Forward) -> httpx.Response:
+        if "signature" in request.headers:
+            signed.append(f"{request.method} {request.url.path}")
+        return forward(request)
+
+    counted = Client(client.identity, transport=relay(count))
+    counted.get(ref.record_id, dst=tmp_path / "latest")
+    assert (tmp_path / "latest").read_bytes() == b"version two"
+    assert signed == ["POST /v1/keys/release"]
+
+
 def test_range_reads_only_needed_chunks(client: Client, child: str) -> None:
     data = _plaintext(3 * DEFAULT_CHUNK_SIZE + 100)
     ref = _put(client, child, data)

@@ -15,7 +15,7 @@ from vault.client import wire
 from vault.client.identity import DeviceIdentity
 from vault.client.models import ExpectedCiphertext, SealedKey
 from vault.client.transport import KeyServiceTransport
-from vault.errors import KeyServiceError, NotFound, RecordUnavailable
+from vault.errors import KeyServiceError, RecordUnavailable
 from vault.sealing import BatchOpener
 from vault.signing import sealing_context
 
@@ -56,19 +56,24 @@ class KeyReleases:
         return opener.open(key.sealed, aad=key.attributes.canonical())
 
     def _release(
-        self, items: Iterable[tuple[str, int]], *, include_urls: bool
+        self, items: Iterable[tuple[str, int | None]], *, include_urls: bool
     ) -> dict[tuple[str, int], Released]:
-        """Release keys in batches; denied items are simply absent from the answer."""
+        """Release keys in batches; denied items are simply absent from the answer. A version
+        of None asks for the record's latest committed version, in the same request."""
         wanted = list(items)
         opened: dict[tuple[str, int], Released] = {}
         for at in range(0, len(wanted), MAX_RELEASE_BATCH):
             batch = wanted[at : at + MAX_RELEASE_BATCH]
             asked = set(batch)
+            latest = {record_id for record_id, version in batch if version is None}
             answer = self._api.post_signed(
                 "/v1/keys/release",
                 wire.release,
                 {
-                    "items": [{"record_id": r, "version": v} for r, v in batch],
+                    "items": [
+                        {"record_id": r} if v is None else {"record_id": r, "version": v}
+                        for r, v in batch
+                    ],
                     "include_urls": include_urls,
                 },
             )
@@ -76,7 +81,7 @@ class KeyReleases:
             for granted in answer.value.granted:
                 attributes = granted.key.attributes
                 key = (attributes.record_id.hex(), attributes.version)
-                if key not in asked:
+                if key not in asked and key[0] not in latest:
                     raise KeyServiceError("the key service released a record that was not asked")
                 opened[key] = Released(
                     attributes=attributes,
@@ -88,23 +93,13 @@ class KeyReleases:
         return opened
 
     def _release_one(self, record_id: str, version: int | None, *, include_url: bool) -> Released:
-        if version is None:
-            version = self._latest_version(record_id)
+        """One record's key: the version asked for, or (None) the latest committed one, in one
+        signed request either way. A record missing or not the caller's is unavailable."""
         released = self._release([(record_id, version)], include_urls=include_url)
-        if (record_id, version) not in released:
-            raise RecordUnavailable(record_id, version)
-        return released[(record_id, version)]
-
-    def _latest_version(self, record_id: str) -> int:
-        # The service answers 404 alike for a missing record and one this principal may not
-        # read; both are "unavailable" to the caller, as a denied release is.
-        try:
-            listed = self._api.get(f"/v1/records/{record_id}/versions", wire.listed_versions)
-        except NotFound as exc:
-            raise RecordUnavailable(record_id) from exc
-        if not listed:
-            raise RecordUnavailable(record_id)
-        return max(item.version for item in listed)
+        for (released_id, released_version), found in released.items():
+            if released_id == record_id and version in (None, released_version):
+                return found
+        raise RecordUnavailable(record_id, version)
 
     def _open_metadata(self, released: Released) -> fmt.Metadata:
         if released.encrypted_metadata is None:
