@@ -114,7 +114,7 @@ def _setup(service: LocalService, records: int) -> tuple[Caller, list[str]]:
             json={"staff_id": staff, "child_id": child, "role": "educator"},
         )
         proposed.raise_for_status()
-    service.approve_at_host(proposed.json()["proposal_id"])
+    service.approve_at_host(proposed.json()["proposal_id"], force=True)
     with ThreadPoolExecutor(max_workers=8) as pool:
         created_ids = list(pool.map(lambda _: _new_record(educator, child), range(records)))
     return educator, created_ids

@@ -62,10 +62,12 @@ class LocalService:
         """An enrolment code issued at the host (``enrolment-code``): no admin sees it."""
         return _code(self.host("enrolment-code", principal_id))
 
-    def approve_at_host(self, proposal_id: str) -> str | None:
+    def approve_at_host(self, proposal_id: str, *, force: bool = False) -> str | None:
         """Approve a proposal at the host (``proposals approve``); the enrolment code it made,
-        if it made one."""
-        found = _CODE_LINE.search(self.host("proposals", "approve", proposal_id))
+        if it made one. ``force``: although its proposer saw the beneficiary's codes (a
+        bench's own setup, where one operator plays every part)."""
+        args = ("proposals", "approve", proposal_id, *(("--force",) if force else ()))
+        found = _CODE_LINE.search(self.host(*args))
         return found.group(1) if found else None
 
 
