@@ -6,19 +6,17 @@ its settings (``CAREVAULT_*``), never over the network.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import insert, select
 
+from keyservice import host_audit
 from keyservice.audit import offsite
-from keyservice.audit.chain import AuditEvent, Checkpointer, append
-from keyservice.audit.head import checked_head, checkpoint_head
-from keyservice.audit.mac import AuditMac
+from keyservice.audit.chain import AuditEvent
+from keyservice.audit.head import checkpoint_head
 from keyservice.audit.verify import ChainReport, verify_chain
 from keyservice.catalog.rotation import rewrap_child_keys
-from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.engine import reading
 from keyservice.db.tables import principals
@@ -27,7 +25,6 @@ from keyservice.host_people import enrolment_code, issue_at_host, proposals_app
 from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import LocalFileRootKeyProvider
-from keyservice.settings import Settings
 from vault.storage import StorageError
 
 app = typer.Typer(
@@ -39,39 +36,11 @@ app.add_typer(proposals_app, name="proposals")
 app.command("enrolment-code")(enrolment_code)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _settings() -> Settings:
-    settings = Settings.from_env()
-    private_dir(settings.data_dir)
-    return settings
-
-
-def _audit_key(settings: Settings) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(load_or_create_secret(settings.audit_key_file))
-
-
-def _audit_mac(settings: Settings) -> AuditMac:
-    return AuditMac(load_or_create_secret(settings.audit_mac_key_file))
-
-
-def _append(connection: Connection, settings: Settings, event: AuditEvent) -> None:
-    mac = _audit_mac(settings)
-    try:
-        # Never chain onto an entry this key cannot verify (decision 0009).
-        checked_head(connection, mac)
-    except AuditChainError as exc:
-        typer.echo(f"nothing changed: {exc}", err=True)
-        raise typer.Exit(code=1) from None
-    append(
-        connection,
-        event,
-        mac=mac,
-        now=_now(),
-        checkpointer=Checkpointer(_audit_key(settings), settings.checkpoint_every),
-    )
+_now = host_audit.now
+_settings = host_audit.host_settings
+_audit_key = host_audit.audit_key
+_audit_mac = host_audit.audit_mac
+_append = host_audit.append_at_host
 
 
 @app.command()

@@ -10,11 +10,12 @@ broken. Every use is in the audit as done at the host.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import typer
 from sqlalchemy import Connection
 
+from keyservice import host_audit
 from keyservice.audit.chain import AuditEvent
 from keyservice.catalog import proposals
 from keyservice.catalog.grants import kind_of
@@ -35,8 +36,7 @@ proposals_app = typer.Typer(
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+_now = host_audit.now
 
 
 def _connect(settings: Settings) -> Connection:
@@ -45,17 +45,8 @@ def _connect(settings: Settings) -> Connection:
     return engine.connect()
 
 
-def _append(connection: Connection, settings: Settings, event: AuditEvent) -> None:
-    # Imported here: the CLI module owns how host commands sign the chain.
-    from keyservice.cli import _append as append
-
-    append(connection, settings, event)
-
-
-def _settings() -> Settings:
-    from keyservice.cli import _settings as settings
-
-    return settings()
+_append = host_audit.append_at_host
+_settings = host_audit.host_settings
 
 
 @dataclass(frozen=True)
