@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from keyservice.api.schemas import Disclosure, Id
+from keyservice.api.record_models import Disclosure
+from keyservice.api.schemas import Id
 from keyservice.audit.record import audit, refuse
 from keyservice.catalog import disclosure_log
 from keyservice.catalog.changes import judge

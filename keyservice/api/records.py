@@ -14,15 +14,15 @@ from sqlalchemy import Connection
 
 from keyservice.api.bounds import Version
 from keyservice.api.encoding import b64decode, b64encode
-from keyservice.api.schemas import (
+from keyservice.api.record_models import (
     Attributes,
     CommitRequest,
-    Id,
     RecordCreate,
     RecordCreated,
     Upload,
     VersionPublic,
 )
+from keyservice.api.schemas import Id
 from keyservice.audit.record import refuse
 from keyservice.caller import Caller
 from keyservice.catalog import listing, records, versions

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from keyservice.api.encoding import b64encode
-from keyservice.api.schemas import ReleaseRequest, ReleaseResponse
+from keyservice.api.record_models import ReleaseRequest, ReleaseResponse
 from keyservice.audit.group import AuditWrite
 from keyservice.auth.refusals import nonce_claim
 from keyservice.auth.rejections import client_source

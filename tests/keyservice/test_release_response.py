@@ -9,8 +9,8 @@ import base64
 import json
 from typing import Any, cast
 
+from keyservice.api.record_models import ReleaseResponse
 from keyservice.api.release import release_json
-from keyservice.api.schemas import ReleaseResponse
 from keyservice.catalog.release import Asked, Pair, Release, VersionRow
 
 GRANTED, WITHOUT_METADATA, DENIED = "a1" * 16, "b2" * 16, "c3" * 16
