@@ -8,6 +8,8 @@ record or share exists.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +26,9 @@ from tests.keyservice.helpers import (
     admin_enrols,
     assign,
     assigned_staff,
+    enrol,
     ok,
+    own_code,
     proposed_and_approved,
     put_record,
     release,
@@ -336,3 +340,49 @@ def test_release_ends_at_the_exact_instant_the_share_expires(
 
     assert allowed(end - timedelta(microseconds=1))
     assert not allowed(end)
+
+
+CAP = 3
+
+
+def _used(engine: Engine, share_id: str) -> int:
+    with engine.connect() as connection:
+        used: int = connection.execute(
+            text("SELECT used FROM share_items WHERE share_id = :s"), {"s": share_id}
+        ).scalar_one()
+    return used
+
+
+def test_a_retry_by_the_same_device_is_not_counted_and_a_spent_cap_refuses(
+    service: KeyService, family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs = family["agency"], family["obs"]
+    made = ok(_share(family["dsl"], _body(family, obs, download_cap=1)))
+    assert _granted(agency, obs)
+    assert _granted(agency, obs)  # a retry within the grace window
+    assert _used(service_db, made["share_id"]) == 1
+    second = enrol(service.base_url, own_code(agency))
+    assert not _granted(second, obs)
+    assert _used(service_db, made["share_id"]) == 1
+    with family["dsl"].client() as http:
+        shown = ok(http.get(f"/v1/shares/{made['share_id']}"))
+    assert shown["items"][0]["remaining"] == 0
+
+
+def test_twenty_concurrent_releases_of_a_capped_record_give_exactly_the_cap(
+    service: KeyService, family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs = family["agency"], family["obs"]
+    made = ok(_share(family["dsl"], _body(family, obs, download_cap=CAP)))
+    devices = [agency, *(enrol(service.base_url, own_code(agency)) for _ in range(19))]
+    start = threading.Barrier(len(devices))
+
+    def download(device: Device) -> bool:
+        start.wait()
+        return _granted(device, obs)
+
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        outcomes = list(pool.map(download, devices))
+    print(f"race: {outcomes.count(True)} of {len(devices)} granted, cap {CAP}")
+    assert outcomes.count(True) == CAP
+    assert _used(service_db, made["share_id"]) == CAP
