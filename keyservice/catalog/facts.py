@@ -242,13 +242,17 @@ def decide_row_reads(
     """``decide_reads`` for catalog rows (each with ``record_id``, ``category`` and
     ``withheld_from_guardians``) whose children are ``children[record_id]``: the caller's
     relationships with those children are loaded once for the whole batch."""
-    rows = list(rows)
+    shared: list[str] = []
+    if caller.kind == "external":
+        # Only outside recipients read shares: staff and guardians pay nothing for them.
+        rows = list(rows)
+        shared = [row.record_id for row in rows]
     relationships = load_relationships(
         connection,
         principal_id=caller.principal_id,
         kind=caller.kind,
         child_ids={c for cs in children.values() for c in cs},
-        record_ids=[row.record_id for row in rows],
+        record_ids=shared,
         now=now,
     )
     return decide_reads(

@@ -245,8 +245,15 @@ def _judge_for_recipient(
     db: Connection, share: Share, record: RecordFacts, *, now: datetime
 ) -> None:
     """The release rules' verdict on the recipient reading ``record`` through ``share``."""
+    # With the recipient's other shares of the record: a group record is covered when each
+    # of its children is, through this share or a live one about another child.
     relationships = load_relationships(
-        db, principal_id=share.recipient_id, kind="external", child_ids=record.child_ids
+        db,
+        principal_id=share.recipient_id,
+        kind="external",
+        child_ids=record.child_ids,
+        record_ids=(record.record_id,),
+        now=now,
     )
     decision = decide(
         Facts(
@@ -263,7 +270,7 @@ def _judge_for_recipient(
             guardianships=relationships.guardianships,
             consents=relationships.consents,
             court_orders=relationships.court_orders,
-            shares=(share,),
+            shares=(*relationships.shares, share),
         )
     )
     if not decision.allowed:

@@ -26,6 +26,7 @@ from tests.keyservice.helpers import (
     admin_enrols,
     assign,
     assigned_staff,
+    create_child,
     enrol,
     ok,
     own_code,
@@ -386,3 +387,16 @@ def test_twenty_concurrent_releases_of_a_capped_record_give_exactly_the_cap(
     print(f"race: {outcomes.count(True)} of {len(devices)} granted, cap {CAP}")
     assert outcomes.count(True) == CAP
     assert _used(service_db, made["share_id"]) == CAP
+
+
+def test_a_group_record_is_not_shared_on_the_consent_of_one_child_only(
+    admin: Device, family: dict[str, Any], service_db: Engine
+) -> None:
+    dsl = family["dsl"]
+    second = create_child(admin)
+    assign(admin, staff_id=dsl.principal_id, child_id=second, role="dsl")
+    group = put_record(dsl, child_ids=[family["child"], second])
+    refused = _share(dsl, _body(family, group))
+    assert refused.status_code == 422, refused.text
+    assert "belongs to 2 children" in refused.json()["detail"]
+    assert _count_shares(service_db, family["agency"].principal_id) == 0
