@@ -9,6 +9,7 @@ record or share exists.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -400,3 +401,18 @@ def test_a_group_record_is_not_shared_on_the_consent_of_one_child_only(
     assert refused.status_code == 422, refused.text
     assert "belongs to 2 children" in refused.json()["detail"]
     assert _count_shares(service_db, family["agency"].principal_id) == 0
+
+
+def test_a_share_ending_in_seconds_releases_until_then_and_refuses_after(
+    family: dict[str, Any],
+) -> None:
+    """Through the real service's wall clock: just before and just after the end."""
+    obs, agency = family["obs"], family["agency"]
+    end = datetime.now(UTC) + timedelta(seconds=3)
+    made = ok(_share(family["dsl"], _body(family, obs, valid_to=end.isoformat())))
+    assert datetime.fromisoformat(made["valid_to"]) == end
+    assert _granted(agency, obs)
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
+    assert not _granted(agency, obs)
+    with agency.client() as http:
+        assert ok(http.get(f"/v1/shares/{made['share_id']}"))["state"] == "expired"
