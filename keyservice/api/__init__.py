@@ -10,6 +10,7 @@ from keyservice.api import (
     records,
     relationships,
     release,
+    shares,
 )
 
 ROUTERS = (
@@ -21,6 +22,7 @@ ROUTERS = (
     records.router,
     release.router,
     disclosures.router,
+    shares.router,
     blobs.router,
 )
 

@@ -60,6 +60,8 @@ def child_disclosures(
             audit_seq=row.audit_seq,
             device_id=row.actor_device,
             device_origin=row.origin,
+            decision="shared" if row.share_id else "granted",
+            share_id=row.share_id,
         )
         for row in rows
     ]

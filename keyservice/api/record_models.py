@@ -111,7 +111,8 @@ class ReleaseResponse(BaseModel):
 
 
 class Disclosure(BaseModel):
-    decision: Literal["granted"] = "granted"
+    # granted: a key was released; shared: a share listing the record was made (share_id).
+    decision: Literal["granted", "shared"] = "granted"
     record_id: str
     version: int
     principal_id: str
@@ -121,3 +122,4 @@ class Disclosure(BaseModel):
     # The device the key was sealed to, and how it was enrolled ("recovered" stands out).
     device_id: str | None = None
     device_origin: str | None = None
+    share_id: str | None = None

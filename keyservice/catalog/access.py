@@ -55,6 +55,11 @@ def may_create(
 
 def may_read(db: Connection, caller: Caller, record: RecordFacts, *, now: datetime) -> bool:
     relationships = load_relationships(
-        db, principal_id=caller.principal_id, kind=caller.kind, child_ids=record.child_ids
+        db,
+        principal_id=caller.principal_id,
+        kind=caller.kind,
+        child_ids=record.child_ids,
+        record_ids=(record.record_id,),
+        now=now,
     )
     return decide_for(caller, relationships, action=Action.READ, record=record, now=now).allowed

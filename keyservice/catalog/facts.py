@@ -4,7 +4,9 @@ A batch costs at most three relationship queries whatever its size, because the 
 each kind of principal by one rule (keyservice/policy/decide.py) and only that rule's facts
 are loaded: staff by their assignments; guardians by their guardianships and the court
 orders about the children; outside recipients by the consents and court orders about the
-children (their shares come in a later issue), plus the live guardianships of each consent's
+children and their shares of the records asked about (keyservice/catalog/shares.py; never
+loaded for staff or guardians, so their releases pay nothing for shares), plus the live
+guardianships of each consent's
 giver, because a consent reaches only what its giver could read (rules.py judges the giver
 by the guardianship rule, restricting court orders included). Facts another rule would read
 are left out, which the policy treats as absent; a new rule for a kind must add its facts
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Connection, bindparam, select
 
 from keyservice.caller import Caller
+from keyservice.catalog.share_facts import shares_of_recipient
 from keyservice.db.tables import assignments, consents, court_orders, guardianships
 from keyservice.policy import (
     Action,
@@ -33,6 +36,7 @@ from keyservice.policy import (
     PrincipalFacts,
     PrincipalKind,
     RecordFacts,
+    Share,
     decide,
 )
 
@@ -58,14 +62,26 @@ class Relationships:
     guardianships: tuple[Guardianship, ...]
     consents: tuple[Consent, ...]
     court_orders: tuple[CourtOrder, ...]
+    shares: tuple[Share, ...] = ()
 
 
 def load_relationships(
-    connection: Connection, *, principal_id: str, kind: str, child_ids: Iterable[str]
+    connection: Connection,
+    *,
+    principal_id: str,
+    kind: str,
+    child_ids: Iterable[str],
+    record_ids: Iterable[str] = (),
+    now: datetime | None = None,
 ) -> Relationships:
+    """``record_ids`` and ``now``: for an outside recipient, load their shares of those
+    records (without them, none are loaded and the rules deny every share)."""
     wanted = set(child_ids)
     if not wanted:
         return Relationships((), (), (), ())
+    shared: tuple[Share, ...] = ()
+    if kind == "external" and now is not None:
+        shared = shares_of_recipient(connection, principal_id, record_ids, now=now).shares
     consents = _consents(connection, wanted) if kind == "external" else ()
     if kind == "guardian":
         guardian_ids = {principal_id}
@@ -76,6 +92,7 @@ def load_relationships(
         _guardianships(connection, guardian_ids, wanted),
         consents,
         _court_orders(connection, wanted) if kind in ("guardian", "external") else (),
+        shared,
     )
 
 
@@ -167,8 +184,7 @@ def decide_for(
     record: RecordFacts,
     now: datetime,
 ) -> Decision:
-    """The policy's decision for ``caller`` on ``record``. Shares come in a later issue, so
-    none are passed and every outside recipient is denied for now."""
+    """The policy's decision for ``caller`` on ``record``."""
     return decide(
         Facts(
             principal=principal_facts(caller),
@@ -179,7 +195,7 @@ def decide_for(
             guardianships=relationships.guardianships,
             consents=relationships.consents,
             court_orders=relationships.court_orders,
-            shares=(),
+            shares=relationships.shares,
         )
     )
 
@@ -226,11 +242,18 @@ def decide_row_reads(
     """``decide_reads`` for catalog rows (each with ``record_id``, ``category`` and
     ``withheld_from_guardians``) whose children are ``children[record_id]``: the caller's
     relationships with those children are loaded once for the whole batch."""
+    shared: list[str] = []
+    if caller.kind == "external":
+        # Only outside recipients read shares: staff and guardians pay nothing for them.
+        rows = list(rows)
+        shared = [row.record_id for row in rows]
     relationships = load_relationships(
         connection,
         principal_id=caller.principal_id,
         kind=caller.kind,
         child_ids={c for cs in children.values() for c in cs},
+        record_ids=shared,
+        now=now,
     )
     return decide_reads(
         caller,

@@ -6,7 +6,9 @@ the policy once, unwraps the granted keys, seals them all to the caller's device
 key agreement, and returns a ``Release``: what the answer and the audit entry need, and no
 plaintext key. An item may name no version: it is the record's latest committed version,
 decided and audited like any other. Nothing is written here; the caller commits the
-release's entry, disclosure rows and nonce in the audit group before any key leaves.
+release's entry, disclosure rows and nonce in the audit group before any key leaves; the
+one exception is a release to an outside recipient through a capped share, whose count is
+spent first in its own transaction (keyservice/catalog/share_caps.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from keyservice.catalog.release_reads import (
     load_batch,
     load_wraps,
 )
+from keyservice.catalog.share_caps import spend_downloads
+from keyservice.catalog.share_facts import shares_of_recipient
 from keyservice.db.engine import reading
 from keyservice.db.tables import disclosures
 from keyservice.errors import KeyUnwrapError
@@ -84,7 +88,19 @@ def decide_and_seal(
         bases = {
             pair: decisions[pair[0]].basis for pair in batch.rows if decisions[pair[0]].allowed
         }
+        recipient = None
+        if caller.kind == "external" and bases:
+            # A share is frozen to the versions it was made with (decision 0013).
+            recipient = shares_of_recipient(
+                db, caller.principal_id, {rid for rid, _ in bases}, now=now
+            )
+            bases = {pair: basis for pair, basis in bases.items() if pair in recipient.live}
         keys = _unwrap(db, child_keys, batch, bases)
+    if recipient is not None and keys:
+        counted = spend_downloads(
+            db, device_id=caller.device_id, live=recipient.live, pairs=list(keys), now=now
+        )
+        keys = {pair: key for pair, key in keys.items() if pair in counted}
     pairs = list(dict.fromkeys(batch.resolved.values()))
     granted = [pair for pair in pairs if pair in keys]
     sealed = seal_batch(

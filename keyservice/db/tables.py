@@ -318,4 +318,60 @@ disclosures = Table(
     Column("principal_id", ID, nullable=False),
     Column("basis", String(32), nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    # Set on the rows a share's creation writes (the records it lists); releases leave it None.
+    Column("share_id", ID),
+)
+
+# Records made available to one outside recipient on a consent or a disclosing court order
+# (docs/decisions/0013-shares.md). Never deleted: a revoked share keeps its row and reason.
+shares = Table(
+    "shares",
+    metadata,
+    Column("share_id", ID, primary_key=True),
+    Column("recipient_id", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    # consent | court_order, and the consent's or order's id.
+    Column("basis", String(16), nullable=False),
+    Column("basis_id", ID, nullable=False),
+    Column("purpose", String(500), nullable=False),
+    Column("created_by", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    Column("created_device", ID),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime, nullable=False),
+    # Downloads allowed per record version; None: no cap.
+    Column("download_cap", Integer),
+    Column("revoked_at", UTCDateTime),
+    Column("revoked_by", ID),
+    Column("revoke_reason", String(500)),
+)
+
+# The record versions a share lists, frozen to the versions current when it was made; ``used``
+# counts the downloads spent against the share's cap (one conditional UPDATE per release).
+share_items = Table(
+    "share_items",
+    metadata,
+    Column("share_id", ID, ForeignKey("shares.share_id"), primary_key=True),
+    Column("record_id", ID, primary_key=True, index=True),
+    Column("version", Integer, primary_key=True),
+    Column("used", Integer, nullable=False, default=0),
+)
+
+# Each counted download of a share item, by device: a retry of the same item by the same device
+# within the grace window finds its row and does not spend another count.
+share_downloads = Table(
+    "share_downloads",
+    metadata,
+    Column("download_id", ID, primary_key=True),
+    Column("share_id", ID, nullable=False),
+    Column("record_id", ID, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("device_id", ID, nullable=False),
+    Column("counted_at", UTCDateTime, nullable=False),
+)
+Index(
+    "ix_share_downloads_item_device",
+    share_downloads.c.share_id,
+    share_downloads.c.record_id,
+    share_downloads.c.version,
+    share_downloads.c.device_id,
 )

@@ -121,6 +121,8 @@ class Change(StrEnum):
     COURT_ORDER_CREATE = "court_order.create"
     COURT_ORDER_END = "court_order.end"
     RECORD_DELETE = "record.delete"
+    SHARE_CREATE = "share.create"
+    SHARE_REVOKE = "share.revoke"
     DISCLOSURES_READ = "disclosures.read"
 
 
@@ -191,6 +193,10 @@ def may_write(write: Write) -> WriteVerdict:
             return WriteVerdict(False, reason="no_standing")
         # Staff recording a consent hold a paper someone else signed: a second person checks.
         return WriteVerdict(True, change is Change.CONSENT_CREATE or write.gives_rights)
+    if change in (Change.SHARE_CREATE, Change.SHARE_REVOKE):
+        # At once: the share's basis (a consent or a disclosing order) already waited for a
+        # second person, and the release rules still judge the basis on every request.
+        return _either(actor.is_lead_of_child, "no_standing")
     if change is Change.CONSENT_WITHDRAW:
         return _either(write.guardian_of_child or actor.is_lead_of_child, "no_standing")
     if change is Change.DISCLOSURES_READ:

@@ -114,6 +114,22 @@ def test_only_a_manager_or_dsl_shreds_and_an_admin_role_alone_does_not() -> None
         assert not may_write(Write(Change.RECORD_DELETE, actor)).allowed
 
 
+@pytest.mark.parametrize("change", [Change.SHARE_CREATE, Change.SHARE_REVOKE])
+@pytest.mark.parametrize("actor", [ADMIN, EDUCATOR, LEAD_ELSEWHERE, FORMER_LEAD, PARENT, AGENCY])
+def test_shares_are_never_made_or_revoked_by_an_admin_role_an_educator_or_outsiders(
+    change: Change, actor: Person
+) -> None:
+    verdict = may_write(Write(change, actor, guardian_of_child=actor is PARENT))
+    assert not verdict.allowed and verdict.reason == "no_standing"
+
+
+@pytest.mark.parametrize("change", [Change.SHARE_CREATE, Change.SHARE_REVOKE])
+def test_the_childs_lead_shares_and_revokes_at_once(change: Change) -> None:
+    # The basis (a consent or a disclosing order) already waited for a second person.
+    verdict = may_write(Write(change, LEAD))
+    assert verdict.allowed and not verdict.needs_approval
+
+
 @pytest.mark.parametrize("change", list(Change))
 def test_every_change_has_a_rule(change: Change) -> None:
     may_write(Write(change, ADMIN))

@@ -1,0 +1,57 @@
+"""Request and response models of the shares routes (keyservice/api/shares.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from keyservice.api.schemas import Id, Strict
+from vault.format import Category
+
+
+class ShareCreate(Strict):
+    recipient_id: Id
+    basis: Literal["consent", "court_order"]
+    basis_id: Id
+    purpose: str = Field(min_length=1, max_length=500)
+    # Either the records, by id, or the categories whose records of the basis's child to list.
+    record_ids: list[Id] = Field(default_factory=list, max_length=1000)
+    categories: list[Category] = Field(default_factory=list, max_length=7)
+    # Default: 14 days, or the basis's end if sooner; never past the basis's end.
+    valid_to: datetime | None = None
+    # Downloads allowed per record version (a retry by the same device within 10 minutes is
+    # not counted); none: no cap.
+    download_cap: int | None = Field(default=None, ge=1, le=1000)
+
+
+class ShareRevoke(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ShareItemPublic(BaseModel):
+    record_id: str
+    version: int
+    # Downloads counted so far, and left under the cap (None without a cap).
+    used: int
+    remaining: int | None
+
+
+class SharePublic(BaseModel):
+    share_id: str
+    recipient_id: str
+    basis: Literal["consent", "court_order"]
+    basis_id: str
+    child_id: str
+    purpose: str
+    created_by: str
+    created_at: datetime
+    valid_from: datetime
+    valid_to: datetime
+    download_cap: int | None
+    state: Literal["active", "expired", "revoked"]
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    items: list[ShareItemPublic]

@@ -1,0 +1,96 @@
+"""Counting releases through a share against its per-record download cap (issue 14).
+
+One conditional UPDATE per counted item (``used = used + 1 WHERE used < cap``), never a read
+then a write: the database serialises the increments, so the cap is exact under any
+concurrency, on SQLite and PostgreSQL, across instances (the read-modify-write of Bitwarden
+Send let extra downloads through). A device asking again for an item it was counted for
+within ``GRACE`` is not counted again: a dropped connection is not punished.
+
+The count is spent in its own transaction before the release's audit entry; if that entry
+then fails, the count stays spent, but the device's retry within the grace window is free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from keyservice.catalog.share_facts import Pair
+from keyservice.db.tables import share_downloads, share_items
+from keyservice.ids import new_id
+
+GRACE = timedelta(minutes=10)
+
+_SPEND = (
+    update(share_items)
+    .where(
+        share_items.c.share_id == bindparam("s"),
+        share_items.c.record_id == bindparam("r"),
+        share_items.c.version == bindparam("v"),
+        share_items.c.used < bindparam("cap"),
+    )
+    .values(used=share_items.c.used + 1)
+)
+
+
+def spend_downloads(
+    db: Connection,
+    *,
+    device_id: str,
+    live: Mapping[Pair, tuple[tuple[str, int | None], ...]],
+    pairs: Iterable[Pair],
+    now: datetime,
+) -> set[Pair]:
+    """The ``pairs`` that may be released now: uncapped, resumed within the grace window,
+    or counted against a live share's cap by this call. Commits its own transaction."""
+    allowed: set[Pair] = set()
+    capped: list[tuple[Pair, tuple[tuple[str, int | None], ...]]] = []
+    for pair in pairs:
+        listing = live.get(pair, ())
+        if any(cap is None for _, cap in listing):
+            allowed.add(pair)
+        elif listing:
+            capped.append((pair, listing))
+    if not capped:
+        return allowed
+    with db.begin():
+        for pair, listing in capped:
+            if _resumed(db, device_id, pair, [share_id for share_id, _ in listing], now=now):
+                allowed.add(pair)
+                continue
+            for share_id, cap in listing:
+                spent = db.execute(_SPEND, {"s": share_id, "r": pair[0], "v": pair[1], "cap": cap})
+                if spent.rowcount == 1:
+                    db.execute(
+                        share_downloads.insert().values(
+                            download_id=new_id(),
+                            share_id=share_id,
+                            record_id=pair[0],
+                            version=pair[1],
+                            device_id=device_id,
+                            counted_at=now,
+                        )
+                    )
+                    allowed.add(pair)
+                    break
+    return allowed
+
+
+def _resumed(
+    db: Connection, device_id: str, pair: Pair, share_ids: list[str], *, now: datetime
+) -> bool:
+    found = db.execute(
+        select(share_downloads.c.download_id)
+        .where(
+            share_downloads.c.share_id.in_(share_ids),
+            share_downloads.c.record_id == pair[0],
+            share_downloads.c.version == pair[1],
+            share_downloads.c.device_id == device_id,
+            share_downloads.c.counted_at > now - GRACE,
+            share_downloads.c.counted_at <= now,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
