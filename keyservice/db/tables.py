@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    true,
 )
 
 from keyservice.db.types import UTCDateTime
@@ -77,8 +78,11 @@ enrolment_codes = Table(
     # None: issued at the host. For "added", the principal's own device that asked for it.
     Column("issued_by", ID),
     Column("issued_device", ID),
-    # first | added | recovered
+    # first | added | recovered | invited
     Column("purpose", String(16), nullable=False, default="first"),
+    # An invitation: the share this code was issued with (it expires with the share, at most
+    # seven days after it was issued).
+    Column("share_id", ID),
 )
 
 seen_nonces = Table(
@@ -170,6 +174,9 @@ court_orders = Table(
     Column("ended_by", ID),
     Column("end_reason", String(500)),
     Column("replaces", ID),
+    # Whether the child's guardians see the shares made under this order in their disclosure
+    # log (an order may say they must not be told).
+    Column("guardians_told", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 # A change that gives someone read rights, waiting for a second person (decision 0004).
@@ -343,6 +350,12 @@ shares = Table(
     Column("revoked_at", UTCDateTime),
     Column("revoked_by", ID),
     Column("revoke_reason", String(500)),
+    # The recipient is expected to acknowledge receipt by then (None: no deadline).
+    Column("ack_due", UTCDateTime),
+    # The first release through the share, and the recipient's signed acknowledgement.
+    Column("opened_at", UTCDateTime),
+    Column("acknowledged_at", UTCDateTime),
+    Column("acknowledged_device", ID),
 )
 
 # The record versions a share lists, frozen to the versions current when it was made; ``used``
