@@ -10,7 +10,9 @@
     │       ├── AuthenticationFailed  401: device unknown, revoked, or clock far off
     │       ├── AccessDenied          403: the caller may not do this
     │       ├── NotFound              404: no such principal, child, record or version
-    │       └── Conflict              409: the request clashes with the current state
+    │       ├── Conflict              409: the request clashes with the current state
+    │       └── RateLimited           429: too many refused requests from this address;
+    │                                 ``retry_after`` says how long to wait
     ├── RecordUnavailable  a key release was denied: missing, uncommitted, deleted or
     │                      forbidden (the service deliberately does not say which)
     └── TransferError      moving ciphertext to or from storage failed
@@ -68,6 +70,22 @@ class NotFound(KeyServiceRequestError):
 
 class Conflict(KeyServiceRequestError):
     """409: the request clashes with the current state (e.g. already committed)."""
+
+
+class RateLimited(KeyServiceRequestError):
+    """429: too many refused requests came from this address; ``retry_after`` is how many
+    seconds the service asked to wait (None when it did not say)."""
+
+    def __init__(
+        self,
+        status: int,
+        problem: dict[str, object],
+        message: str,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(status, problem, message)
+        self.retry_after = retry_after
 
 
 class RecordUnavailable(VaultError):

@@ -25,6 +25,8 @@ from sqlalchemy import text
 from tests.keyservice.conftest import database
 from tests.keyservice.helpers import Device, b64
 from tests.servers import KeyService, KeyServiceFactory
+from vault.client.transport import KeyServiceTransport
+from vault.errors import RateLimited
 from vault.signing import RequestSigner
 
 pytestmark = pytest.mark.integration
@@ -146,6 +148,32 @@ def test_an_unsigned_flood_is_limited_and_coalesced(limited: KeyService, source:
         time.sleep(retry)
         again = http.get("/v1/me", headers={"X-Forwarded-For": source})
         assert again.status_code == 401
+
+
+class _From(httpx.HTTPTransport):
+    """Real HTTP, as if from ``source`` (the service trusts X-Forwarded-For from loopback)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.headers["X-Forwarded-For"] = self.source
+        return super().handle_request(request)
+
+
+def test_the_sdk_says_a_limited_address_is_held_back_and_for_how_long(
+    limited: KeyService, source: str
+) -> None:
+    sdk = KeyServiceTransport(limited.base_url, signer=None, transport=_From(source))
+    with httpx.Client(base_url=limited.base_url, timeout=30.0) as http:
+        _flood(lambda: http.get("/v1/me", headers={"X-Forwarded-For": source}), count=LIMIT)
+    with pytest.raises(RateLimited) as held:
+        sdk.get("/v1/me", lambda body: body)
+    sdk.close()
+    assert held.value.status == 429
+    assert held.value.retry_after is not None and 1 <= held.value.retry_after <= WINDOW_S
+    assert f"Try again in {held.value.retry_after} s." in str(held.value)
 
 
 def test_bogus_enrolment_codes_are_limited_and_coalesced(limited: KeyService, source: str) -> None:

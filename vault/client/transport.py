@@ -25,6 +25,7 @@ from vault.errors import (
     KeyServiceError,
     KeyServiceRequestError,
     NotFound,
+    RateLimited,
 )
 from vault.signing import RequestSigner, request_nonce
 
@@ -47,6 +48,10 @@ _ADVICE: dict[int, str] = {
     403: "You are not allowed to do this. If you think you should be, ask your manager.",
     404: "The key service does not know this item, or you may not see it.",
     409: "This clashes with what the key service already holds.",
+    429: (
+        "The key service refused too many requests from this address and is not answering "
+        "it for a while. Check this computer's device and clock, then try again later."
+    ),
 }
 
 
@@ -63,7 +68,20 @@ def problem_error(response: httpx.Response) -> KeyServiceRequestError:
     told = str(problem.get("detail") or problem.get("title") or response.reason_phrase or "")
     advice = _ADVICE.get(status, f"The key service refused the request (HTTP {status}).")
     message = f"{advice} ({told})" if told else advice
+    if status == 429:
+        retry_after = _seconds(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            message = f"{message} Try again in {retry_after} s."
+        return RateLimited(status, problem, message, retry_after=retry_after)
     return _BY_STATUS.get(status, KeyServiceRequestError)(status, problem, message)
+
+
+def _seconds(header: str | None) -> int | None:
+    """Retry-After as a number of seconds (the key service never sends an HTTP date)."""
+    try:
+        return max(int(header), 0) if header is not None else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
