@@ -181,20 +181,22 @@ def test_a_spent_cap_refuses_the_item_and_keeps_the_others(
 ) -> None:
     made = family.share(download_cap=1)
     assert all(item.remaining == 1 for item in made.items)
-    # The recipient's other device spends the letter's only download.
+    first, last = made.items
+    contents = {family.note: ("note.txt", NOTE), family.letter: ("letter.txt", LETTER)}
+    # The recipient's other device spends the only download of the share's last record.
     code = family.agency.add_device_code()
     other, _identity = Client.enrol(office.base_url, code.code, "agency phone")
     with other:
-        other.get(family.letter, dst=tmp_path, version=1)
+        other.get(last.record_id, dst=tmp_path, version=1)
     out = tmp_path / "got"
 
     with pytest.raises(ShareRefused) as refused:
         family.agency.get_share(made.share_id, out_dir=out)
 
-    assert refused.value.record_id == family.letter
+    assert (refused.value.record_id, refused.value.kept) == (last.record_id, 1)
     assert "download cap is spent" in str(refused.value)
-    assert family.letter in str(refused.value)
-    assert _files(out) == {"note.txt": NOTE}
+    assert last.record_id in str(refused.value)
+    assert _files(out) == dict([contents[first.record_id]])
     shown = family.dsl.share(made.share_id)
     assert {item.record_id: item.remaining for item in shown.items} == {
         family.note: 0,
