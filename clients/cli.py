@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from clients import admin, approvals, devices, records, relationships
+from clients import admin, approvals, devices, records, relationships, shares
 from clients.output import (
     EXIT_CODES_HELP,
     Options,
@@ -41,6 +41,7 @@ app.add_typer(records.app, name="records")
 app.add_typer(relationships.consent_app, name="consent")
 app.add_typer(relationships.court_order_app, name="court-order")
 app.add_typer(relationships.guardianship_app, name="guardianship")
+app.add_typer(shares.app, name="shares")
 app.add_typer(approvals.app, name="proposals")
 app.add_typer(devices.app, name="devices")
 app.command("notifications")(devices.notifications)

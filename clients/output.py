@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
+from pathlib import PurePath
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -33,6 +34,7 @@ from vault.errors import (
     KeyServiceRequestError,
     NotFound,
     RecordUnavailable,
+    ShareRefused,
     VaultError,
 )
 from vault.format import FormatError, IntegrityError, VaultFormatError
@@ -83,6 +85,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, PurePath):
+        return str(value)
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
@@ -120,6 +124,8 @@ def report(ctx: typer.Context, value: dict[str, object], message: str) -> None:
 
 
 def _explain(exc: BaseException) -> tuple[int, str]:
+    if isinstance(exc, ShareRefused):
+        return EXIT_DENIED, str(exc)
     if isinstance(exc, RecordUnavailable):
         return EXIT_DENIED, UNAVAILABLE
     if isinstance(exc, IntegrityError):

@@ -190,7 +190,7 @@ def court_order_add(
             "--effect",
             help="restrict-guardian: the guardian named by --subject may not read these "
             "categories while the order is in force. disclose: the basis on which staff may share "
-            "them with the outside recipient named by --subject (shares are not built yet).",
+            "them with the outside recipient named by --subject (carevault shares create).",
         ),
     ],
     subject: Annotated[

@@ -15,6 +15,9 @@
     │                                 ``retry_after`` says how long to wait
     ├── RecordUnavailable  a key release was denied: missing, uncommitted, deleted or
     │                      forbidden (the service deliberately does not say which)
+    ├── ShareRefused       a share's record was not released (the share revoked or expired,
+    │                      its basis withdrawn or ended, its download cap spent); what was
+    │                      received before it is kept
     └── TransferError      moving ciphertext to or from storage failed
         └── UploadError    an upload did not complete; no record version became visible
 
@@ -99,6 +102,27 @@ class RecordUnavailable(VaultError):
         super().__init__(f"record {which} is unavailable to this device")
         self.record_id = record_id
         self.version = version
+
+
+class ShareRefused(VaultError):
+    """A record version of a share was not released to this device.
+
+    ``record_id`` and ``version`` name the item; ``why`` says what the share's own state
+    tells of the cause, as far as this device can see it; ``kept`` counts the items received
+    before it, which stay where they were written.
+    """
+
+    def __init__(self, *, share_id: str, record_id: str, version: int, why: str, kept: int) -> None:
+        super().__init__(
+            f"Share {share_id}: record {record_id} version {version} was not released to you: "
+            f"{why}. {kept} record(s) already received are kept; ask whoever shared them "
+            "if you need the rest."
+        )
+        self.share_id = share_id
+        self.record_id = record_id
+        self.version = version
+        self.why = why
+        self.kept = kept
 
 
 class TransferError(VaultError):

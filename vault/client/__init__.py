@@ -11,9 +11,14 @@ from vault.client.models import (
     Me,
     Notification,
     Proposal,
+    ReceivedItem,
     RecordInfo,
     RecordRef,
+    Share,
+    ShareDownload,
+    ShareItem,
 )
+from vault.client.shares import ShareProgress
 
 __all__ = [
     "Child",
@@ -27,8 +32,13 @@ __all__ = [
     "Me",
     "Notification",
     "Proposal",
+    "ReceivedItem",
     "RecordInfo",
     "RecordRef",
+    "Share",
+    "ShareDownload",
+    "ShareItem",
+    "ShareProgress",
     "load_identity",
     "read_info",
     "save_identity",

@@ -16,6 +16,7 @@ record keys sealed to this device and short-lived storage URLs.
     admin.AdminCalls             people, their enrolment codes, children
     relationships.RelationshipCalls  assignments, guardianships, consents, court orders
     approvals.ApprovalCalls      proposals and their approval by a second person
+    shares.ShareCalls            shares to outside recipients, and downloading one whole
     devices.DeviceCalls          this person's own devices and notifications
 
 Each mixin declares what it uses of the client (``identity``, ``_api``, ``_blobs``); this
@@ -38,12 +39,14 @@ from vault.client.devices import DeviceCalls
 from vault.client.identity import DeviceIdentity, DeviceKeys, b64encode
 from vault.client.models import Child, Disclosure, Me
 from vault.client.relationships import RelationshipCalls
+from vault.client.shares import ShareCalls
 from vault.client.transport import KeyServiceTransport
 from vault.client.writing import RecordWriting
 
 
 class Client(
     RecordWriting,
+    ShareCalls,
     AdminCalls,
     RelationshipCalls,
     ApprovalCalls,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from vault.format import Category, RecordAttributes
 
@@ -139,6 +140,76 @@ class Notification:
     at: datetime
     kind: str
     detail: dict[str, object]
+
+
+@dataclass(frozen=True)
+class ShareItem:
+    """One record version a share covers (shares are frozen to the versions they were made
+    with), the downloads counted so far, and those left under the cap (None: no cap)."""
+
+    record_id: str
+    version: int
+    used: int
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class Share:
+    """Records shared with one outside recipient on a consent or court order, until
+    ``valid_to``.
+
+    ``state`` is active, expired or revoked. ``status`` (sent, opened, acknowledged, …) and
+    ``invitation`` (the one-time enrolment code of a recipient invited by the share, for its
+    creator to hand over) are set when the key service tells them, None otherwise.
+    """
+
+    share_id: str
+    recipient_id: str
+    basis: str
+    basis_id: str
+    child_id: str
+    purpose: str
+    created_by: str
+    created_at: datetime
+    valid_from: datetime
+    valid_to: datetime
+    download_cap: int | None
+    state: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    items: tuple[ShareItem, ...]
+    status: str | None = None
+    invitation: EnrolmentCode | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+
+@dataclass(frozen=True)
+class ReceivedItem:
+    """A share's record version as it lies in the download directory: the plaintext's file
+    (``path``), its size and SHA-256 (hex), and its metadata as the record carries it."""
+
+    record_id: str
+    version: int
+    path: Path
+    size: int
+    sha256: str
+    file_name: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ShareDownload:
+    """What ``Client.get_share`` did: the items it fetched now, and those it skipped because
+    they were already received and still verify."""
+
+    share_id: str
+    directory: Path
+    fetched: tuple[ReceivedItem, ...]
+    skipped: tuple[ReceivedItem, ...]
 
 
 # --- what the key service answers, parsed once (vault/client/wire.py); not re-exported ----

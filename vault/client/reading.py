@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import httpx
 
@@ -15,7 +16,7 @@ from vault import format as fmt
 from vault.client import wire
 from vault.client.blobs import Download, Progress, read_range
 from vault.client.models import ListedVersion, RecordInfo
-from vault.client.release import KeyReleases
+from vault.client.release import KeyReleases, Released
 
 
 class RecordReading(KeyReleases):
@@ -50,36 +51,11 @@ class RecordReading(KeyReleases):
         target and ``vault.format.IntegrityError`` is raised. Returns the path written.
         """
         released = self._release_one(record_id, version, include_url=True)
-        url, expected = self._url(released), self._committed(released)
         target = dst
         if dst.is_dir():
             metadata = self._open_metadata(released)
             target = dst / (metadata.file_name or record_id)
-        directory = target.parent
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                Download(self._blobs, url, progress, expected=expected) as download,
-            ):
-                fmt.decrypt(
-                    record_key=released.record_key,
-                    attributes=released.attributes,
-                    src=download.stream,
-                    dst=out,
-                )
-                download.verify()
-            # The rename is what guarantees that only verified plaintext appears at the
-            # target; no fsync, because a download can simply be fetched again after a crash.
-            # An existing target is removed first: ext4 flushes a file renamed over another
-            # to disk (auto_da_alloc), which cost a 64 MiB download a fifth of its time.
-            with contextlib.suppress(FileNotFoundError):
-                target.unlink()
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        self._decrypt_to(released, target, progress)
         return target
 
     def get_range(
@@ -121,6 +97,45 @@ class RecordReading(KeyReleases):
         )
         return sink.value() if isinstance(sink, _BytesSink) else b""
 
+    def _decrypt_to(
+        self,
+        released: Released,
+        target: Path,
+        progress: Progress | None,
+        *,
+        tee: Callable[[bytes], object] | None = None,
+    ) -> None:
+        """Download, verify and decrypt ``released`` into the file ``target``, through a
+        temporary file renamed into place once everything verified. ``tee`` sees each block
+        of plaintext as it is written (views of reused buffers: use them at once)."""
+        url, expected = self._url(released), self._committed(released)
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
+        tmp = Path(tmp_name)
+        try:
+            with (
+                os.fdopen(fd, "wb") as out,
+                Download(self._blobs, url, progress, expected=expected) as download,
+            ):
+                fmt.decrypt(
+                    record_key=released.record_key,
+                    attributes=released.attributes,
+                    src=download.stream,
+                    dst=out if tee is None else cast(BinaryIO, _Tee(out, tee)),
+                )
+                download.verify()
+            # The rename is what guarantees that only verified plaintext appears at the
+            # target; no fsync, because a download can simply be fetched again after a crash.
+            # An existing target is removed first: ext4 flushes a file renamed over another
+            # to disk (auto_da_alloc), which cost a 64 MiB download a fifth of its time.
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     def _with_metadata(self, listed: list[ListedVersion]) -> list[RecordInfo]:
         keys = self._release(
             ((item.record_id, item.version) for item in listed), include_urls=False
@@ -150,6 +165,18 @@ class RecordReading(KeyReleases):
                 )
             )
         return infos
+
+
+class _Tee:
+    """A writable stream that hands every block written to ``dst`` to ``seen`` as well."""
+
+    def __init__(self, dst: BinaryIO, seen: Callable[[bytes], object]) -> None:
+        self._dst = dst
+        self._seen = seen
+
+    def write(self, data: bytes) -> int:
+        self._seen(data)
+        return self._dst.write(data)
 
 
 class _BytesSink:

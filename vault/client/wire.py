@@ -30,6 +30,8 @@ from vault.client.models import (
     Proposal,
     Release,
     SealedKey,
+    Share,
+    ShareItem,
     SingleUpload,
     UploadPlan,
 )
@@ -278,9 +280,56 @@ def listed_version(body: object) -> ListedVersion:
     )
 
 
+# --- shares to outside recipients ------------------------------------------------------------
+
+
+def _share_item(fields: Fields) -> ShareItem:
+    return ShareItem(
+        record_id=fields.text("record_id"),
+        version=fields.integer("version"),
+        used=fields.integer("used"),
+        remaining=fields.opt_integer("remaining"),
+    )
+
+
+def _invitation(fields: Fields) -> EnrolmentCode | None:
+    """The one-time code of a recipient the share invited, when the answer carries one."""
+    if fields.whole().get("invitation") is None:
+        return None
+    invitation = fields.obj("invitation")
+    return EnrolmentCode(code=invitation.text("code"), expires_at=invitation.time("expires_at"))
+
+
+def share(body: object) -> Share:
+    """A share as docs/API.md describes it; fields this client does not know are ignored, so
+    a newer key service's additions do not break it."""
+    fields = Fields(body, "a share")
+    return Share(
+        share_id=fields.text("share_id"),
+        recipient_id=fields.text("recipient_id"),
+        basis=fields.text("basis"),
+        basis_id=fields.text("basis_id"),
+        child_id=fields.text("child_id"),
+        purpose=fields.text("purpose"),
+        created_by=fields.text("created_by"),
+        created_at=fields.time("created_at"),
+        valid_from=fields.time("valid_from"),
+        valid_to=fields.time("valid_to"),
+        download_cap=fields.opt_integer("download_cap"),
+        state=fields.text("state"),
+        revoked_at=fields.opt_time("revoked_at"),
+        revoked_by=fields.opt_text("revoked_by"),
+        revoke_reason=fields.opt_text("revoke_reason"),
+        items=tuple(_share_item(item) for item in fields.items("items", "a share item")),
+        status=fields.opt_text("status"),
+        invitation=_invitation(fields),
+    )
+
+
 children = listed(child, "children")
 proposals = listed(proposal, "proposals")
 devices = listed(device, "devices")
 notifications = listed(notification, "notifications")
 disclosures = listed(disclosure, "disclosures")
 listed_versions = listed(listed_version, "record versions")
+shares = listed(share, "shares")

@@ -1,0 +1,363 @@
+"""Shares through the SDK (issue 14): a DSL shares records with an outside recipient on a
+guardian's consent, the recipient downloads the share whole with ``get_share``, and a rerun
+fetches only what is missing or no longer matches. Against the real key service.
+
+Negative tests first: a revoked share, a share revoked or a cap spent mid-way, another
+recipient's share, a damaged file in the download directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.sdk.conftest import Forward, Office, relay
+from vault.client import Client, Share, ShareDownload, wire
+from vault.client.shares import manifest_path
+from vault.errors import NotFound, ShareRefused
+
+pytestmark = pytest.mark.integration
+
+NOTE = b"Ada stacked six blocks today and counted them aloud.\n"
+LETTER = b"Speech therapy referral: please assess expressive language.\n" * 40
+
+
+@dataclass
+class Family:
+    """A child with a DSL, a guardian who consented to share observations and medical records
+    with an agency, the agency's device, and two records of the child."""
+
+    office: Office
+    child: str
+    dsl: Client
+    guardian: Client
+    agency: Client
+    consent: str
+    note: str
+    letter: str
+
+    def share(self, **extra: object) -> Share:
+        return self.dsl.create_share(
+            recipient_id=self.agency.identity.principal_id,
+            basis="consent",
+            basis_id=self.consent,
+            purpose="referral to speech therapy",
+            record_ids=[self.note, self.letter],
+            **extra,  # type: ignore[arg-type]
+        )
+
+
+def _put(client: Client, child: str, category: str, name: str, data: bytes) -> str:
+    ref = client.put(
+        child_ids=[child],
+        category=category,
+        stream=io.BytesIO(data),
+        file_name=name,
+        content_type="text/plain",
+    )
+    return ref.record_id
+
+
+@pytest.fixture
+def family(office: Office) -> Iterator[Family]:
+    dsl = office.enrol(roles=("dsl",))
+    child = office.child_of(dsl, role="dsl")
+    guardian = office.enrol(kind="guardian", roles=())
+    office.add_guardian(guardian, child)
+    agency = office.enrol(kind="external", roles=())
+    consent = guardian.record_consent(
+        child_id=child,
+        given_by=guardian.identity.principal_id,
+        recipient_id=agency.identity.principal_id,
+        categories=["observation", "medical"],
+        purpose="referral",
+    )
+    assert isinstance(consent, str)
+    made = Family(
+        office=office,
+        child=child,
+        dsl=dsl,
+        guardian=guardian,
+        agency=agency,
+        consent=consent,
+        note=_put(dsl, child, "observation", "note.txt", NOTE),
+        letter=_put(dsl, child, "medical", "letter.txt", LETTER),
+    )
+    yield made
+    for client in (dsl, guardian, agency):
+        client.close()
+
+
+@dataclass
+class Seen:
+    """A ``ShareProgress`` that keeps what it was told."""
+
+    plans: list[tuple[int, int]] = field(default_factory=list)
+    items: list[tuple[str, int, int]] = field(default_factory=list)
+    received: int = 0
+
+    def planned(self, *, fetch: int, skip: int) -> None:
+        self.plans.append((fetch, skip))
+
+    def fetching(self, *, record_id: str, version: int, size: int) -> None:
+        self.items.append((record_id, version, size))
+
+    def advance(self, count: int) -> None:
+        self.received += count
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    """Every visible file of a directory (not the manifest) and its bytes."""
+    if not directory.exists():
+        return {}
+    return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.startswith(".")}
+
+
+def _releases(office: Office, client: Client) -> tuple[Client, list[str]]:
+    """The same device as ``client``, through a relay that notes every key release."""
+    asked: list[str] = []
+
+    def note(request: httpx.Request, forward: Forward) -> httpx.Response:
+        if request.url.path == "/v1/keys/release":
+            asked.append(json.loads(request.content)["items"][0]["record_id"])
+        return forward(request)
+
+    return Client(client.identity, transport=relay(note)), asked
+
+
+def test_a_revoked_share_is_refused_naming_an_item_and_nothing_is_written(
+    family: Family, tmp_path: Path
+) -> None:
+    made = family.share()
+    revoked = family.dsl.revoke_share(made.share_id, reason="sent to the wrong agency")
+    assert (revoked.state, revoked.revoke_reason) == ("revoked", "sent to the wrong agency")
+    out = tmp_path / "got"
+
+    with pytest.raises(ShareRefused) as refused:
+        family.agency.get_share(made.share_id, out_dir=out)
+
+    assert refused.value.share_id == made.share_id
+    assert refused.value.record_id in (family.note, family.letter)
+    assert "the share is revoked" in str(refused.value)
+    assert _files(out) == {}
+    assert not manifest_path(out, made.share_id).exists()
+
+
+def test_a_share_revoked_mid_way_keeps_what_was_received_and_names_the_refused_item(
+    family: Family, tmp_path: Path
+) -> None:
+    made = family.share()
+    first, second = made.items
+    out = tmp_path / "got"
+
+    class RevokeAfterFirst(Seen):
+        def fetching(self, *, record_id: str, version: int, size: int) -> None:
+            super().fetching(record_id=record_id, version=version, size=size)
+            if len(self.items) == 1:
+                family.dsl.revoke_share(made.share_id, reason="consent queried")
+
+    with pytest.raises(ShareRefused) as refused:
+        family.agency.get_share(made.share_id, out_dir=out, progress=RevokeAfterFirst())
+
+    assert (refused.value.record_id, refused.value.version) == (second.record_id, 1)
+    assert "the share is revoked" in str(refused.value)
+    assert refused.value.kept == 1
+    # The first item's key was released before the revocation: it is written and recorded.
+    contents = {family.note: ("note.txt", NOTE), family.letter: ("letter.txt", LETTER)}
+    assert _files(out) == dict([contents[first.record_id]])
+    manifest = json.loads(manifest_path(out, made.share_id).read_text())
+    assert [entry["record_id"] for entry in manifest["items"]] == [first.record_id]
+
+
+def test_a_spent_cap_refuses_the_item_and_keeps_the_others(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    made = family.share(download_cap=1)
+    assert all(item.remaining == 1 for item in made.items)
+    first, last = made.items
+    contents = {family.note: ("note.txt", NOTE), family.letter: ("letter.txt", LETTER)}
+    # The recipient's other device spends the only download of the share's last record.
+    code = family.agency.add_device_code()
+    other, _identity = Client.enrol(office.base_url, code.code, "agency phone")
+    with other:
+        other.get(last.record_id, dst=tmp_path, version=1)
+    out = tmp_path / "got"
+
+    with pytest.raises(ShareRefused) as refused:
+        family.agency.get_share(made.share_id, out_dir=out)
+
+    assert (refused.value.record_id, refused.value.kept) == (last.record_id, 1)
+    assert "download cap is spent" in str(refused.value)
+    assert last.record_id in str(refused.value)
+    assert _files(out) == dict([contents[first.record_id]])
+    shown = family.dsl.share(made.share_id)
+    assert {item.record_id: item.remaining for item in shown.items} == {
+        family.note: 0,
+        family.letter: 0,
+    }
+
+
+def test_another_recipients_share_is_not_found_and_nothing_is_written(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    made = family.share()
+    stranger = office.enrol(kind="external", roles=())
+    out = tmp_path / "got"
+    with stranger:
+        with pytest.raises(NotFound):
+            stranger.get_share(made.share_id, out_dir=out)
+        with pytest.raises(NotFound):
+            stranger.share(made.share_id)
+        assert stranger.shares() == []
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.write_bytes(b"X" + path.read_bytes()[1:]), id="altered"),
+        pytest.param(lambda path: path.write_bytes(path.read_bytes()[:10]), id="partial"),
+        pytest.param(lambda path: path.unlink(), id="missing"),
+    ],
+)
+def test_a_damaged_file_is_fetched_again_on_a_rerun_and_only_it(
+    office: Office, family: Family, tmp_path: Path, damage: object
+) -> None:
+    made = family.share()
+    out = tmp_path / "got"
+    family.agency.get_share(made.share_id, out_dir=out)
+    damage(out / "letter.txt")  # type: ignore[operator]
+    agency, asked = _releases(office, family.agency)
+
+    with agency:
+        again = agency.get_share(made.share_id, out_dir=out)
+
+    assert [item.record_id for item in again.fetched] == [family.letter]
+    assert [item.record_id for item in again.skipped] == [family.note]
+    assert asked == [family.letter]
+    assert _files(out) == {"note.txt": NOTE, "letter.txt": LETTER}
+
+
+def test_a_rerun_with_everything_verified_fetches_nothing_and_asks_for_no_key(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    made = family.share()
+    out = tmp_path / "got"
+    first = family.agency.get_share(made.share_id, out_dir=out)
+    assert len(first.fetched) == 2 and first.skipped == ()
+    agency, asked = _releases(office, family.agency)
+    seen = Seen()
+
+    with agency:
+        again = agency.get_share(made.share_id, out_dir=out, progress=seen)
+
+    assert again.fetched == ()
+    assert sorted(item.record_id for item in again.skipped) == sorted([family.note, family.letter])
+    assert asked == []
+    assert seen.plans == [(0, 2)] and seen.items == []
+    assert _files(out) == {"note.txt": NOTE, "letter.txt": LETTER}
+
+
+def test_a_recipient_downloads_a_share_whole_verified_with_its_manifest(
+    family: Family, tmp_path: Path
+) -> None:
+    made = family.share(download_cap=2)
+    assert made.state == "active" and made.active
+    assert {(item.record_id, item.version) for item in made.items} == {
+        (family.note, 1),
+        (family.letter, 1),
+    }
+    # Both the creator and the recipient list it; nobody else.
+    assert [s.share_id for s in family.dsl.shares()] == [made.share_id]
+    assert [s.share_id for s in family.agency.shares()] == [made.share_id]
+    # An amendment does not reach the recipient: the share keeps version 1.
+    family.dsl.amend(family.note, stream=io.BytesIO(b"amended"), file_name="note.txt")
+    out = tmp_path / "got"
+    seen = Seen()
+
+    got: ShareDownload = family.agency.get_share(made.share_id, out_dir=out, progress=seen)
+
+    assert _files(out) == {"note.txt": NOTE, "letter.txt": LETTER}
+    assert got.skipped == () and got.directory == out
+    assert seen.plans == [(2, 0)]
+    assert [size for _, _, size in seen.items] and seen.received == sum(
+        size for _, _, size in seen.items
+    )
+    by_id = {item.record_id: item for item in got.fetched}
+    assert by_id[family.note].sha256 == hashlib.sha256(NOTE).hexdigest()
+    assert (by_id[family.letter].size, by_id[family.letter].file_name) == (
+        len(LETTER),
+        "letter.txt",
+    )
+    manifest = json.loads(manifest_path(out, made.share_id).read_text())
+    assert {(e["record_id"], e["version"], e["file"]) for e in manifest["items"]} == {
+        (family.note, 1, "note.txt"),
+        (family.letter, 1, "letter.txt"),
+    }
+    shown = family.agency.share(made.share_id)
+    assert {item.record_id: (item.used, item.remaining) for item in shown.items} == {
+        family.note: (1, 1),
+        family.letter: (1, 1),
+    }
+
+
+def test_two_records_of_one_name_and_a_file_already_there_are_kept_apart(
+    family: Family, tmp_path: Path
+) -> None:
+    again = _put(family.dsl, family.child, "observation", "note.txt", b"second note")
+    made = family.dsl.create_share(
+        recipient_id=family.agency.identity.principal_id,
+        basis="consent",
+        basis_id=family.consent,
+        purpose="referral",
+        categories=["observation"],
+    )
+    assert {item.record_id for item in made.items} == {family.note, again}
+    out = tmp_path / "got"
+    out.mkdir()
+    (out / "note.txt").write_bytes(b"the recipient's own file")
+
+    got = family.agency.get_share(made.share_id, out_dir=out)
+
+    files = _files(out)
+    assert files.pop("note.txt") == b"the recipient's own file"
+    assert sorted(files.values()) == sorted([NOTE, b"second note"])
+    assert {item.path.name for item in got.fetched} == set(files)
+
+
+def test_a_share_answer_with_fields_this_client_does_not_know_still_parses() -> None:
+    body = {
+        "share_id": "a" * 32,
+        "recipient_id": "b" * 32,
+        "basis": "consent",
+        "basis_id": "c" * 32,
+        "child_id": "d" * 32,
+        "purpose": "referral",
+        "created_by": "e" * 32,
+        "created_at": "2026-11-22T18:00:00Z",
+        "valid_from": "2026-11-22T18:00:00Z",
+        "valid_to": "2026-12-06T18:00:00Z",
+        "download_cap": None,
+        "state": "active",
+        "items": [{"record_id": "f" * 32, "version": 2, "used": 0, "remaining": None}],
+        "status": "opened",
+        "invitation": {"code": "K7Q2-ABCD", "expires_at": "2026-11-29T18:00:00Z"},
+        "ack_due": "2026-11-25T18:00:00Z",
+        "overdue": False,
+    }
+
+    parsed = wire.share(body)
+
+    assert parsed.status == "opened"
+    assert parsed.invitation is not None and parsed.invitation.code == "K7Q2-ABCD"
+    assert "K7Q2" not in repr(parsed)
+    assert parsed.items[0].remaining is None and parsed.revoked_at is None
+    older = wire.share({k: v for k, v in body.items() if k not in ("status", "invitation")})
+    assert (older.status, older.invitation) == (None, None)

@@ -1,0 +1,335 @@
+"""Shares to outside recipients, as calls of ``vault.Client``: made by a child's manager or DSL
+on a consent or court order, listed and shown to their creator and recipient, revoked with a
+reason, and downloaded whole by the recipient (``get_share``).
+
+A share is frozen to the record versions current when it was made, so ``get_share`` asks for
+each item's own version through the ordinary key release; the key service counts each
+release against the share's download cap (a retry by the same device within minutes is not
+counted again).
+
+A download directory keeps a manifest, ``.carevault-share-<share id>.json``: for each item
+received, its record id and version, the file written and the SHA-256 and size of the
+plaintext in it. A rerun re-hashes each file the manifest names and skips it only if it still
+matches, without asking the key service for its key again; a missing, partial or altered file
+is fetched again. The manifest guards against damage and interrupted runs, not against
+someone who rewrites a file and the manifest together: the plaintext's authenticity is
+checked when it is received, as for any record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from vault.client import wire
+from vault.client.blobs import Progress
+from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem
+from vault.client.reading import RecordReading
+from vault.errors import RecordUnavailable, ShareRefused, VaultError
+
+MANIFEST_FORMAT = 1
+_READ_BLOCK = 1 << 20
+
+
+class ShareProgress(Protocol):
+    """What ``get_share`` reports while it works (the CLI draws its progress bars from it)."""
+
+    def planned(self, *, fetch: int, skip: int) -> None:
+        """How many items will be fetched, and how many are already here and verified."""
+
+    def fetching(self, *, record_id: str, version: int, size: int) -> None:
+        """An item starts: ``size`` bytes of ciphertext are to come."""
+
+    def advance(self, count: int) -> None:
+        """``count`` more bytes of the current item's ciphertext arrived."""
+
+
+def manifest_path(directory: Path, share_id: str) -> Path:
+    return directory / f".carevault-share-{share_id}.json"
+
+
+class ShareCalls(RecordReading):
+    """Mixed into ``Client``; every call is signed by the client's device."""
+
+    def create_share(
+        self,
+        *,
+        recipient_id: str,
+        basis: str,
+        basis_id: str,
+        purpose: str,
+        record_ids: Sequence[str] = (),
+        categories: Sequence[str] = (),
+        valid_to: datetime | None = None,
+        download_cap: int | None = None,
+    ) -> Share:
+        """Share records with one outside recipient, at once (the child's manager or DSL).
+
+        ``basis`` is ``consent`` or ``court_order``, ``basis_id`` the one that names this
+        recipient. List the records by id, or the ``categories`` whose records of the basis's
+        child to share; each is frozen to its current version. ``valid_to``: default 14 days,
+        never past the basis's end. ``download_cap``: downloads allowed per record version."""
+        body = wire.drop_none(
+            {
+                "recipient_id": recipient_id,
+                "basis": basis,
+                "basis_id": basis_id,
+                "purpose": purpose,
+                "record_ids": list(record_ids),
+                "categories": list(categories),
+                "valid_to": wire.wire_time(valid_to),
+                "download_cap": download_cap,
+            }
+        )
+        return self._api.post("/v1/shares", wire.share, body)
+
+    def shares(self) -> list[Share]:
+        """The shares this person made and those made for them, newest first."""
+        return self._api.get("/v1/shares", wire.shares)
+
+    def share(self, share_id: str) -> Share:
+        """One share, to its creator or its recipient; anyone else: ``NotFound``."""
+        return self._api.get(f"/v1/shares/{share_id}", wire.share)
+
+    def revoke_share(self, share_id: str, *, reason: str) -> Share:
+        """Revoke a share now (the child's manager or DSL): the recipient's next release is
+        refused."""
+        return self._api.post(f"/v1/shares/{share_id}/revoke", wire.share, {"reason": reason})
+
+    def get_share(
+        self, share_id: str, *, out_dir: Path, progress: ShareProgress | None = None
+    ) -> ShareDownload:
+        """Download every record of a share into ``out_dir``, each verified and decrypted
+        here, at the version the share froze, named by its file name.
+
+        Items already received and still matching the directory's manifest are skipped. An
+        item the key service does not release raises ``ShareRefused`` naming it; everything
+        received before it stays written and in the manifest, so a rerun resumes."""
+        shared = self.share(share_id)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        manifest = _Manifest.load(out_dir, share_id)
+        skipped: list[ReceivedItem] = []
+        wanted: list[ShareItem] = []
+        for item in shared.items:
+            kept = manifest.verified(item.record_id, item.version)
+            if kept is None:
+                wanted.append(item)
+            else:
+                skipped.append(kept)
+        if progress is not None:
+            progress.planned(fetch=len(wanted), skip=len(skipped))
+        if wanted and not shared.active:
+            first = wanted[0]
+            raise ShareRefused(
+                share_id=share_id,
+                record_id=first.record_id,
+                version=first.version,
+                why=f"the share is {shared.state}",
+                kept=len(skipped),
+            )
+        fetched = [
+            self._receive(shared, item, manifest, progress, kept=len(skipped)) for item in wanted
+        ]
+        return ShareDownload(
+            share_id=share_id,
+            directory=out_dir,
+            fetched=tuple(fetched),
+            skipped=tuple(skipped),
+        )
+
+    def _receive(
+        self,
+        shared: Share,
+        item: ShareItem,
+        manifest: _Manifest,
+        progress: ShareProgress | None,
+        *,
+        kept: int,
+    ) -> ReceivedItem:
+        """Fetch one item into the manifest's directory and record it there."""
+        try:
+            released = self._release_one(item.record_id, item.version, include_url=True)
+        except RecordUnavailable as exc:
+            raise ShareRefused(
+                share_id=shared.share_id,
+                record_id=item.record_id,
+                version=item.version,
+                why=self._why_refused(shared.share_id, item),
+                kept=kept + len(manifest.fetched_now),
+            ) from exc
+        metadata = self._open_metadata(released)
+        target = manifest.place(item.record_id, item.version, metadata.file_name)
+        ticks: Progress | None = None
+        if progress is not None:
+            size = released.ciphertext.size if released.ciphertext is not None else 0
+            progress.fetching(record_id=item.record_id, version=item.version, size=size)
+            ticks = progress.advance
+        digest = hashlib.sha256()
+        written = _Counter()
+
+        def seen(block: bytes) -> None:
+            digest.update(block)
+            written.count += len(block)
+
+        self._decrypt_to(released, target, ticks, tee=seen)
+        received = ReceivedItem(
+            record_id=item.record_id,
+            version=item.version,
+            path=target,
+            size=written.count,
+            sha256=digest.hexdigest(),
+            file_name=metadata.file_name,
+            content_type=metadata.content_type,
+        )
+        manifest.add(received)
+        return received
+
+    def _why_refused(self, share_id: str, item: ShareItem) -> str:
+        """What the share's state tells of why an item was refused, as far as it can be seen."""
+        unknown = "the share or its consent or court order may have ended"
+        try:
+            now = self.share(share_id)
+        except VaultError:
+            return unknown
+        if not now.active:
+            return f"the share is {now.state}"
+        spent = {(i.record_id, i.version) for i in now.items if i.remaining == 0}
+        if (item.record_id, item.version) in spent:
+            return "its download cap is spent"
+        return "the consent or court order the share rests on may have been withdrawn or ended"
+
+
+@dataclass
+class _Counter:
+    count: int = 0
+
+
+class _Manifest:
+    """The download directory's record of what it received of one share (see the module's
+    docstring), rewritten whole, through a renamed temporary file, after each item."""
+
+    def __init__(self, directory: Path, share_id: str, entries: list[ReceivedItem]) -> None:
+        self.directory = directory
+        self.share_id = share_id
+        self._entries = {(entry.record_id, entry.version): entry for entry in entries}
+        self.fetched_now: list[ReceivedItem] = []
+
+    @classmethod
+    def load(cls, directory: Path, share_id: str) -> _Manifest:
+        """The manifest in ``directory``; a missing or unreadable one is empty (everything is
+        fetched again, which is safe)."""
+        try:
+            document = json.loads(manifest_path(directory, share_id).read_text("utf-8"))
+            entries = [cls._entry(directory, raw) for raw in document["items"]]
+            if document["format"] != MANIFEST_FORMAT or document["share_id"] != share_id:
+                entries = []
+        except (OSError, ValueError, KeyError, TypeError):
+            entries = []
+        return cls(directory, share_id, [entry for entry in entries if entry is not None])
+
+    @staticmethod
+    def _entry(directory: Path, raw: dict[str, object]) -> ReceivedItem | None:
+        name = raw["file"]
+        record_id, version, size, sha256 = (
+            raw["record_id"],
+            raw["version"],
+            raw["size"],
+            raw["sha256"],
+        )
+        if not (
+            isinstance(name, str)
+            and _plain_name(name)
+            and isinstance(record_id, str)
+            and type(version) is int
+            and type(size) is int
+            and isinstance(sha256, str)
+        ):
+            return None
+        return ReceivedItem(
+            record_id=record_id,
+            version=version,
+            path=directory / name,
+            size=size,
+            sha256=sha256,
+            file_name=str(raw.get("file_name") or ""),
+            content_type=str(raw.get("content_type") or ""),
+        )
+
+    def verified(self, record_id: str, version: int) -> ReceivedItem | None:
+        """The item as received earlier, if its file is still there and still matches."""
+        entry = self._entries.get((record_id, version))
+        if entry is None:
+            return None
+        try:
+            if entry.path.stat().st_size != entry.size:
+                return None
+            digest = hashlib.sha256()
+            with entry.path.open("rb") as existing:
+                while block := existing.read(_READ_BLOCK):
+                    digest.update(block)
+        except OSError:
+            return None
+        return entry if digest.hexdigest() == entry.sha256 else None
+
+    def place(self, record_id: str, version: int, file_name: str) -> Path:
+        """Where an item goes: its own file name, unless that is empty, hidden, or taken by
+        another item or a file this share did not write; then prefixed with its record id."""
+        ours = self._entries.get((record_id, version))
+        taken = {
+            entry.path.name for key, entry in self._entries.items() if key != (record_id, version)
+        }
+        prefixed = f"{record_id}-v{version}"
+        candidates = [file_name, f"{prefixed}-{file_name}" if file_name else prefixed]
+        candidates += [f"{prefixed}-{n}-{file_name}" for n in range(2, 100)]
+        for name in candidates:
+            if not _plain_name(name) or name in taken:
+                continue
+            path = self.directory / name
+            if not path.exists() or (ours is not None and ours.path == path):
+                return path
+        raise FileExistsError(f"no free file name for record {record_id} in {self.directory}")
+
+    def add(self, received: ReceivedItem) -> None:
+        self._entries[(received.record_id, received.version)] = received
+        self.fetched_now.append(received)
+        document = {
+            "format": MANIFEST_FORMAT,
+            "share_id": self.share_id,
+            "items": [
+                {
+                    "record_id": entry.record_id,
+                    "version": entry.version,
+                    "file": entry.path.name,
+                    "size": entry.size,
+                    "sha256": entry.sha256,
+                    "file_name": entry.file_name,
+                    "content_type": entry.content_type,
+                }
+                for entry in self._entries.values()
+            ],
+        }
+        target = manifest_path(self.directory, self.share_id)
+        fd, tmp_name = tempfile.mkstemp(
+            dir=self.directory, prefix=f"{target.name}.", suffix=".part"
+        )
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(document, out, indent=2)
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+
+def _plain_name(name: str) -> bool:
+    """A name that stays inside the directory and is not hidden (the manifest is)."""
+    return bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name
