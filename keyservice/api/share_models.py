@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from keyservice.api.schemas import Id, Strict
+from keyservice.api.schemas import Base64, Id, Sha256, Strict
 from vault.format import Category
 
 
@@ -24,6 +24,9 @@ class ShareCreate(Strict):
     # Downloads allowed per record version (a retry by the same device within 10 minutes is
     # not counted); none: no cap.
     download_cap: int | None = Field(default=None, ge=1, le=1000)
+    # The recipient is expected to acknowledge receipt by then: after now, not after
+    # valid_to. None: no deadline.
+    ack_due: datetime | None = None
 
 
 class ShareRevoke(Strict):
@@ -55,3 +58,27 @@ class SharePublic(BaseModel):
     revoked_by: str | None
     revoke_reason: str | None
     items: list[ShareItemPublic]
+    # Receipts (docs/decisions/0015-receipts.md): sent | opened | acknowledged | expired |
+    # revoked, and overdue: an acknowledgement deadline passed without one.
+    status: Literal["sent", "opened", "acknowledged", "expired", "revoked"]
+    opened_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_device: str | None
+    ack_due: datetime | None
+    overdue: bool
+
+
+class ReceivedItemIn(Strict):
+    record_id: Id
+    version: int = Field(ge=1)
+    # SHA-256 of the version's ciphertext as received, base64url.
+    ciphertext_sha256: Sha256
+
+
+class ShareAck(Strict):
+    """The recipient's acknowledgement: every record version of the share with the digest of
+    what it received, and its device's Ed25519 signature of the receipt statement
+    (vault/receipts.py) over exactly these items."""
+
+    items: list[ReceivedItemIn] = Field(min_length=1, max_length=1000)
+    signature: Base64

@@ -17,8 +17,10 @@ from fastapi import APIRouter
 from sqlalchemy import Connection
 
 from keyservice.api.changes import refusals
+from keyservice.api.encoding import b64decode, b64encode
 from keyservice.api.schemas import Id
 from keyservice.api.share_models import (
+    ShareAck,
     ShareCreate,
     ShareItemPublic,
     SharePublic,
@@ -26,10 +28,11 @@ from keyservice.api.share_models import (
 )
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
-from keyservice.catalog import shares
+from keyservice.catalog import share_receipts, shares
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.errors import InvalidChangeError
 from keyservice.state import ServiceState
+from vault.receipts import ReceivedItem
 
 router = APIRouter()
 
@@ -76,6 +79,12 @@ def _public(found: shares.StoredShare, *, now: datetime) -> SharePublic:
         revoked_at=found.revoked_at,
         revoked_by=found.revoked_by,
         revoke_reason=found.revoke_reason,
+        status=share_receipts.status_of(found, now=now),
+        opened_at=found.opened_at,
+        acknowledged_at=found.acknowledged_at,
+        acknowledged_device=found.acknowledged_device,
+        ack_due=found.ack_due,
+        overdue=share_receipts.is_overdue(found, now=now),
         items=[
             ShareItemPublic(
                 record_id=item.record_id,
@@ -105,6 +114,7 @@ def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State)
             categories=body.categories,
             valid_to=body.valid_to,
             download_cap=body.download_cap,
+            ack_due=body.ack_due,
             now=now,
         )
     seq = audit(
@@ -118,6 +128,7 @@ def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State)
             "items": [[item.record_id, item.version] for item in made.items],
             "valid_to": made.valid_to.isoformat(),
             "download_cap": made.download_cap,
+            "ack_due": made.ack_due.isoformat() if made.ack_due else None,
         },
     )
     shares.log_disclosure(db, made, audit_seq=seq)
@@ -126,9 +137,18 @@ def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State)
 
 
 @router.get("/v1/shares", response_model=list[SharePublic])
-def list_shares(caller: CurrentCaller, db: Db, state: State) -> list[SharePublic]:
-    """The shares the caller made and the shares made for them, newest first."""
+def list_shares(
+    caller: CurrentCaller, db: Db, state: State, overdue: bool = False
+) -> list[SharePublic]:
+    """The shares the caller made and the shares made for them, newest first; with
+    ``overdue=true``, the shares the caller made whose acknowledgement is overdue, most
+    overdue first."""
     now = state.clock()
+    if overdue:
+        return [
+            _public(shares.show_share(db, caller, share_id), now=now)
+            for share_id in share_receipts.overdue_ids(db, caller, now=now)
+        ]
     return [_public(found, now=now) for found in shares.list_shares(db, caller)]
 
 
@@ -151,3 +171,39 @@ def revoke_share(
     audit(db, state, caller, "share.revoke", {**detail, "reason_given": True})
     db.commit()
     return _public(revoked, now=now)
+
+
+@router.post("/v1/shares/{share_id}/ack", response_model=SharePublic)
+def acknowledge_share(
+    share_id: Id, body: ShareAck, caller: CurrentCaller, db: Db, state: State
+) -> SharePublic:
+    """The recipient's device acknowledges what it received, signed (vault/receipts.py).
+    The statement and signature go into the audit entry, to be verified again later."""
+    now = state.clock()
+    with refusals(db, state, caller):
+        done = share_receipts.acknowledge(
+            db,
+            caller,
+            share_id,
+            items=[
+                ReceivedItem(item.record_id, item.version, b64decode(item.ciphertext_sha256))
+                for item in body.items
+            ],
+            signature=b64decode(body.signature),
+            now=now,
+        )
+    audit(
+        db,
+        state,
+        caller,
+        share_receipts.ACK,
+        {
+            "share_id": share_id,
+            "items": done.items,
+            "statement": done.statement.decode("ascii"),
+            "signature": b64encode(done.signature),
+            "signing_key": b64encode(done.signing_key),
+        },
+    )
+    db.commit()
+    return _public(shares.show_share(db, caller, share_id), now=now)

@@ -7,8 +7,10 @@ key agreement, and returns a ``Release``: what the answer and the audit entry ne
 plaintext key. An item may name no version: it is the record's latest committed version,
 decided and audited like any other. Nothing is written here; the caller commits the
 release's entry, disclosure rows and nonce in the audit group before any key leaves; the
-one exception is a release to an outside recipient through a capped share, whose count is
-spent first in its own transaction (keyservice/catalog/share_caps.py).
+exceptions are a release to an outside recipient through a capped share, whose count is
+spent first in its own transaction (keyservice/catalog/share_caps.py), and the first
+release through a share, which sets its ``opened_at`` in one more
+(keyservice/catalog/share_receipts.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from keyservice.catalog.release_reads import (
 )
 from keyservice.catalog.share_caps import spend_downloads
 from keyservice.catalog.share_facts import shares_of_recipient
+from keyservice.catalog.share_receipts import mark_opened
 from keyservice.db.engine import reading
 from keyservice.db.tables import disclosures
 from keyservice.errors import KeyUnwrapError
@@ -101,6 +104,18 @@ def decide_and_seal(
             db, device_id=caller.device_id, live=recipient.live, pairs=list(keys), now=now
         )
         keys = {pair: key for pair, key in keys.items() if pair in counted}
+        if recipient.unopened:
+            # The first release through a share opens it (once: later releases skip this).
+            mark_opened(
+                db,
+                {
+                    share_id
+                    for pair in keys
+                    for share_id, _ in recipient.live[pair]
+                    if share_id in recipient.unopened
+                },
+                now=now,
+            )
     pairs = list(dict.fromkeys(batch.resolved.values()))
     granted = [pair for pair in pairs if pair in keys]
     sealed = seal_batch(

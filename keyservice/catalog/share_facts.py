@@ -20,10 +20,13 @@ Pair = tuple[str, int]
 class RecipientShares:
     """An outside recipient's shares of some records, as the rules judge them, and the
     record versions the live ones list, each with the live shares listing it and their
-    download caps (None: no cap). A share is frozen to the versions it was made with."""
+    download caps (None: no cap). A share is frozen to the versions it was made with.
+    ``unopened``: the live shares nothing was released through yet (their first release
+    sets ``opened_at``, keyservice/catalog/share_receipts.py)."""
 
     shares: tuple[Share, ...]
     live: Mapping[Pair, tuple[tuple[str, int | None], ...]]
+    unopened: frozenset[str] = frozenset()
 
 
 def shares_of_recipient(
@@ -42,6 +45,7 @@ def shares_of_recipient(
     first: dict[str, Any] = {}
     listed: dict[str, set[str]] = {}
     live: dict[Pair, tuple[tuple[str, int | None], ...]] = {}
+    unopened: set[str] = set()
     for row in rows:
         first.setdefault(row.share_id, row)
         listed.setdefault(row.share_id, set()).add(row.record_id)
@@ -50,6 +54,8 @@ def shares_of_recipient(
         ):
             pair = (row.record_id, row.version)
             live[pair] = (*live.get(pair, ()), (row.share_id, row.download_cap))
+            if row.opened_at is None:
+                unopened.add(row.share_id)
     loaded = tuple(
         Share(
             share_id=share_id,
@@ -63,4 +69,4 @@ def shares_of_recipient(
         )
         for share_id, row in first.items()
     )
-    return RecipientShares(loaded, live)
+    return RecipientShares(loaded, live, frozenset(unopened))

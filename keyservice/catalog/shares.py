@@ -26,6 +26,7 @@ from keyservice.catalog import grants
 from keyservice.catalog.access import may_read, stored_facts
 from keyservice.catalog.changes import judge
 from keyservice.catalog.facts import load_relationships
+from keyservice.catalog.share_receipts import check_ack_due
 from keyservice.db.tables import (
     COMMITTED,
     consents,
@@ -81,6 +82,11 @@ class StoredShare:
     revoked_by: str | None
     revoke_reason: str | None
     items: tuple[ShareItem, ...]
+    # Receipts (keyservice/catalog/share_receipts.py).
+    ack_due: datetime | None = None
+    opened_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ def create_share(
     categories: Sequence[str] = (),
     valid_to: datetime | None = None,
     download_cap: int | None = None,
+    ack_due: datetime | None = None,
     now: datetime,
 ) -> StoredShare:
     """Make a share now, or refuse it changing nothing (``DeniedError``: no standing or an
@@ -185,6 +192,7 @@ def create_share(
         raise InvalidChangeError("a share cannot outlive its basis: valid_to is past its end")
     if valid_to <= now:
         raise InvalidChangeError("valid_to must be in the future, and the basis still valid")
+    check_ack_due(ack_due, valid_to=valid_to, now=now)
     chosen = _chosen(db, found.child_id, record_ids, categories)
     if not chosen:
         raise InvalidChangeError("no records to share")
@@ -227,6 +235,7 @@ def create_share(
             valid_from=now,
             valid_to=valid_to,
             download_cap=download_cap,
+            ack_due=ack_due,
         )
     )
     db.execute(
@@ -306,6 +315,10 @@ def _load(db: Connection, share_id: str) -> StoredShare | None:
         revoked_by=row.revoked_by,
         revoke_reason=row.revoke_reason,
         items=items,
+        ack_due=row.ack_due,
+        opened_at=row.opened_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_device=row.acknowledged_device,
     )
 
 
