@@ -55,3 +55,16 @@ class SharePublic(BaseModel):
     revoked_by: str | None
     revoke_reason: str | None
     items: list[ShareItemPublic]
+
+
+class Invitation(BaseModel):
+    """A one-time enrolment code for a recipient with no device yet, shown only in the answer
+    that made the share, to pass on out of band (docs/decisions/0014-invitations.md)."""
+
+    code: str
+    expires_at: datetime
+
+
+class ShareCreated(SharePublic):
+    # None: the recipient has (or had) a device, or could read something its creator may not.
+    invitation: Invitation | None = None

@@ -19,7 +19,9 @@ from sqlalchemy import Connection
 from keyservice.api.changes import refusals
 from keyservice.api.schemas import Id
 from keyservice.api.share_models import (
+    Invitation,
     ShareCreate,
+    ShareCreated,
     ShareItemPublic,
     SharePublic,
     ShareRevoke,
@@ -28,6 +30,7 @@ from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog import shares
 from keyservice.deps import CurrentCaller, Db, State
+from keyservice.enrolment import invite
 from keyservice.errors import InvalidChangeError
 from keyservice.state import ServiceState
 
@@ -88,9 +91,10 @@ def _public(found: shares.StoredShare, *, now: datetime) -> SharePublic:
     )
 
 
-@router.post("/v1/shares", response_model=SharePublic, status_code=201)
-def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State) -> SharePublic:
-    """Share records with one outside recipient on a consent or court order, at once."""
+@router.post("/v1/shares", response_model=ShareCreated, status_code=201)
+def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State) -> ShareCreated:
+    """Share records with one outside recipient on a consent or court order, at once; with an
+    invitation (a one-time enrolment code) when the recipient has no device yet."""
     now = state.clock()
     detail = {"basis": body.basis, "basis_id": body.basis_id, "recipient_id": body.recipient_id}
     with refusals(db, state, caller), _invalid(db, state, caller, "share.create", detail):
@@ -107,6 +111,15 @@ def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State)
             download_cap=body.download_cap,
             now=now,
         )
+    invited = invite(
+        db,
+        principal_id=made.recipient_id,
+        share_id=made.share_id,
+        share_valid_to=made.valid_to,
+        issued_by=caller.principal_id,
+        issued_device=caller.device_id,
+        now=now,
+    )
     seq = audit(
         db,
         state,
@@ -118,11 +131,15 @@ def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State)
             "items": [[item.record_id, item.version] for item in made.items],
             "valid_to": made.valid_to.isoformat(),
             "download_cap": made.download_cap,
+            "invitation_expires_at": invited[1].isoformat() if invited else None,
         },
     )
     shares.log_disclosure(db, made, audit_seq=seq)
     db.commit()
-    return _public(made, now=now)
+    return ShareCreated(
+        **_public(made, now=now).model_dump(),
+        invitation=Invitation(code=invited[0], expires_at=invited[1]) if invited else None,
+    )
 
 
 @router.get("/v1/shares", response_model=list[SharePublic])

@@ -58,7 +58,7 @@ devices = Table(
     Column("receiving_key", LargeBinary(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
-    # bootstrap | first | added | recovered (docs/decisions/0004-admins-cannot-read.md)
+    # bootstrap | first | added | recovered | invited (decisions 0004, 0014)
     Column("origin", String(16), nullable=False, default="first"),
     # Who saw the code this device enrolled with (an added device inherits its parent's);
     # None when the code came from the host. Approvers must be independent of it.
