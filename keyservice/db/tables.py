@@ -325,7 +325,8 @@ disclosures = Table(
     Column("principal_id", ID, nullable=False),
     Column("basis", String(32), nullable=False),
     Column("at", UTCDateTime, nullable=False),
-    # Set on the rows a share's creation writes (the records it lists); releases leave it None.
+    # The share a row's disclosure was made through: its creation (the records it lists) or a
+    # release through it; None for every other release.
     Column("share_id", ID),
 )
 
