@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from keyservice.catalog.invitations import expiry, invitation_refusal, may_invite
 from keyservice.catalog.people import has_devices, has_read_rights
 from keyservice.db.tables import devices, enrolment_codes, principals
 from keyservice.ids import new_id
@@ -39,16 +40,20 @@ def issue_code(
     issued_by: str | None = None,
     issued_device: str | None = None,
     purpose: str = "first",
+    share_id: str | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[str, datetime]:
     """Store the hash of a fresh code for ``principal_id``; return the code and its expiry.
 
     ``issued_by`` is whoever sees the code (None: the host); the device it enrols is vouched
     for by them. ``purpose``: first, approved (a first device that needed a second person),
-    added (from one of the principal's own devices) or recovered.
+    added (from one of the principal's own devices), recovered, or invited (with the share
+    ``share_id``: keyservice/catalog/invitations.py). ``expires_at``: 24 hours by default.
     """
     raw = base64.b32encode(secrets.token_bytes(CODE_BYTES)).decode("ascii")
     code = "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
-    expires_at = now + CODE_VALIDITY
+    if expires_at is None:
+        expires_at = now + CODE_VALIDITY
     connection.execute(
         insert(enrolment_codes).values(
             code_hash=code_hash(code),
@@ -58,15 +63,45 @@ def issue_code(
             issued_by=issued_by,
             issued_device=issued_device,
             purpose=purpose,
+            share_id=share_id,
         )
     )
     return code, expires_at
 
 
+def invite(
+    connection: Connection,
+    *,
+    principal_id: str,
+    share_id: str,
+    share_valid_to: datetime,
+    issued_by: str,
+    issued_device: str,
+    now: datetime,
+) -> tuple[str, datetime] | None:
+    """An invitation for the recipient of a share just made by ``issued_by``: a code bound to
+    the recipient and the share, expiring with it and within seven days; None when the
+    recipient has (or had) a device, or could read something its issuer may not
+    (keyservice/catalog/invitations.py)."""
+    if not may_invite(connection, issuer_id=issued_by, recipient_id=principal_id, now=now):
+        return None
+    return issue_code(
+        connection,
+        principal_id=principal_id,
+        now=now,
+        issued_by=issued_by,
+        issued_device=issued_device,
+        purpose="invited",
+        share_id=share_id,
+        expires_at=expiry(share_valid_to, now=now),
+    )
+
+
 @dataclass(frozen=True)
 class Enrolled:
     """A device enrolled with a code, and where it came from (devices.origin, vouched_by,
-    approved_by; ``added_from``: the device that asked for an added device's code)."""
+    approved_by; ``added_from``: the device that asked for an added device's code;
+    ``share_id``: the share an invited device's code came with)."""
 
     principal_id: str
     device_id: str
@@ -77,6 +112,7 @@ class Enrolled:
     vouched_by: str | None
     approved_by: str | None
     added_from: str | None
+    share_id: str | None = None
 
 
 class EnrolmentRefused(Exception):
@@ -117,6 +153,7 @@ def enrol_device(
             enrolment_codes.c.issued_by,
             enrolment_codes.c.issued_device,
             enrolment_codes.c.purpose,
+            enrolment_codes.c.share_id,
             principals.c.principal_id,
             principals.c.kind,
             principals.c.display_name,
@@ -136,6 +173,16 @@ def enrol_device(
         reason = "expired_code"
     elif row.revoked_at is not None:
         reason = "revoked_principal"
+    elif row.purpose == "invited":
+        reason = invitation_refusal(
+            db,
+            share_id=row.share_id,
+            issued_by=row.issued_by,
+            principal_id=row.principal_id,
+            now=now,
+        )
+        if reason is None:
+            provenance = _Provenance("invited", row.issued_by, None)
     else:
         provenance = _provenance(db, row, now=now)
         if provenance is None:
@@ -174,6 +221,7 @@ def enrol_device(
         vouched_by=provenance.vouched_by,
         approved_by=provenance.approved_by,
         added_from=row.issued_device if provenance.origin == "added" else None,
+        share_id=row.share_id if provenance.origin == "invited" else None,
     )
 
 

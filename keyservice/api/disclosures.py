@@ -8,7 +8,7 @@ Who reads it:
 - a guardian with parental responsibility for the child, who sees a row only if the policy
   would let them read that record now (so no safeguarding or withheld records, nor
   categories a court order restricts for them: the log must not tell them such records
-  exist);
+  exist), and not the rows of a share under a court order that says they are not told;
 - a manager or DSL with a current assignment to the child in that role, who sees every row.
 """
 
@@ -46,6 +46,7 @@ def child_disclosures(
     rows = disclosure_log.entries_for(db, child_id)
     if caller.kind == "guardian":
         # A guardian sees only what they may read now: the log must not tell them of others.
+        rows = [row for row in rows if disclosure_log.told_to_guardians(row)]
         readable = disclosure_log.readable_by(db, caller, {row.record_id for row in rows}, now)
         rows = [row for row in rows if row.record_id in readable]
     audit(db, state, caller, "disclosures.read", {"child_id": child_id, "count": len(rows)})
@@ -60,8 +61,10 @@ def child_disclosures(
             audit_seq=row.audit_seq,
             device_id=row.actor_device,
             device_origin=row.origin,
-            decision="shared" if row.share_id else "granted",
+            decision="shared" if row.action == "share.create" else "granted",
             share_id=row.share_id,
+            organisation=row.organisation,
+            purpose=row.purpose,
         )
         for row in rows
     ]

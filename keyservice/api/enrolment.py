@@ -72,6 +72,7 @@ def enrol(body: EnrolRequest, db: Db, state: State) -> EnrolResponse:
                 "vouched_by": device.vouched_by,
                 "approved_by": device.approved_by,
                 "added_from": device.added_from,
+                "share_id": device.share_id,
             },
         ),
     )

@@ -111,7 +111,8 @@ class ReleaseResponse(BaseModel):
 
 
 class Disclosure(BaseModel):
-    # granted: a key was released; shared: a share listing the record was made (share_id).
+    # granted: a key was released (through the share ``share_id``, if set); shared: a share
+    # listing the record was made (``share_id``).
     decision: Literal["granted", "shared"] = "granted"
     record_id: str
     version: int
@@ -123,3 +124,6 @@ class Disclosure(BaseModel):
     device_id: str | None = None
     device_origin: str | None = None
     share_id: str | None = None
+    # The recipient's organisation, and the purpose of the share the row was made through.
+    organisation: str | None = None
+    purpose: str | None = None

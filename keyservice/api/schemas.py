@@ -166,6 +166,9 @@ class CourtOrderCreate(Strict):
     evidence_record_id: Id | None = None
     # An order this one corrects: ended, with a reason naming this one, when this takes effect.
     replaces: Id | None = None
+    # Whether the child's guardians see the shares made under this order (and releases
+    # through them) in their disclosure log; an order may say they must not be told.
+    guardians_told: bool = True
 
 
 class CourtOrderCreated(BaseModel):

@@ -82,3 +82,16 @@ class ShareAck(Strict):
 
     items: list[ReceivedItemIn] = Field(min_length=1, max_length=1000)
     signature: Base64
+
+
+class Invitation(BaseModel):
+    """A one-time enrolment code for a recipient with no device yet, shown only in the answer
+    that made the share, to pass on out of band (docs/decisions/0014-invitations.md)."""
+
+    code: str
+    expires_at: datetime
+
+
+class ShareCreated(SharePublic):
+    # None: the recipient has (or had) a device, or could read something its creator may not.
+    invitation: Invitation | None = None

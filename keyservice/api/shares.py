@@ -20,8 +20,10 @@ from keyservice.api.changes import refusals
 from keyservice.api.encoding import b64decode, b64encode
 from keyservice.api.schemas import Id
 from keyservice.api.share_models import (
+    Invitation,
     ShareAck,
     ShareCreate,
+    ShareCreated,
     ShareItemPublic,
     SharePublic,
     ShareRevoke,
@@ -30,6 +32,7 @@ from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog import share_receipts, shares
 from keyservice.deps import CurrentCaller, Db, State
+from keyservice.enrolment import invite
 from keyservice.errors import InvalidChangeError
 from keyservice.state import ServiceState
 from vault.receipts import ReceivedItem
@@ -97,9 +100,10 @@ def _public(found: shares.StoredShare, *, now: datetime) -> SharePublic:
     )
 
 
-@router.post("/v1/shares", response_model=SharePublic, status_code=201)
-def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State) -> SharePublic:
-    """Share records with one outside recipient on a consent or court order, at once."""
+@router.post("/v1/shares", response_model=ShareCreated, status_code=201)
+def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State) -> ShareCreated:
+    """Share records with one outside recipient on a consent or court order, at once; with an
+    invitation (a one-time enrolment code) when the recipient has no device yet."""
     now = state.clock()
     detail = {"basis": body.basis, "basis_id": body.basis_id, "recipient_id": body.recipient_id}
     with refusals(db, state, caller), _invalid(db, state, caller, "share.create", detail):
@@ -117,6 +121,15 @@ def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State)
             ack_due=body.ack_due,
             now=now,
         )
+    invited = invite(
+        db,
+        principal_id=made.recipient_id,
+        share_id=made.share_id,
+        share_valid_to=made.valid_to,
+        issued_by=caller.principal_id,
+        issued_device=caller.device_id,
+        now=now,
+    )
     seq = audit(
         db,
         state,
@@ -129,11 +142,15 @@ def create_share(body: ShareCreate, caller: CurrentCaller, db: Db, state: State)
             "valid_to": made.valid_to.isoformat(),
             "download_cap": made.download_cap,
             "ack_due": made.ack_due.isoformat() if made.ack_due else None,
+            "invitation_expires_at": invited[1].isoformat() if invited else None,
         },
     )
     shares.log_disclosure(db, made, audit_seq=seq)
     db.commit()
-    return _public(made, now=now)
+    return ShareCreated(
+        **_public(made, now=now).model_dump(),
+        invitation=Invitation(code=invited[0], expires_at=invited[1]) if invited else None,
+    )
 
 
 @router.get("/v1/shares", response_model=list[SharePublic])

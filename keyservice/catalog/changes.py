@@ -249,6 +249,7 @@ def record_court_order(
         replaces=replaces,
         by=caller.principal_id,
         now=now,
+        guardians_told=payload.get("guardians_told", True),
     )
     detail = {
         "court_order_id": court_order_id,
@@ -256,6 +257,7 @@ def record_court_order(
         "effect": effect,
         "subject_id": subject_id,
         "categories": categories,
+        "guardians_told": payload.get("guardians_told", True),
     }
     return Made(Change.COURT_ORDER_CREATE.value, court_order_id, detail)
 

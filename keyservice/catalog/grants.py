@@ -237,6 +237,7 @@ def add_court_order(
     replaces: str | None,
     by: str,
     now: datetime,
+    guardians_told: bool = True,
 ) -> str:
     check_court_order(
         db, child_id=child_id, effect=effect, subject_id=subject_id, replaces=replaces
@@ -256,6 +257,7 @@ def add_court_order(
             valid_to=end,
             evidence_record_id=evidence_record_id,
             replaces=replaces,
+            guardians_told=guardians_told,
         )
     )
     if replaces is not None:

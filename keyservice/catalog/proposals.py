@@ -75,14 +75,18 @@ CHANGE_ACTIONS = {
 
 
 def change_detail(stored: StoredProposal, applied: Applied) -> dict[str, Any]:
-    """The audit detail of an approved change: opaque ids only, never a purpose or reference."""
-    return {
+    """The audit detail of an approved change: opaque ids only, never a purpose or reference
+    (and, for a court order, whether the child's guardians are told of shares under it)."""
+    detail: dict[str, Any] = {
         "proposal_id": stored.proposal_id,
         "result_id": applied.result_id,
         "child_id": stored.child_id,
         "beneficiary_id": stored.beneficiary_id,
         "proposed_by": stored.proposed_by,
     }
+    if stored.action is ProposalAction.COURT_ORDER_CREATE:
+        detail["guardians_told"] = stored.payload.get("guardians_told", True)
+    return detail
 
 
 def propose(
@@ -330,6 +334,7 @@ def _court_order(
             replaces=p.get("replaces"),
             by=stored.proposed_by,
             now=now,
+            guardians_told=p.get("guardians_told", True),
         )
     )
 

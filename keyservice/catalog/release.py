@@ -135,8 +135,13 @@ def decide_and_seal(
             unknown=[item for item in dict.fromkeys(asked) if item not in batch.resolved],
         ),
     )
+    # A release through a share names it (the first live share listing the version), so the
+    # disclosure log can tell its purpose and whether the child's guardians see it.
+    through = {
+        pair: recipient.live[pair][0][0] if recipient is not None else None for pair in granted
+    }
     rows = [
-        (child_id, rid, version, bases[(rid, version)].value)
+        (child_id, rid, version, bases[(rid, version)].value, through[(rid, version)])
         for rid, version in granted
         for child_id in batch.children[rid]
     ]
@@ -149,7 +154,7 @@ def decide_and_seal(
         event=event,
         disclosures=IndexRows(
             disclosures,
-            columns=("child_id", "record_id", "version", "basis"),
+            columns=("child_id", "record_id", "version", "basis", "share_id"),
             rows=rows,
             shared={"principal_id": caller.principal_id, "at": now},
         ),

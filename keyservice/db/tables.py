@@ -58,7 +58,7 @@ devices = Table(
     Column("receiving_key", LargeBinary(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
-    # bootstrap | first | added | recovered (docs/decisions/0004-admins-cannot-read.md)
+    # bootstrap | first | added | recovered | invited (decisions 0004, 0014)
     Column("origin", String(16), nullable=False, default="first"),
     # Who saw the code this device enrolled with (an added device inherits its parent's);
     # None when the code came from the host. Approvers must be independent of it.
@@ -325,7 +325,8 @@ disclosures = Table(
     Column("principal_id", ID, nullable=False),
     Column("basis", String(32), nullable=False),
     Column("at", UTCDateTime, nullable=False),
-    # Set on the rows a share's creation writes (the records it lists); releases leave it None.
+    # The share a row's disclosure was made through: its creation (the records it lists) or a
+    # release through it; None for every other release.
     Column("share_id", ID),
 )
 

@@ -303,7 +303,7 @@ def test_a_share_enters_the_disclosure_log_and_so_do_its_releases(
     mine = [row for row in log if row["principal_id"] == family["agency"].principal_id]
     assert [(row["decision"], row["share_id"], row["basis"]) for row in mine] == [
         ("shared", made["share_id"], "consent"),
-        ("granted", None, "consent"),
+        ("granted", made["share_id"], "consent"),
     ]
 
 
