@@ -1,10 +1,13 @@
 """``carevault shares …``: share records with an outside recipient on a consent or court order
-(the child's manager or DSL), list and show shares, revoke one, and, as the recipient,
-download a share whole (``get``).
+(the child's manager or DSL), list and show shares, follow their delivery (``status``,
+``overdue``), revoke one, and, as the recipient, download a share whole (``get``) and
+acknowledge what was received (``ack``).
 
 Which basis, which records and how long are checked here before the key service is asked, so
 a mistyped command costs no request (exit code 2). ``get`` keeps a manifest in the output
-directory, so a rerun fetches only what is missing or no longer matches (vault/client/shares.py).
+directory, so a rerun fetches only what is missing or no longer matches (vault/client/shares.py);
+``ack`` signs for exactly what that manifest holds, and refuses before any request when a
+record of the share is not there and checked.
 """
 
 from __future__ import annotations
@@ -46,8 +49,15 @@ CREATE_HELP = (
     "List the records with --record, or share every current record of some categories with "
     "--category. Each record is shared as it is now: a later amendment is not shared unless "
     "you share it again. Without --until or --days the share lasts 14 days (the key "
-    "service's default), and never past the end of its consent or court order."
+    "service's default), and never past the end of its consent or court order.\n\n"
+    "With --ack-within or --ack-by the recipient is expected to acknowledge receipt by then "
+    "(not after the share ends); past it without an acknowledgement, the share is listed by "
+    "'carevault shares overdue'."
 )
+
+OutputOption = Annotated[
+    Path, typer.Option("-o", "--output", help="The directory the share was downloaded into.")
+]
 
 
 def _left(found: Share) -> str:
@@ -63,7 +73,45 @@ def _left(found: Share) -> str:
 
 
 def _state(found: Share) -> str:
-    return found.state if found.status is None else f"{found.state} ({found.status})"
+    if found.status is None:
+        return found.state
+    return f"{found.state} ({found.status}{', overdue' if found.overdue else ''})"
+
+
+def _deadline(found: Share) -> str:
+    if found.ack_due is None:
+        return "none"
+    if found.overdue:
+        return f"{shown(found.ack_due)}, overdue: not acknowledged in time"
+    if found.acknowledged_at is not None:
+        return f"{shown(found.ack_due)}, met"
+    return shown(found.ack_due)
+
+
+def _ack_due(
+    *, within: int | None, by: datetime | None, valid_to: datetime | None
+) -> datetime | None:
+    """The acknowledgement deadline --ack-within or --ack-by ask for, checked here."""
+    if within is not None and by is not None:
+        raise typer.BadParameter(
+            "give --ack-within or --ack-by, not both", param_hint="'--ack-within'"
+        )
+    due = utc(by) if by is not None else None
+    if within is not None:
+        due = datetime.now(UTC) + timedelta(days=within)
+    if due is None:
+        return None
+    if due <= datetime.now(UTC):
+        raise typer.BadParameter(
+            f"--ack-by ({shown(due)}) is already past", param_hint="'--ack-by'"
+        )
+    if valid_to is not None and due > valid_to:
+        raise typer.BadParameter(
+            f"the acknowledgement deadline ({shown(due)}) is after the share ends "
+            f"({shown(valid_to)})",
+            param_hint="'--ack-within' / '--ack-by'",
+        )
+    return due
 
 
 def _invitation(found: Share) -> str | None:
@@ -124,6 +172,24 @@ def create(
             "--cap", min=1, max=1000, help="Downloads allowed per record (default: no cap)."
         ),
     ] = None,
+    ack_within: Annotated[
+        int | None,
+        typer.Option(
+            "--ack-within",
+            min=1,
+            metavar="DAYS",
+            help="The recipient should acknowledge receipt within this many days.",
+        ),
+    ] = None,
+    ack_by: Annotated[
+        datetime | None,
+        typer.Option(
+            "--ack-by",
+            formats=TIME_FORMATS,
+            metavar="TIME",
+            help=f"The recipient should acknowledge receipt by then ({TIME_HELP}).",
+        ),
+    ] = None,
 ) -> None:
     if (consent is None) == (court_order is None):
         raise typer.BadParameter(
@@ -143,6 +209,7 @@ def create(
         raise typer.BadParameter(
             f"--until ({shown(valid_to)}) is already past", param_hint="'--until'"
         )
+    ack_due = _ack_due(within=ack_within, by=ack_by, valid_to=valid_to)
     made = connect(ctx).create_share(
         recipient_id=recipient,
         basis="consent" if consent is not None else "court_order",
@@ -152,6 +219,7 @@ def create(
         categories=list(dict.fromkeys(c.value for c in category or [])),
         valid_to=valid_to,
         download_cap=cap,
+        ack_due=ack_due,
     )
     if options(ctx).json:
         emit_json(made)
@@ -160,6 +228,8 @@ def create(
         f"Shared {len(made.items)} record(s) with {made.recipient_id} until "
         f"{shown(made.valid_to)}: share {made.share_id}"
     )
+    if made.ack_due is not None:
+        say(f"The recipient should acknowledge receipt by {shown(made.ack_due)}.")
     _tell_invitation(made)
 
 
@@ -216,6 +286,67 @@ def show(ctx: typer.Context, share_id: ShareArgument) -> None:
         [
             (i.record_id, i.version, i.used, "no cap" if i.remaining is None else i.remaining)
             for i in found.items
+        ],
+    )
+
+
+@app.command("status")
+@friendly
+def status(ctx: typer.Context, share_id: ShareArgument) -> None:
+    """Where a share's delivery stands: sent, opened, acknowledged, expired or revoked, when it
+    was opened and acknowledged, its acknowledgement deadline and whether that passed, and the
+    downloads left of each record."""
+    found = connect(ctx).share(share_id)
+    if options(ctx).json:
+        emit_json(found)
+        return
+    overdue = ", overdue" if found.overdue else ""
+    say(f"Share {found.share_id}: {found.status or found.state}{overdue}")
+    say(f"  recipient {found.recipient_id}, until {shown(found.valid_to)} ({found.state})")
+    say(f"  opened: {shown(found.opened_at) if found.opened_at else 'not yet'}")
+    if found.acknowledged_at is not None:
+        device = f" by device {found.acknowledged_device}" if found.acknowledged_device else ""
+        say(f"  acknowledged: {shown(found.acknowledged_at)}{device}")
+    else:
+        say("  acknowledged: not yet")
+    say(f"  acknowledgement due: {_deadline(found)}")
+    if found.revoked_at is not None:
+        say(f"  revoked on {shown(found.revoked_at)}")
+    table(
+        "Records",
+        ["record id", "version", "downloads", "left"],
+        [
+            (i.record_id, i.version, i.used, "no cap" if i.remaining is None else i.remaining)
+            for i in found.items
+        ],
+    )
+
+
+@app.command("overdue")
+@friendly
+def overdue(ctx: typer.Context) -> None:
+    """The shares you made whose recipient has not acknowledged receipt by the deadline
+    (revoked ones excepted), the most overdue first."""
+    found = connect(ctx).overdue_shares()
+    if options(ctx).json:
+        emit_json(found)
+        return
+    if not found:
+        say("No overdue shares: every share you made with a deadline is acknowledged or on time.")
+        return
+    table(
+        "Overdue shares",
+        ["share id", "recipient", "status", "due", "until", "records"],
+        [
+            (
+                s.share_id,
+                s.recipient_id,
+                s.status or s.state,
+                shown(s.ack_due) if s.ack_due else None,
+                shown(s.valid_to),
+                len(s.items),
+            )
+            for s in found
         ],
     )
 
@@ -300,5 +431,25 @@ def get(
         return
     say(
         f"Received {len(got.fetched)} record(s) into {got.directory}; "
-        f"{len(got.skipped)} already there and checked were skipped."
+        f"{len(got.skipped)} already there and checked were skipped. To confirm receipt to "
+        f"whoever shared them: carevault shares ack {share_id} -o {got.directory}"
+    )
+
+
+@app.command("ack")
+@friendly
+def ack(ctx: typer.Context, share_id: ShareArgument, output: OutputOption) -> None:
+    """Acknowledge, as the recipient, that you received a share: this device signs the list of
+    every record in the directory's manifest with the digest of what was downloaded.
+
+    Each file is checked again first; if a record of the share is not there or has changed,
+    nothing is sent: run 'carevault shares get' into the same directory, then 'ack' again."""
+    acked = connect(ctx).ack_share(share_id, out_dir=output)
+    if options(ctx).json:
+        emit_json(acked)
+        return
+    when = shown(acked.acknowledged_at) if acked.acknowledged_at else "now"
+    say(
+        f"Acknowledged share {acked.share_id}: {len(acked.items)} record(s), signed by this "
+        f"device, on {when}."
     )

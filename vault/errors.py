@@ -18,6 +18,8 @@
     ├── ShareRefused       a share's record was not released (the share revoked or expired,
     │                      its basis withdrawn or ended, its download cap spent); what was
     │                      received before it is kept
+    ├── NotReceived        a share cannot be acknowledged from this download directory: some
+    │                      of its records are not there, or no longer match; nothing was sent
     └── TransferError      moving ciphertext to or from storage failed
         └── UploadError    an upload did not complete; no record version became visible
 
@@ -123,6 +125,30 @@ class ShareRefused(VaultError):
         self.version = version
         self.why = why
         self.kept = kept
+
+
+class NotReceived(VaultError):
+    """A share's acknowledgement was refused here, before anything was sent: record versions
+    the share lists are not in the download directory's manifest, no longer match their
+    files, or were received without the ciphertext digest a receipt lists.
+
+    ``missing`` names them as (record id, version) pairs; running ``get_share`` into the same
+    directory fetches them.
+    """
+
+    def __init__(
+        self, *, share_id: str, directory: str, missing: tuple[tuple[str, int], ...]
+    ) -> None:
+        shown = ", ".join(f"{record_id} v{version}" for record_id, version in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        super().__init__(
+            f"Share {share_id} was not acknowledged: {len(missing)} of its record(s) are not "
+            f"received and checked in {directory} ({shown}{more}). Download the share into "
+            "that directory first (carevault shares get), then acknowledge it; nothing was "
+            "sent."
+        )
+        self.share_id = share_id
+        self.missing = missing
 
 
 class TransferError(VaultError):

@@ -3,14 +3,19 @@ outside recipient on Grace's consent, the recipient lists and downloads them, a 
 what is already here and checked, and refusals exit with the documented codes.
 
 Negative tests first: a revoked share, a spent cap, another recipient's share, a damaged file,
-and the commands refused before any request (exit code 2).
+and the commands refused before any request (exit code 2). Then receipts: ``ack`` refused
+here when something was not received (nothing sent), refused by the service for a tampered
+digest (exit code 2) or a second time (exit code 1); ``status`` from sent to acknowledged;
+``overdue``.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clients.cli import app
-from clients.output import EXIT_DENIED, EXIT_USAGE
+from clients.output import EXIT_DENIED, EXIT_ERROR, EXIT_USAGE
 from tests.e2e.world import World
 from vault.client import Client, Proposal
 
@@ -244,6 +249,29 @@ def test_a_damaged_file_is_fetched_again_and_a_checked_rerun_fetches_nothing(
             "--cap",
             id="cap-zero",
         ),
+        pytest.param(
+            [
+                *("--consent", "c" * 32, "--record", "e" * 32),
+                *("--ack-within", "2", "--ack-by", "2099-01-01"),
+            ],
+            "give --ack-within or --ack-by, not both",
+            id="two-deadlines",
+        ),
+        pytest.param(
+            ["--consent", "c" * 32, "--record", "e" * 32, "--ack-by", "2001-01-01"],
+            "--ack-by (2001-01-01 00:00 UTC) is already past",
+            id="deadline-past",
+        ),
+        pytest.param(
+            ["--consent", "c" * 32, "--record", "e" * 32, "--days", "3", "--ack-within", "4"],
+            "is after the share ends",
+            id="deadline-after-end",
+        ),
+        pytest.param(
+            ["--consent", "c" * 32, "--record", "e" * 32, "--ack-within", "0"],
+            "--ack-within",
+            id="deadline-zero",
+        ),
     ],
 )
 def test_create_refuses_a_wrong_command_before_asking_the_key_service(
@@ -306,3 +334,125 @@ def test_the_dsl_shares_the_recipient_lists_shows_and_gets_in_json_and_words(
     status, _, said = _cli(setting.dsl, "shares", "show", share_id)
     assert status == 0 and f"Share {share_id}: active" in said
     assert setting.letter in said and "speech therapy referral" in said
+
+
+# --- receipts: ack, status, overdue ---------------------------------------------------------
+
+
+def _manifest(out: Path, share_id: str) -> Path:
+    return out / f".carevault-share-{share_id}.json"
+
+
+def test_ack_before_anything_is_received_exits_1_and_sends_nothing(
+    setting: Setting, tmp_path: Path
+) -> None:
+    made = _share(setting)
+    out = tmp_path / "got"
+    # Only the note is received: the manifest lacks the letter.
+    _json(setting.agency, "shares", "get", made["share_id"], "-o", str(out))
+    path = _manifest(out, made["share_id"])
+    manifest = json.loads(path.read_text())
+    manifest["items"] = [e for e in manifest["items"] if e["record_id"] == setting.note]
+    path.write_text(json.dumps(manifest))
+
+    status, out_text, said = _cli(setting.agency, "shares", "ack", made["share_id"], "-o", str(out))
+
+    assert status == EXIT_ERROR, said
+    assert out_text == ""
+    assert "was not acknowledged" in said and setting.letter in said
+    assert "nothing was sent" in said and "carevault shares get" in said
+    shown = _json(setting.dsl, "shares", "status", made["share_id"])
+    assert (shown["status"], shown["acknowledged_at"]) == ("opened", None)
+    argv = ["--profile", str(setting.agency), "--json", "shares", "ack", made["share_id"]]
+    result = runner.invoke(app, [*argv, "-o", str(tmp_path / "empty")], env=PASSPHRASE)
+    assert result.exit_code == EXIT_ERROR and result.stdout == ""
+    error = json.loads(result.stderr)
+    assert error["exit_code"] == EXIT_ERROR and setting.note in error["error"]
+
+
+def test_ack_with_a_tampered_digest_is_refused_by_the_service_and_not_stored(
+    setting: Setting, tmp_path: Path
+) -> None:
+    made = _share(setting)
+    out = tmp_path / "got"
+    _json(setting.agency, "shares", "get", made["share_id"], "-o", str(out))
+    path = _manifest(out, made["share_id"])
+    manifest = json.loads(path.read_text())
+    manifest["items"][0]["ciphertext_sha256"] = "0" * 64
+    path.write_text(json.dumps(manifest))
+
+    status, _, said = _cli(setting.agency, "shares", "ack", made["share_id"], "-o", str(out))
+
+    assert status == EXIT_USAGE, said
+    assert "digest differs" in said and manifest["items"][0]["record_id"] in said
+    shown = _json(setting.dsl, "shares", "status", made["share_id"])
+    assert (shown["status"], shown["acknowledged_at"]) == ("opened", None)
+
+
+def test_a_share_moves_from_sent_to_opened_to_acknowledged_once(
+    setting: Setting, tmp_path: Path
+) -> None:
+    made = _share(setting, "--days", "5", "--ack-within", "2")
+    share_id = made["share_id"]
+    due = datetime.fromisoformat(made["ack_due"])
+    assert timedelta(days=1, hours=23) < due - datetime.now(UTC) <= timedelta(days=2)
+    sent = _json(setting.dsl, "shares", "status", share_id)
+    assert (sent["status"], sent["opened_at"], sent["overdue"]) == ("sent", None, False)
+    status, _, said = _cli(setting.dsl, "shares", "status", share_id)
+    assert status == 0, said
+    assert f"Share {share_id}: sent" in said and "opened: not yet" in said
+    assert "acknowledged: not yet" in said and "acknowledgement due: 20" in said
+
+    out = tmp_path / "got"
+    status, _, said = _cli(setting.agency, "shares", "get", share_id, "-o", str(out))
+    assert status == 0 and f"carevault shares ack {share_id}" in said
+    opened = _json(setting.dsl, "shares", "status", share_id)
+    assert opened["status"] == "opened" and opened["opened_at"] is not None
+
+    status, _, said = _cli(setting.agency, "shares", "ack", share_id, "-o", str(out))
+
+    assert status == 0, said
+    assert f"Acknowledged share {share_id}: 2 record(s)" in said
+    acked = _json(setting.dsl, "shares", "status", share_id)
+    assert acked["status"] == "acknowledged" and acked["acknowledged_at"] is not None
+    assert acked["acknowledged_device"] is not None and acked["overdue"] is False
+    status, _, said = _cli(setting.dsl, "shares", "status", share_id)
+    assert f"Share {share_id}: acknowledged" in said
+    assert acked["acknowledged_device"] in said and ", met" in said
+    assert setting.note in said and setting.letter in said
+
+    status, _, said = _cli(setting.agency, "shares", "ack", share_id, "-o", str(out))
+    assert status == EXIT_ERROR, said
+    assert "acknowledged already" in said
+    again = _json(setting.dsl, "shares", "status", share_id)
+    assert again["acknowledged_at"] == acked["acknowledged_at"]
+
+
+def test_overdue_lists_a_share_past_its_deadline_not_an_acknowledged_one(
+    setting: Setting, tmp_path: Path
+) -> None:
+    status, _, said = _cli(setting.dsl, "shares", "overdue")
+    assert status == 0 and "No overdue shares" in said, said
+    assert _json(setting.dsl, "shares", "overdue") == []
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    by = f"{due:%Y-%m-%dT%H:%M:%S}"
+    late = _share(setting, "--ack-by", by)
+    done = _share(setting, "--ack-by", by)
+    out = tmp_path / "got"
+    _json(setting.agency, "shares", "get", done["share_id"], "-o", str(out))
+    assert _json(setting.agency, "shares", "ack", done["share_id"], "-o", str(out))["status"] == (
+        "acknowledged"
+    )
+
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.2)
+
+    listed = _json(setting.dsl, "shares", "overdue")
+    assert [s["share_id"] for s in listed] == [late["share_id"]]
+    assert listed[0]["overdue"] is True
+    status, _, said = _cli(setting.dsl, "shares", "overdue")
+    assert status == 0 and late["share_id"] in said and done["share_id"] not in said
+    said = _cli(setting.dsl, "shares", "status", late["share_id"])[2]
+    assert ", overdue" in said and "overdue: not acknowledged in time" in said
+    assert _json(setting.agency, "shares", "overdue") == []
+    _json(setting.dsl, "shares", "revoke", late["share_id"], "--reason", "chased by phone")
+    assert _json(setting.dsl, "shares", "overdue") == []

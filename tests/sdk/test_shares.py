@@ -3,7 +3,9 @@ guardian's consent, the recipient downloads the share whole with ``get_share``, 
 fetches only what is missing or no longer matches. Against the real key service.
 
 Negative tests first: a revoked share, a share revoked or a cap spent mid-way, another
-recipient's share, a damaged file in the download directory.
+recipient's share, a damaged file in the download directory. Then receipts (``ack_share``):
+refused here when something was not received, refused by the service for a tampered digest or
+a second time, and a share's status from sent to acknowledged; the overdue list.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,8 +24,9 @@ import pytest
 
 from tests.sdk.conftest import Forward, Office, relay
 from vault.client import Client, Share, ShareDownload, wire
+from vault.client.fields import MalformedAnswer
 from vault.client.shares import manifest_path
-from vault.errors import NotFound, ShareRefused
+from vault.errors import Conflict, KeyServiceRequestError, NotFound, NotReceived, ShareRefused
 
 pytestmark = pytest.mark.integration
 
@@ -361,3 +366,226 @@ def test_a_share_answer_with_fields_this_client_does_not_know_still_parses() -> 
     assert parsed.items[0].remaining is None and parsed.revoked_at is None
     older = wire.share({k: v for k, v in body.items() if k not in ("status", "invitation")})
     assert (older.status, older.invitation) == (None, None)
+
+
+# --- receipts: ack_share, status, overdue -------------------------------------------------
+
+
+def _requests(office: Office, client: Client) -> tuple[Client, list[tuple[str, str]]]:
+    """The same device as ``client``, through a relay that notes every request's method and
+    path."""
+    seen: list[tuple[str, str]] = []
+
+    def note(request: httpx.Request, forward: Forward) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        return forward(request)
+
+    return Client(client.identity, transport=relay(note)), seen
+
+
+def _acks(seen: list[tuple[str, str]]) -> list[str]:
+    return [path for method, path in seen if method == "POST" and path.endswith("/ack")]
+
+
+def test_an_ack_before_anything_is_received_is_refused_here_and_nothing_is_sent(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    made = family.share()
+    agency, seen = _requests(office, family.agency)
+
+    with agency, pytest.raises(NotReceived) as refused:
+        agency.ack_share(made.share_id, out_dir=tmp_path / "nothing-here")
+
+    assert set(refused.value.missing) == {(family.note, 1), (family.letter, 1)}
+    assert made.share_id in str(refused.value) and "nothing was sent" in str(refused.value)
+    assert _acks(seen) == []
+    assert family.dsl.share(made.share_id).status == "sent"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.write_bytes(b"X" + path.read_bytes()[1:]), id="altered"),
+        pytest.param(lambda path: path.unlink(), id="missing"),
+    ],
+)
+def test_an_ack_with_a_file_gone_or_changed_since_it_was_received_is_refused_naming_it(
+    office: Office, family: Family, tmp_path: Path, damage: object
+) -> None:
+    made = family.share()
+    out = tmp_path / "got"
+    family.agency.get_share(made.share_id, out_dir=out)
+    damage(out / "letter.txt")  # type: ignore[operator]
+    agency, seen = _requests(office, family.agency)
+
+    with agency, pytest.raises(NotReceived) as refused:
+        agency.ack_share(made.share_id, out_dir=out)
+
+    assert refused.value.missing == ((family.letter, 1),)
+    assert family.letter in str(refused.value) and family.note not in str(refused.value)
+    assert _acks(seen) == []
+    shown = family.dsl.share(made.share_id)
+    assert (shown.status, shown.acknowledged_at) == ("opened", None)
+
+
+def test_an_ack_with_a_tampered_manifest_digest_is_refused_by_the_service(
+    family: Family, tmp_path: Path
+) -> None:
+    made = family.share()
+    out = tmp_path / "got"
+    family.agency.get_share(made.share_id, out_dir=out)
+    path = manifest_path(out, made.share_id)
+    manifest = json.loads(path.read_text())
+    tampered = next(e for e in manifest["items"] if e["record_id"] == family.letter)
+    tampered["ciphertext_sha256"] = hashlib.sha256(b"other bytes").hexdigest()
+    path.write_text(json.dumps(manifest))
+
+    with pytest.raises(KeyServiceRequestError) as refused:
+        family.agency.ack_share(made.share_id, out_dir=out)
+
+    assert refused.value.status == 422
+    assert "digest differs" in str(refused.value) and family.letter in str(refused.value)
+    shown = family.dsl.share(made.share_id)
+    assert (shown.status, shown.acknowledged_at, shown.acknowledged_device) == (
+        "opened",
+        None,
+        None,
+    )
+
+
+def test_a_second_ack_is_a_conflict_and_the_first_stands(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    made = family.share()
+    out = tmp_path / "got"
+    family.agency.get_share(made.share_id, out_dir=out)
+    first = family.agency.ack_share(made.share_id, out_dir=out)
+
+    with pytest.raises(Conflict) as refused:
+        family.agency.ack_share(made.share_id, out_dir=out)
+
+    assert refused.value.status == 409 and "acknowledged already" in str(refused.value)
+    assert family.dsl.share(made.share_id).acknowledged_at == first.acknowledged_at
+
+
+def test_a_manifest_without_ciphertext_digests_is_fetched_again_then_acknowledged(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    """A directory an SDK wrote before receipts: its manifest has no ciphertext digests."""
+    made = family.share()
+    out = tmp_path / "got"
+    family.agency.get_share(made.share_id, out_dir=out)
+    path = manifest_path(out, made.share_id)
+    manifest = json.loads(path.read_text())
+    for entry in manifest["items"]:
+        del entry["ciphertext_sha256"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(NotReceived) as refused:
+        family.agency.ack_share(made.share_id, out_dir=out)
+    assert set(refused.value.missing) == {(family.note, 1), (family.letter, 1)}
+    agency, asked = _releases(office, family.agency)
+
+    with agency:
+        again = agency.get_share(made.share_id, out_dir=out)
+        acked = agency.ack_share(made.share_id, out_dir=out)
+
+    assert sorted(asked) == sorted([family.note, family.letter])
+    assert len(again.fetched) == 2 and again.skipped == ()
+    assert all(item.ciphertext_sha256 for item in again.fetched)
+    assert acked.status == "acknowledged"
+    assert _files(out) == {"note.txt": NOTE, "letter.txt": LETTER}
+
+
+def test_status_moves_from_sent_to_opened_to_acknowledged_for_creator_and_recipient(
+    family: Family, tmp_path: Path
+) -> None:
+    due = datetime.now(UTC) + timedelta(days=2)
+    made = family.share(ack_due=due)
+    assert (made.status, made.opened_at, made.acknowledged_at) == ("sent", None, None)
+    assert (made.ack_due, made.overdue) == (due, False)
+    out = tmp_path / "got"
+
+    got = family.agency.get_share(made.share_id, out_dir=out)
+    opened = family.dsl.share(made.share_id)
+    assert opened.status == "opened" and opened.opened_at is not None
+    assert all(item.ciphertext_sha256 for item in got.fetched)
+    manifest = json.loads(manifest_path(out, made.share_id).read_text())
+    assert all(len(entry["ciphertext_sha256"]) == 64 for entry in manifest["items"])
+
+    acked = family.agency.ack_share(made.share_id, out_dir=out)
+
+    assert acked.status == "acknowledged" and acked.acknowledged_at is not None
+    assert acked.acknowledged_device == family.agency.identity.device_id
+    seen = family.dsl.share(made.share_id)
+    assert (seen.status, seen.acknowledged_at, seen.opened_at) == (
+        "acknowledged",
+        acked.acknowledged_at,
+        opened.opened_at,
+    )
+    assert seen.overdue is False
+
+
+def test_overdue_lists_a_share_past_its_deadline_and_not_an_acknowledged_one(
+    family: Family, tmp_path: Path
+) -> None:
+    """Through the real service's wall clock: deadlines a couple of seconds away."""
+    due = datetime.now(UTC) + timedelta(seconds=3)
+
+    def share_of(record_id: str) -> Share:
+        return family.dsl.create_share(
+            recipient_id=family.agency.identity.principal_id,
+            basis="consent",
+            basis_id=family.consent,
+            purpose="transfer",
+            record_ids=[record_id],
+            ack_due=due,
+        )
+
+    # Apart: releasing a record opens every live share of it to that recipient.
+    late, done = share_of(family.note), share_of(family.letter)
+    out = tmp_path / "got"
+    family.agency.get_share(done.share_id, out_dir=out)
+    family.agency.ack_share(done.share_id, out_dir=out)
+    assert family.dsl.overdue_shares() == []
+
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.2)
+
+    listed = family.dsl.overdue_shares()
+    assert [s.share_id for s in listed] == [late.share_id]
+    assert listed[0].overdue is True and listed[0].status == "sent"
+    assert family.dsl.share(done.share_id).overdue is False
+    assert family.agency.overdue_shares() == []
+
+
+def test_a_share_answer_with_receipt_fields_parses_them() -> None:
+    body = {
+        "share_id": "a" * 32,
+        "recipient_id": "b" * 32,
+        "basis": "court_order",
+        "basis_id": "c" * 32,
+        "child_id": "d" * 32,
+        "purpose": "transfer",
+        "created_by": "e" * 32,
+        "created_at": "2026-11-22T18:00:00Z",
+        "valid_from": "2026-11-22T18:00:00Z",
+        "valid_to": "2026-12-06T18:00:00Z",
+        "download_cap": 2,
+        "state": "expired",
+        "items": [{"record_id": "f" * 32, "version": 1, "used": 1, "remaining": 1}],
+        "status": "acknowledged",
+        "opened_at": "2026-11-23T09:00:00Z",
+        "acknowledged_at": "2026-11-23T09:05:00Z",
+        "acknowledged_device": "9" * 32,
+        "ack_due": "2026-11-25T18:00:00Z",
+        "overdue": False,
+    }
+
+    parsed = wire.share(body)
+
+    assert parsed.opened_at == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert parsed.acknowledged_at == datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
+    assert (parsed.acknowledged_device, parsed.overdue) == ("9" * 32, False)
+    assert parsed.ack_due == datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    assert wire.share({**body, "overdue": True}).overdue is True
+    with pytest.raises(MalformedAnswer):
+        wire.share({**body, "overdue": "yes"})

@@ -158,9 +158,13 @@ class Share:
     """Records shared with one outside recipient on a consent or court order, until
     ``valid_to``.
 
-    ``state`` is active, expired or revoked. ``status`` (sent, opened, acknowledged, …) and
-    ``invitation`` (the one-time enrolment code of a recipient invited by the share, for its
-    creator to hand over) are set when the key service tells them, None otherwise.
+    ``state`` is active, expired or revoked. ``status`` (sent, opened, acknowledged, expired,
+    revoked) and ``invitation`` (the one-time enrolment code of a recipient invited by the
+    share, for its creator to hand over) are set when the key service tells them, None
+    otherwise. ``opened_at`` is the first release through the share, ``acknowledged_at`` and
+    ``acknowledged_device`` its recipient's signed receipt, ``ack_due`` the deadline for that
+    receipt and ``overdue`` whether it passed without one (docs/decisions/0015-receipts.md);
+    a key service that predates receipts sends none of them (None, and not overdue).
     """
 
     share_id: str
@@ -181,6 +185,11 @@ class Share:
     items: tuple[ShareItem, ...]
     status: str | None = None
     invitation: EnrolmentCode | None = None
+    opened_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_device: str | None = None
+    ack_due: datetime | None = None
+    overdue: bool = False
 
     @property
     def active(self) -> bool:
@@ -190,7 +199,10 @@ class Share:
 @dataclass(frozen=True)
 class ReceivedItem:
     """A share's record version as it lies in the download directory: the plaintext's file
-    (``path``), its size and SHA-256 (hex), and its metadata as the record carries it."""
+    (``path``), its size and SHA-256 (hex), its metadata as the record carries it, and the
+    SHA-256 (hex) of the ciphertext it was decrypted from, the committed one checked while
+    downloading, which a receipt lists (None for an item received by an SDK that did not
+    keep it: ``get_share`` fetches it again)."""
 
     record_id: str
     version: int
@@ -199,6 +211,7 @@ class ReceivedItem:
     sha256: str
     file_name: str
     content_type: str
+    ciphertext_sha256: str | None = None
 
 
 @dataclass(frozen=True)

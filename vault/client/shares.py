@@ -1,6 +1,7 @@
 """Shares to outside recipients, as calls of ``vault.Client``: made by a child's manager or DSL
 on a consent or court order, listed and shown to their creator and recipient, revoked with a
-reason, and downloaded whole by the recipient (``get_share``).
+reason, downloaded whole by the recipient (``get_share``), and acknowledged by the recipient's
+device with a signed receipt of what it received (``ack_share``).
 
 A share is frozen to the record versions current when it was made, so ``get_share`` asks for
 each item's own version through the ordinary key release; the key service counts each
@@ -8,12 +9,20 @@ release against the share's download cap (a retry by the same device within minu
 counted again).
 
 A download directory keeps a manifest, ``.carevault-share-<share id>.json``: for each item
-received, its record id and version, the file written and the SHA-256 and size of the
-plaintext in it. A rerun re-hashes each file the manifest names and skips it only if it still
-matches, without asking the key service for its key again; a missing, partial or altered file
-is fetched again. The manifest guards against damage and interrupted runs, not against
-someone who rewrites a file and the manifest together: the plaintext's authenticity is
-checked when it is received, as for any record.
+received, its record id and version, the file written, the SHA-256 and size of the plaintext
+in it, and the SHA-256 of the ciphertext it came from (``ciphertext_sha256``, hex: the digest
+the key service committed, which the download was checked against). A rerun re-hashes each
+file the manifest names and skips it only if it still matches, without asking the key service
+for its key again; a missing, partial or altered file is fetched again, and so is an item a
+manifest written before receipts lists without its ciphertext digest (the field was added to
+format 1, which older SDKs read as before). The manifest guards against damage and
+interrupted runs, not against someone who rewrites a file and the manifest together: the
+plaintext's authenticity is checked when it is received, as for any record.
+
+``ack_share`` acknowledges what the manifest holds: every record version of the share, each
+file re-hashed and still matching, with its ciphertext digest, in a receipt signed by this
+device (``vault.receipts``). A share with anything not received and checked is refused here,
+before any request: a recipient does not sign for what it does not hold.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,14 +39,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from vault import receipts
 from vault.client import wire
 from vault.client.blobs import Progress
+from vault.client.identity import b64encode
 from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem
 from vault.client.reading import RecordReading
-from vault.errors import RecordUnavailable, ShareRefused, VaultError
+from vault.errors import NotReceived, RecordUnavailable, ShareRefused, VaultError
 
 MANIFEST_FORMAT = 1
 _READ_BLOCK = 1 << 20
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ShareProgress(Protocol):
@@ -70,13 +83,16 @@ class ShareCalls(RecordReading):
         categories: Sequence[str] = (),
         valid_to: datetime | None = None,
         download_cap: int | None = None,
+        ack_due: datetime | None = None,
     ) -> Share:
         """Share records with one outside recipient, at once (the child's manager or DSL).
 
         ``basis`` is ``consent`` or ``court_order``, ``basis_id`` the one that names this
         recipient. List the records by id, or the ``categories`` whose records of the basis's
         child to share; each is frozen to its current version. ``valid_to``: default 14 days,
-        never past the basis's end. ``download_cap``: downloads allowed per record version."""
+        never past the basis's end. ``download_cap``: downloads allowed per record version.
+        ``ack_due``: when the recipient is expected to have acknowledged receipt (after now,
+        not after the share's end); past it, unacknowledged, the share is overdue."""
         body = wire.drop_none(
             {
                 "recipient_id": recipient_id,
@@ -87,6 +103,7 @@ class ShareCalls(RecordReading):
                 "categories": list(categories),
                 "valid_to": wire.wire_time(valid_to),
                 "download_cap": download_cap,
+                "ack_due": wire.wire_time(ack_due),
             }
         )
         return self._api.post("/v1/shares", wire.share, body)
@@ -94,6 +111,11 @@ class ShareCalls(RecordReading):
     def shares(self) -> list[Share]:
         """The shares this person made and those made for them, newest first."""
         return self._api.get("/v1/shares", wire.shares)
+
+    def overdue_shares(self) -> list[Share]:
+        """The shares this person made whose acknowledgement deadline passed without one
+        (revoked shares excepted), the most overdue first."""
+        return self._api.get("/v1/shares", wire.shares, params={"overdue": "true"})
 
     def share(self, share_id: str) -> Share:
         """One share, to its creator or its recipient; anyone else: ``NotFound``."""
@@ -120,7 +142,9 @@ class ShareCalls(RecordReading):
         wanted: list[ShareItem] = []
         for item in shared.items:
             kept = manifest.verified(item.record_id, item.version)
-            if kept is None:
+            # Received before the manifest kept ciphertext digests: fetched again, so that a
+            # receipt can list the digest this SDK checked.
+            if kept is None or kept.ciphertext_sha256 is None:
                 wanted.append(item)
             else:
                 skipped.append(kept)
@@ -144,6 +168,52 @@ class ShareCalls(RecordReading):
             fetched=tuple(fetched),
             skipped=tuple(skipped),
         )
+
+    def ack_share(self, share_id: str, *, out_dir: Path) -> Share:
+        """Acknowledge, as the share's recipient, what ``get_share`` received into
+        ``out_dir``: every record version of the share with the SHA-256 of its ciphertext, in
+        a receipt signed by this device. Returns the share, now acknowledged.
+
+        Each file is re-hashed against the manifest first. ``NotReceived`` names what is not
+        there or no longer matches, and nothing is sent; the key service refuses a second
+        acknowledgement or a revoked share (``Conflict``), and a receipt whose items or
+        digests are not exactly the share's (``KeyServiceRequestError``, 422)."""
+        shared = self.share(share_id)
+        manifest = _Manifest.load(out_dir, share_id)
+        held: list[receipts.ReceivedItem] = []
+        missing: list[tuple[str, int]] = []
+        for item in shared.items:
+            kept = manifest.verified(item.record_id, item.version)
+            if kept is None or kept.ciphertext_sha256 is None:
+                missing.append((item.record_id, item.version))
+                continue
+            held.append(
+                receipts.ReceivedItem(
+                    item.record_id, item.version, bytes.fromhex(kept.ciphertext_sha256)
+                )
+            )
+        if missing:
+            raise NotReceived(share_id=share_id, directory=str(out_dir), missing=tuple(missing))
+        identity = self.identity
+        signature = receipts.sign_receipt(
+            identity.keys.signing_key,
+            share_id=share_id,
+            principal_id=identity.principal_id,
+            device_id=identity.device_id,
+            items=held,
+        )
+        body = {
+            "items": [
+                {
+                    "record_id": item.record_id,
+                    "version": item.version,
+                    "ciphertext_sha256": b64encode(item.ciphertext_sha256),
+                }
+                for item in held
+            ],
+            "signature": b64encode(signature),
+        }
+        return self._api.post(f"/v1/shares/{share_id}/ack", wire.share, body)
 
     def _receive(
         self,
@@ -180,6 +250,8 @@ class ShareCalls(RecordReading):
             written.count += len(block)
 
         self._decrypt_to(released, target, ticks, tee=seen)
+        # The download was checked against this digest before the file was put in place.
+        committed = self._committed(released)
         received = ReceivedItem(
             record_id=item.record_id,
             version=item.version,
@@ -188,6 +260,7 @@ class ShareCalls(RecordReading):
             sha256=digest.hexdigest(),
             file_name=metadata.file_name,
             content_type=metadata.content_type,
+            ciphertext_sha256=committed.sha256.hex(),
         )
         manifest.add(received)
         return received
@@ -253,6 +326,9 @@ class _Manifest:
             and isinstance(sha256, str)
         ):
             return None
+        ciphertext = raw.get("ciphertext_sha256")
+        if not (isinstance(ciphertext, str) and _HEX_SHA256.fullmatch(ciphertext)):
+            ciphertext = None
         return ReceivedItem(
             record_id=record_id,
             version=version,
@@ -261,6 +337,7 @@ class _Manifest:
             sha256=sha256,
             file_name=str(raw.get("file_name") or ""),
             content_type=str(raw.get("content_type") or ""),
+            ciphertext_sha256=ciphertext,
         )
 
     def verified(self, record_id: str, version: int) -> ReceivedItem | None:
@@ -312,6 +389,11 @@ class _Manifest:
                     "sha256": entry.sha256,
                     "file_name": entry.file_name,
                     "content_type": entry.content_type,
+                    **(
+                        {"ciphertext_sha256": entry.ciphertext_sha256}
+                        if entry.ciphertext_sha256 is not None
+                        else {}
+                    ),
                 }
                 for entry in self._entries.values()
             ],

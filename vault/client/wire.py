@@ -323,6 +323,11 @@ def share(body: object) -> Share:
         items=tuple(_share_item(item) for item in fields.items("items", "a share item")),
         status=fields.opt_text("status"),
         invitation=_invitation(fields),
+        opened_at=fields.opt_time("opened_at"),
+        acknowledged_at=fields.opt_time("acknowledged_at"),
+        acknowledged_device=fields.opt_text("acknowledged_device"),
+        ack_due=fields.opt_time("ack_due"),
+        overdue=fields.flag("overdue", default=False),
     )
 
 
