@@ -25,6 +25,7 @@ SDK's transport; it is to become ``Client.create_share`` once the SDK has it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import os
 import secrets
@@ -393,13 +394,13 @@ def releases(bench: Bench, *, duration: float, rounds: int) -> Iterator[Record]:
             loads.run(contender, min(duration, 0.3))  # warm every path up
         p99s: dict[str, list[float]] = {}
 
-        def contender(name: str) -> float:
+        def timed(name: str) -> float:
             throughput, p99 = loads.run(name, duration)
             p99s.setdefault(name, []).append(p99)
             return throughput
 
         names = ("assignment-release", "share-release", "capped-share-release")
-        runs = alternate({name: lambda n=name: contender(n) for name in names}, rounds)
+        runs = alternate({name: functools.partial(timed, name) for name in names}, rounds)
     counted = _counted(bench)
     if counted != loads.capped_sent:
         raise RuntimeError(
@@ -569,9 +570,15 @@ def measure(
 def run(quick: bool) -> Iterator[Record]:
     # The capped runs need devices × records above every capped request of the bench
     # (about 300 req/s here); _pair raises if they run out.
-    if quick:
-        sizes = {"records": 48, "devices": 32, "duration": 1.0, "rounds": 2, "get_rounds": 3}
-    else:
-        sizes = {"records": 400, "devices": 40, "duration": 8.0, "rounds": 3, "get_rounds": 15}
+    records, devices, duration, rounds, get_rounds = (
+        (48, 32, 1.0, 2, 3) if quick else (400, 40, 8.0, 3, 15)
+    )
     with tempfile.TemporaryDirectory(prefix="carevault-bench-shares-") as work:
-        yield from measure(Path(work), **sizes)
+        yield from measure(
+            Path(work),
+            records=records,
+            devices=devices,
+            duration=duration,
+            rounds=rounds,
+            get_rounds=get_rounds,
+        )
