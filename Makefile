@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck pytest bench fuzz fuzz-smoke postgres clean
+.PHONY: venv demo test lint typecheck pytest bench fuzz fuzz-smoke postgres softhsm clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,14 @@ postgres:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# SoftHSM2 from the distro: the tests' PKCS#11 token, in a temporary directory of their own.
+softhsm:
+	@if ! command -v softhsm2-util >/dev/null 2>&1; then \
+		echo "installing SoftHSM2 from the distro packages"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq softhsm2 >/dev/null; \
+	fi
+
 demo: venv
 	$(PY) -m clients.demo
 
@@ -32,7 +40,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv postgres
+pytest: venv postgres softhsm
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 fuzz-smoke: venv

@@ -25,7 +25,7 @@ from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.keyfiles import load_or_create_secret
-from keyservice.keys import LocalFileRootKeyProvider, RootKeyProvider
+from keyservice.keys import RootKeyProvider, open_root_key
 from keyservice.ratelimit import RejectionLimit
 from keyservice.rejection_audit import rejections_on_time
 from keyservice.settings import Settings, get_settings
@@ -42,7 +42,7 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
     private_dir(settings.data_dir)
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     upgrade_to_head(engine)
-    root = root or LocalFileRootKeyProvider(settings.root_key_file)
+    root = root or open_root_key(settings)
     token_key = load_or_create_secret(settings.token_key_file)
     audit_key = Ed25519PrivateKey.from_private_bytes(load_or_create_secret(settings.audit_key_file))
     audit_mac = AuditMac(load_or_create_secret(settings.audit_mac_key_file))

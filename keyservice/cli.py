@@ -24,7 +24,7 @@ from keyservice.errors import AuditChainError
 from keyservice.host_people import enrolment_code, issue_at_host, proposals_app
 from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
-from keyservice.keys import LocalFileRootKeyProvider
+from keyservice.keys import open_root_key
 from vault.storage import StorageError
 
 app = typer.Typer(
@@ -205,7 +205,7 @@ def audit_checkpoint() -> None:
 def rotate_root() -> None:
     """Add a root key version and rewrap every child key under it (blobs are untouched)."""
     settings = _settings()
-    root = LocalFileRootKeyProvider(settings.root_key_file)
+    root = open_root_key(settings)
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine)
     # The new version is saved first: until the rewrap commits, the old wraps still open

@@ -7,7 +7,7 @@ and a local root key file, all under one data directory.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,7 +16,9 @@ from pathlib import Path
 class Settings:
     data_dir: Path
     database_url: str
-    root_key_file: Path
+    # The root key provider (keyservice/keys/select.py): file:PATH, kms:KEY or pkcs11:…
+    # CAREVAULT_ROOT_KEY_FILE is the older spelling of file:PATH, read when it is unset.
+    root_key: str
     blob_store: str
     s3_endpoint_url: str | None
     public_url: str
@@ -47,6 +49,14 @@ class Settings:
     reject_window_seconds: float = 60.0
     reject_limit: int = 120
     reject_audit_each: int = 20
+    # For kms: root keys; unset means boto3's defaults (AWS_REGION, AWS itself).
+    kms_region: str | None = None
+    kms_endpoint_url: str | None = None
+    # For pkcs11: root keys: the module (.so) and the user PIN, from a 0600 file or the
+    # environment; the PIN is never shown.
+    pkcs11_module: Path | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -58,7 +68,8 @@ class Settings:
             database_url=env.get(
                 "CAREVAULT_DATABASE_URL", f"sqlite:///{data_dir / 'carevault.db'}"
             ),
-            root_key_file=Path(env.get("CAREVAULT_ROOT_KEY_FILE", str(data_dir / "root.key"))),
+            root_key=env.get("CAREVAULT_ROOT_KEY")
+            or f"file:{env.get('CAREVAULT_ROOT_KEY_FILE', str(data_dir / 'root.key'))}",
             blob_store=blob_store,
             s3_endpoint_url=env.get("CAREVAULT_S3_ENDPOINT_URL") or None,
             public_url=env.get("CAREVAULT_PUBLIC_URL", "http://127.0.0.1:8800").rstrip("/"),
@@ -86,7 +97,16 @@ class Settings:
             reject_window_seconds=float(env.get("CAREVAULT_REJECT_WINDOW_SECONDS", "60")),
             reject_limit=int(env.get("CAREVAULT_REJECT_LIMIT", "120")),
             reject_audit_each=int(env.get("CAREVAULT_REJECT_AUDIT_EACH", "20")),
+            kms_region=env.get("CAREVAULT_KMS_REGION") or None,
+            kms_endpoint_url=env.get("CAREVAULT_KMS_ENDPOINT_URL") or None,
+            pkcs11_module=_path(env.get("CAREVAULT_PKCS11_MODULE")),
+            pkcs11_pin_file=_path(env.get("CAREVAULT_PKCS11_PIN_FILE")),
+            pkcs11_pin=env.get("CAREVAULT_PKCS11_PIN") or None,
         )
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,11 @@ from tests.servers import (
     KeyServiceFactory,
     PostgresServer,
     S3Server,
+    SoftHsm,
     make_temp_dir,
     start_postgres,
     start_s3_server,
+    start_softhsm,
 )
 
 
@@ -48,6 +51,21 @@ def postgres_server(servers_dir: Path) -> Iterator[PostgresServer]:
     finally:
         proc.stop()
         shutil.rmtree(base_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def softhsm(servers_dir: Path) -> Iterator[SoftHsm]:
+    """A SoftHSM2 token in a temporary store, with the root key's first version in it."""
+    base_dir = servers_dir / "softhsm"
+    base_dir.mkdir(mode=0o700)
+    previous = os.environ.get("SOFTHSM2_CONF")
+    try:
+        yield start_softhsm(base_dir)
+    finally:
+        if previous is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Real servers for the test session: moto's S3 server, PostgreSQL and the key service.
+"""Real servers for the test session: moto's S3 (and KMS) server, PostgreSQL, a SoftHSM2
+token and the key service.
 
 Each server is a separate process listening on 127.0.0.1 on a free port, started in its own
 process group so that stopping it also stops anything it spawned. Every process started here
@@ -266,6 +267,33 @@ class S3Server:
             "AWS_REGION": self.region,
         }
 
+    def kms_client(self) -> Any:
+        """A boto3 KMS client for the same endpoint (moto serves every service on it)."""
+        import boto3
+
+        return boto3.client(
+            "kms",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+        )
+
+    def new_kms_key(self) -> str:
+        """A new symmetric encryption key in moto's KMS; its id."""
+        metadata = self.kms_client().create_key(Description="carevault test root key")
+        key_id: str = metadata["KeyMetadata"]["KeyId"]
+        return key_id
+
+    def kms_env(self, key_id: str) -> dict[str, str]:
+        """Settings for a key service whose root key is ``key_id`` in this endpoint's KMS."""
+        return {
+            "CAREVAULT_ROOT_KEY": f"kms:{key_id}",
+            "CAREVAULT_KMS_ENDPOINT_URL": self.endpoint_url,
+            "CAREVAULT_KMS_REGION": self.region,
+            **self.env(),
+        }
+
     def with_new_bucket(self) -> S3Server:
         """The same endpoint with a fresh, empty bucket."""
         server = S3Server(
@@ -290,6 +318,116 @@ def start_s3_server(log_dir: Path) -> tuple[ManagedProcess, S3Server]:
     endpoint = f"http://{LOOPBACK}:{port}"
     wait_until_ready(proc, _http_ok(f"{endpoint}/moto-api/"))
     return proc, S3Server(endpoint, "unused").with_new_bucket()
+
+
+# --- SoftHSM2 (a PKCS#11 token) -------------------------------------------------------------
+
+SOFTHSM_MODULES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+
+
+@dataclass(frozen=True)
+class SoftHsm:
+    """One initialised token in a private SoftHSM2 store, holding the root key's version 1."""
+
+    conf: Path
+    module: Path
+    token: str
+    key_label: str
+    pin_file: Path
+
+    def env(self) -> dict[str, str]:
+        """Settings for a key service whose root key is this token's key."""
+        return {
+            "SOFTHSM2_CONF": str(self.conf),
+            "CAREVAULT_ROOT_KEY": f"pkcs11:token={self.token};object={self.key_label}",
+            "CAREVAULT_PKCS11_MODULE": str(self.module),
+            "CAREVAULT_PKCS11_PIN_FILE": str(self.pin_file),
+        }
+
+    def session(self) -> Any:
+        """A read-write PKCS#11 session on the token, logged in (SOFTHSM2_CONF is set)."""
+        import pkcs11
+        from pkcs11.exceptions import UserAlreadyLoggedIn
+
+        token = pkcs11.lib(str(self.module)).get_token(token_label=self.token)
+        try:
+            return token.open(user_pin=self.pin_file.read_text().strip(), rw=True)
+        except UserAlreadyLoggedIn:
+            # Logins are per process: a provider in this process is logged in already.
+            return token.open(rw=True)
+
+    def add_key(self, label: str) -> None:
+        """Generate version 1 of a root key labelled ``label`` inside the token."""
+        import pkcs11
+
+        with self.session() as session:
+            session.generate_key(
+                pkcs11.KeyType.AES,
+                256,
+                label=label,
+                id=(1).to_bytes(4, "big"),
+                store=True,
+                template={pkcs11.Attribute.SENSITIVE: True, pkcs11.Attribute.EXTRACTABLE: False},
+            )
+
+
+def softhsm_module() -> Path:
+    """SoftHSM2's PKCS#11 module from the distro packages."""
+    for candidate in SOFTHSM_MODULES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise ServerStartError("SoftHSM2 is not installed: run `make softhsm`")
+
+
+def start_softhsm(base_dir: Path, *, key_label: str = "carevault-root") -> SoftHsm:
+    """A SoftHSM2 store in ``base_dir`` (SOFTHSM2_CONF points at its config), one token
+    initialised with softhsm2-util, and an AES-256 key generated inside it (id 1).
+
+    This process's environment gets SOFTHSM2_CONF too: SoftHSM reads it once, when the
+    first PKCS#11 session of the process opens the module.
+    """
+    module = softhsm_module()
+    tokens = base_dir / "tokens"
+    tokens.mkdir(mode=0o700)
+    conf = base_dir / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    pin = secrets.token_hex(8)
+    pin_file = base_dir / "user.pin"
+    pin_file.touch(mode=0o600)
+    pin_file.write_text(pin + "\n")
+    token = f"carevault-{secrets.token_hex(4)}"
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    so_pin = secrets.token_hex(8)
+    init = subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            token,
+            "--pin",
+            pin,
+            "--so-pin",
+            so_pin,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if init.returncode != 0:
+        raise ServerStartError(f"softhsm2-util failed:\n{init.stdout}{init.stderr}")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    hsm = SoftHsm(conf, module, token, key_label, pin_file)
+    hsm.add_key(key_label)
+    return hsm
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -480,7 +618,7 @@ def embedded_env(data_dir: Path, *, port: int) -> dict[str, str]:
     return {
         "CAREVAULT_DATA_DIR": str(data_dir),
         "CAREVAULT_DATABASE_URL": f"sqlite:///{data_dir / 'carevault.db'}",
-        "CAREVAULT_ROOT_KEY_FILE": str(data_dir / "root.key"),
+        "CAREVAULT_ROOT_KEY": f"file:{data_dir / 'root.key'}",
         "CAREVAULT_BLOB_STORE": f"local:{data_dir / 'blobs'}",
         "CAREVAULT_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
         "CAREVAULT_AUDIENCE": "carevault-test",
@@ -505,8 +643,10 @@ def production_env(
 
 
 def _child_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The parent's environment minus CAREVAULT_*/AWS_* leftovers, plus ``env``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("CAREVAULT_", "AWS_"))}
+    """The parent's environment minus CAREVAULT_*/AWS_*/SOFTHSM2_* leftovers, plus ``env``."""
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("CAREVAULT_", "AWS_", "SOFTHSM2_"))
+    }
     return {**base, **env}
 
 

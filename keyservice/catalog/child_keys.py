@@ -1,7 +1,7 @@
 """Per-child keys: created with the child, unwrapped from the root key on demand.
 
 Root-unwrapped child keys are kept in memory for ``ttl`` seconds so that a release does not
-pay a root-key unwrap (with a KMS-backed provider, issue 15, a KMS round trip) per child per
+pay a root-key unwrap (with a KMS-backed provider, a KMS round trip) per child per
 request. The trade-off: a destroyed or rotated child key can still be used by this process
 for up to ``ttl`` seconds after the change, and the keys sit in this process's memory
 meanwhile. Rotation and destruction on this instance clear the entry at once.

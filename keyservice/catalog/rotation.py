@@ -24,9 +24,9 @@ from keyservice.db.tables import (
 )
 from keyservice.keys import (
     RootKeyProvider,
+    rewrap_child_key,
     unwrap_child_key,
     unwrap_record_key,
-    wrap_child_key,
     wrap_record_key,
 )
 from vault.format import RecordAttributes
@@ -118,22 +118,20 @@ def rotate_child_key(
 
 
 def rewrap_child_keys(connection: Connection, root: RootKeyProvider) -> int:
-    """Rewrap every surviving child key version under the root key's current version."""
+    """Rewrap every surviving child key version under the root key's current version: one
+    provider call per version, the child key never out of a KMS."""
     rows = connection.execute(
         select(child_keys.c.child_id, child_keys.c.version, child_keys.c.wrapped).where(
             child_keys.c.state != DESTROYED
         )
     ).all()
     for row in rows:
-        key = unwrap_child_key(
-            root, child_id=row.child_id, version=row.version, wrapped=row.wrapped
-        )
         connection.execute(
             update(child_keys)
             .where(child_keys.c.child_id == row.child_id, child_keys.c.version == row.version)
             .values(
-                wrapped=wrap_child_key(
-                    root, child_id=row.child_id, version=row.version, child_key=key
+                wrapped=rewrap_child_key(
+                    root, child_id=row.child_id, version=row.version, wrapped=row.wrapped
                 )
             )
         )

@@ -2,20 +2,29 @@
 
 from keyservice.keys.fake import FakeRootKeyProvider
 from keyservice.keys.hierarchy import (
+    rewrap_child_key,
     unwrap_child_key,
     unwrap_record_key,
     wrap_child_key,
     wrap_record_key,
 )
+from keyservice.keys.hsm import Pkcs11RootKeyProvider
+from keyservice.keys.kms import KmsRootKeyProvider
 from keyservice.keys.local_file import LocalFileRootKeyProvider
 from keyservice.keys.root import KEY_SIZE, RootKeyProvider, generate_key
+from keyservice.keys.select import open_root_key, parse_root_key
 
 __all__ = [
     "KEY_SIZE",
     "FakeRootKeyProvider",
+    "KmsRootKeyProvider",
     "LocalFileRootKeyProvider",
+    "Pkcs11RootKeyProvider",
     "RootKeyProvider",
     "generate_key",
+    "open_root_key",
+    "parse_root_key",
+    "rewrap_child_key",
     "unwrap_child_key",
     "unwrap_record_key",
     "wrap_child_key",

@@ -18,6 +18,9 @@ class FakeRootKeyProvider:
     def unwrap(self, wrapped: bytes, *, context: bytes) -> bytes:
         return self._keyring.unwrap(wrapped, context=context)
 
+    def rewrap(self, wrapped: bytes, *, context: bytes) -> bytes:
+        return self.wrap(self.unwrap(wrapped, context=context), context=context)
+
     def current_version(self) -> int:
         return self._keyring.current_version
 

@@ -36,6 +36,28 @@ def _child_key_context(*, child_id: str, version: int) -> bytes:
     return CHILD_KEY_LABEL + struct.pack(">H", len(encoded)) + encoded + struct.pack(">I", version)
 
 
+def parse_child_key_context(context: bytes) -> tuple[str, int] | None:
+    """The (child id, version) a child key context names, or None if ``context`` is not one.
+
+    Providers that show the context to someone else (a KMS logs it) use this to show it
+    legibly; the bytes stay what binds the wrap.
+    """
+    header = len(CHILD_KEY_LABEL) + 2
+    if not context.startswith(CHILD_KEY_LABEL) or len(context) < header + 4:
+        return None
+    (size,) = struct.unpack_from(">H", context, len(CHILD_KEY_LABEL))
+    if len(context) != header + size + 4:
+        return None
+    try:
+        child_id = context[header : header + size].decode()
+    except UnicodeDecodeError:
+        return None
+    (version,) = struct.unpack_from(">I", context, header + size)
+    if not child_id or version == 0:
+        return None
+    return child_id, version
+
+
 def _check_key(name: str, key: bytes) -> None:
     if len(key) != KEY_SIZE:
         raise ValueError(f"{name} must be {KEY_SIZE} bytes")
@@ -58,6 +80,14 @@ def unwrap_child_key(
     if len(child_key) != KEY_SIZE:
         raise KeyUnwrapError()
     return child_key
+
+
+def rewrap_child_key(
+    root: RootKeyProvider, *, child_id: str, version: int, wrapped: bytes
+) -> bytes:
+    """The same child key version wrapped under the root key's current version, in one call
+    to the provider (a KMS never lets the child key out)."""
+    return root.rewrap(wrapped, context=_child_key_context(child_id=child_id, version=version))
 
 
 def wrap_record_key(*, child_key: bytes, attributes: RecordAttributes, record_key: bytes) -> bytes:

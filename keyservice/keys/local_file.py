@@ -51,6 +51,9 @@ class LocalFileRootKeyProvider:
                 raise KeyUnwrapError() from exc
         return self._keyring.unwrap(wrapped, context=context)
 
+    def rewrap(self, wrapped: bytes, *, context: bytes) -> bytes:
+        return self.wrap(self.unwrap(wrapped, context=context), context=context)
+
     def current_version(self) -> int:
         return self._keyring.current_version
 

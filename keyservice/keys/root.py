@@ -16,11 +16,12 @@ def generate_key() -> bytes:
 class RootKeyProvider(Protocol):
     """Holds the versioned root key and wraps child keys with it; never hands the root key out.
 
-    Implementations: ``LocalFileRootKeyProvider`` (a key file of mode 0600: the provider of
-    every deployment today, the compose topology included) and ``FakeRootKeyProvider``
-    (tests). There is no KMS- or HSM-backed provider yet (issue 15); one would implement
-    this protocol with the KMS's encrypt and decrypt calls, ``context`` as their encryption
-    context, so that the root key never leaves the KMS.
+    Implementations (chosen by ``CAREVAULT_ROOT_KEY``, keys/select.py): ``LocalFileRootKeyProvider``
+    (a key file of mode 0600: the embedded default), ``KmsRootKeyProvider`` (AWS KMS: the root
+    key never leaves the KMS; ``context`` becomes the call's encryption context),
+    ``Pkcs11RootKeyProvider`` (an HSM: AES-256-GCM inside the token, the key never leaves it)
+    and ``FakeRootKeyProvider`` (tests). docs/decisions/0016-root-key-providers.md says what
+    each does per call.
     """
 
     def wrap(self, plaintext: bytes, *, context: bytes) -> bytes:
@@ -33,6 +34,12 @@ class RootKeyProvider(Protocol):
     def unwrap(self, wrapped: bytes, *, context: bytes) -> bytes:
         """Decrypt what ``wrap`` produced with the same ``context``; any failure is a
         KeyUnwrapError."""
+        ...
+
+    def rewrap(self, wrapped: bytes, *, context: bytes) -> bytes:
+        """``wrapped`` wrapped again under the current version, same ``context``: one call to
+        the provider (a KMS re-encrypts inside itself, the plaintext never leaves it); any
+        failure to open ``wrapped`` is a KeyUnwrapError."""
         ...
 
     def current_version(self) -> int:

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import keyservice.keys
-from keyservice.keys import FakeRootKeyProvider, LocalFileRootKeyProvider, RootKeyProvider
+from keyservice.keys import (
+    FakeRootKeyProvider,
+    KmsRootKeyProvider,
+    LocalFileRootKeyProvider,
+    Pkcs11RootKeyProvider,
+    RootKeyProvider,
+)
 
 
 def test_public_surface() -> None:
     assert sorted(keyservice.keys.__all__) == [
         "FakeRootKeyProvider",
         "KEY_SIZE",
+        "KmsRootKeyProvider",
         "LocalFileRootKeyProvider",
+        "Pkcs11RootKeyProvider",
         "RootKeyProvider",
         "generate_key",
+        "open_root_key",
+        "parse_root_key",
+        "rewrap_child_key",
         "unwrap_child_key",
         "unwrap_record_key",
         "wrap_child_key",
@@ -21,7 +32,13 @@ def test_public_surface() -> None:
 
 
 def test_providers_have_every_method_of_the_interface() -> None:
-    methods = {"wrap", "unwrap", "current_version", "rotate"}
+    methods = {"wrap", "unwrap", "rewrap", "current_version", "rotate"}
     assert methods <= set(vars(RootKeyProvider))
-    for provider in (FakeRootKeyProvider, LocalFileRootKeyProvider):
+    providers = (
+        FakeRootKeyProvider,
+        LocalFileRootKeyProvider,
+        KmsRootKeyProvider,
+        Pkcs11RootKeyProvider,
+    )
+    for provider in providers:
         assert methods <= set(vars(provider))
