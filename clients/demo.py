@@ -8,7 +8,9 @@ read what.
 It shows the two-person rule: the admin only *proposes* who may read what; the nursery
 manager, whose enrolment code was issued at the host so the admin never saw it, approves. The
 manager's own first assignments are approved at the host, and the admin's attempt to approve
-its own proposal is refused. Every expected "allowed" and "refused" is checked; if any does
+its own proposal is refused. Then a social worker is invited by a share made on a parent's
+written consent, enrols, downloads and acknowledges, and is refused once the consent is
+withdrawn. Every expected "allowed" and "refused" is checked; if any does
 not hold, the demo exits non-zero. The key service is always stopped and the directory
 removed at the end.
 """
@@ -21,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -30,7 +33,7 @@ from rich.table import Table
 from clients.demo_files import write_note, write_photo
 from clients.localservice import LocalService, LocalServiceError, local_keyservice
 from vault.client import Client, Proposal
-from vault.errors import NotFound, RecordUnavailable, VaultError
+from vault.errors import KeyServiceRequestError, NotFound, RecordUnavailable, VaultError
 from vault.format import VaultFormatError
 
 console = Console(highlight=False)
@@ -295,6 +298,113 @@ def _scenario(nursery: Nursery, tally: Tally, files: Path, out: Path) -> None:
         "the log names Amira and Grace for the observation, and not Ben or the admin",
         {"Amira", "Grace"} <= released_to and not released_to & {"Ben", None},
     )
+    _social_worker(
+        nursery,
+        tally,
+        ava=ava,
+        observation=observation.record_id,
+        concern=concern.record_id,
+        workdir=out.parent,
+    )
+
+
+def _social_worker(
+    nursery: Nursery, tally: Tally, *, ava: str, observation: str, concern: str, workdir: Path
+) -> None:
+    """An outside recipient: invited by a share on Grace's written consent, enrols, downloads,
+    acknowledges, and is refused once Grace withdraws the consent."""
+    admin, grace, dana = nursery.admin, nursery.people["Grace"], nursery.people["Dana"]
+    service = nursery.service
+    console.rule("Sharing with a social worker, on Grace's written consent")
+    sam_id = admin.create_principal(
+        kind="external", display_name="Sam", organisation="County Early Help Team"
+    )
+    nursery.ids["Sam"] = sam_id
+    consent = grace.record_consent(
+        child_id=ava,
+        given_by=nursery.ids["Grace"],
+        recipient_id=sam_id,
+        categories=["observation"],
+        purpose="early help assessment",
+    )
+    if isinstance(consent, Proposal):
+        raise VaultError("a guardian's own consent should take effect at once")
+    console.print(
+        "  The admin added Sam, a social worker of the County Early Help Team\n"
+        "  (no device, no rights). Grace gave her written consent: Ava's observations,\n"
+        "  to Sam, for an early help assessment."
+    )
+    tally.expect(
+        "Dana tries to share the safeguarding note under that consent",
+        False,
+        lambda: dana.create_share(
+            recipient_id=sam_id,
+            basis="consent",
+            basis_id=consent,
+            purpose="early help assessment",
+            record_ids=[concern],
+        ),
+        refusal=KeyServiceRequestError,
+    )
+    share = dana.create_share(
+        recipient_id=sam_id,
+        basis="consent",
+        basis_id=consent,
+        purpose="early help assessment",
+        record_ids=[observation],
+        download_cap=3,
+        ack_due=datetime.now(UTC) + timedelta(days=3),
+    )
+    invitation = share.invitation
+    tally.check(
+        "Dana shared Ava's observation with Sam: 14 days, 3 downloads, receipt due\n"
+        "    in 3 days; the answer carries a one-time invitation code for Sam",
+        invitation is not None and share.status == "sent",
+    )
+    if invitation is None:
+        return
+    sam, _identity = Client.enrol(service.base_url, invitation.code, "Sam's laptop")
+    nursery.people["Sam"] = sam
+    console.print("  Sam enrolled a laptop with it (a code, never a link to content).")
+    tally.expect(
+        "Someone tries the same invitation code again",
+        False,
+        lambda: Client.enrol(service.base_url, invitation.code, "another laptop"),
+        refusal=VaultError,
+    )
+    tally.check(
+        "Sam's list of shares shows the one from Dana, until its end",
+        [s.share_id for s in sam.shares()] == [share.share_id],
+    )
+    received = workdir / "sam-received"
+    got = sam.get_share(share.share_id, out_dir=received)
+    tally.check(
+        "Sam downloaded the share: verified and decrypted on the laptop",
+        [item.path.read_bytes() for item in got.fetched] == [OBSERVATION.encode("utf-8")],
+    )
+    again = sam.get_share(share.share_id, out_dir=received)
+    tally.check(
+        "a second run fetches nothing: the file is already here and still verifies",
+        not again.fetched and len(again.skipped) == 1,
+    )
+    sam.ack_share(share.share_id, out_dir=received)
+    tally.check(
+        "Sam signed a receipt for what arrived; Dana sees the share as acknowledged",
+        dana.share(share.share_id).status == "acknowledged",
+    )
+    grace.withdraw_consent(consent, reason="the assessment is finished")
+    console.print("  Grace withdrew her consent.")
+    tally.expect(
+        "Sam asks for the observation again after the withdrawal",
+        False,
+        lambda: _read(sam, observation, workdir / "downloads"),
+    )
+    told = [e for e in grace.disclosures(ava) if e.principal_id == sam_id]
+    tally.check(
+        "Grace's view of Ava's disclosure log shows the share and Sam's download",
+        {e.decision for e in told} == {"shared", "granted"},
+    )
+    shutil.rmtree(received)
 
 
 def _two_person_rule(nursery: Nursery, tally: Tally, *, ava: str, noah: str, leo: str) -> None:
