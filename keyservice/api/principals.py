@@ -161,9 +161,9 @@ def offboard(
     principal_id: Id, body: OffboardRequest, caller: AdminCaller, db: Db, state: State
 ) -> OffboardPublic:
     """A member of staff leaves: in one transaction every current and future assignment
-    ends, every device and open enrolment code stops working, the person is
-    revoked, and one audit entry lists what ended. Offboarding an admin, manager or DSL is
-    announced to the others. ``dry_run`` says what would end and changes nothing."""
+    ends, every device and open enrolment code stops working, the person is revoked, and one
+    audit entry lists what ended. Offboarding an admin, manager or DSL is announced to the
+    others. ``dry_run`` says what would end and changes nothing."""
     now = state.clock()
     with refusals(db, state, caller):
         if body.dry_run:
