@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 
 from clients.approvals import report_proposed
-from clients.output import friendly, report
+from clients.output import emit_json, friendly, options, report, say, table
 from clients.session import connect
 from clients.times import TIME_FORMATS, TIME_HELP, shown, utc
-from vault.client import Proposal
+from vault.client import Offboarded, Proposal
 
 app = typer.Typer(help="Run a setting: people, children and relationships.", no_args_is_help=True)
 principal_app = typer.Typer(help="People: staff, guardians and outside recipients.")
@@ -149,3 +149,52 @@ def revoke_device(
     """Revoke one device."""
     connect(ctx).revoke_device(device_id)
     report(ctx, {"device_id": device_id, "revoked": True}, "The device is revoked.")
+
+
+@app.command("offboard")
+@friendly
+def offboard(
+    ctx: typer.Context,
+    principal_id: Annotated[str, typer.Argument(help="The member of staff who leaves.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit; told to whoever is told).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would end; change nothing.")
+    ] = False,
+) -> None:
+    """A member of staff leaves: end every assignment of theirs (current and future), revoke
+    every device and them, and void their open enrolment codes, in one step, with one audit
+    entry. Offboarding an admin, manager or DSL is announced to the others. Shares they
+    created stay. Guardians and outside recipients are revoked with `admin revoke principal`."""
+    done = connect(ctx).offboard(principal_id, reason=reason, dry_run=dry_run)
+    if options(ctx).json:
+        emit_json(done)
+        return
+    _show_offboarding(done)
+
+
+def _show_offboarding(done: Offboarded) -> None:
+    ended = "would end" if done.dry_run else "ended"
+    rows: list[tuple[str, str, object]] = [
+        *(("assignment", ended, item) for item in done.assignments_ended),
+        *(
+            ("device", "would be revoked" if done.dry_run else "revoked", item)
+            for item in done.devices_revoked
+        ),
+        *(
+            ("proposal for them", "would be cancelled" if done.dry_run else "cancelled", item)
+            for item in done.proposals_cancelled
+        ),
+    ]
+    if rows:
+        table(f"Offboarding {done.principal_id}", ["what", "state", "item id"], rows)
+    codes = "would stop" if done.dry_run else "stopped"
+    say(f"{done.codes_voided} open enrolment code(s) {codes} working.")
+    if done.shares_kept:
+        say(f"{done.shares_kept} live share(s) they created for others stay.")
+    if done.announced_to:
+        told = "would be told" if done.dry_run else "were told"
+        say(f"{len(done.announced_to)} other admin(s), manager(s) and DSL(s) {told}.")
+    if done.dry_run:
+        say("Dry run: nothing changed. Run again without --dry-run to offboard.")
+    else:
+        say(f"Offboarded {done.principal_id}: their next request is refused.")

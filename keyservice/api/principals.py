@@ -9,6 +9,7 @@ import json
 from fastapi import APIRouter, HTTPException, Response
 
 from keyservice.api.changes import carry_out, proposed, refusals
+from keyservice.api.offboard_models import OffboardPublic, OffboardRequest
 from keyservice.api.proposal_models import DevicePublic, NotificationPublic, ProposalPublic
 from keyservice.api.schemas import (
     EnrolmentCode,
@@ -18,7 +19,7 @@ from keyservice.api.schemas import (
     PrincipalCreated,
 )
 from keyservice.audit.record import audit
-from keyservice.catalog import changes
+from keyservice.catalog import changes, offboarding
 from keyservice.catalog.grants import kind_of
 from keyservice.catalog.people import code_waiting_from_another, devices_of, notifications_of
 from keyservice.catalog.people import revoke_principal as revoke_principal_now
@@ -153,6 +154,41 @@ def revoke_principal(principal_id: Id, caller: AdminCaller, db: Db, state: State
         raise HTTPException(status_code=404, detail="no active principal with this id")
     audit(db, state, caller, "principal.revoke", {"principal_id": principal_id})
     db.commit()
+
+
+@router.post("/v1/admin/principals/{principal_id}/offboard", response_model=OffboardPublic)
+def offboard(
+    principal_id: Id, body: OffboardRequest, caller: AdminCaller, db: Db, state: State
+) -> OffboardPublic:
+    """A member of staff leaves: in one transaction every current and future assignment
+    ends, every device and open enrolment code stops working, the person is revoked, and one
+    audit entry lists what ended. Offboarding an admin, manager or DSL is announced to the
+    others. ``dry_run`` says what would end and changes nothing."""
+    now = state.clock()
+    with refusals(db, state, caller):
+        if body.dry_run:
+            done = offboarding.plan(db, caller, principal_id, now=now)
+        else:
+            done = offboarding.offboard(db, caller, principal_id, reason=body.reason, now=now)
+    if body.dry_run:
+        db.rollback()
+    else:
+        audit(db, state, caller, offboarding.ACTION, {**done.detail(), "reason": body.reason})
+        with refusals(db, state, caller):
+            # After the chain-head lock: an admin offboarded at the same moment counts.
+            offboarding.must_leave_an_admin(db, principal_id)
+        db.commit()
+    return OffboardPublic(
+        principal_id=done.principal_id,
+        dry_run=body.dry_run,
+        roles=list(done.roles),
+        assignments_ended=list(done.assignments_ended),
+        devices_revoked=list(done.devices_revoked),
+        codes_voided=done.codes_voided,
+        proposals_cancelled=list(done.proposals_cancelled),
+        shares_kept=done.shares_kept,
+        announced_to=list(done.announced_to),
+    )
 
 
 @router.post("/v1/admin/devices/{device_id}/revoke", status_code=204)

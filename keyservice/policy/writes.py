@@ -110,6 +110,8 @@ class Change(StrEnum):
     CHILD_KEY_ROTATE = "child_key.rotate"
     PRINCIPAL_CREATE = "principal.create"
     PRINCIPAL_REVOKE = "principal.revoke"
+    # A member of staff who leaves: assignments end, devices, codes and the person revoked.
+    PRINCIPAL_OFFBOARD = "principal.offboard"
     ENROLMENT_CODE = "enrolment_code.issue"
     DEVICE_REVOKE = "device.revoke"
     ASSIGNMENT_CREATE = "assignment.create"
@@ -133,6 +135,7 @@ _ADMIN_ONLY = frozenset(
         Change.CHILD_KEY_ROTATE,
         Change.PRINCIPAL_CREATE,
         Change.PRINCIPAL_REVOKE,
+        Change.PRINCIPAL_OFFBOARD,
         Change.ENROLMENT_CODE,
         Change.ASSIGNMENT_CREATE,
         Change.ASSIGNMENT_END,

@@ -31,6 +31,7 @@ ADMIN_CHANGES = [
     Change.CHILD_KEY_ROTATE,
     Change.PRINCIPAL_CREATE,
     Change.PRINCIPAL_REVOKE,
+    Change.PRINCIPAL_OFFBOARD,
     Change.ENROLMENT_CODE,
     Change.ASSIGNMENT_CREATE,
     Change.ASSIGNMENT_END,
@@ -57,6 +58,12 @@ def test_an_admin_only_proposes_what_gives_read_rights(change: Change) -> None:
 def test_admin_changes_wait_exactly_when_they_give_rights(change: Change) -> None:
     assert not may_write(Write(change, ADMIN)).needs_approval
     assert may_write(Write(change, ADMIN, gives_rights=True)).needs_approval
+
+
+def test_an_admin_offboards_a_leaver_alone_and_at_once() -> None:
+    # It only takes rights away: no second person (its announcement is the route's).
+    verdict = may_write(Write(Change.PRINCIPAL_OFFBOARD, ADMIN))
+    assert verdict.allowed and not verdict.needs_approval
 
 
 @pytest.mark.parametrize("change", [Change.CONSENT_CREATE, Change.COURT_ORDER_CREATE])

@@ -74,6 +74,7 @@ def test_public_surface() -> None:
         "KeyFileInfo",
         "Me",
         "Notification",
+        "Offboarded",
         "Proposal",
         "ReceivedItem",
         "RecordInfo",

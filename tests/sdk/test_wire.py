@@ -79,6 +79,26 @@ def test_a_proposal_is_typed() -> None:
     assert approved.enrolment_code.expires_at.tzinfo is not None
 
 
+def test_an_offboarding_is_typed_and_a_malformed_one_refused() -> None:
+    body: dict[str, Any] = {
+        "principal_id": ID,
+        "dry_run": True,
+        "roles": ["dsl"],
+        "assignments_ended": [ID],
+        "devices_revoked": [],
+        "codes_voided": 1,
+        "proposals_cancelled": [],
+        "shares_kept": 0,
+        "announced_to": [ID],
+    }
+    done = wire.offboarded(body)
+    assert done.dry_run and done.assignments_ended == (ID,) and done.codes_voided == 1
+    with pytest.raises(MalformedAnswer, match="codes_voided"):
+        wire.offboarded(_with(body, codes_voided="1"))
+    with pytest.raises(MalformedAnswer, match="devices_revoked"):
+        wire.offboarded(_with(body, devices_revoked=None))
+
+
 def test_upload_plans_are_typed() -> None:
     assert wire.new_version(
         {

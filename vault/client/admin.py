@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vault.client import wire
-from vault.client.models import EnrolmentCode, Proposal
+from vault.client.models import EnrolmentCode, Offboarded, Proposal
 from vault.client.transport import KeyServiceTransport
 
 ADMIN_ROLE = "admin"
@@ -76,6 +76,23 @@ class AdminCalls:
     def revoke_principal(self, principal_id: str) -> None:
         """Revoke the principal and every device it has, at once."""
         self._api.post(f"/v1/admin/principals/{principal_id}/revoke", wire.nothing)
+
+    def offboard(self, principal_id: str, *, reason: str, dry_run: bool = False) -> Offboarded:
+        """A member of staff leaves: end every current and future assignment of theirs,
+        revoke every device and them, and void their open enrolment codes, in one step; the
+        key service writes one audit entry listing what ended. Offboarding an admin, manager
+        or DSL is announced to the other admins, managers and DSLs. Shares they created stay.
+
+        ``dry_run`` returns what would end and changes nothing. Refused, with the service's
+        reason: yourself (``AccessDenied``), the last active admin (``Conflict``), an unknown
+        person (``NotFound``), and anyone who is not staff (``Conflict``: revoke a guardian or
+        outside recipient with ``revoke_principal``).
+        """
+        return self._api.post(
+            f"/v1/admin/principals/{principal_id}/offboard",
+            wire.offboarded,
+            {"reason": reason, "dry_run": dry_run},
+        )
 
     def create_child(self, *, display_name: str, room: str | None = None) -> str:
         body = wire.drop_none({"display_name": display_name, "room": room})

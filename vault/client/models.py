@@ -82,6 +82,26 @@ class EnrolmentCode:
 
 
 @dataclass(frozen=True)
+class Offboarded:
+    """What offboarding a member of staff ended (with ``dry_run``: would end, and nothing did).
+
+    The person and every device of theirs are revoked, so their next request is refused;
+    shares they created for others stay (``shares_kept`` counts the live ones).
+    """
+
+    principal_id: str
+    dry_run: bool
+    roles: tuple[str, ...]
+    assignments_ended: tuple[str, ...]
+    devices_revoked: tuple[str, ...]
+    codes_voided: int
+    proposals_cancelled: tuple[str, ...]
+    shares_kept: int
+    # The other admins, managers and DSLs told (offboarding an admin, manager or DSL).
+    announced_to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Proposal:
     """A change that gives someone read rights, waiting for (or decided by) a second person.
 

@@ -27,6 +27,7 @@ from vault.client.models import (
     MultipartUpload,
     NewVersion,
     Notification,
+    Offboarded,
     Proposal,
     Release,
     SealedKey,
@@ -111,6 +112,21 @@ def child(body: object) -> Child:
 def enrolment_code(body: object) -> EnrolmentCode:
     fields = Fields(body, "the enrolment code")
     return EnrolmentCode(code=fields.text("code"), expires_at=fields.time("expires_at"))
+
+
+def offboarded(body: object) -> Offboarded:
+    fields = Fields(body, "the offboarding")
+    return Offboarded(
+        principal_id=fields.text("principal_id"),
+        dry_run=fields.flag("dry_run", default=False),
+        roles=fields.texts("roles"),
+        assignments_ended=fields.texts("assignments_ended"),
+        devices_revoked=fields.texts("devices_revoked"),
+        codes_voided=fields.integer("codes_voided"),
+        proposals_cancelled=fields.texts("proposals_cancelled"),
+        shares_kept=fields.integer("shares_kept"),
+        announced_to=fields.texts("announced_to"),
+    )
 
 
 def proposal(body: object) -> Proposal:
