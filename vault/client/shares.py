@@ -145,8 +145,9 @@ class ShareCalls(RecordReading):
         here, at the version the share froze, named by its file name.
 
         Items already received and still matching the directory's manifest are skipped. An
-        item the key service does not release raises ``ShareRefused`` naming it; everything
-        received before it stays written and in the manifest, so a rerun resumes."""
+        item the key service does not release raises ``ShareRefused`` naming it, once the
+        items released with it are received; everything received stays written and in the
+        manifest, so a rerun resumes."""
         shared = self.share(share_id)
         out_dir.mkdir(parents=True, exist_ok=True)
         manifest = _Manifest.load(out_dir, share_id)
