@@ -14,12 +14,12 @@ rounds in the same process run, medians over rounds:
   download cap, against the ``assignment-release`` p99 of the same rounds (ratio = baseline /
   ours). Every request is one the cap counts (see ``_pair``);
 - ``share_get_throughput`` (MiB/s of plaintext): the recipient fetches a 10-record share of
-  1 MiB records end to end, record by record as ``Client.get`` does (release + download +
-  verify against the committed size and digest + decrypt to a file), against ``plain-s3``:
-  the same 10 objects fetched with presigned GETs from the same bucket to files.
+  1 MiB records end to end with ``Client.get_share`` into an empty directory (the share
+  shown, its keys released in batches, each record downloaded, verified against its
+  committed size and digest, decrypted to a file, hashed into the manifest), against
+  ``plain-s3``: the same 10 objects fetched with presigned GETs from the same bucket to files.
 
-The share is created by ``create_share`` below, one signed ``POST /v1/shares`` through the
-SDK's transport; it is to become ``Client.create_share`` once the SDK has it.
+The shares are made with ``Client.create_share``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import functools
 import multiprocessing
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -44,9 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench._harness import Record, alternate, median, rate_record, seconds, time_record
 from bench.transfer import S3_KEYS, _moto, _s3_client
 from clients.localservice import LocalService, local_keyservice
-from vault import format as fmt
 from vault.client import Client, DeviceIdentity, EnrolmentCode
-from vault.client.blobs import Download
 from vault.signing import RequestSigner
 
 BENCH = "shares"
@@ -95,27 +94,13 @@ class Bench:
     records: tuple[str, ...]
     recipient_identity: DeviceIdentity
     dsl_identity: DeviceIdentity
-    get_records: tuple[tuple[str, int], ...]
+    get_share: str
     s3: Any
     bucket: str
     setup_s: dict[str, float]
 
 
 CONCURRENCY = PROCESSES * CONNECTIONS
-
-
-def create_share(client: Client, body: dict[str, object]) -> dict[str, Any]:
-    """``POST /v1/shares`` signed by ``client``'s device; the ``SharePublic`` answer.
-
-    Sent with the SDK's own transport (signing, problem errors) until ``Client.create_share``
-    exists; then this becomes that call."""
-
-    def as_dict(answer: object) -> dict[str, Any]:
-        if not isinstance(answer, dict):
-            raise RuntimeError("POST /v1/shares did not answer a share")
-        return answer
-
-    return client._api.post("/v1/shares", as_dict, body)
 
 
 def _signer(identity: DeviceIdentity) -> Signer:
@@ -214,23 +199,21 @@ def setup(
     small_ids = [record_id for record_id, _ in small]
     phase("records")
     with dsl:
-        for recipient, cap, listed in (
-            (agency_id, None, small_ids + [record_id for record_id, _ in large]),
-            (capped_id, CAP, small_ids),
-        ):
-            share = create_share(
-                dsl,
-                {
-                    "recipient_id": recipient,
-                    "basis": "consent",
-                    "basis_id": consents[recipient],
-                    "purpose": "bench",
-                    "record_ids": listed,
-                    **({"download_cap": cap} if cap else {}),
-                },
+        made = [
+            dsl.create_share(
+                recipient_id=recipient,
+                basis="consent",
+                basis_id=consents[recipient],
+                purpose="bench",
+                record_ids=listed,
+                download_cap=cap,
             )
-            if cap:
-                capped_share = str(share["share_id"])
+            for recipient, cap, listed in (
+                (agency_id, None, small_ids),
+                (capped_id, CAP, small_ids),
+                (agency_id, None, [record_id for record_id, _ in large]),
+            )
+        ]
     with capped:
         more = [capped.add_device_code().code for _ in range(devices - 1)]
     extra = [Client.enrol(service.base_url, code, f"bench {i}") for i, code in enumerate(more)]
@@ -244,11 +227,11 @@ def setup(
         educator=_signer(educator.identity),
         recipient=_signer(agency.identity),
         capped_devices=tuple(_signer(i) for i in [capped.identity, *(i for _, i in extra)]),
-        capped_share=capped_share,
+        capped_share=made[1].share_id,
         records=tuple(small_ids),
         recipient_identity=agency.identity,
         dsl_identity=dsl.identity,
-        get_records=tuple(large),
+        get_share=made[2].share_id,
         s3=s3,
         bucket=bucket,
         setup_s=phases,
@@ -376,10 +359,8 @@ class Loads:
 def _counted(bench: Bench) -> int:
     """Downloads the capped share counted so far, as its creator sees them."""
     with Client(bench.dsl_identity) as dsl:
-        shown = dsl._api.get(f"/v1/shares/{bench.capped_share}", lambda body: body)
-    if not isinstance(shown, dict):
-        raise RuntimeError("GET /v1/shares/{id} did not answer a share")
-    return sum(int(item["used"]) for item in shown["items"])
+        shown = dsl.share(bench.capped_share)
+    return sum(item.used for item in shown.items)
 
 
 def releases(bench: Bench, *, duration: float, rounds: int) -> Iterator[Record]:
@@ -457,38 +438,11 @@ def _plain_get(http: httpx.Client, s3: Any, bucket: str, name: str, dst: Path) -
             out.write(piece)
 
 
-def _fetch_one_release(recipient: Client, items: Sequence[tuple[str, int]], dst: Path) -> None:
-    """The share's records with one signed release for all of them, then each downloaded,
-    checked against its committed size and digest, and decrypted to a file exactly as
-    ``Client.get`` does after its own release (vault/client/reading.py): the shape a share
-    get can take, as against ``Client.get`` per record (one release call each). Uses the
-    SDK's private release call until it has a batched get."""
-    released = recipient._release(items, include_urls=True)
-    if len(released) != len(items):
-        raise RuntimeError("the share released fewer records than it lists")
-    for (record_id, _), key in released.items():
-        target = dst / record_id
-        target.unlink(missing_ok=True)
-        with (
-            target.open("wb") as out,
-            Download(
-                recipient._blobs, recipient._url(key), None, expected=recipient._committed(key)
-            ) as download,
-        ):
-            fmt.decrypt(
-                record_key=key.record_key,
-                attributes=key.attributes,
-                src=download.stream,
-                dst=out,
-            )
-            download.verify()
-
-
 def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
-    """``share_get_throughput``: the recipient's 10 records end to end against plain GETs."""
+    """``share_get_throughput``: the recipient's 10-record share end to end against plain
+    GETs."""
     names = _blob_names(bench)
     ours_dir, plain_dir = work / "ours", work / "plain"
-    ours_dir.mkdir(exist_ok=True)
     plain_dir.mkdir(exist_ok=True)
     plaintext = GET_RECORDS * MIB / MIB
     with (
@@ -497,16 +451,15 @@ def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
     ):
 
         def ours() -> float:
+            # An empty directory each time: a rerun into the same one would skip everything.
+            shutil.rmtree(ours_dir, ignore_errors=True)
+
             def fetch() -> None:
-                for record_id, version in bench.get_records:
-                    recipient.get(record_id, version=version, dst=ours_dir / record_id)
+                got = recipient.get_share(bench.get_share, out_dir=ours_dir)
+                if len(got.fetched) != GET_RECORDS:
+                    raise RuntimeError("get_share did not fetch the whole share")
 
             return plaintext / seconds(fetch)
-
-        def one_release() -> float:
-            return plaintext / seconds(
-                lambda: _fetch_one_release(recipient, bench.get_records, ours_dir)
-            )
 
         def plain() -> float:
             def fetch() -> None:
@@ -515,7 +468,7 @@ def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
 
             return plaintext / seconds(fetch)
 
-        contenders = {"share-get": ours, "share-get-one-release": one_release, "plain-s3": plain}
+        contenders = {"share-get": ours, "plain-s3": plain}
         for warm_up in contenders.values():
             warm_up()
         gets = alternate(contenders, rounds)
@@ -529,19 +482,7 @@ def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
         records=GET_RECORDS,
         record_mib=1,
         rounds=rounds,
-        releases="one per record (Client.get)",
-    )
-    yield rate_record(
-        bench=BENCH,
-        metric="share_get_throughput_one_release",
-        value=median(gets["share-get-one-release"]),
-        unit="MiB/s",
-        baseline="plain-s3",
-        baseline_value=median(gets["plain-s3"]),
-        records=GET_RECORDS,
-        record_mib=1,
-        rounds=rounds,
-        releases="one for the whole share",
+        releases="Client.get_share (batched)",
     )
 
 

@@ -111,7 +111,7 @@ class ShareRefused(VaultError):
 
     ``record_id`` and ``version`` name the item; ``why`` says what the share's own state
     tells of the cause, as far as this device can see it; ``kept`` counts the items received
-    before it, which stay where they were written.
+    before it was raised, which stay where they were written.
     """
 
     def __init__(self, *, share_id: str, record_id: str, version: int, why: str, kept: int) -> None:

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, select
+from sqlalchemy import BindParameter, Connection, and_, bindparam, select
 
 from keyservice.caller import Caller
-from keyservice.catalog.share_facts import shares_of_recipient
+from keyservice.catalog.share_facts import RecipientShares, shares_of_recipient
 from keyservice.db.tables import assignments, consents, court_orders, guardianships
 from keyservice.policy import (
     Action,
@@ -50,7 +50,30 @@ _GUARDIANSHIPS = select(guardianships).where(
     guardianships.c.child_id.in_(_CHILD_IDS),
     guardianships.c.ended_at.is_(None),
 )
-_CONSENTS = select(consents).where(consents.c.child_id.in_(_CHILD_IDS))
+# An outside recipient's consents about the children, each beside the live guardianships of
+# its giver with those children if it names the recipient (a consent reaches only what its
+# giver could read), in one query: a consent row repeats for each such guardianship.
+_CONSENTS_AND_GIVERS = (
+    select(
+        consents,
+        guardianships.c.guardianship_id,
+        guardianships.c.guardian_id,
+        guardianships.c.child_id.label("guardianship_child_id"),
+        guardianships.c.parental_responsibility,
+    )
+    .select_from(
+        consents.outerjoin(
+            guardianships,
+            and_(
+                consents.c.recipient_id == bindparam("principal_id"),
+                guardianships.c.guardian_id == consents.c.given_by,
+                guardianships.c.child_id.in_(_CHILD_IDS),
+                guardianships.c.ended_at.is_(None),
+            ),
+        )
+    )
+    .where(consents.c.child_id.in_(_CHILD_IDS))
+)
 _COURT_ORDERS = select(court_orders).where(court_orders.c.child_id.in_(_CHILD_IDS))
 
 
@@ -63,6 +86,8 @@ class Relationships:
     consents: tuple[Consent, ...]
     court_orders: tuple[CourtOrder, ...]
     shares: tuple[Share, ...] = ()
+    # An outside recipient's shares as loaded (the live versions and caps a release needs).
+    recipient: RecipientShares | None = None
 
 
 def load_relationships(
@@ -79,20 +104,21 @@ def load_relationships(
     wanted = set(child_ids)
     if not wanted:
         return Relationships((), (), (), ())
-    shared: tuple[Share, ...] = ()
+    recipient = None
     if kind == "external" and now is not None:
-        shared = shares_of_recipient(connection, principal_id, record_ids, now=now).shares
-    consents = _consents(connection, wanted) if kind == "external" else ()
-    if kind == "guardian":
-        guardian_ids = {principal_id}
+        recipient = shares_of_recipient(connection, principal_id, record_ids, now=now)
+    consents: tuple[Consent, ...] = ()
+    if kind == "external":
+        consents, givers = _consents_and_givers(connection, principal_id, wanted)
     else:
-        guardian_ids = {c.given_by for c in consents if c.recipient_id == principal_id}
+        givers = _guardianships(connection, {principal_id} if kind == "guardian" else set(), wanted)
     return Relationships(
         _assignments(connection, principal_id, wanted) if kind == "staff" else (),
-        _guardianships(connection, guardian_ids, wanted),
+        givers,
         consents,
         _court_orders(connection, wanted) if kind in ("guardian", "external") else (),
-        shared,
+        recipient.shares if recipient is not None else (),
+        recipient,
     )
 
 
@@ -132,21 +158,36 @@ def _guardianships(
     )
 
 
-def _consents(connection: Connection, wanted: set[str]) -> tuple[Consent, ...]:
-    return tuple(
-        Consent(
-            consent_id=row.consent_id,
-            child_id=row.child_id,
-            given_by=row.given_by,
-            recipient_id=row.recipient_id,
-            categories=frozenset(row.categories.split()),
-            purpose=row.purpose,
-            valid_from=row.valid_from,
-            valid_to=row.valid_to,
-            withdrawn_at=row.withdrawn_at,
-        )
-        for row in connection.execute(_CONSENTS, {"child_ids": list(wanted)})
-    )
+def _consents_and_givers(
+    connection: Connection, principal_id: str, wanted: set[str]
+) -> tuple[tuple[Consent, ...], tuple[Guardianship, ...]]:
+    """The consents about the children, and the live guardianships with them of the givers
+    of those that name ``principal_id``."""
+    found: dict[str, Consent] = {}
+    givers: dict[str, Guardianship] = {}
+    for row in connection.execute(
+        _CONSENTS_AND_GIVERS, {"principal_id": principal_id, "child_ids": list(wanted)}
+    ):
+        if row.consent_id not in found:
+            found[row.consent_id] = Consent(
+                consent_id=row.consent_id,
+                child_id=row.child_id,
+                given_by=row.given_by,
+                recipient_id=row.recipient_id,
+                categories=frozenset(row.categories.split()),
+                purpose=row.purpose,
+                valid_from=row.valid_from,
+                valid_to=row.valid_to,
+                withdrawn_at=row.withdrawn_at,
+            )
+        if row.guardianship_id is not None and row.guardianship_id not in givers:
+            givers[row.guardianship_id] = Guardianship(
+                guardianship_id=row.guardianship_id,
+                guardian_id=row.guardian_id,
+                child_id=row.guardianship_child_id,
+                parental_responsibility=row.parental_responsibility,
+            )
+    return tuple(found.values()), tuple(givers.values())
 
 
 def _court_orders(connection: Connection, wanted: set[str]) -> tuple[CourtOrder, ...]:
@@ -231,6 +272,15 @@ def decide_reads(
     return decisions
 
 
+@dataclass(frozen=True)
+class RowReads:
+    """The READ decision on each record by id, and, for an outside recipient, their shares
+    of those records as loaded to decide (a release counts and names them)."""
+
+    decisions: dict[str, Decision]
+    recipient: RecipientShares | None
+
+
 def decide_row_reads(
     connection: Connection,
     caller: Caller,
@@ -242,6 +292,18 @@ def decide_row_reads(
     """``decide_reads`` for catalog rows (each with ``record_id``, ``category`` and
     ``withheld_from_guardians``) whose children are ``children[record_id]``: the caller's
     relationships with those children are loaded once for the whole batch."""
+    return read_rows(connection, caller, rows, children, now=now).decisions
+
+
+def read_rows(
+    connection: Connection,
+    caller: Caller,
+    rows: Iterable[Any],
+    children: Mapping[str, Sequence[str]],
+    *,
+    now: datetime,
+) -> RowReads:
+    """``decide_row_reads``, with the outside recipient's shares it loaded."""
     shared: list[str] = []
     if caller.kind == "external":
         # Only outside recipients read shares: staff and guardians pay nothing for them.
@@ -255,7 +317,7 @@ def decide_row_reads(
         record_ids=shared,
         now=now,
     )
-    return decide_reads(
+    decisions = decide_reads(
         caller,
         relationships,
         (
@@ -269,3 +331,4 @@ def decide_row_reads(
         ),
         now=now,
     )
+    return RowReads(decisions, relationships.recipient)

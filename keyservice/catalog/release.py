@@ -28,7 +28,7 @@ from keyservice.audit.chain import AuditEvent
 from keyservice.audit.group import IndexRows
 from keyservice.caller import Caller
 from keyservice.catalog.child_keys import ChildKeyCache
-from keyservice.catalog.facts import decide_row_reads
+from keyservice.catalog.facts import read_rows
 from keyservice.catalog.release_reads import (
     Asked,
     Batch,
@@ -38,7 +38,7 @@ from keyservice.catalog.release_reads import (
     load_wraps,
 )
 from keyservice.catalog.share_caps import spend_downloads
-from keyservice.catalog.share_facts import shares_of_recipient
+from keyservice.catalog.share_facts import RecipientShares
 from keyservice.catalog.share_receipts import mark_opened
 from keyservice.db.engine import reading
 from keyservice.db.tables import disclosures
@@ -87,16 +87,18 @@ def decide_and_seal(
     # entry, the disclosure rows and the nonce are written, by the audit group).
     with reading(db):
         batch = load_batch(db, asked)
-        decisions = decide_row_reads(db, caller, batch.rows.values(), batch.children, now=now)
+        reads = read_rows(db, caller, batch.rows.values(), batch.children, now=now)
+        decisions = reads.decisions
         bases = {
             pair: decisions[pair[0]].basis for pair in batch.rows if decisions[pair[0]].allowed
         }
+        # An outside recipient's shares were loaded to decide (keyservice/catalog/facts.py):
+        # not asked for again.
         recipient = None
         if caller.kind == "external" and bases:
+            recipient = reads.recipient or RecipientShares((), {})
+        if recipient is not None:
             # A share is frozen to the versions it was made with (decision 0013).
-            recipient = shares_of_recipient(
-                db, caller.principal_id, {rid for rid, _ in bases}, now=now
-            )
             bases = {pair: basis for pair, basis in bases.items() if pair in recipient.live}
         keys = _unwrap(db, child_keys, batch, bases)
     if recipient is not None and keys:

@@ -35,6 +35,28 @@ _SPEND = (
     )
     .values(used=share_items.c.used + 1)
 )
+# Built once, like _SPEND: they run inside the database's write lock, which every other
+# writer (the audit group's commits among them) waits for.
+_COUNT = share_downloads.insert().values(
+    download_id=bindparam("d"),
+    share_id=bindparam("s"),
+    record_id=bindparam("r"),
+    version=bindparam("v"),
+    device_id=bindparam("device"),
+    counted_at=bindparam("now"),
+)
+_RESUMED = (
+    select(share_downloads.c.download_id)
+    .where(
+        share_downloads.c.share_id.in_(bindparam("share_ids", expanding=True)),
+        share_downloads.c.record_id == bindparam("r"),
+        share_downloads.c.version == bindparam("v"),
+        share_downloads.c.device_id == bindparam("device"),
+        share_downloads.c.counted_at > bindparam("since"),
+        share_downloads.c.counted_at <= bindparam("now"),
+    )
+    .limit(1)
+)
 
 
 def spend_downloads(
@@ -90,14 +112,15 @@ def _counted(
         spent = db.execute(_SPEND, {"s": share_id, "r": pair[0], "v": pair[1], "cap": cap})
         if spent.rowcount == 1:
             db.execute(
-                share_downloads.insert().values(
-                    download_id=new_id(),
-                    share_id=share_id,
-                    record_id=pair[0],
-                    version=pair[1],
-                    device_id=device_id,
-                    counted_at=now,
-                )
+                _COUNT,
+                {
+                    "d": new_id(),
+                    "s": share_id,
+                    "r": pair[0],
+                    "v": pair[1],
+                    "device": device_id,
+                    "now": now,
+                },
             )
             return True
     return False
@@ -107,15 +130,14 @@ def _resumed(
     db: Connection, device_id: str, pair: Pair, share_ids: list[str], *, now: datetime
 ) -> bool:
     found = db.execute(
-        select(share_downloads.c.download_id)
-        .where(
-            share_downloads.c.share_id.in_(share_ids),
-            share_downloads.c.record_id == pair[0],
-            share_downloads.c.version == pair[1],
-            share_downloads.c.device_id == device_id,
-            share_downloads.c.counted_at > now - GRACE,
-            share_downloads.c.counted_at <= now,
-        )
-        .limit(1)
+        _RESUMED,
+        {
+            "share_ids": share_ids,
+            "r": pair[0],
+            "v": pair[1],
+            "device": device_id,
+            "since": now - GRACE,
+            "now": now,
+        },
     ).first()
     return found is not None

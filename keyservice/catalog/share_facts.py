@@ -8,12 +8,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 
 from keyservice.db.tables import share_items, shares
 from keyservice.policy import Basis, Share
 
 Pair = tuple[str, int]
+
+# Built once: constructing a statement and its cache key cost more than running it.
+_SHARES = (
+    select(shares, share_items.c.record_id, share_items.c.version)
+    .join(share_items, share_items.c.share_id == shares.c.share_id)
+    .where(
+        and_(
+            shares.c.recipient_id == bindparam("recipient_id"),
+            share_items.c.record_id.in_(bindparam("record_ids", expanding=True)),
+        )
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -37,11 +49,7 @@ def shares_of_recipient(
     wanted = list(set(record_ids))
     if not wanted:
         return RecipientShares((), {})
-    rows = db.execute(
-        select(shares, share_items.c.record_id, share_items.c.version)
-        .join(share_items, share_items.c.share_id == shares.c.share_id)
-        .where(and_(shares.c.recipient_id == recipient_id, share_items.c.record_id.in_(wanted)))
-    ).all()
+    rows = db.execute(_SHARES, {"recipient_id": recipient_id, "record_ids": wanted}).all()
     first: dict[str, Any] = {}
     listed: dict[str, set[str]] = {}
     live: dict[Pair, tuple[tuple[str, int | None], ...]] = {}

@@ -28,7 +28,6 @@ def test_one_tiny_round_of_every_figure(tmp_path: Path) -> None:
         "share_release_throughput",
         "capped_release_p99_ms",
         "share_get_throughput",
-        "share_get_throughput_one_release",
     }
     assert by_metric["share_release_throughput"]["baseline"] == "assignment-release"
     assert by_metric["capped_release_p99_ms"]["baseline"] == "assignment-release"

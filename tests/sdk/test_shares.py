@@ -24,6 +24,7 @@ import pytest
 
 from tests.sdk.conftest import Forward, Office, relay
 from vault.client import Client, Share, ShareDownload, wire
+from vault.client import shares as shares_module
 from vault.client.fields import MalformedAnswer
 from vault.client.shares import manifest_path
 from vault.errors import Conflict, KeyServiceRequestError, NotFound, NotReceived, ShareRefused
@@ -335,6 +336,95 @@ def test_two_records_of_one_name_and_a_file_already_there_are_kept_apart(
     assert files.pop("note.txt") == b"the recipient's own file"
     assert sorted(files.values()) == sorted([NOTE, b"second note"])
     assert {item.path.name for item in got.fetched} == set(files)
+
+
+def _batches(office: Office, client: Client) -> tuple[Client, list[list[str]]]:
+    """The same device as ``client``, through a relay that notes the record ids of every key
+    release, one list per request."""
+    asked: list[list[str]] = []
+
+    def note(request: httpx.Request, forward: Forward) -> httpx.Response:
+        if request.url.path == "/v1/keys/release":
+            asked.append([item["record_id"] for item in json.loads(request.content)["items"]])
+        return forward(request)
+
+    return Client(client.identity, transport=relay(note)), asked
+
+
+def _three(family: Family, **extra: object) -> tuple[Share, list[str]]:
+    """A share of the note, the letter and a third record, and its record ids in its order."""
+    third = _put(family.dsl, family.child, "observation", "third.txt", b"a third note")
+    made = family.dsl.create_share(
+        recipient_id=family.agency.identity.principal_id,
+        basis="consent",
+        basis_id=family.consent,
+        purpose="referral",
+        record_ids=[family.note, family.letter, third],
+        **extra,  # type: ignore[arg-type]
+    )
+    return made, [item.record_id for item in made.items]
+
+
+def test_a_share_is_released_one_item_first_then_the_rest_in_one_batch_counted_once(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    made, order = _three(family, download_cap=1)
+    agency, asked = _batches(office, family.agency)
+    out = tmp_path / "got"
+
+    with agency:
+        got = agency.get_share(made.share_id, out_dir=out)
+
+    assert asked == [order[:1], order[1:]]
+    assert [item.record_id for item in got.fetched] == order
+    assert _files(out) == {"note.txt": NOTE, "letter.txt": LETTER, "third.txt": b"a third note"}
+    shown = family.dsl.share(made.share_id)
+    assert {(item.used, item.remaining) for item in shown.items} == {(1, 0)}
+
+
+def test_an_item_not_started_soon_after_its_release_is_asked_again_and_not_counted_again(
+    office: Office, family: Family, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every item but a batch's first is past its freshness: each is asked for once more, and
+    # the cap of one download is not spent twice (the grace window).
+    monkeypatch.setattr(shares_module, "FRESH_S", 0.0)
+    made, order = _three(family, download_cap=1)
+    agency, asked = _batches(office, family.agency)
+    out = tmp_path / "got"
+
+    with agency:
+        got = agency.get_share(made.share_id, out_dir=out)
+
+    assert asked == [order[:1], order[1:], order[2:]]
+    assert [item.record_id for item in got.fetched] == order
+    assert _files(out) == {"note.txt": NOTE, "letter.txt": LETTER, "third.txt": b"a third note"}
+    shown = family.dsl.share(made.share_id)
+    assert {(item.used, item.remaining) for item in shown.items} == {(1, 0)}
+
+
+def test_an_item_refused_inside_a_batch_is_named_after_the_others_released_are_kept(
+    office: Office, family: Family, tmp_path: Path
+) -> None:
+    made, order = _three(family, download_cap=1)
+    code = family.agency.add_device_code()
+    other, _identity = Client.enrol(office.base_url, code.code, "agency phone")
+    with other:
+        other.get(order[1], dst=tmp_path, version=1)
+    agency, asked = _batches(office, family.agency)
+    out = tmp_path / "got"
+
+    with agency, pytest.raises(ShareRefused) as refused:
+        agency.get_share(made.share_id, out_dir=out)
+
+    assert asked == [order[:1], order[1:]]
+    assert (refused.value.record_id, refused.value.kept) == (order[1], 2)
+    assert "download cap is spent" in str(refused.value)
+    manifest = json.loads(manifest_path(out, made.share_id).read_text())
+    assert [entry["record_id"] for entry in manifest["items"]] == [order[0], order[2]]
+    # A rerun asks only for the refused item, and is refused again.
+    with pytest.raises(ShareRefused) as again:
+        family.agency.get_share(made.share_id, out_dir=out)
+    assert (again.value.record_id, again.value.kept) == (order[1], 2)
 
 
 def test_a_share_answer_with_fields_this_client_does_not_know_still_parses() -> None:

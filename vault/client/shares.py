@@ -6,7 +6,12 @@ device with a signed receipt of what it received (``ack_share``).
 A share is frozen to the record versions current when it was made, so ``get_share`` asks for
 each item's own version through the ordinary key release; the key service counts each
 release against the share's download cap (a retry by the same device within minutes is not
-counted again).
+counted again). It asks for the keys of several items in one release, then downloads them
+one by one: the first release is of one item, since nothing is known yet of how long a
+download takes; each later one of as many items as the downloads so far say take about
+``BATCH_S`` seconds, so that the download URLs a release hands out (valid for minutes) are
+still fresh when their item starts. An item not started within ``FRESH_S`` of its release
+is asked for again with the rest (within the grace window: not counted again).
 
 A download directory keeps a manifest, ``.carevault-share-<share id>.json``: for each item
 received, its record id and version, the file written, the SHA-256 and size of the plaintext
@@ -33,6 +38,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,11 +51,17 @@ from vault.client.blobs import Progress
 from vault.client.identity import b64encode
 from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem
 from vault.client.reading import RecordReading
-from vault.errors import NotReceived, RecordUnavailable, ShareRefused, VaultError
+from vault.client.release import MAX_RELEASE_BATCH, Released
+from vault.errors import NotReceived, ShareRefused, VaultError
 
 MANIFEST_FORMAT = 1
 _READ_BLOCK = 1 << 20
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+# About how long the downloads of one release's items should take, and how long after its
+# release an item may still start: well inside the key service's download URLs' 300 s
+# (keyservice/api/release.py) and its cap's 10-minute grace window.
+BATCH_S = 30.0
+FRESH_S = 120.0
 
 
 class ShareProgress(Protocol):
@@ -133,8 +145,9 @@ class ShareCalls(RecordReading):
         here, at the version the share froze, named by its file name.
 
         Items already received and still matching the directory's manifest are skipped. An
-        item the key service does not release raises ``ShareRefused`` naming it; everything
-        received before it stays written and in the manifest, so a rerun resumes."""
+        item the key service does not release raises ``ShareRefused`` naming it, once the
+        items released with it are received; everything received stays written and in the
+        manifest, so a rerun resumes."""
         shared = self.share(share_id)
         out_dir.mkdir(parents=True, exist_ok=True)
         manifest = _Manifest.load(out_dir, share_id)
@@ -159,9 +172,7 @@ class ShareCalls(RecordReading):
                 why=f"the share is {shared.state}",
                 kept=len(skipped),
             )
-        fetched = [
-            self._receive(shared, item, manifest, progress, kept=len(skipped)) for item in wanted
-        ]
+        fetched = self._receive_all(shared, wanted, manifest, progress, kept=len(skipped))
         return ShareDownload(
             share_id=share_id,
             directory=out_dir,
@@ -215,26 +226,60 @@ class ShareCalls(RecordReading):
         }
         return self._api.post(f"/v1/shares/{share_id}/ack", wire.share, body)
 
-    def _receive(
+    def _receive_all(
         self,
         shared: Share,
-        item: ShareItem,
+        wanted: Sequence[ShareItem],
         manifest: _Manifest,
         progress: ShareProgress | None,
         *,
         kept: int,
+    ) -> list[ReceivedItem]:
+        """Release the ``wanted`` items' keys in batches (see the module's docstring) and
+        fetch each released item. Every item a batch released is fetched, even past one it
+        refused (its download was counted); then ``ShareRefused`` names the first refused,
+        and nothing more is asked for."""
+        fetched: list[ReceivedItem] = []
+        queue = list(wanted)
+        size = 1
+        began = time.monotonic()
+        while queue:
+            batch, queue = queue[:size], queue[size:]
+            released_at = time.monotonic()
+            keys = self._release(
+                [(item.record_id, item.version) for item in batch], include_urls=True
+            )
+            refused: ShareItem | None = None
+            for at, item in enumerate(batch):
+                released = keys.get((item.record_id, item.version))
+                if released is None:
+                    refused = refused or item
+                    continue
+                if at and time.monotonic() - released_at > FRESH_S:
+                    # Its URL may be stale: asked for again, first in the next batch.
+                    queue = batch[at:] + queue
+                    break
+                fetched.append(self._receive(item, released, manifest, progress))
+            if refused is not None:
+                raise ShareRefused(
+                    share_id=shared.share_id,
+                    record_id=refused.record_id,
+                    version=refused.version,
+                    why=self._why_refused(shared.share_id, refused),
+                    kept=kept + len(manifest.fetched_now),
+                )
+            each = (time.monotonic() - began) / max(1, len(fetched))
+            size = max(1, min(MAX_RELEASE_BATCH, int(BATCH_S / each) if each > 0 else size))
+        return fetched
+
+    def _receive(
+        self,
+        item: ShareItem,
+        released: Released,
+        manifest: _Manifest,
+        progress: ShareProgress | None,
     ) -> ReceivedItem:
-        """Fetch one item into the manifest's directory and record it there."""
-        try:
-            released = self._release_one(item.record_id, item.version, include_url=True)
-        except RecordUnavailable as exc:
-            raise ShareRefused(
-                share_id=shared.share_id,
-                record_id=item.record_id,
-                version=item.version,
-                why=self._why_refused(shared.share_id, item),
-                kept=kept + len(manifest.fetched_now),
-            ) from exc
+        """Fetch one released item into the manifest's directory and record it there."""
         metadata = self._open_metadata(released)
         target = manifest.place(item.record_id, item.version, metadata.file_name)
         ticks: Progress | None = None
