@@ -412,3 +412,29 @@ def make_room(service: KeyService, admin: Device) -> Room:
     assign(admin, staff_id=dsl.principal_id, child_id=child, role="dsl")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     return Room(child=child, other_child=other_child, educator=educator, dsl=dsl, guardian=guardian)
+
+
+def guardian_consent(
+    guardian: Device,
+    *,
+    child_id: str,
+    recipient_id: str,
+    categories: list[str],
+    purpose: str,
+) -> str:
+    """A guardian's own written consent to share ``categories`` of their child with a
+    recipient (it takes effect at once); its id."""
+    with guardian.client() as http:
+        made = ok(
+            http.post(
+                "/v1/consents",
+                json={
+                    "child_id": child_id,
+                    "given_by": guardian.principal_id,
+                    "recipient_id": recipient_id,
+                    "categories": categories,
+                    "purpose": purpose,
+                },
+            )
+        )
+    return str(made["consent_id"])

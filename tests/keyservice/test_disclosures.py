@@ -18,6 +18,7 @@ from tests.keyservice.helpers import (
     approver_for,
     assign,
     assigned_staff,
+    guardian_consent,
     ok,
     proposed_and_approved,
     put_record,
@@ -160,19 +161,13 @@ def shared(service: KeyService, admin: Device) -> dict[str, Any]:
     guardian = admin_enrols(service, admin, kind="guardian")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     worker = admin_enrols(service, admin, kind="external", organisation="County")
-    with guardian.client() as http:
-        consent = ok(
-            http.post(
-                "/v1/consents",
-                json={
-                    "child_id": child,
-                    "given_by": guardian.principal_id,
-                    "recipient_id": worker.principal_id,
-                    "categories": ["observation", "medical"],
-                    "purpose": "referral",
-                },
-            )
-        )["consent_id"]
+    consent = guardian_consent(
+        guardian,
+        child_id=child,
+        recipient_id=worker.principal_id,
+        categories=["observation", "medical"],
+        purpose="referral",
+    )
     return {
         "child": child,
         "dsl": dsl,

@@ -28,6 +28,7 @@ from tests.keyservice.helpers import (
     assigned_staff,
     b64,
     enrol,
+    guardian_consent,
     ok,
     own_code,
     put_record,
@@ -51,19 +52,13 @@ def shared(service: KeyService, admin: Device) -> dict[str, Any]:
     guardian = admin_enrols(service, admin, kind="guardian")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     agency = admin_enrols(service, admin, kind="external", organisation="County")
-    with guardian.client() as http:
-        consent = ok(
-            http.post(
-                "/v1/consents",
-                json={
-                    "child_id": child,
-                    "given_by": guardian.principal_id,
-                    "recipient_id": agency.principal_id,
-                    "categories": ["observation", "medical"],
-                    "purpose": "transfer",
-                },
-            )
-        )["consent_id"]
+    consent = guardian_consent(
+        guardian,
+        child_id=child,
+        recipient_id=agency.principal_id,
+        categories=["observation", "medical"],
+        purpose="transfer",
+    )
     obs = put_record(dsl, child_ids=[child], ciphertext=b"observation ciphertext")
     medical = put_record(dsl, child_ids=[child], category="medical", ciphertext=b"medical")
     made = ok(

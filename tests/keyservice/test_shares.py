@@ -29,6 +29,7 @@ from tests.keyservice.helpers import (
     assigned_staff,
     create_child,
     enrol,
+    guardian_consent,
     ok,
     own_code,
     proposed_and_approved,
@@ -52,19 +53,13 @@ def family(service: KeyService, admin: Device) -> dict[str, Any]:
     guardian = admin_enrols(service, admin, kind="guardian")
     add_guardian(admin, guardian_id=guardian.principal_id, child_id=child)
     agency = admin_enrols(service, admin, kind="external", organisation="County")
-    with guardian.client() as http:
-        consent = ok(
-            http.post(
-                "/v1/consents",
-                json={
-                    "child_id": child,
-                    "given_by": guardian.principal_id,
-                    "recipient_id": agency.principal_id,
-                    "categories": ["observation", "medical"],
-                    "purpose": "referral",
-                },
-            )
-        )["consent_id"]
+    consent = guardian_consent(
+        guardian,
+        child_id=child,
+        recipient_id=agency.principal_id,
+        categories=["observation", "medical"],
+        purpose="referral",
+    )
     return {
         "child": child,
         "dsl": dsl,
