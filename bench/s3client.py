@@ -1,15 +1,20 @@
-"""S3 client cost on loopback against moto's server: boto3 (ours) against minio-py and against
-presigned URLs fetched with httpx (the data path Carevault's clients use).
+"""S3 client cost on loopback against moto's server, the figures behind
+docs/decisions/0001-s3-client.md.
 
-The figures behind docs/decisions/0001-s3-client.md. Client CPU per request is this
-process's CPU time (user + system) divided by the number of requests, so the server's own
-work does not count; wall-clock rates include the server and are only comparable to each
-other on the same machine. minio-py is not a dependency: it is measured when importable and
-the records say so when it is not.
+- The key service's own calls (presign a download, presign a size-bound upload, HEAD, the
+  commit's digest GET, DELETE): Carevault's store (``S3Store``: minio-py where it can, boto3
+  for size-bound upload URLs) against boto3 alone and minio-py alone.
+- The data path clients take: presigned URLs fetched with httpx, against boto3 and minio-py
+  holding credentials (which Carevault's clients never do).
+
+Client CPU per request is this process's CPU time (user + system) divided by the number of
+requests, so the server's own work does not count; wall-clock rates include the server and
+are only comparable to each other on the same machine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -20,11 +25,13 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from minio import Minio
 
 from bench._harness import Record, alternate, median, rate_record, time_record
 from tests.servers import S3Server, make_temp_dir, start_s3_server
 
 BENCH = "s3client"
+OURS = "carevault-store"
 SMALL_SIZE = 1024
 LARGE_MIB = 16
 _MIB = 1024 * 1024
@@ -49,11 +56,7 @@ class _Series:
         return one_round
 
 
-def _minio_client(server: S3Server) -> Any | None:
-    try:
-        from minio import Minio
-    except ImportError:
-        return None
+def _minio_client(server: S3Server) -> Any:
     return Minio(
         server.endpoint_url.removeprefix("http://"),
         access_key=server.access_key,
@@ -136,9 +139,78 @@ def _compare(
         )
 
 
-def _small_requests(
-    server: S3Server, minio: Any | None, *, requests: int, rounds: int, extra: dict[str, object]
+def _key_service_calls(
+    server: S3Server, minio: Any, *, requests: int, rounds: int, extra: dict[str, object]
 ) -> Iterator[Record]:
+    """The calls the key service makes itself, per record: ours is the store it uses."""
+    s3 = server.client()
+    store = server.store()
+    bucket = server.bucket
+    body = os.urandom(SMALL_SIZE)
+    names = [f"{i:032x}" for i in range(requests)]
+    for name in names:
+        s3.put_object(Bucket=bucket, Key=name, Body=body)
+
+    def boto3_digest(name: str) -> bytes:
+        stream = s3.get_object(Bucket=bucket, Key=name)["Body"]
+        return hashlib.sha256(stream.read()).digest()
+
+    def minio_digest(name: str) -> bytes:
+        return hashlib.sha256(_minio_get(minio, bucket, name)).digest()
+
+    def boto3_presign(operation: str, **params: object) -> str:
+        url: str = s3.generate_presigned_url(
+            operation, Params={"Bucket": bucket, **params}, ExpiresIn=300
+        )
+        return url
+
+    def recreate(index: int) -> None:
+        s3.put_object(Bucket=bucket, Key=names[index], Body=body)
+
+    calls: dict[str, dict[str, Callable[[int], object]]] = {
+        "presign_get": {
+            OURS: lambda i: store.presign_get(names[i], expires_s=300),
+            "boto3": lambda i: boto3_presign("get_object", Key=names[i]),
+            "minio": lambda i: minio.presigned_get_object(
+                bucket, names[i], expires=timedelta(seconds=300)
+            ),
+        },
+        # minio-py cannot sign a Content-Length into a URL: only boto3 to compare with.
+        "presign_put": {
+            OURS: lambda i: store.presign_put(names[i], size=SMALL_SIZE, expires_s=300),
+            "boto3": lambda i: boto3_presign("put_object", Key=names[i], ContentLength=SMALL_SIZE),
+        },
+        "head": {
+            OURS: lambda i: store.stat(names[i]),
+            "boto3": lambda i: s3.head_object(Bucket=bucket, Key=names[i]),
+            "minio": lambda i: minio.stat_object(bucket, names[i]),
+        },
+        "commit_digest_get": {
+            OURS: lambda i: store.sha256_if_size(names[i], size=SMALL_SIZE),
+            "boto3": lambda i: boto3_digest(names[i]),
+            "minio": lambda i: minio_digest(names[i]),
+        },
+    }
+    for metric, operations in calls.items():
+        yield from _compare(
+            metric, operations, ours=OURS, requests=requests, rounds=rounds, extra=extra
+        )
+    # A DELETE needs an object to delete: each contender deletes, then puts back (the put is
+    # the same boto3 call for all, so it shifts every contender's figure alike).
+    deletes: dict[str, Callable[[int], object]] = {
+        OURS: lambda i: (store.delete(names[i]), recreate(i)),
+        "boto3": lambda i: (s3.delete_object(Bucket=bucket, Key=names[i]), recreate(i)),
+        "minio": lambda i: (minio.remove_object(bucket, names[i]), recreate(i)),
+    }
+    yield from _compare(
+        "delete_then_put", deletes, ours=OURS, requests=requests, rounds=rounds, extra=extra
+    )
+
+
+def _small_requests(
+    server: S3Server, minio: Any, *, requests: int, rounds: int, extra: dict[str, object]
+) -> Iterator[Record]:
+    """The data path: ours is a presigned URL fetched with httpx, as Carevault's clients do."""
     s3 = server.client()
     bucket = server.bucket
     body = os.urandom(SMALL_SIZE)
@@ -164,28 +236,17 @@ def _small_requests(
         "boto3": lambda i: s3.get_object(Bucket=bucket, Key=names[i])["Body"].read(),
         "presigned_httpx": lambda i: http.get(presigned("GET", names[i])).raise_for_status(),
     }
-    heads: dict[str, Callable[[int], object]] = {
-        "boto3": lambda i: s3.head_object(Bucket=bucket, Key=names[i]),
-    }
-    presigns: dict[str, Callable[[int], object]] = {
-        "boto3": lambda i: presigned("GET", names[i]),
-    }
-    if minio is not None:
-        puts["minio"] = lambda i: minio.put_object(bucket, names[i], io.BytesIO(body), SMALL_SIZE)
-        gets["minio"] = lambda i: _minio_get(minio, bucket, names[i])
-        heads["minio"] = lambda i: minio.stat_object(bucket, names[i])
-        presigns["minio"] = lambda i: minio.presigned_get_object(
-            bucket, names[i], expires=timedelta(seconds=300)
-        )
+    puts["minio"] = lambda i: minio.put_object(bucket, names[i], io.BytesIO(body), SMALL_SIZE)
+    gets["minio"] = lambda i: _minio_get(minio, bucket, names[i])
     try:
-        for metric, operations in (
-            ("small_put", puts),
-            ("small_get", gets),
-            ("head", heads),
-            ("presign", presigns),
-        ):
+        for metric, operations in (("small_put", puts), ("small_get", gets)):
             yield from _compare(
-                metric, operations, ours="boto3", requests=requests, rounds=rounds, extra=extra
+                metric,
+                operations,
+                ours="presigned_httpx",
+                requests=requests,
+                rounds=rounds,
+                extra=extra,
             )
     finally:
         http.close()
@@ -241,10 +302,8 @@ def run(quick: bool) -> Iterator[Record]:
     proc, server = start_s3_server(log_dir)
     try:
         minio = _minio_client(server)
-        extra: dict[str, object] = {
-            "server": "moto (loopback)",
-            "minio": "measured" if minio is not None else "not installed: skipped",
-        }
+        extra: dict[str, object] = {"server": "moto (loopback)"}
+        yield from _key_service_calls(server, minio, requests=requests, rounds=rounds, extra=extra)
         yield from _small_requests(server, minio, requests=requests, rounds=rounds, extra=extra)
         yield from _large_transfer(server, rounds=rounds, extra=extra)
     finally:

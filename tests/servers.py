@@ -258,6 +258,22 @@ class S3Server:
             config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
         )
 
+    def session(self) -> Any:
+        """A boto3 session holding this endpoint's credentials and region."""
+        import boto3
+
+        return boto3.Session(
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+        )
+
+    def store(self) -> Any:
+        """Carevault's S3 blob store on this endpoint's bucket."""
+        from vault.storage.s3 import S3Store
+
+        return S3Store.connect(self.bucket, endpoint_url=self.endpoint_url, session=self.session())
+
     def env(self) -> dict[str, str]:
         """The AWS_* variables a child process needs to reach this endpoint."""
         return {

@@ -60,7 +60,7 @@ def _store(service: KeyService) -> BlobStore:
     if location.startswith("local:"):
         return make_blob_store(location, s3_endpoint_url=None, public_url="", token_key=b"t" * 32)
     bucket = service.s3_bucket()
-    return S3Store(bucket.client(), bucket.bucket)
+    return bucket.store()
 
 
 def _create(device: Device, child: str, size: int) -> dict[str, Any]:

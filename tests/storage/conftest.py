@@ -16,7 +16,7 @@ import pytest
 
 from keyservice.localblobs import BlobServer
 from tests.servers import S3Server
-from vault.storage import BlobStore, LocalDirectoryStore, MemoryStore, S3Store, TokenSigner
+from vault.storage import BlobStore, LocalDirectoryStore, MemoryStore, TokenSigner
 
 TOKEN_KEY = b"k" * 32
 
@@ -100,7 +100,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         yield Backend("local", local, LocalClient(local))
     else:
         server: S3Server = request.getfixturevalue("s3_server").with_new_bucket()
-        yield Backend("s3", S3Store(server.client(), server.bucket), HttpClient())
+        yield Backend("s3", server.store(), HttpClient())
 
 
 def sha256(data: bytes) -> bytes:

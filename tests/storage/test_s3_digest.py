@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.servers import S3Server
-from vault.storage import S3Store, new_object_name
+from vault.storage import new_object_name
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ def test_an_uploaders_checksum_is_not_taken_for_the_stored_digest(s3_server: S3S
     """moto keeps an x-amz-checksum-sha256 without checking it against the body, as some
     S3-compatible stores may; a commit that trusted it would accept a digest of other bytes."""
     server = s3_server.with_new_bucket()
-    store = S3Store(server.client(), server.bucket)
+    store = server.store()
     name = new_object_name()
     claimed = hashlib.sha256(b"the bytes the commit will claim").digest()
     response = httpx.put(
