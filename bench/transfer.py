@@ -7,7 +7,11 @@ it. Contenders run in alternating rounds with the same httpx client:
   encrypt + upload + commit, and release + download + verify + decrypt to a file, against
   ``plain-s3``: an unencrypted PUT / GET of the same bytes to the same server through a
   presigned URL (multipart with the same part size when Carevault used multipart);
-- ``small_roundtrip_ms`` (100 KiB record, put then get) against the same with plain S3, with
+- ``small_roundtrip_ms`` (100 KiB record, put then get) against ``aws-esdk-kms-s3``, what a
+  user would build instead: the AWS Encryption SDK (its default committing suite, ECDSA P-384)
+  with a ``StrictAwsKmsMasterKeyProvider`` on moto's KMS and an encryption context naming the
+  record, the ciphertext PUT to and GET from the same S3 through presigned URLs (one
+  GenerateDataKey, one PUT, one GET, one Decrypt); and against the same with plain S3, with
   ``phases_ms``: Carevault's key service calls and storage requests, each to its response
   headers; ``signed_call_ms``: the cheapest signed key service call (``GET /v1/me``), the floor
   under each of the round trip's three;
@@ -122,6 +126,68 @@ class _Setup:
     s3: Any
     bucket: str
     http: httpx.Client
+    s3_url: str
+
+
+class _EncryptionSdk:
+    """The peer a user would pick for small records: the AWS Encryption SDK with a KMS
+    keyring, set up as its documentation says, its KMS client pointed at moto's server."""
+
+    def __init__(self, endpoint: str) -> None:
+        import aws_encryption_sdk
+        import boto3
+        import botocore.session
+        from aws_encryption_sdk import CommitmentPolicy, StrictAwsKmsMasterKeyProvider
+
+        region = S3_KEYS["AWS_DEFAULT_REGION"]
+        kms = boto3.client(
+            "kms",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+        )
+        key_arn = kms.create_key(Description="bench: the peer's wrapping key")["KeyMetadata"]["Arn"]
+        session = botocore.session.Session()
+        session.set_credentials(S3_KEYS["AWS_ACCESS_KEY_ID"], S3_KEYS["AWS_SECRET_ACCESS_KEY"])
+        # The SDK builds its KMS client itself: botocore takes a service's endpoint from
+        # AWS_ENDPOINT_URL_KMS when the client is made, so the variable is set for that moment.
+        previous = os.environ.get("AWS_ENDPOINT_URL_KMS")
+        os.environ["AWS_ENDPOINT_URL_KMS"] = endpoint
+        try:
+            self.provider = StrictAwsKmsMasterKeyProvider(
+                key_ids=[key_arn], botocore_session=session
+            )
+            self.provider.add_regional_client(region)
+        finally:
+            if previous is None:
+                del os.environ["AWS_ENDPOINT_URL_KMS"]
+            else:
+                os.environ["AWS_ENDPOINT_URL_KMS"] = previous
+        self.sdk = aws_encryption_sdk.EncryptionSDKClient(
+            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
+        )
+
+    def roundtrip(self, setup: _Setup, name: str, source: Path, dst: Path) -> None:
+        ciphertext, _ = self.sdk.encrypt(
+            source=source.read_bytes(),
+            key_provider=self.provider,
+            encryption_context={"record": name},
+        )
+        put_url = setup.s3.generate_presigned_url(
+            "put_object", Params={"Bucket": setup.bucket, "Key": name}, ExpiresIn=600
+        )
+        setup.http.put(put_url, content=ciphertext).raise_for_status()
+        get_url = setup.s3.generate_presigned_url(
+            "get_object", Params={"Bucket": setup.bucket, "Key": name}, ExpiresIn=600
+        )
+        response = setup.http.get(get_url)
+        response.raise_for_status()
+        plaintext, header = self.sdk.decrypt(source=response.content, key_provider=self.provider)
+        if header.encryption_context.get("record") != name:
+            raise RuntimeError("the peer's record came back under another name")
+        dst.unlink(missing_ok=True)
+        dst.write_bytes(plaintext)
 
 
 def _enrol_staff(service: LocalService) -> tuple[Client, DeviceIdentity, str]:
@@ -280,7 +346,7 @@ def run(quick: bool) -> Iterator[Record]:
             client, identity, child = _enrol_staff(service)
             client.close()
             client = Client(identity, blob_client=http, transport=calls)
-            setup = _Setup(client, identity, child, s3, bucket, http)
+            setup = _Setup(client, identity, child, s3, bucket, http, s3_url)
             yield from _throughput(setup, blobs, work, big_mib, rounds)
             yield from _small(setup, (blobs, calls), work, rounds * 3)
             yield from _memory(setup, work, rss_mib)
@@ -381,8 +447,25 @@ def _small(
 
         return seconds(roundtrip) * 1000
 
-    times = alternate({"carevault": ours, "plain-s3": plain}, rounds)
+    peer = _EncryptionSdk(setup.s3_url)
+
+    def esdk() -> float:
+        name = secrets.token_hex(16)
+        return seconds(lambda: peer.roundtrip(setup, name, source, out)) * 1000
+
+    times = alternate({"carevault": ours, "aws-esdk-kms-s3": esdk, "plain-s3": plain}, rounds)
     phases = {name: ms for watch in watches for name, ms in watch.times.items()}
+    yield time_record(
+        bench=BENCH,
+        metric="small_roundtrip_ms",
+        value=median(times["carevault"]),
+        unit="ms",
+        baseline="aws-esdk-kms-s3",
+        baseline_value=median(times["aws-esdk-kms-s3"]),
+        size_kib=100,
+        rounds=rounds,
+        peer="aws-encryption-sdk 4, committing suite with ECDSA P-384, KMS (moto) + S3 (moto)",
+    )
     yield time_record(
         bench=BENCH,
         metric="small_roundtrip_ms",
