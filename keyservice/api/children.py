@@ -62,7 +62,7 @@ def rotate_child_key_route(child_id: Id, caller: AdminCaller, db: Db, state: Sta
     return KeyRotated(child_id=child_id, version=rotated.new_version, rewrapped=rotated.rewrapped)
 
 
-@router.put("/v1/children/{child_id}/dates", response_model=ChildDatesPublic)
+@router.post("/v1/children/{child_id}/dates", response_model=ChildDatesPublic)
 def set_child_dates(
     child_id: Id, body: ChildDatesSet, caller: CurrentCaller, db: Db, state: State
 ) -> ChildDatesPublic:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def _dates(device: Device, child_id: str, **body: str | None) -> httpx.Response:
     with device.client() as http:
-        return http.put(f"/v1/children/{child_id}/dates", json=body)
+        return http.post(f"/v1/children/{child_id}/dates", json=body)
 
 
 def _stored(engine: Engine, child_id: str) -> tuple[date | None, date | None]:
