@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from keyservice.policy.retention import DEFAULT_RETENTION, parse_rules, rule_for
+from keyservice.policy.writes import Change, Person, Write, may_approve_shred, may_write
 
 
 def test_the_defaults_follow_the_regulations() -> None:
@@ -45,3 +46,42 @@ def test_a_deployment_overrides_a_category() -> None:
 def test_a_bad_setting_is_refused_and_named(bad: str) -> None:
     with pytest.raises(ValueError, match="CAREVAULT_RETENTION"):
         parse_rules(bad)
+
+
+ADMIN = Person("admin", "staff", frozenset({"admin"}), frozenset({"admin"}))
+LEAD = Person("dsl", "staff", frozenset({"dsl"}), frozenset({"dsl"}), frozenset({"dsl"}))
+OTHER_LEAD = Person(
+    "mgr", "staff", frozenset({"manager"}), frozenset({"mgr"}), frozenset({"manager"})
+)
+EDUCATOR = Person(
+    "edu", "staff", frozenset({"educator"}), frozenset({"edu"}), frozenset({"educator"})
+)
+SHREDDING = [
+    Change.LEGAL_HOLD_SET,
+    Change.LEGAL_HOLD_LIFT,
+    Change.SHRED_REQUEST,
+    Change.SHRED_APPROVE,
+    Change.SHRED_CANCEL,
+]
+
+
+@pytest.mark.parametrize("change", SHREDDING)
+def test_only_a_lead_of_the_child_holds_or_shreds_never_an_admin_alone(change: Change) -> None:
+    assert may_write(Write(change, LEAD)).allowed
+    for person in (ADMIN, EDUCATOR):
+        verdict = may_write(Write(change, person))
+        assert (verdict.allowed, verdict.reason) == (False, "no_standing")
+
+
+def test_a_childs_dates_are_set_by_an_admin_or_a_lead() -> None:
+    assert may_write(Write(Change.CHILD_DATES, ADMIN)).allowed
+    assert may_write(Write(Change.CHILD_DATES, LEAD)).allowed
+    assert not may_write(Write(Change.CHILD_DATES, EDUCATOR)).allowed
+
+
+def test_a_shred_is_approved_by_a_second_independent_person() -> None:
+    assert may_approve_shred(LEAD, OTHER_LEAD).allowed
+    assert may_approve_shred(LEAD, LEAD).reason == "own_request"
+    # Someone who saw the requester's enrolment code might be acting as them.
+    vouched = Person("mgr", "staff", frozenset({"manager"}), frozenset({"mgr", "dsl"}))
+    assert may_approve_shred(LEAD, vouched).reason == "same_circle_as_requester"
