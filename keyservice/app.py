@@ -26,9 +26,11 @@ from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import RootKeyProvider, open_root_key
+from keyservice.policy.retention import parse_rules
 from keyservice.ratelimit import RejectionLimit
 from keyservice.rejection_audit import rejections_on_time
 from keyservice.settings import Settings, get_settings
+from keyservice.shred_timer import shreds_on_time
 from keyservice.state import ServiceState
 from vault.storage import LocalDirectoryStore, TokenSigner, make_blob_store
 
@@ -40,6 +42,7 @@ def utc_now() -> datetime:
 def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> ServiceState:
     """Open everything the service needs; the CLI commands use this too."""
     private_dir(settings.data_dir)
+    parse_rules(settings.retention)  # a bad CAREVAULT_RETENTION refuses to start, named
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     upgrade_to_head(engine)
     root = root or open_root_key(settings)
@@ -80,7 +83,9 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         title="Carevault key service",
         version="0.1.0",
         # Timed audit checkpoints run while the application does.
-        lifespan=lambda _app: rejections_on_time(state, within=checkpoints_on_time(state)),
+        lifespan=lambda _app: shreds_on_time(
+            state, within=rejections_on_time(state, within=checkpoints_on_time(state))
+        ),
     )
     app.state.service = state
     problems.install(app)

@@ -57,6 +57,13 @@ class Settings:
     pkcs11_module: Path | None = None
     pkcs11_pin_file: Path | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
+    # Retention rules by record category (keyservice/policy/retention.py; decision 0019).
+    retention: str = "*=left+5y,safeguarding=age+25y"
+    # An approved shred waits this long, cancellable, before the keys are destroyed; due
+    # shreds are carried out by a timer every shred_check_seconds and by the next request
+    # that touches them.
+    shred_wait_days: float = 30.0
+    shred_check_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -102,6 +109,9 @@ class Settings:
             pkcs11_module=_path(env.get("CAREVAULT_PKCS11_MODULE")),
             pkcs11_pin_file=_path(env.get("CAREVAULT_PKCS11_PIN_FILE")),
             pkcs11_pin=env.get("CAREVAULT_PKCS11_PIN") or None,
+            retention=env.get("CAREVAULT_RETENTION", "*=left+5y,safeguarding=age+25y"),
+            shred_wait_days=float(env.get("CAREVAULT_SHRED_WAIT_DAYS", "30")),
+            shred_check_seconds=float(env.get("CAREVAULT_SHRED_CHECK_SECONDS", "300")),
         )
 
 

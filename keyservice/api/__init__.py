@@ -10,6 +10,7 @@ from keyservice.api import (
     records,
     relationships,
     release,
+    retention,
     shares,
 )
 
@@ -24,6 +25,7 @@ ROUTERS = (
     disclosures.router,
     shares.router,
     blobs.router,
+    retention.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
+from keyservice.api.changes import refusals
+from keyservice.api.retention_models import ChildDatesPublic, ChildDatesSet
 from keyservice.api.schemas import ChildCreate, ChildCreated, ChildPublic, Id, KeyRotated
 from keyservice.audit.record import audit
-from keyservice.catalog import children
+from keyservice.catalog import children, retention
 from keyservice.catalog.grants import child_exists
 from keyservice.catalog.rotation import rotate_child_key
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
@@ -58,3 +60,35 @@ def rotate_child_key_route(child_id: Id, caller: AdminCaller, db: Db, state: Sta
     db.commit()
     state.child_keys.forget(child_id)
     return KeyRotated(child_id=child_id, version=rotated.new_version, rewrapped=rotated.rewrapped)
+
+
+@router.post("/v1/children/{child_id}/dates", response_model=ChildDatesPublic)
+def set_child_dates(
+    child_id: Id, body: ChildDatesSet, caller: CurrentCaller, db: Db, state: State
+) -> ChildDatesPublic:
+    """The child's date of birth and leaving date, which retention rules rest on
+    (decision 0019): set by an admin or by a manager or DSL of the child."""
+    with refusals(db, state, caller):
+        dates = retention.set_dates(
+            db,
+            caller,
+            child_id,
+            date_of_birth=body.date_of_birth,
+            left_on=body.left_on,
+            now=state.clock(),
+        )
+    audit(
+        db,
+        state,
+        caller,
+        "child.dates",
+        {
+            "child_id": child_id,
+            "date_of_birth": str(dates.date_of_birth) if dates.date_of_birth else None,
+            "left_on": str(dates.left_on) if dates.left_on else None,
+        },
+    )
+    db.commit()
+    return ChildDatesPublic(
+        child_id=child_id, date_of_birth=dates.date_of_birth, left_on=dates.left_on
+    )

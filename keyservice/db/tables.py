@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -100,6 +101,9 @@ children = Table(
     Column("display_name", String(200), nullable=False),
     Column("room", String(100)),
     Column("created_at", UTCDateTime, nullable=False),
+    # For retention (docs/decisions/0019): optional, set by the child's manager/DSL or an admin.
+    Column("date_of_birth", Date),
+    Column("left_on", Date),
 )
 
 child_keys = Table(
@@ -388,4 +392,51 @@ Index(
     share_downloads.c.record_id,
     share_downloads.c.version,
     share_downloads.c.device_id,
+)
+
+# A legal hold on a child: while one is on (lifted_at is None), nothing of the child is shredded.
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("hold_id", ID, primary_key=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), nullable=False, index=True),
+    Column("reason", String(500), nullable=False),
+    Column("set_by", ID, nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("lifted_by", ID),
+    Column("lifted_at", UTCDateTime),
+    Column("lift_reason", String(500)),
+)
+
+# A request to crypto-shred one record or a whole child (docs/decisions/0019): requested by a
+# manager or DSL of the child, approved by a second one, carried out once not_before has passed.
+shred_requests = Table(
+    "shred_requests",
+    metadata,
+    Column("shred_id", ID, primary_key=True),
+    # record | child
+    Column("target", String(8), nullable=False),
+    Column("record_id", ID),
+    # The child shredded whole, or None for a record.
+    Column("child_id", ID),
+    # Space-separated ids of the children the request is judged against.
+    Column("child_ids", String(2000), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("requested_by", ID, nullable=False),
+    Column("requested_device", ID),
+    Column("requested_at", UTCDateTime, nullable=False),
+    # pending | approved | cancelled | done
+    Column("state", String(16), nullable=False, index=True),
+    Column("approved_by", ID),
+    Column("approved_device", ID),
+    Column("approved_at", UTCDateTime),
+    # Set on approval: approved_at plus the waiting period.
+    Column("not_before", UTCDateTime),
+    Column("cancelled_by", ID),
+    Column("cancelled_at", UTCDateTime),
+    Column("cancel_reason", String(500)),
+    Column("done_at", UTCDateTime),
+    # The signed shred certificate (vault/shred.py): its statement and the service's signature.
+    Column("certificate", Text),
+    Column("signature", LargeBinary(64)),
 )

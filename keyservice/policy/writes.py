@@ -126,6 +126,13 @@ class Change(StrEnum):
     SHARE_CREATE = "share.create"
     SHARE_REVOKE = "share.revoke"
     DISCLOSURES_READ = "disclosures.read"
+    # Retention and shredding (docs/decisions/0019-retention-and-shredding.md).
+    CHILD_DATES = "child.dates"
+    LEGAL_HOLD_SET = "legal_hold.set"
+    LEGAL_HOLD_LIFT = "legal_hold.lift"
+    SHRED_REQUEST = "shred.request"
+    SHRED_APPROVE = "shred.approve"
+    SHRED_CANCEL = "shred.cancel"
 
 
 # Administration: people, children and keys, never record content or who reads it alone.
@@ -147,6 +154,16 @@ _ALWAYS_SECOND_PERSON = frozenset({Change.ASSIGNMENT_CREATE, Change.GUARDIANSHIP
 # Recorded by the child's manager or DSL (someone assigned to the child in that role).
 _LEAD_OF_CHILD = frozenset(
     {Change.CONSENT_CREATE, Change.COURT_ORDER_CREATE, Change.COURT_ORDER_END}
+)
+# A legal hold and shredding: decided by the child's manager or DSL only.
+_SHREDDING = frozenset(
+    {
+        Change.LEGAL_HOLD_SET,
+        Change.LEGAL_HOLD_LIFT,
+        Change.SHRED_REQUEST,
+        Change.SHRED_APPROVE,
+        Change.SHRED_CANCEL,
+    }
 )
 
 
@@ -204,6 +221,12 @@ def may_write(write: Write) -> WriteVerdict:
         return _either(write.guardian_of_child or actor.is_lead_of_child, "no_standing")
     if change is Change.DISCLOSURES_READ:
         return _either(write.guardian_of_child or actor.is_lead_of_child, "no_standing")
+    if change is Change.CHILD_DATES:
+        return _either(actor.is_admin or actor.is_lead_of_child, "no_standing")
+    if change in _SHREDDING:
+        # Never an admin alone: admins cannot read, and must not destroy alone either; the
+        # second person (shred.approve) must be another lead of the child (may_approve_shred).
+        return _either(actor.is_lead_of_child, "no_standing")
     if change is Change.RECORD_DELETE:
         # And the release rules must let them read the record now (the caller asks those).
         return _either(actor.holds_lead_role, "not_manager_or_dsl")
@@ -234,6 +257,17 @@ def may_approve(proposal: Proposal, approver: Person) -> Verdict:
         return Verdict.deny("same_circle_as_beneficiary")
     if not _has_standing(proposal, approver):
         return Verdict.deny("no_standing")
+    return Verdict.allow()
+
+
+def may_approve_shred(requester: Person, approver: Person) -> Verdict:
+    """Whether ``approver`` (already a lead of every child concerned) may approve a shred that
+    ``requester`` asked for: a second person, not the requester or anyone who might act as
+    them."""
+    if approver.principal_id == requester.principal_id:
+        return Verdict.deny("own_request")
+    if approver.circle & requester.circle:
+        return Verdict.deny("same_circle_as_requester")
     return Verdict.allow()
 
 
