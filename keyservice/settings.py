@@ -57,6 +57,13 @@ class Settings:
     pkcs11_module: Path | None = None
     pkcs11_pin_file: Path | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
+    # The root key provider a deployment is moving away from (root-key migrate, decision 0017).
+    root_key_previous: str | None = None
+    # Rotation jobs: wraps per batch, and how long a job's claim by an instance lasts without
+    # progress before another instance (or the same one restarted) takes it over.
+    job_batch_size: int = 2000
+    job_lease_seconds: float = 30.0
+    job_poll_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -102,6 +109,10 @@ class Settings:
             pkcs11_module=_path(env.get("CAREVAULT_PKCS11_MODULE")),
             pkcs11_pin_file=_path(env.get("CAREVAULT_PKCS11_PIN_FILE")),
             pkcs11_pin=env.get("CAREVAULT_PKCS11_PIN") or None,
+            root_key_previous=env.get("CAREVAULT_ROOT_KEY_PREVIOUS") or None,
+            job_batch_size=int(env.get("CAREVAULT_JOB_BATCH_SIZE", "2000")),
+            job_lease_seconds=float(env.get("CAREVAULT_JOB_LEASE_SECONDS", "30")),
+            job_poll_seconds=float(env.get("CAREVAULT_JOB_POLL_SECONDS", "1")),
         )
 
 

@@ -10,6 +10,7 @@ from keyservice.api import (
     records,
     relationships,
     release,
+    rotation,
     shares,
 )
 
@@ -23,6 +24,7 @@ ROUTERS = (
     release.router,
     disclosures.router,
     shares.router,
+    rotation.router,
     blobs.router,
 )
 

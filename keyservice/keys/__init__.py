@@ -2,6 +2,8 @@
 
 from keyservice.keys.fake import FakeRootKeyProvider
 from keyservice.keys.hierarchy import (
+    generate_child_key,
+    move_child_key,
     rewrap_child_key,
     unwrap_child_key,
     unwrap_record_key,
@@ -13,6 +15,7 @@ from keyservice.keys.kms import KmsRootKeyProvider
 from keyservice.keys.local_file import LocalFileRootKeyProvider
 from keyservice.keys.root import KEY_SIZE, RootKeyProvider, generate_key
 from keyservice.keys.select import open_root_key, parse_root_key
+from keyservice.keys.transition import RootKeyTransition
 
 __all__ = [
     "KEY_SIZE",
@@ -21,7 +24,10 @@ __all__ = [
     "LocalFileRootKeyProvider",
     "Pkcs11RootKeyProvider",
     "RootKeyProvider",
+    "RootKeyTransition",
+    "generate_child_key",
     "generate_key",
+    "move_child_key",
     "open_root_key",
     "parse_root_key",
     "rewrap_child_key",

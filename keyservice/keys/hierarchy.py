@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keyservice.errors import KeyUnwrapError
 from keyservice.keys.root import KEY_SIZE, RootKeyProvider
+from keyservice.keys.transition import RootKeyTransition
 from vault.format import RecordAttributes
 
 CHILD_KEY_LABEL = b"carevault/child-key/v1"
@@ -71,6 +72,19 @@ def wrap_child_key(
     return root.wrap(child_key, context=_child_key_context(child_id=child_id, version=version))
 
 
+def generate_child_key(
+    root: RootKeyProvider, *, child_id: str, version: int
+) -> tuple[bytes, bytes]:
+    """A new key for version ``version`` of ``child_id`` and its wrap under the current root
+    key: one call to the provider."""
+    child_key, wrapped = root.generate(
+        context=_child_key_context(child_id=child_id, version=version)
+    )
+    if len(child_key) != KEY_SIZE:
+        raise KeyUnwrapError()
+    return child_key, wrapped
+
+
 def unwrap_child_key(
     root: RootKeyProvider, *, child_id: str, version: int, wrapped: bytes
 ) -> bytes:
@@ -88,6 +102,14 @@ def rewrap_child_key(
     """The same child key version wrapped under the root key's current version, in one call
     to the provider (a KMS never lets the child key out)."""
     return root.rewrap(wrapped, context=_child_key_context(child_id=child_id, version=version))
+
+
+def move_child_key(
+    root: RootKeyTransition, *, child_id: str, version: int, wrapped: bytes
+) -> bytes:
+    """A child key version wrapped by the previous provider, wrapped by the current one: one
+    call to each (keys/transition.py)."""
+    return root.move(wrapped, context=_child_key_context(child_id=child_id, version=version))
 
 
 def wrap_record_key(*, child_key: bytes, attributes: RecordAttributes, record_key: bytes) -> bytes:
