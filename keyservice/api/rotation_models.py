@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from keyservice.api.schemas import Id, Strict
 from keyservice.catalog.jobs import Job
@@ -73,3 +73,20 @@ class RotationStarted(BaseModel):
     to_version: int
     would_change: int
     job: JobPublic | None
+
+
+class MinDecryptionVersion(Strict):
+    version: int = Field(ge=1, le=2**31 - 1)
+
+
+class KeyVersionPublic(BaseModel):
+    version: int
+    state: str
+    # Record key wraps that still use this version.
+    wraps: int
+
+
+class ChildKeyVersions(BaseModel):
+    child_id: str
+    min_decryption_version: int | None
+    versions: list[KeyVersionPublic]

@@ -416,3 +416,19 @@ def trim_child_key_versions(connection: Connection, *, child_id: str) -> list[in
 
 def _listed(counts: dict[int, int]) -> str:
     return ", ".join(f"version {v}: {n} wraps" for v, n in sorted(counts.items()))
+
+
+def key_versions(
+    connection: Connection, child_id: str
+) -> tuple[int | None, list[tuple[int, str, int]]]:
+    """The child's minimum decryption version and each key version's state and wrap count."""
+    minimum = connection.execute(
+        select(children.c.min_decryption_version).where(children.c.child_id == child_id)
+    ).scalar_one()
+    counts = wrap_counts(connection, child_id)
+    states = connection.execute(
+        select(child_keys.c.version, child_keys.c.state)
+        .where(child_keys.c.child_id == child_id)
+        .order_by(child_keys.c.version)
+    ).all()
+    return minimum, [(row.version, row.state, counts.get(row.version, 0)) for row in states]
