@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from clients.admin_rotation import register as register_rotation
 from clients.approvals import report_proposed
 from clients.output import emit_json, friendly, options, report, say, table
 from clients.session import connect
@@ -23,6 +24,7 @@ revoke_app = typer.Typer(help="Revoke a person or one device, at once.")
 app.add_typer(principal_app, name="principal")
 app.add_typer(child_app, name="child")
 app.add_typer(revoke_app, name="revoke")
+register_rotation(app)
 
 
 @principal_app.command("add")
