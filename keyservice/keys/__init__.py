@@ -2,6 +2,7 @@
 
 from keyservice.keys.fake import FakeRootKeyProvider
 from keyservice.keys.hierarchy import (
+    RecordKeyRewrapper,
     generate_child_key,
     move_child_key,
     rewrap_child_key,
@@ -23,6 +24,7 @@ __all__ = [
     "KmsRootKeyProvider",
     "LocalFileRootKeyProvider",
     "Pkcs11RootKeyProvider",
+    "RecordKeyRewrapper",
     "RootKeyProvider",
     "RootKeyTransition",
     "generate_child_key",

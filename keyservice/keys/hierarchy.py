@@ -120,6 +120,32 @@ def wrap_record_key(*, child_key: bytes, attributes: RecordAttributes, record_ke
     return nonce + AESGCM(child_key).encrypt(nonce, record_key, attributes.canonical())
 
 
+class RecordKeyRewrapper:
+    """Moves record key wraps from a child's older key versions to ``new_version``, in bulk:
+    each version's cipher is built once, each record's attributes encoded once, and the
+    record key never leaves the call."""
+
+    def __init__(self, keys: dict[int, bytes], *, new_version: int) -> None:
+        for key in keys.values():
+            _check_key("child key", key)
+        self._ciphers = {version: AESGCM(key) for version, key in keys.items()}
+        self._new = self._ciphers[new_version]
+
+    def __call__(self, *, old_version: int, attributes: RecordAttributes, wrapped: bytes) -> bytes:
+        """``wrapped`` (under ``old_version``) wrapped again under the new version, bound to
+        the same attributes; a KeyUnwrapError if it does not open."""
+        aad = attributes.canonical()
+        cipher = self._ciphers.get(old_version)
+        if cipher is None or len(wrapped) != NONCE_SIZE + KEY_SIZE + TAG_SIZE:
+            raise KeyUnwrapError()
+        try:
+            record_key = cipher.decrypt(wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:], aad)
+        except (InvalidTag, ValueError) as exc:
+            raise KeyUnwrapError() from exc
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce + self._new.encrypt(nonce, record_key, aad)
+
+
 def unwrap_record_key(*, child_key: bytes, attributes: RecordAttributes, wrapped: bytes) -> bytes:
     """The record key, if ``wrapped`` was made with this child key for exactly these attributes.
 

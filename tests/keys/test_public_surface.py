@@ -20,6 +20,7 @@ def test_public_surface() -> None:
         "KmsRootKeyProvider",
         "LocalFileRootKeyProvider",
         "Pkcs11RootKeyProvider",
+        "RecordKeyRewrapper",
         "RootKeyProvider",
         "RootKeyTransition",
         "generate_child_key",

@@ -16,7 +16,15 @@ from keyservice.catalog.rotation import start_child_rotation
 from keyservice.db.tables import child_keys, rotation_jobs
 from keyservice.ids import new_id
 from tests.keyservice.conftest import last_audit_entry
-from tests.keyservice.helpers import Device, assigned_staff, create_child, ok, put_record, release
+from tests.keyservice.helpers import (
+    Device,
+    assign,
+    assigned_staff,
+    create_child,
+    ok,
+    put_record,
+    release,
+)
 from tests.keyservice.wraps import add_wraps, opened, root_of, wraps_of
 from tests.servers import KeyService
 
@@ -260,3 +268,20 @@ def test_a_child_rotation_job_runs_while_releases_and_uploads_go_on(
         service_db, principal_id=admin.principal_id, action="rotation.start"
     )
     assert (outcome, detail["job_id"]) == ("allow", job_id)
+
+
+def test_a_record_of_two_children_in_two_versions_still_releases_after_a_rotation(
+    service: KeyService, admin: Device
+) -> None:
+    educator, first = assigned_staff(service, admin)
+    second = create_child(admin)
+    assign(admin, staff_id=educator.principal_id, child_id=second, role="educator")
+    original = put_record(educator, child_ids=[first, second])
+    amended = put_record(educator, child_ids=[first, second], amend=original.record_id)
+    with admin.client() as http:
+        rotated = ok(http.post(f"/v1/admin/children/{first}/rotate-key"))
+    assert rotated["rewrapped"] == 2
+    items = [(original.record_id, 1), (original.record_id, 2)]
+    response, results = release(educator, items)
+    assert educator.open_key(response, results[items[0]]) == original.record_key
+    assert educator.open_key(response, results[items[1]]) == amended.record_key
