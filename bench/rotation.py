@@ -57,6 +57,8 @@ BENCH = "rotation"
 CATEGORY = "observation"
 INSERT_CHUNK = 5000
 RELEASE_THREADS = 4
+# The key service's batches while releases go on: short write transactions.
+SERVICE_BATCH = 1000
 
 
 def _add_wraps(
@@ -114,7 +116,13 @@ def _add_wraps(
 def _state(data_dir: Path, **env: str) -> ServiceState:
     return build_state(
         Settings.from_env(
-            {"CAREVAULT_DATA_DIR": str(data_dir), "CAREVAULT_JOB_BATCH_SIZE": "5000", **env}
+            {
+                "CAREVAULT_DATA_DIR": str(data_dir),
+                "CAREVAULT_JOB_BATCH_SIZE": "5000",
+                # The job's own speed: no pauses for requests (there are none here).
+                "CAREVAULT_JOB_YIELD": "0",
+                **env,
+            }
         )
     )
 
@@ -232,7 +240,11 @@ def _releases(identity: Any, record: tuple[str, int], until: Any) -> tuple[float
 
 
 def during_rotation(work: Path, *, wraps: int, idle_s: float, rounds: int) -> Iterator[Record]:
-    env = {"CAREVAULT_JOB_BATCH_SIZE": "2000", "CAREVAULT_JOB_POLL_SECONDS": "0.05"}
+    env = {
+        "CAREVAULT_JOB_BATCH_SIZE": str(SERVICE_BATCH),
+        "CAREVAULT_JOB_POLL_SECONDS": "0.05",
+        "CAREVAULT_JOB_YIELD": "1",
+    }
     with local_keyservice(work / "service", extra_env=env) as service:
         admin, _ = Client.enrol(service.base_url, service.admin_code, "bench admin")
         with admin:
@@ -262,7 +274,7 @@ def during_rotation(work: Path, *, wraps: int, idle_s: float, rounds: int) -> It
             _add_wraps(engine, root, child_id=child, created_by=educator_id, count=wraps)
             engine.dispose()
             errors = 0
-            jobs_done: list[int] = []
+            job_rates: list[int] = []
 
             def idle() -> float:
                 rate, _ = _releases(
@@ -284,7 +296,12 @@ def during_rotation(work: Path, *, wraps: int, idle_s: float, rounds: int) -> It
                     educator.identity, (ref.record_id, ref.version), until_done
                 )
                 errors += failed
-                jobs_done.append(admin.job(job_id).done)
+                if rate == 0:
+                    raise RuntimeError("the job ended before any release did: raise wraps")
+                finished = admin.job(job_id)
+                if finished.done != wraps + 1:
+                    raise RuntimeError(f"the job moved {finished.done} wraps of {wraps + 1}")
+                job_rates.append(round(finished.rate_per_s or 0.0))
                 return rate
 
             results = alternate({"during": rotating, "release-idle": idle}, rounds)
@@ -298,7 +315,9 @@ def during_rotation(work: Path, *, wraps: int, idle_s: float, rounds: int) -> It
         wraps=wraps,
         threads=RELEASE_THREADS,
         rounds=rounds,
-        rewrapped_per_round=jobs_done,
+        service_rewrap_keys_per_s=job_rates,
+        job_batch=SERVICE_BATCH,
+        job_yield=1.0,
     )
     yield time_record(
         bench=BENCH, metric="release_errors_during_rotation", value=errors, unit="errors"

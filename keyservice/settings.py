@@ -64,6 +64,9 @@ class Settings:
     job_batch_size: int = 2000
     job_lease_seconds: float = 30.0
     job_poll_seconds: float = 1.0
+    # After each batch the runner pauses this many times as long as the batch took, so that
+    # requests get the process (and SQLite's one writer) between batches; 0: no pause.
+    job_yield: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -113,6 +116,7 @@ class Settings:
             job_batch_size=int(env.get("CAREVAULT_JOB_BATCH_SIZE", "2000")),
             job_lease_seconds=float(env.get("CAREVAULT_JOB_LEASE_SECONDS", "30")),
             job_poll_seconds=float(env.get("CAREVAULT_JOB_POLL_SECONDS", "1")),
+            job_yield=float(env.get("CAREVAULT_JOB_YIELD", "1")),
         )
 
 

@@ -5,9 +5,12 @@ Every instance runs one, from the application's lifespan: each round (every
 lease ran out: a process killed mid-job) and runs them to their end, one at a time, in a
 worker thread. Each batch is one transaction that moves its rows, counts them and renews the
 lease, so a kill loses at most the batch in flight, and the next holder starts where the
-last commit left off. A child job unwraps each of the child's key versions once per run, not
-per batch. A job whose wraps cannot be opened fails (recorded, audited); any other error (the
-database, the KMS unreachable) leaves it to be claimed again once the lease runs out.
+last commit left off. After each batch the runner pauses as long as the batch took
+(``CAREVAULT_JOB_YIELD`` times that), so that releases and uploads on the same instance get
+the process and, on SQLite, the one writer between batches. A child job unwraps each of the
+child's key versions once per run, not per batch. A job whose wraps cannot be opened fails
+(recorded, audited); any other error (the database, the KMS unreachable) leaves it to be
+claimed again once the lease runs out.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import timedelta
@@ -77,7 +81,9 @@ class JobRunner:
         assert job is not None
         try:
             step = self._step(job)
+            pause = state.settings.job_yield
             while not self._stop.is_set():
+                began = time.perf_counter()
                 with state.engine.connect() as db:
                     count, cursor = step(db)
                     now = state.clock()
@@ -100,6 +106,8 @@ class JobRunner:
                         db.rollback()
                         return None
                     db.commit()
+                if pause > 0:
+                    self._stop.wait((time.perf_counter() - began) * pause)
         except KeyUnwrapError:
             log.error("rotation job %s: a wrap cannot be opened; the job has failed", job_id)
             with state.engine.connect() as db:
