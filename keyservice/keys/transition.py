@@ -1,8 +1,9 @@
 """A root key moving between providers (``carevault-keyservice root-key migrate``).
 
 While ``CAREVAULT_ROOT_KEY_PREVIOUS`` is set, new wraps go to the current provider
-(``CAREVAULT_ROOT_KEY``) and wraps made by the previous one still open: an instance restarted
-with both settings serves every child whichever provider wrapped its key. The migrate job
+(``CAREVAULT_ROOT_KEY``) and wraps made by either still open: an instance restarted with both
+settings serves every child whichever provider wrapped its key. A rolling move first gives
+every instance both, still wrapping with the old one, then swaps the two. The migrate job
 moves the rest (``move``: one unwrap by the previous provider, one wrap by the current); once
 no row needs the previous provider, the setting is dropped (docs/decisions/0017).
 """
@@ -24,12 +25,17 @@ class RootKeyTransition:
         return self.current.wrap(plaintext, context=context)
 
     def unwrap(self, wrapped: bytes, *, context: bytes) -> bytes:
-        # The previous provider first: during a move from the local file it answers in
-        # microseconds, where a refused KMS call costs a round trip.
+        # The local file first, whichever slot it is in: it refuses another provider's wrap in
+        # microseconds, where a KMS or a token refusing a file's wrap costs a round trip.
+        first, second = (
+            (self.current, self.previous)
+            if self.current.identity() == "file"
+            else (self.previous, self.current)
+        )
         try:
-            return self.previous.unwrap(wrapped, context=context)
+            return first.unwrap(wrapped, context=context)
         except KeyUnwrapError:
-            return self.current.unwrap(wrapped, context=context)
+            return second.unwrap(wrapped, context=context)
 
     def rewrap(self, wrapped: bytes, *, context: bytes) -> bytes:
         try:
