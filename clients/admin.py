@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from clients import admin_retention
+from clients.admin_rotation import register as register_rotation
 from clients.approvals import report_proposed
 from clients.output import emit_json, friendly, options, report, say, table
 from clients.session import connect
@@ -25,6 +26,7 @@ app.add_typer(principal_app, name="principal")
 app.add_typer(child_app, name="child")
 app.add_typer(revoke_app, name="revoke")
 admin_retention.register(app)
+register_rotation(app)
 
 
 @principal_app.command("add")

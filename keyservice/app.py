@@ -24,6 +24,7 @@ from keyservice.bodylimit import BodyLimit
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.datadir import private_dir
 from keyservice.db import make_engine, upgrade_to_head
+from keyservice.jobs import JobRunner, jobs_on_time
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import RootKeyProvider, open_root_key
 from keyservice.policy.retention import parse_rules
@@ -79,15 +80,22 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
 
 def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
     state = state or build_state(settings or get_settings())
+    runner = JobRunner(state)
     app = FastAPI(
         title="Carevault key service",
         version="0.1.0",
-        # Timed audit checkpoints run while the application does.
-        lifespan=lambda _app: shreds_on_time(
-            state, within=rejections_on_time(state, within=checkpoints_on_time(state))
+        # Timed audit checkpoints, due shreds and the rotation job runner run while the
+        # application does.
+        lifespan=lambda _app: jobs_on_time(
+            state,
+            within=shreds_on_time(
+                state, within=rejections_on_time(state, within=checkpoints_on_time(state))
+            ),
+            runner=runner,
         ),
     )
     app.state.service = state
+    app.state.jobs = runner
     problems.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(RejectionLimit, ledger=state.rejections)

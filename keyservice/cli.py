@@ -16,15 +16,20 @@ from keyservice.audit import offsite
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.head import checkpoint_head
 from keyservice.audit.verify import ChainReport, verify_chain
-from keyservice.catalog.rotation import rewrap_child_keys
+from keyservice.catalog.jobs import JobConflict
+from keyservice.catalog.rotation import (
+    child_keys_by_provider,
+    child_keys_to_rewrap,
+    start_root_rotation,
+)
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.db.engine import reading
 from keyservice.db.tables import principals
-from keyservice.errors import AuditChainError
+from keyservice.errors import AuditChainError, InvalidChangeError
 from keyservice.host_people import enrolment_code, issue_at_host, proposals_app
 from keyservice.ids import new_id
 from keyservice.keyfiles import load_or_create_secret
-from keyservice.keys import open_root_key
+from keyservice.keys import parse_root_key
 from vault.storage import StorageError
 
 app = typer.Typer(
@@ -203,27 +208,109 @@ def audit_checkpoint() -> None:
 
 @app.command("rotate-root")
 def rotate_root() -> None:
-    """Add a root key version and rewrap every child key under it (blobs are untouched)."""
+    """Add a root key version and rewrap every child key under it (blobs are untouched): the
+    same recorded, resumable job as POST /v1/admin/rotations, run here to its end."""
+    _run_root_job("root")
+
+
+root_key_app = typer.Typer(help="Move the root key between providers.", no_args_is_help=True)
+app.add_typer(root_key_app, name="root-key")
+
+
+@root_key_app.command("migrate")
+def root_key_migrate(
+    to: str = typer.Option(..., "--to", help="The provider moved to, e.g. kms:KEY_ID."),
+) -> None:
+    """Rewrap every child key version still wrapped by CAREVAULT_ROOT_KEY_PREVIOUS under
+    CAREVAULT_ROOT_KEY (which must be --to), in resumable batches, while the service runs."""
     settings = _settings()
-    root = open_root_key(settings)
+    if settings.root_key_previous is None or parse_root_key(to) != parse_root_key(
+        settings.root_key
+    ):
+        typer.echo(
+            f"to move to {to}: restart every instance with CAREVAULT_ROOT_KEY={to} and "
+            "CAREVAULT_ROOT_KEY_PREVIOUS=<the provider in use until now>, then run this "
+            "command with the same settings",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    _run_root_job("migrate")
+
+
+@root_key_app.command("status")
+def root_key_status() -> None:
+    """How many live child key versions each root provider wrapped: once none is left under
+    the previous provider, CAREVAULT_ROOT_KEY_PREVIOUS can be dropped."""
+    settings = _settings()
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine)
-    # The new version is saved first: until the rewrap commits, the old wraps still open
-    # with the older versions the keyring keeps.
-    version = root.rotate()
     with engine.connect() as connection:
-        count = rewrap_child_keys(connection, root)
+        counts = child_keys_by_provider(connection)
+    for provider, count in sorted(counts.items()):
+        typer.echo(f"{provider}: {count} child key versions")
+
+
+def _run_root_job(kind: str) -> None:
+    from keyservice.app import build_state
+    from keyservice.jobs import JobRunner
+
+    state = build_state(_settings())
+    runner = JobRunner(state)
+    lease = timedelta(seconds=state.settings.job_lease_seconds)
+    with state.engine.connect() as connection:
+        try:
+            started = start_root_rotation(
+                connection,
+                state.root,
+                kind=kind,
+                started_by=None,
+                now=_now(),
+                lease=(runner.owner, lease),
+            )
+        except JobConflict:
+            typer.echo(
+                "a root rotation or migration job already runs: wait for it to finish "
+                "(carevault admin jobs) and run this again if still needed",
+                err=True,
+            )
+            raise typer.Exit(code=1) from None
+        except InvalidChangeError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=1) from None
         _append(
             connection,
-            settings,
+            state.settings,
             AuditEvent(
-                action="root_key.rotate",
+                action="root_key.rotate" if kind == "root" else "root_key.migrate",
                 outcome="allow",
-                detail={"root_version": version, "child_keys": count},
+                detail={
+                    "root_version": started.to_version,
+                    "child_keys": started.total,
+                    "job_id": started.job_id,
+                },
             ),
         )
         connection.commit()
-    typer.echo(f"root key version {version}; rewrapped {count} child key versions")
+    assert started.job_id is not None
+    job = runner.run(started.job_id)
+    if job is None or job.state != "done":
+        typer.echo(
+            f"job {started.job_id} did not finish here; the service resumes it "
+            "(carevault admin jobs)",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    typer.echo(
+        f"root key version {started.to_version}; rewrapped {job.done} child key versions "
+        f"({state.root.identity()})"
+    )
+    with state.engine.connect() as connection:
+        left = child_keys_to_rewrap(connection, state.root)
+    if kind == "migrate":
+        typer.echo(
+            f"{left} child key versions still need the previous provider"
+            + ("; CAREVAULT_ROOT_KEY_PREVIOUS can be dropped" if left == 0 else "")
+        )
 
 
 @app.command()

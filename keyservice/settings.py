@@ -64,6 +64,16 @@ class Settings:
     # that touches them.
     shred_wait_days: float = 30.0
     shred_check_seconds: float = 300.0
+    # The root key provider a deployment is moving away from (root-key migrate, decision 0017).
+    root_key_previous: str | None = None
+    # Rotation jobs: wraps per batch, and how long a job's claim by an instance lasts without
+    # progress before another instance (or the same one restarted) takes it over.
+    job_batch_size: int = 2000
+    job_lease_seconds: float = 30.0
+    job_poll_seconds: float = 1.0
+    # After each batch the runner pauses this many times as long as the batch took, so that
+    # requests get the process (and SQLite's one writer) between batches; 0: no pause.
+    job_yield: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -112,6 +122,11 @@ class Settings:
             retention=env.get("CAREVAULT_RETENTION", "*=left+5y,safeguarding=age+25y"),
             shred_wait_days=float(env.get("CAREVAULT_SHRED_WAIT_DAYS", "30")),
             shred_check_seconds=float(env.get("CAREVAULT_SHRED_CHECK_SECONDS", "300")),
+            root_key_previous=env.get("CAREVAULT_ROOT_KEY_PREVIOUS") or None,
+            job_batch_size=int(env.get("CAREVAULT_JOB_BATCH_SIZE", "2000")),
+            job_lease_seconds=float(env.get("CAREVAULT_JOB_LEASE_SECONDS", "30")),
+            job_poll_seconds=float(env.get("CAREVAULT_JOB_POLL_SECONDS", "1")),
+            job_yield=float(env.get("CAREVAULT_JOB_YIELD", "1")),
         )
 
 

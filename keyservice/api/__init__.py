@@ -11,6 +11,7 @@ from keyservice.api import (
     relationships,
     release,
     retention,
+    rotation,
     shares,
 )
 
@@ -24,6 +25,7 @@ ROUTERS = (
     release.router,
     disclosures.router,
     shares.router,
+    rotation.router,
     blobs.router,
     retention.router,
 )

@@ -3,16 +3,20 @@ them, and their keys rotated by an admin."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
 
 from keyservice.api.changes import refusals
 from keyservice.api.retention_models import ChildDatesPublic, ChildDatesSet
 from keyservice.api.schemas import ChildCreate, ChildCreated, ChildPublic, Id, KeyRotated
-from keyservice.audit.record import audit
+from keyservice.audit.record import audit, refuse
 from keyservice.catalog import children, retention
 from keyservice.catalog.grants import child_exists
-from keyservice.catalog.rotation import rotate_child_key
+from keyservice.catalog.jobs import JobConflict
+from keyservice.catalog.rotation import start_child_rotation
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
+from keyservice.jobs import JobRunner
 
 router = APIRouter()
 
@@ -45,21 +49,56 @@ def list_children(caller: CurrentCaller, db: Db, state: State) -> list[ChildPubl
 
 
 @router.post("/v1/admin/children/{child_id}/rotate-key", response_model=KeyRotated, status_code=200)
-def rotate_child_key_route(child_id: Id, caller: AdminCaller, db: Db, state: State) -> KeyRotated:
-    """New active key version for the child; the old one decrypt-only; wraps moved over."""
+def rotate_child_key_route(
+    child_id: Id, caller: AdminCaller, db: Db, state: State, request: Request
+) -> KeyRotated:
+    """New active key version for the child; the old one decrypt-only; wraps moved over by a
+    rotation job this request runs to its end (POST /v1/admin/rotations returns at once)."""
     if not child_exists(db, child_id):
-        raise HTTPException(status_code=404, detail="no child with this id")
-    rotated = rotate_child_key(db, state.root, child_id=child_id, now=state.clock())
+        refuse(
+            db,
+            state,
+            caller,
+            "child_key.rotate",
+            {"child_id": child_id},
+            status=404,
+            message="no child with this id",
+        )
+    runner: JobRunner = request.app.state.jobs
+    lease = timedelta(seconds=state.settings.job_lease_seconds)
+    try:
+        started = start_child_rotation(
+            db,
+            state.root,
+            child_id=child_id,
+            started_by=caller.principal_id,
+            now=state.clock(),
+            lease=(runner.owner, lease),
+        )
+    except JobConflict:
+        refuse(
+            db,
+            state,
+            caller,
+            "child_key.rotate",
+            {"child_id": child_id, "reason": "job_running"},
+            status=409,
+            message="a rotation job already runs on this child's key: wait for it to finish "
+            "(carevault admin jobs)",
+        )
+    assert started.job_id is not None
     audit(
         db,
         state,
         caller,
         "child_key.rotate",
-        {"child_id": child_id, "version": rotated.new_version, "rewrapped": rotated.rewrapped},
+        {"child_id": child_id, "version": started.to_version, "job_id": started.job_id},
     )
     db.commit()
     state.child_keys.forget(child_id)
-    return KeyRotated(child_id=child_id, version=rotated.new_version, rewrapped=rotated.rewrapped)
+    job = runner.run(started.job_id)
+    rewrapped = job.done if job is not None else 0
+    return KeyRotated(child_id=child_id, version=started.to_version, rewrapped=rewrapped)
 
 
 @router.post("/v1/children/{child_id}/dates", response_model=ChildDatesPublic)

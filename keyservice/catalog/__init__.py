@@ -2,16 +2,16 @@
 
 from keyservice.catalog.child_keys import ChildKeyCache, active_versions, create_child_key
 from keyservice.catalog.facts import Relationships, decide_for, load_relationships
-from keyservice.catalog.rotation import ChildRotation, rewrap_child_keys, rotate_child_key
+from keyservice.catalog.rotation import Started, start_child_rotation, start_root_rotation
 
 __all__ = [
     "ChildKeyCache",
-    "ChildRotation",
     "Relationships",
+    "Started",
     "active_versions",
     "create_child_key",
     "decide_for",
     "load_relationships",
-    "rewrap_child_keys",
-    "rotate_child_key",
+    "start_child_rotation",
+    "start_root_rotation",
 ]

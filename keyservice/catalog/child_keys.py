@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select
 
 from keyservice.db.tables import child_keys
-from keyservice.keys import RootKeyProvider, generate_key, unwrap_child_key, wrap_child_key
+from keyservice.keys import RootKeyProvider, generate_child_key, unwrap_child_key
 
 ACTIVE = "active"
 DECRYPT_ONLY = "decrypt-only"
@@ -26,14 +26,22 @@ DESTROYED = "destroyed"
 
 def create_child_key(
     connection: Connection, root: RootKeyProvider, *, child_id: str, version: int, now: datetime
-) -> None:
-    """Store a fresh active child key version, wrapped by the root key."""
-    wrapped = wrap_child_key(root, child_id=child_id, version=version, child_key=generate_key())
+) -> bytes:
+    """Store a fresh active child key version, generated and wrapped by the root key in one
+    provider call; the key itself, for a rotation that wraps record keys under it next."""
+    child_key, wrapped = generate_child_key(root, child_id=child_id, version=version)
     connection.execute(
         insert(child_keys).values(
-            child_id=child_id, version=version, state=ACTIVE, wrapped=wrapped, created_at=now
+            child_id=child_id,
+            version=version,
+            state=ACTIVE,
+            wrapped=wrapped,
+            created_at=now,
+            root_provider=root.identity(),
+            root_version=root.current_version(),
         )
     )
+    return child_key
 
 
 class ChildKeyCache:

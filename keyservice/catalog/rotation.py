@@ -1,59 +1,183 @@
-"""Key rotation: rewrap rows, never blobs.
+"""Key rotation: rewrap rows, never blobs, in short idempotent batches (decision 0017).
 
-- A child key rotation adds a new active version, turns the old active version
-  decrypt-only, and rewraps every record key wrapped under an older version of that child's
-  key to the new version (decision 0002: one wrap per child). Blob bytes are untouched.
-- A root key rotation adds a root key version and rewraps every child key version under it.
+- A child rotation adds a new active version (one root-provider call: generate and wrap),
+  turns the old active version decrypt-only, and records a job; the job's batches move every
+  record key wrapped under an older live version to the new one (decision 0002: one wrap per
+  child). Each batch updates ``WHERE child_key_version = <old>``, so a batch run twice (a
+  restart after its commit) changes nothing the second time.
+- A root rotation adds a root key version and records a job whose batches rewrap every child
+  key version not yet under it (one provider call per child key version). A migrate job does
+  the same from a previous provider to the current one (keys/transition.py).
 
-Both run in the caller's transaction, so the rows change together with their audit entry.
+Starting a job is one short transaction; each batch is another. Releases and uploads go on
+throughout: old versions stay decrypt-only until no wrap needs them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, bindparam, func, or_, select, update
 
 from keyservice.catalog.child_keys import ACTIVE, DECRYPT_ONLY, DESTROYED, create_child_key
+from keyservice.catalog.jobs import create_job
 from keyservice.db.tables import (
     child_keys,
+    children,
     record_children,
     records,
+    rotation_jobs,
     wrapped_record_keys,
 )
+from keyservice.errors import InvalidChangeError
 from keyservice.keys import (
+    RecordKeyRewrapper,
     RootKeyProvider,
+    RootKeyTransition,
+    move_child_key,
     rewrap_child_key,
     unwrap_child_key,
-    unwrap_record_key,
-    wrap_record_key,
 )
 from vault.format import RecordAttributes
 
+WRK = wrapped_record_keys
+
 
 @dataclass(frozen=True)
-class ChildRotation:
-    child_id: str
-    new_version: int
-    rewrapped: int
+class Started:
+    """A job started (``job_id``), or what it would change (``job_id`` None: a dry run)."""
+
+    job_id: str | None
+    to_version: int
+    total: int
 
 
-def rotate_child_key(
-    connection: Connection, root: RootKeyProvider, *, child_id: str, now: datetime
-) -> ChildRotation:
-    """Make a new active key version for the child and move its wraps onto it."""
+# --- counts ----------------------------------------------------------------------------------
+
+
+def wrap_counts(connection: Connection, child_id: str) -> dict[int, int]:
+    """How many record key wraps use each of the child's key versions (every version, 0 if
+    none)."""
+    counts = {
+        version: 0
+        for version in connection.execute(
+            select(child_keys.c.version).where(child_keys.c.child_id == child_id)
+        ).scalars()
+    }
+    for version, count in connection.execute(
+        select(WRK.c.child_key_version, func.count())
+        .where(WRK.c.child_id == child_id)
+        .group_by(WRK.c.child_key_version)
+    ):
+        counts[version] = count
+    return counts
+
+
+def _live_versions(connection: Connection, child_id: str) -> list[int]:
+    return list(
+        connection.execute(
+            select(child_keys.c.version).where(
+                child_keys.c.child_id == child_id, child_keys.c.state != DESTROYED
+            )
+        ).scalars()
+    )
+
+
+def _wraps_under(connection: Connection, child_id: str, versions: list[int]) -> int:
+    if not versions:
+        return 0
+    return int(
+        connection.execute(
+            select(func.count()).where(
+                WRK.c.child_id == child_id, WRK.c.child_key_version.in_(versions)
+            )
+        ).scalar_one()
+    )
+
+
+def _stale_child_keys(root: RootKeyProvider) -> ColumnElement[bool]:
+    """Child key versions not wrapped by the current root provider and version."""
+    return and_(
+        child_keys.c.state != DESTROYED,
+        or_(
+            child_keys.c.root_provider.is_(None),
+            child_keys.c.root_provider != root.identity(),
+            child_keys.c.root_version.is_(None),
+            child_keys.c.root_version != root.current_version(),
+        ),
+    )
+
+
+def child_keys_to_rewrap(connection: Connection, root: RootKeyProvider) -> int:
+    """Child key versions a root rotation (or migrate) still has to rewrap."""
+    return int(
+        connection.execute(
+            select(func.count()).select_from(child_keys).where(_stale_child_keys(root))
+        ).scalar_one()
+    )
+
+
+def child_keys_by_provider(connection: Connection) -> dict[str, int]:
+    """Live child key versions by the root provider that wrapped them (``unrecorded``: made
+    before providers were recorded)."""
+    return {
+        (provider or "unrecorded"): count
+        for provider, count in connection.execute(
+            select(child_keys.c.root_provider, func.count())
+            .where(child_keys.c.state != DESTROYED)
+            .group_by(child_keys.c.root_provider)
+        )
+    }
+
+
+# --- child rotation --------------------------------------------------------------------------
+
+
+def start_child_rotation(
+    connection: Connection,
+    root: RootKeyProvider,
+    *,
+    child_id: str,
+    started_by: str | None,
+    now: datetime,
+    dry_run: bool = False,
+    lease: tuple[str, timedelta] | None = None,
+) -> Started:
+    """A new active key version for the child and a job to move its wraps onto it (or, with
+    ``dry_run``, the counts only). JobConflict if a job runs on this child's key."""
     latest = connection.execute(
         select(func.max(child_keys.c.version)).where(child_keys.c.child_id == child_id)
     ).scalar_one()
     new_version = int(latest) + 1
+    total = _wraps_under(connection, child_id, _live_versions(connection, child_id))
+    if dry_run:
+        return Started(job_id=None, to_version=new_version, total=total)
+    job_id = create_job(
+        connection,
+        kind="child",
+        target=child_id,
+        to_version=new_version,
+        total=total,
+        started_by=started_by,
+        now=now,
+        lease=lease,
+    )
     connection.execute(
         update(child_keys)
         .where(child_keys.c.child_id == child_id, child_keys.c.state == ACTIVE)
         .values(state=DECRYPT_ONLY)
     )
     create_child_key(connection, root, child_id=child_id, version=new_version, now=now)
-    keys = {
+    return Started(job_id=job_id, to_version=new_version, total=total)
+
+
+def child_job_keys(
+    connection: Connection, root: RootKeyProvider, child_id: str
+) -> dict[int, bytes]:
+    """The child's live key versions, unwrapped: one provider call each, once per job run."""
+    return {
         row.version: unwrap_child_key(
             root, child_id=child_id, version=row.version, wrapped=row.wrapped
         )
@@ -63,76 +187,269 @@ def rotate_child_key(
             )
         )
     }
+
+
+def child_rotation_batch(
+    connection: Connection,
+    *,
+    child_id: str,
+    to_version: int,
+    keys: dict[int, bytes],
+    limit: int,
+) -> tuple[int, str | None]:
+    """Move up to ``limit`` of the child's wraps under older live versions to ``to_version``;
+    how many moved and one of the records moved (the job's cursor, for whoever reads it: the
+    batches need none, as what they moved no longer matches). Wraps under a destroyed version
+    stay as they are: that version is shredded for this child."""
+    old = [version for version in keys if version != to_version]
+    if not old:
+        return 0, None
+    batch = (
+        select(WRK.c.record_id, WRK.c.version, WRK.c.child_key_version, WRK.c.wrapped)
+        .where(WRK.c.child_id == child_id, WRK.c.child_key_version.in_(old))
+        # No order: the index on (child_id, child_key_version) hands out the first rows it
+        # holds and stops, where sorting would read every wrap left, in every batch.
+        .limit(limit)
+        .subquery()
+    )
+    # One row per wrap and child of its record (most records have one child).
+    found = connection.execute(
+        select(batch, records.c.category, record_children.c.child_id.label("member"))
+        .join(records, records.c.record_id == batch.c.record_id)
+        .join(record_children, record_children.c.record_id == batch.c.record_id)
+    ).all()
+    if not found:
+        return 0, None
+    members: dict[str, set[str]] = {}
+    wraps: dict[tuple[str, int], Row[Any]] = {}
+    for row in found:
+        members.setdefault(row.record_id, set()).add(row.member)
+        wraps.setdefault((row.record_id, row.version), row)
+    rows = list(wraps.values())
+    rewrap = RecordKeyRewrapper(keys, new_version=to_version)
+    moved = [
+        (
+            row.record_id,
+            row.version,
+            row.child_key_version,
+            rewrap(
+                old_version=row.child_key_version,
+                attributes=RecordAttributes.from_hex(
+                    record_id=row.record_id,
+                    version=row.version,
+                    child_ids=sorted(members[row.record_id]),
+                    category=row.category,
+                ),
+                wrapped=row.wrapped,
+            ),
+        )
+        for row in rows
+    ]
+    _move_wraps(connection, child_id=child_id, to_version=to_version, moved=moved)
+    return len(rows), rows[-1].record_id
+
+
+def _move_wraps(
+    connection: Connection,
+    *,
+    child_id: str,
+    to_version: int,
+    moved: list[tuple[str, int, int, bytes]],
+) -> None:
+    """Store a batch's new wraps, each only if its row is still under the version it was
+    read under: one statement on PostgreSQL (a join with the batch passed as four arrays), one
+    prepared statement run per row on SQLite (in-process, so no round trips to save). The SQL
+    is written out rather than compiled per row: compiling was most of a batch's time."""
+    if not moved:
+        return
+    if connection.dialect.name == "postgresql":
+        record_ids, versions, olds, wrapped = zip(*moved, strict=True)
+        connection.exec_driver_sql(
+            "UPDATE wrapped_record_keys AS w SET child_key_version = %s, wrapped = v.wrapped "
+            "FROM unnest(%s::varchar[], %s::int[], %s::int[], %s::bytea[]) "
+            "AS v(record_id, version, old, wrapped) "
+            "WHERE w.child_id = %s AND w.record_id = v.record_id "
+            "AND w.version = v.version AND w.child_key_version = v.old",
+            (to_version, list(record_ids), list(versions), list(olds), list(wrapped), child_id),
+        )
+        return
+    connection.exec_driver_sql(
+        "UPDATE wrapped_record_keys SET child_key_version = ?, wrapped = ? "
+        "WHERE record_id = ? AND version = ? AND child_id = ? AND child_key_version = ?",
+        [
+            (to_version, wrapped, record_id, version, child_id, old)
+            for record_id, version, old, wrapped in moved
+        ],
+    )
+
+
+# --- root rotation and migration -------------------------------------------------------------
+
+
+def start_root_rotation(
+    connection: Connection,
+    root: RootKeyProvider,
+    *,
+    kind: str,
+    started_by: str | None,
+    now: datetime,
+    dry_run: bool = False,
+    lease: tuple[str, timedelta] | None = None,
+) -> Started:
+    """A job rewrapping every child key version not under the current root version (``root``:
+    after adding a root version; ``migrate``: from the previous provider). JobConflict if a
+    root or migrate job runs already; the root version is added only once the job is
+    recorded."""
+    if kind == "migrate" and not isinstance(root, RootKeyTransition):
+        raise InvalidChangeError(
+            "nothing to migrate from: set CAREVAULT_ROOT_KEY_PREVIOUS to the provider in use "
+            "until now and CAREVAULT_ROOT_KEY to the new one"
+        )
+    if dry_run:
+        after = root.current_version() + (1 if kind == "root" else 0)
+        total = int(
+            connection.execute(
+                select(func.count()).select_from(child_keys).where(child_keys.c.state != DESTROYED)
+            ).scalar_one()
+            if kind == "root"
+            else child_keys_to_rewrap(connection, root)
+        )
+        return Started(job_id=None, to_version=after, total=total)
+    target = root.previous.identity() if isinstance(root, RootKeyTransition) else None
+    job_id = create_job(
+        connection,
+        kind=kind,
+        target=target if kind == "migrate" else None,
+        to_version=None,
+        total=0,
+        started_by=started_by,
+        now=now,
+        lease=lease,
+    )
+    version = root.rotate() if kind == "root" else root.current_version()
+    total = child_keys_to_rewrap(connection, root)
+    connection.execute(
+        update(rotation_jobs)
+        .where(rotation_jobs.c.job_id == job_id)
+        .values(to_version=version, total=total)
+    )
+    return Started(job_id=job_id, to_version=version, total=total)
+
+
+def root_rotation_batch(connection: Connection, root: RootKeyProvider, *, limit: int) -> int:
+    """Rewrap up to ``limit`` child key versions not under the current root provider and
+    version: one provider call each (a KMS ``ReEncrypt``; from a previous provider, its unwrap
+    and the current one's wrap). Each row is updated only if its wrap is still the one read."""
     rows = connection.execute(
         select(
-            wrapped_record_keys.c.record_id,
-            wrapped_record_keys.c.version,
-            wrapped_record_keys.c.child_key_version,
-            wrapped_record_keys.c.wrapped,
-            records.c.category,
+            child_keys.c.child_id,
+            child_keys.c.version,
+            child_keys.c.wrapped,
+            child_keys.c.root_provider,
         )
-        .join(records, records.c.record_id == wrapped_record_keys.c.record_id)
-        .where(
-            wrapped_record_keys.c.child_id == child_id,
-            wrapped_record_keys.c.child_key_version != new_version,
-        )
+        .where(_stale_child_keys(root))
+        .order_by(child_keys.c.child_id, child_keys.c.version)
+        .limit(limit)
     ).all()
-    children: dict[str, list[str]] = {}
-    for record_id, other in connection.execute(
-        select(record_children.c.record_id, record_children.c.child_id).where(
-            record_children.c.record_id.in_({row.record_id for row in rows})
-        )
-    ):
-        children.setdefault(record_id, []).append(other)
-    rewrapped = 0
+    identity, version = root.identity(), root.current_version()
+    params = []
     for row in rows:
-        old_key = keys.get(row.child_key_version)
-        if old_key is None:
-            # Wrapped under a destroyed version: already shredded for this child.
-            continue
-        attributes = RecordAttributes.from_hex(
-            record_id=row.record_id,
-            version=row.version,
-            child_ids=children[row.record_id],
-            category=row.category,
-        )
-        record_key = unwrap_record_key(
-            child_key=old_key, attributes=attributes, wrapped=row.wrapped
-        )
-        connection.execute(
-            update(wrapped_record_keys)
-            .where(
-                wrapped_record_keys.c.record_id == row.record_id,
-                wrapped_record_keys.c.version == row.version,
-                wrapped_record_keys.c.child_id == child_id,
+        if isinstance(root, RootKeyTransition) and row.root_provider != identity:
+            fresh = move_child_key(
+                root, child_id=row.child_id, version=row.version, wrapped=row.wrapped
             )
-            .values(
-                child_key_version=new_version,
-                wrapped=wrap_record_key(
-                    child_key=keys[new_version], attributes=attributes, record_key=record_key
-                ),
+        else:
+            fresh = rewrap_child_key(
+                root, child_id=row.child_id, version=row.version, wrapped=row.wrapped
             )
+        params.append(
+            {
+                "b_child": row.child_id,
+                "b_version": row.version,
+                "b_old": row.wrapped,
+                "b_wrapped": fresh,
+            }
         )
-        rewrapped += 1
-    return ChildRotation(child_id=child_id, new_version=new_version, rewrapped=rewrapped)
-
-
-def rewrap_child_keys(connection: Connection, root: RootKeyProvider) -> int:
-    """Rewrap every surviving child key version under the root key's current version: one
-    provider call per version, the child key never out of a KMS."""
-    rows = connection.execute(
-        select(child_keys.c.child_id, child_keys.c.version, child_keys.c.wrapped).where(
-            child_keys.c.state != DESTROYED
-        )
-    ).all()
-    for row in rows:
+    if params:
         connection.execute(
             update(child_keys)
-            .where(child_keys.c.child_id == row.child_id, child_keys.c.version == row.version)
-            .values(
-                wrapped=rewrap_child_key(
-                    root, child_id=row.child_id, version=row.version, wrapped=row.wrapped
-                )
+            .where(
+                child_keys.c.child_id == bindparam("b_child"),
+                child_keys.c.version == bindparam("b_version"),
+                child_keys.c.wrapped == bindparam("b_old"),
             )
+            .values(wrapped=bindparam("b_wrapped"), root_provider=identity, root_version=version),
+            params,
         )
     return len(rows)
+
+
+# --- minimum decryption version and trimming -------------------------------------------------
+
+
+def set_min_decryption_version(connection: Connection, *, child_id: str, version: int) -> None:
+    """Versions below ``version`` are no longer needed; refused while a wrap still uses one
+    of them, or above the active version."""
+    active = connection.execute(
+        select(child_keys.c.version).where(
+            child_keys.c.child_id == child_id, child_keys.c.state == ACTIVE
+        )
+    ).scalar_one()
+    if not 1 <= version <= active:
+        raise InvalidChangeError(
+            f"the minimum decryption version must be between 1 and the active version {active}"
+        )
+    still = {v: n for v, n in wrap_counts(connection, child_id).items() if v < version and n}
+    if still:
+        raise InvalidChangeError(
+            f"wraps still use versions below {version} ({_listed(still)}): rotate the child's "
+            "key and let the job finish first"
+        )
+    connection.execute(
+        update(children)
+        .where(children.c.child_id == child_id)
+        .values(min_decryption_version=version)
+    )
+
+
+def trim_child_key_versions(connection: Connection, *, child_id: str) -> list[int]:
+    """Destroy the child's key versions below its minimum decryption version; refused while
+    any wrap still needs one of them. The versions destroyed."""
+    minimum = connection.execute(
+        select(children.c.min_decryption_version).where(children.c.child_id == child_id)
+    ).scalar_one()
+    if minimum is None:
+        raise InvalidChangeError("set a minimum decryption version first")
+    doomed = [v for v in _live_versions(connection, child_id) if v < minimum]
+    still = {v: n for v, n in wrap_counts(connection, child_id).items() if v in doomed and n}
+    if still:
+        raise InvalidChangeError(
+            f"wraps still use versions {_listed(still)}: they cannot be destroyed yet"
+        )
+    if doomed:
+        connection.execute(
+            update(child_keys)
+            .where(child_keys.c.child_id == child_id, child_keys.c.version.in_(doomed))
+            .values(state=DESTROYED, wrapped=None)
+        )
+    return sorted(doomed)
+
+
+def _listed(counts: dict[int, int]) -> str:
+    return ", ".join(f"version {v}: {n} wraps" for v, n in sorted(counts.items()))
+
+
+def key_versions(
+    connection: Connection, child_id: str
+) -> tuple[int | None, list[tuple[int, str, int]]]:
+    """The child's minimum decryption version and each key version's state and wrap count."""
+    minimum = connection.execute(
+        select(children.c.min_decryption_version).where(children.c.child_id == child_id)
+    ).scalar_one()
+    counts = wrap_counts(connection, child_id)
+    states = connection.execute(
+        select(child_keys.c.version, child_keys.c.state)
+        .where(child_keys.c.child_id == child_id)
+        .order_by(child_keys.c.version)
+    ).all()
+    return minimum, [(row.version, row.state, counts.get(row.version, 0)) for row in states]

@@ -104,6 +104,8 @@ children = Table(
     # For retention (docs/decisions/0019): optional, set by the child's manager/DSL or an admin.
     Column("date_of_birth", Date),
     Column("left_on", Date),
+    # Key versions below this one are no longer needed by any wrap and may be destroyed.
+    Column("min_decryption_version", Integer),
 )
 
 child_keys = Table(
@@ -115,6 +117,9 @@ child_keys = Table(
     Column("state", String(16), nullable=False),
     Column("wrapped", LargeBinary),
     Column("created_at", UTCDateTime, nullable=False),
+    # Which root key provider and version wrapped it (NULL: made before they were recorded).
+    Column("root_provider", String(200)),
+    Column("root_version", Integer),
 )
 
 assignments = Table(
@@ -284,6 +289,12 @@ wrapped_record_keys = Table(
     Column("child_key_version", Integer, nullable=False),
     Column("wrapped", LargeBinary, nullable=False),
 )
+# A child rotation's batches and the wrap counts per key version read by this index.
+Index(
+    "ix_wrapped_record_keys_child_version",
+    wrapped_record_keys.c.child_id,
+    wrapped_record_keys.c.child_key_version,
+)
 
 audit_entries = Table(
     "audit_entries",
@@ -439,4 +450,32 @@ shred_requests = Table(
     # The signed shred certificate (vault/shred.py): its statement and the service's signature.
     Column("certificate", Text),
     Column("signature", LargeBinary(64)),
+)
+
+
+# Rotation jobs (decision 0017): recorded, resumed after a restart, one running per key
+# (``running_key`` is unique while set: ``root`` or ``child:<id>``); an instance holds a job
+# while its lease (owner, expiry) lasts and renews it with every batch.
+rotation_jobs = Table(
+    "rotation_jobs",
+    metadata,
+    Column("job_id", ID, primary_key=True),
+    # root | child | migrate
+    Column("kind", String(16), nullable=False),
+    # the child of a child rotation; the provider moved from, of a migrate job
+    Column("target", String(200)),
+    # running | done | failed
+    Column("state", String(16), nullable=False, index=True),
+    Column("running_key", String(64), unique=True),
+    Column("to_version", Integer),
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("cursor", String(200)),
+    Column("started_by", ID),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("lease_owner", String(64)),
+    Column("lease_expires", UTCDateTime),
+    Column("error", String(500)),
 )

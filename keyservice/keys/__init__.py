@@ -2,6 +2,9 @@
 
 from keyservice.keys.fake import FakeRootKeyProvider
 from keyservice.keys.hierarchy import (
+    RecordKeyRewrapper,
+    generate_child_key,
+    move_child_key,
     rewrap_child_key,
     unwrap_child_key,
     unwrap_record_key,
@@ -13,6 +16,7 @@ from keyservice.keys.kms import KmsRootKeyProvider
 from keyservice.keys.local_file import LocalFileRootKeyProvider
 from keyservice.keys.root import KEY_SIZE, RootKeyProvider, generate_key
 from keyservice.keys.select import open_root_key, parse_root_key
+from keyservice.keys.transition import RootKeyTransition
 
 __all__ = [
     "KEY_SIZE",
@@ -20,8 +24,12 @@ __all__ = [
     "KmsRootKeyProvider",
     "LocalFileRootKeyProvider",
     "Pkcs11RootKeyProvider",
+    "RecordKeyRewrapper",
     "RootKeyProvider",
+    "RootKeyTransition",
+    "generate_child_key",
     "generate_key",
+    "move_child_key",
     "open_root_key",
     "parse_root_key",
     "rewrap_child_key",

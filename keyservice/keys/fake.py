@@ -21,6 +21,13 @@ class FakeRootKeyProvider:
     def rewrap(self, wrapped: bytes, *, context: bytes) -> bytes:
         return self.wrap(self.unwrap(wrapped, context=context), context=context)
 
+    def generate(self, *, context: bytes) -> tuple[bytes, bytes]:
+        key = generate_key()
+        return key, self.wrap(key, context=context)
+
+    def identity(self) -> str:
+        return "fake"
+
     def current_version(self) -> int:
         return self._keyring.current_version
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keyservice.errors import KeyUnwrapError
 from keyservice.keys.root import KEY_SIZE, RootKeyProvider
+from keyservice.keys.transition import RootKeyTransition
 from vault.format import RecordAttributes
 
 CHILD_KEY_LABEL = b"carevault/child-key/v1"
@@ -71,6 +72,19 @@ def wrap_child_key(
     return root.wrap(child_key, context=_child_key_context(child_id=child_id, version=version))
 
 
+def generate_child_key(
+    root: RootKeyProvider, *, child_id: str, version: int
+) -> tuple[bytes, bytes]:
+    """A new key for version ``version`` of ``child_id`` and its wrap under the current root
+    key: one call to the provider."""
+    child_key, wrapped = root.generate(
+        context=_child_key_context(child_id=child_id, version=version)
+    )
+    if len(child_key) != KEY_SIZE:
+        raise KeyUnwrapError()
+    return child_key, wrapped
+
+
 def unwrap_child_key(
     root: RootKeyProvider, *, child_id: str, version: int, wrapped: bytes
 ) -> bytes:
@@ -90,12 +104,46 @@ def rewrap_child_key(
     return root.rewrap(wrapped, context=_child_key_context(child_id=child_id, version=version))
 
 
+def move_child_key(
+    root: RootKeyTransition, *, child_id: str, version: int, wrapped: bytes
+) -> bytes:
+    """A child key version wrapped by the previous provider, wrapped by the current one: one
+    call to each (keys/transition.py)."""
+    return root.move(wrapped, context=_child_key_context(child_id=child_id, version=version))
+
+
 def wrap_record_key(*, child_key: bytes, attributes: RecordAttributes, record_key: bytes) -> bytes:
     """Wrap a record version's key under one of its children's keys, bound to its attributes."""
     _check_key("child key", child_key)
     _check_key("record key", record_key)
     nonce = os.urandom(NONCE_SIZE)
     return nonce + AESGCM(child_key).encrypt(nonce, record_key, attributes.canonical())
+
+
+class RecordKeyRewrapper:
+    """Moves record key wraps from a child's older key versions to ``new_version``, in bulk:
+    each version's cipher is built once, each record's attributes encoded once, and the
+    record key never leaves the call."""
+
+    def __init__(self, keys: dict[int, bytes], *, new_version: int) -> None:
+        for key in keys.values():
+            _check_key("child key", key)
+        self._ciphers = {version: AESGCM(key) for version, key in keys.items()}
+        self._new = self._ciphers[new_version]
+
+    def __call__(self, *, old_version: int, attributes: RecordAttributes, wrapped: bytes) -> bytes:
+        """``wrapped`` (under ``old_version``) wrapped again under the new version, bound to
+        the same attributes; a KeyUnwrapError if it does not open."""
+        aad = attributes.canonical()
+        cipher = self._ciphers.get(old_version)
+        if cipher is None or len(wrapped) != NONCE_SIZE + KEY_SIZE + TAG_SIZE:
+            raise KeyUnwrapError()
+        try:
+            record_key = cipher.decrypt(wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:], aad)
+        except (InvalidTag, ValueError) as exc:
+            raise KeyUnwrapError() from exc
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce + self._new.encrypt(nonce, record_key, aad)
 
 
 def unwrap_record_key(*, child_key: bytes, attributes: RecordAttributes, wrapped: bytes) -> bytes:

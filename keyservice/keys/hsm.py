@@ -21,6 +21,7 @@ from typing import Any
 
 from keyservice.errors import InsecureKeyFileError, KeyUnwrapError, RootKeyError
 from keyservice.keys.keyring import NONCE_SIZE, ROOT_LABEL, TAG_SIZE
+from keyservice.keys.root import generate_key
 
 SETTING = "CAREVAULT_ROOT_KEY"
 KEY_BITS = 256
@@ -59,6 +60,7 @@ class Pkcs11RootKeyProvider:
 
         self._where = f"{SETTING}=pkcs11:token={token_label};object={key_label}"
         self._label = key_label
+        self._token_label = token_label
         self._lock = threading.Lock()
         try:
             token = pkcs11.lib(str(module)).get_token(token_label=token_label)
@@ -140,6 +142,13 @@ class Pkcs11RootKeyProvider:
 
     def rewrap(self, wrapped: bytes, *, context: bytes) -> bytes:
         return self.wrap(self.unwrap(wrapped, context=context), context=context)
+
+    def generate(self, *, context: bytes) -> tuple[bytes, bytes]:
+        key = generate_key()
+        return key, self.wrap(key, context=context)
+
+    def identity(self) -> str:
+        return f"pkcs11:{self._token_label}/{self._label}"
 
     def current_version(self) -> int:
         with self._lock:

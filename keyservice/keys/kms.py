@@ -6,10 +6,11 @@
                        | {"carevault": "root/v1", "root_version": "<version>",
                           "context": "<hex of the context bytes>"}          (any other context)
 
-Every wrap is one ``Encrypt``, every unwrap one ``Decrypt`` (naming the key, so a ciphertext
-of another key is refused), every rewrap one ``ReEncrypt``: the KMS never returns the root
-key, and a child key's plaintext crosses the network only inside a KMS call's TLS. The
-encryption context is logged by the KMS in clear (CloudTrail): it holds opaque ids only.
+Every wrap is one ``Encrypt``, every new key one ``GenerateDataKey``, every unwrap one
+``Decrypt`` (naming the key, so a ciphertext of another key is refused), every rewrap one
+``ReEncrypt``: the KMS never returns the root key, and a child key's plaintext crosses the
+network only inside a KMS call's TLS. The encryption context is logged by the KMS in clear
+(CloudTrail): it holds opaque ids only.
 
 The version is 1 + the key's rotations as the KMS lists them (``ListKeyRotations``) when the
 provider opens; ``rotate`` asks the KMS for an on-demand rotation. The KMS picks the key
@@ -30,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keyservice.errors import KeyUnwrapError, RootKeyError
 from keyservice.keys.hierarchy import parse_child_key_context
+from keyservice.keys.root import KEY_SIZE
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -139,6 +141,22 @@ class KmsRootKeyProvider:
         except BotoCoreError as exc:
             raise self._unusable("ReEncrypt", exc) from exc
         return _VERSION.pack(current) + fresh
+
+    def generate(self, *, context: bytes) -> tuple[bytes, bytes]:
+        """A new key and its wrap in one ``GenerateDataKey`` call."""
+        version = self._version
+        try:
+            answer = self._kms.generate_data_key(
+                KeyId=self._key_id,
+                NumberOfBytes=KEY_SIZE,
+                EncryptionContext=encryption_context(context, version=version),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unusable("GenerateDataKey", exc) from exc
+        return answer["Plaintext"], _VERSION.pack(version) + answer["CiphertextBlob"]
+
+    def identity(self) -> str:
+        return f"kms:{self._key_id}"
 
     def current_version(self) -> int:
         return self._version

@@ -42,6 +42,16 @@ class RootKeyProvider(Protocol):
         failure to open ``wrapped`` is a KeyUnwrapError."""
         ...
 
+    def generate(self, *, context: bytes) -> tuple[bytes, bytes]:
+        """A fresh random key and its wrap under the current version bound to ``context``, in
+        one call to the provider where it can (a KMS's ``GenerateDataKey``)."""
+        ...
+
+    def identity(self) -> str:
+        """Which provider and key this is (``file``, ``kms:KEY_ID``, ``pkcs11:TOKEN/LABEL``),
+        recorded with each wrap so a move between providers knows what is left to move."""
+        ...
+
     def current_version(self) -> int:
         """The version new wraps use."""
         ...

@@ -7,6 +7,9 @@
                                          percent-encoded); module CAREVAULT_PKCS11_MODULE,
                                          PIN in CAREVAULT_PKCS11_PIN_FILE or CAREVAULT_PKCS11_PIN
 
+``CAREVAULT_ROOT_KEY_PREVIOUS`` (same forms, unset by default) names the provider a deployment
+is moving away from (keys/transition.py).
+
 A value of another form, or a provider that cannot be opened, is a RootKeyError whose message
 names the setting: the service refuses to start.
 """
@@ -22,6 +25,7 @@ from keyservice.keys.hsm import Pkcs11RootKeyProvider, read_pin_file
 from keyservice.keys.kms import KmsRootKeyProvider
 from keyservice.keys.local_file import LocalFileRootKeyProvider
 from keyservice.keys.root import RootKeyProvider
+from keyservice.keys.transition import RootKeyTransition
 from keyservice.settings import Settings
 
 SETTING = "CAREVAULT_ROOT_KEY"
@@ -78,8 +82,17 @@ def _parse_pkcs11(path: str) -> Pkcs11RootKey | None:
 
 
 def open_root_key(settings: Settings, value: str | None = None) -> RootKeyProvider:
-    """The provider ``value`` (default: the setting) names, opened and checked."""
-    spec = parse_root_key(settings.root_key if value is None else value)
+    """The provider ``value`` (default: the setting) names, opened and checked; with
+    ``CAREVAULT_ROOT_KEY_PREVIOUS`` set (and no ``value``), a transition from that provider."""
+    if value is None and settings.root_key_previous:
+        return RootKeyTransition(
+            _open(settings, settings.root_key), _open(settings, settings.root_key_previous)
+        )
+    return _open(settings, settings.root_key if value is None else value)
+
+
+def _open(settings: Settings, value: str) -> RootKeyProvider:
+    spec = parse_root_key(value)
     if isinstance(spec, FileRootKey):
         return LocalFileRootKeyProvider(spec.path)
     if isinstance(spec, KmsRootKey):

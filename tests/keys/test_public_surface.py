@@ -9,6 +9,7 @@ from keyservice.keys import (
     LocalFileRootKeyProvider,
     Pkcs11RootKeyProvider,
     RootKeyProvider,
+    RootKeyTransition,
 )
 
 
@@ -19,8 +20,12 @@ def test_public_surface() -> None:
         "KmsRootKeyProvider",
         "LocalFileRootKeyProvider",
         "Pkcs11RootKeyProvider",
+        "RecordKeyRewrapper",
         "RootKeyProvider",
+        "RootKeyTransition",
+        "generate_child_key",
         "generate_key",
+        "move_child_key",
         "open_root_key",
         "parse_root_key",
         "rewrap_child_key",
@@ -32,13 +37,14 @@ def test_public_surface() -> None:
 
 
 def test_providers_have_every_method_of_the_interface() -> None:
-    methods = {"wrap", "unwrap", "rewrap", "current_version", "rotate"}
+    methods = {"wrap", "unwrap", "rewrap", "generate", "identity", "current_version", "rotate"}
     assert methods <= set(vars(RootKeyProvider))
     providers = (
         FakeRootKeyProvider,
         LocalFileRootKeyProvider,
         KmsRootKeyProvider,
         Pkcs11RootKeyProvider,
+        RootKeyTransition,
     )
     for provider in providers:
         assert methods <= set(vars(provider))

@@ -22,14 +22,14 @@ SURFACES = {
     "keyservice.auth": ["SKEW", "ReplayCache", "SignedRequest", "verify_request"],
     "keyservice.catalog": [
         "ChildKeyCache",
-        "ChildRotation",
         "Relationships",
         "active_versions",
         "create_child_key",
         "decide_for",
         "load_relationships",
-        "rewrap_child_keys",
-        "rotate_child_key",
+        "Started",
+        "start_child_rotation",
+        "start_root_rotation",
     ],
     "keyservice.db": ["make_engine", "metadata", "upgrade_to_head"],
     "vault.signing": [

@@ -40,6 +40,7 @@ from vault.client.identity import DeviceIdentity, DeviceKeys, b64encode
 from vault.client.models import Child, Disclosure, Me
 from vault.client.relationships import RelationshipCalls
 from vault.client.retention import RetentionCalls
+from vault.client.rotation import RotationCalls
 from vault.client.shares import ShareCalls
 from vault.client.transport import KeyServiceTransport
 from vault.client.writing import RecordWriting
@@ -53,6 +54,7 @@ class Client(
     ApprovalCalls,
     DeviceCalls,
     RetentionCalls,
+    RotationCalls,
 ):
     """One enrolled device talking to one key service.
 
