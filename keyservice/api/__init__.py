@@ -10,6 +10,7 @@ from keyservice.api import (
     records,
     relationships,
     release,
+    rooms,
     shares,
 )
 
@@ -23,6 +24,7 @@ ROUTERS = (
     release.router,
     disclosures.router,
     shares.router,
+    rooms.router,
     blobs.router,
 )
 
