@@ -39,6 +39,7 @@ from vault.client.devices import DeviceCalls
 from vault.client.identity import DeviceIdentity, DeviceKeys, b64encode
 from vault.client.models import Child, Disclosure, Me
 from vault.client.relationships import RelationshipCalls
+from vault.client.rooms import RoomCalls
 from vault.client.shares import ShareCalls
 from vault.client.transport import KeyServiceTransport
 from vault.client.writing import RecordWriting
@@ -48,6 +49,7 @@ class Client(
     RecordWriting,
     ShareCalls,
     AdminCalls,
+    RoomCalls,
     RelationshipCalls,
     ApprovalCalls,
     DeviceCalls,
