@@ -365,6 +365,9 @@ def test_release_by_room_membership_works_and_stops_after_leaving(
     approve(approver_for(admin), joined.json()["proposal_id"])
     _, results = release(educator, [(record.record_id, record.version)])
     assert results[(record.record_id, record.version)]["status"] == "granted"
+    with educator.client() as http:
+        mine_now = {c["child_id"]: c["relation"] for c in ok(http.get("/v1/children"))}
+    assert mine_now == {room.child: "room:educator"}
     with admin.client() as http:
         shown = ok(http.get(f"/v1/admin/rooms/{name}"))
     mine = next(m for m in shown["memberships"] if m["person_id"] == educator.principal_id)
@@ -406,3 +409,23 @@ def test_room_names_are_unique_and_unknown_rooms_are_404(admin: Device) -> None:
     assert again.status_code == 422
     assert missing.status_code == 404
     assert name in [r["name"] for r in listed]
+
+
+def test_offboarding_ends_room_memberships_too(
+    service: KeyService, admin: Device, people: dict[str, Any], service_db: Engine
+) -> None:
+    leaver = create_principal(admin, kind="staff", roles=["educator"])
+    name = people["toddlers"][1]
+    ok(_import(admin, f"{STAFF_HEADER}\n{leaver},{name},educator,,\n"))
+    with service_db.connect() as db:
+        membership = db.execute(
+            text("SELECT membership_id FROM room_staff WHERE staff_id = :s"), {"s": leaver}
+        ).scalar_one()
+    with admin.client() as http:
+        done = ok(http.post(f"/v1/admin/principals/{leaver}/offboard", json={"reason": "left"}))
+    assert membership in done["assignments_ended"]
+    with service_db.connect() as db:
+        ended = db.execute(
+            text("SELECT valid_to FROM room_staff WHERE membership_id = :m"), {"m": membership}
+        ).scalar_one()
+    assert ended is not None
