@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from clients import admin_retention
+from clients import admin_retention, admin_rooms
 from clients.admin_rotation import register as register_rotation
 from clients.approvals import report_proposed
 from clients.output import emit_json, friendly, options, report, say, table
@@ -202,3 +202,6 @@ def _show_offboarding(done: Offboarded) -> None:
         say("Dry run: nothing changed. Run again without --dry-run to offboard.")
     else:
         say(f"Offboarded {done.principal_id}: their next request is refused.")
+
+
+admin_rooms.register(app)

@@ -32,12 +32,14 @@ WHAT: dict[str, str] = {
     "court_order.end": "end a court order that keeps a guardian out",
     "admin.create": "add an admin",
     "device.enrol": "an enrolment code for someone who already has a device or rights",
+    "rooms.import": "room memberships or assignments that give read rights (one batch)",
 }
 
 # Who may approve, by action; a lead is a manager or DSL assigned to the child.
 WHO_APPROVES: dict[str, str] = {
     "admin.create": "another admin (where you are the only admin: a manager or DSL)",
     "device.enrol": "another admin, a manager or a DSL",
+    "rooms.import": "another admin",
 }
 CHILD_APPROVERS = "another admin, or the child's manager or DSL"
 

@@ -15,6 +15,9 @@ from vault.storage import BLOB_ROUTE
 
 MAX_JSON_BODY = 1024 * 1024
 TOO_LARGE = f"the request body is larger than {MAX_JSON_BODY} bytes"
+# A CSV import (keyservice/api/rooms.py) carries up to 20,000 rows: 10,000 must fit.
+IMPORT_ROUTE = "/v1/admin/imports"
+MAX_IMPORT_BODY = 4 * 1024 * 1024
 
 
 class BodyLimit:
@@ -26,9 +29,13 @@ class BodyLimit:
         if scope["type"] != "http" or scope["path"].startswith(BLOB_ROUTE):
             await self.app(scope, receive, send)
             return
+        limit = MAX_IMPORT_BODY if scope["path"] == IMPORT_ROUTE else self.limit
+        too_large = (
+            TOO_LARGE if limit == self.limit else f"the request body is larger than {limit} bytes"
+        )
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await problem(413, TOO_LARGE)(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await problem(413, too_large)(scope, receive, send)
             return
         seen = 0
 
@@ -36,9 +43,9 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 # Raised into the body read; the app's handler turns it into the problem.
-                raise HTTPException(status_code=413, detail=TOO_LARGE)
+                raise HTTPException(status_code=413, detail=too_large)
             return message
 
         await self.app(scope, capped, send)

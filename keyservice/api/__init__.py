@@ -11,6 +11,7 @@ from keyservice.api import (
     relationships,
     release,
     retention,
+    rooms,
     rotation,
     shares,
 )
@@ -26,6 +27,7 @@ ROUTERS = (
     disclosures.router,
     shares.router,
     rotation.router,
+    rooms.router,
     blobs.router,
     retention.router,
 )

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select
 
 from keyservice.catalog.child_keys import create_child_key
-from keyservice.db.tables import assignments, children, consents, court_orders, guardianships
+from keyservice.db.tables import (
+    assignments,
+    children,
+    consents,
+    court_orders,
+    guardianships,
+    room_children,
+    room_staff,
+)
 from keyservice.ids import new_id
 from keyservice.keys import RootKeyProvider
 
@@ -35,6 +44,23 @@ def create_child(
     return child_id
 
 
+def _room_children_of(staff_id: str, now: datetime) -> Any:
+    """(child id, the staff member's room role) of the children in a room with them now."""
+    return (
+        select(room_children.c.child_id, room_staff.c.role)
+        .select_from(
+            room_staff.join(room_children, room_children.c.room_id == room_staff.c.room_id)
+        )
+        .where(
+            room_staff.c.staff_id == staff_id,
+            room_staff.c.valid_from <= now,
+            or_(room_staff.c.valid_to.is_(None), room_staff.c.valid_to > now),
+            room_children.c.valid_from <= now,
+            or_(room_children.c.valid_to.is_(None), room_children.c.valid_to > now),
+        )
+    )
+
+
 def related_children(db: Connection, principal_id: str, *, now: datetime) -> list[RelatedChild]:
     """Children the principal has a current relationship with, by name; nobody else's."""
     relation: dict[str, str] = {}
@@ -46,6 +72,8 @@ def related_children(db: Connection, principal_id: str, *, now: datetime) -> lis
         )
     ):
         relation[child_id] = f"assignment:{role}"
+    for child_id, role in db.execute(_room_children_of(principal_id, now)):
+        relation.setdefault(child_id, f"room:{role}")
     for (child_id,) in db.execute(
         select(guardianships.c.child_id).where(
             guardianships.c.guardian_id == principal_id, guardianships.c.ended_at.is_(None)

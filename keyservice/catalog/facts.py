@@ -20,11 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, and_, bindparam, select
+from sqlalchemy import BindParameter, Connection, and_, bindparam, select, union_all
 
 from keyservice.caller import Caller
 from keyservice.catalog.share_facts import RecipientShares, shares_of_recipient
-from keyservice.db.tables import assignments, consents, court_orders, guardianships
+from keyservice.db.tables import (
+    assignments,
+    consents,
+    court_orders,
+    guardianships,
+    room_children,
+    room_staff,
+)
 from keyservice.policy import (
     Action,
     Assignment,
@@ -42,8 +49,39 @@ from keyservice.policy import (
 
 # Built once: constructing a statement and its cache key cost more than running it.
 _CHILD_IDS: BindParameter[list[str]] = bindparam("child_ids", expanding=True)
-_ASSIGNMENTS = select(assignments).where(
-    assignments.c.staff_id == bindparam("principal_id"), assignments.c.child_id.in_(_CHILD_IDS)
+# A member of staff's assignments to the children, and beside them, in the same query, what
+# their rooms give them: each of their room memberships beside each membership of one of the
+# children in that room (docs/decisions/0018-rooms-and-imports.md). A direct assignment's
+# second window is its own; a room's is the child's membership, and the two overlap.
+_ASSIGNMENTS = union_all(
+    select(
+        assignments.c.assignment_id,
+        assignments.c.staff_id,
+        assignments.c.child_id,
+        assignments.c.role,
+        assignments.c.valid_from,
+        assignments.c.valid_to,
+        assignments.c.valid_from.label("child_from"),
+        assignments.c.valid_to.label("child_to"),
+    ).where(
+        assignments.c.staff_id == bindparam("principal_id"),
+        assignments.c.child_id.in_(_CHILD_IDS),
+    ),
+    select(
+        room_staff.c.membership_id,
+        room_staff.c.staff_id,
+        room_children.c.child_id,
+        room_staff.c.role,
+        room_staff.c.valid_from,
+        room_staff.c.valid_to,
+        room_children.c.valid_from,
+        room_children.c.valid_to,
+    )
+    .select_from(room_staff.join(room_children, room_children.c.room_id == room_staff.c.room_id))
+    .where(
+        room_staff.c.staff_id == bindparam("principal_id"),
+        room_children.c.child_id.in_(_CHILD_IDS),
+    ),
 )
 _GUARDIANSHIPS = select(guardianships).where(
     guardianships.c.guardian_id.in_(bindparam("guardian_ids", expanding=True)),
@@ -125,19 +163,28 @@ def load_relationships(
 def _assignments(
     connection: Connection, principal_id: str, wanted: set[str]
 ) -> tuple[Assignment, ...]:
-    return tuple(
-        Assignment(
-            assignment_id=row.assignment_id,
-            staff_id=row.staff_id,
-            child_id=row.child_id,
-            role=row.role,
-            valid_from=row.valid_from,
-            valid_to=row.valid_to,
+    """Direct assignments, and room memberships as assignments for the overlap of the staff
+    member's and the child's windows (none where they do not overlap)."""
+    found: list[Assignment] = []
+    for row in connection.execute(
+        _ASSIGNMENTS, {"principal_id": principal_id, "child_ids": list(wanted)}
+    ):
+        start = max(row.valid_from, row.child_from)
+        ends = [end for end in (row.valid_to, row.child_to) if end is not None]
+        end = min(ends) if ends else None
+        if end is not None and end <= start:
+            continue
+        found.append(
+            Assignment(
+                assignment_id=row.assignment_id,
+                staff_id=row.staff_id,
+                child_id=row.child_id,
+                role=row.role,
+                valid_from=start,
+                valid_to=end,
+            )
         )
-        for row in connection.execute(
-            _ASSIGNMENTS, {"principal_id": principal_id, "child_ids": list(wanted)}
-        )
-    )
+    return tuple(found)
 
 
 def _guardianships(

@@ -33,6 +33,7 @@ from keyservice.db.tables import (
     enrolment_codes,
     principals,
     proposals,
+    room_staff,
     shares,
 )
 from keyservice.errors import DeniedError
@@ -134,11 +135,19 @@ def plan(db: Connection, caller: Caller, principal_id: str, *, now: datetime) ->
     return Offboarding(
         principal_id=principal_id,
         roles=roles,
+        # Their room memberships (keyservice/catalog/rooms.py) end with their assignments.
         assignments_ended=_ids(
             db,
             select(assignments.c.assignment_id).where(
                 assignments.c.staff_id == principal_id,
                 or_(assignments.c.valid_to.is_(None), assignments.c.valid_to > now),
+            ),
+        )
+        + _ids(
+            db,
+            select(room_staff.c.membership_id).where(
+                room_staff.c.staff_id == principal_id,
+                or_(room_staff.c.valid_to.is_(None), room_staff.c.valid_to > now),
             ),
         ),
         devices_revoked=_ids(
@@ -187,6 +196,11 @@ def offboard(
         db.execute(
             update(assignments)
             .where(assignments.c.assignment_id.in_(done.assignments_ended))
+            .values(valid_to=now)
+        )
+        db.execute(
+            update(room_staff)
+            .where(room_staff.c.membership_id.in_(done.assignments_ended))
             .values(valid_to=now)
         )
     db.execute(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, or_, select, update
+from sqlalchemy import Connection, Row, func, or_, select, union_all, update
 
 from keyservice.caller import Caller
 from keyservice.db.tables import (
@@ -18,6 +18,8 @@ from keyservice.db.tables import (
     guardianships,
     notifications,
     principals,
+    room_children,
+    room_staff,
 )
 from keyservice.policy.writes import Person
 
@@ -49,16 +51,28 @@ def child_roles(
     """The roles of the staff member's current assignments to the child."""
     if child_id is None:
         return frozenset()
-    return frozenset(
-        db.execute(
-            select(assignments.c.role).where(
-                assignments.c.staff_id == staff_id,
-                assignments.c.child_id == child_id,
-                assignments.c.valid_from <= now,
-                or_(assignments.c.valid_to.is_(None), assignments.c.valid_to > now),
-            )
-        ).scalars()
+    direct = select(assignments.c.role).where(
+        assignments.c.staff_id == staff_id,
+        assignments.c.child_id == child_id,
+        assignments.c.valid_from <= now,
+        or_(assignments.c.valid_to.is_(None), assignments.c.valid_to > now),
     )
+    # A room role counts while both the staff member and the child are in the room.
+    by_room = (
+        select(room_staff.c.role)
+        .select_from(
+            room_staff.join(room_children, room_children.c.room_id == room_staff.c.room_id)
+        )
+        .where(
+            room_staff.c.staff_id == staff_id,
+            room_children.c.child_id == child_id,
+            room_staff.c.valid_from <= now,
+            or_(room_staff.c.valid_to.is_(None), room_staff.c.valid_to > now),
+            room_children.c.valid_from <= now,
+            or_(room_children.c.valid_to.is_(None), room_children.c.valid_to > now),
+        )
+    )
+    return frozenset(db.execute(union_all(direct, by_room)).scalars())
 
 
 def caller_as_person(
@@ -122,6 +136,11 @@ def has_read_rights(db: Connection, principal_id: str, *, now: datetime) -> bool
         select(assignments.c.assignment_id).where(
             assignments.c.staff_id == principal_id,
             or_(assignments.c.valid_to.is_(None), assignments.c.valid_to > now),
+        ),
+        # A room membership: it gives them whichever children are (or come) into the room.
+        select(room_staff.c.membership_id).where(
+            room_staff.c.staff_id == principal_id,
+            or_(room_staff.c.valid_to.is_(None), room_staff.c.valid_to > now),
         ),
         select(guardianships.c.guardianship_id).where(
             guardianships.c.guardian_id == principal_id, guardianships.c.ended_at.is_(None)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from keyservice.audit.chain import canonical_json
-from keyservice.catalog import grants
+from keyservice.catalog import grants, imports
 from keyservice.catalog.people import circle_of, has_devices, other_active_admins, person
 from keyservice.db.tables import notifications, proposals
 from keyservice.enrolment import issue_code
@@ -71,6 +71,7 @@ CHANGE_ACTIONS = {
     ProposalAction.COURT_ORDER_END: "court_order.end",
     ProposalAction.ADMIN_CREATE: "principal.create",
     ProposalAction.DEVICE_ENROL: "enrolment_code.issue",
+    ProposalAction.ROOMS_IMPORT: "rooms.import",
 }
 
 
@@ -86,6 +87,10 @@ def change_detail(stored: StoredProposal, applied: Applied) -> dict[str, Any]:
     }
     if stored.action is ProposalAction.COURT_ORDER_CREATE:
         detail["guardians_told"] = stored.payload.get("guardians_told", True)
+    if stored.action is ProposalAction.ROOMS_IMPORT:
+        detail["kind"] = stored.payload["kind"]
+        detail["counts"] = stored.payload["counts"]
+        detail["beneficiaries"] = stored.payload["beneficiaries"]
     return detail
 
 
@@ -193,11 +198,15 @@ def facts(db: Connection, stored: StoredProposal, *, now: datetime) -> Proposal 
     if proposer is None:
         return None
     beneficiary = stored.beneficiary_id
+    # A batch gives rights to everyone it lists: the approver must be independent of each.
+    gaining: list[str] = [beneficiary] if beneficiary else []
+    if stored.action is ProposalAction.ROOMS_IMPORT:
+        gaining = list(stored.payload["beneficiaries"])
     return Proposal(
         action=stored.action,
         proposer=proposer,
         beneficiary_id=beneficiary,
-        beneficiary_circle=circle_of(db, beneficiary, now=now) if beneficiary else frozenset(),
+        beneficiary_circle=frozenset().union(*(circle_of(db, p, now=now) for p in gaining)),
         other_admins=other_active_admins(db, besides=stored.proposed_by),
     )
 
@@ -403,6 +412,21 @@ def _device(
     return Applied(None, code, expires)
 
 
+def _rooms_import(
+    db: Connection, stored: StoredProposal, approver: str | None, device: str | None, now: datetime
+) -> Applied:
+    planned = imports.replan(
+        db,
+        stored.payload,
+        proposer_id=stored.proposed_by,
+        now=now,
+    )
+    if approver is not None and approver in planned.beneficiaries:
+        raise InvalidChangeError("the import would give you read rights: another admin approves it")
+    imports.apply(db, planned)
+    return Applied(None)
+
+
 _APPLY: dict[
     ProposalAction,
     Callable[[Connection, StoredProposal, str | None, str | None, datetime], Applied],
@@ -414,4 +438,5 @@ _APPLY: dict[
     ProposalAction.COURT_ORDER_END: _court_order_end,
     ProposalAction.ADMIN_CREATE: _admin,
     ProposalAction.DEVICE_ENROL: _device,
+    ProposalAction.ROOMS_IMPORT: _rooms_import,
 }

@@ -479,3 +479,37 @@ rotation_jobs = Table(
     Column("lease_expires", UTCDateTime),
     Column("error", String(500)),
 )
+
+
+# Rooms of a nursery (docs/decisions/0018-rooms-and-imports.md). Staff are attached to a room
+# with a role and children join and leave it, each for a window; a member of staff reads a
+# child's records while both memberships overlap (keyservice/catalog/facts.py).
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("room_id", ID, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+room_staff = Table(
+    "room_staff",
+    metadata,
+    Column("membership_id", ID, primary_key=True),
+    Column("room_id", ID, ForeignKey("rooms.room_id"), nullable=False, index=True),
+    Column("staff_id", ID, ForeignKey("principals.principal_id"), nullable=False, index=True),
+    # educator | manager | dsl, as an assignment's role.
+    Column("role", String(16), nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime),
+)
+
+room_children = Table(
+    "room_children",
+    metadata,
+    Column("membership_id", ID, primary_key=True),
+    Column("room_id", ID, ForeignKey("rooms.room_id"), nullable=False, index=True),
+    Column("child_id", ID, ForeignKey("children.child_id"), nullable=False, index=True),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime),
+)

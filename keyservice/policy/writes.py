@@ -34,6 +34,9 @@ class ProposalAction(StrEnum):
     COURT_ORDER_END = "court_order.end"  # of an order that restricts a guardian
     ADMIN_CREATE = "admin.create"
     DEVICE_ENROL = "device.enrol"  # a code for someone who has a device or read rights
+    # A batch of room memberships or assignments (one import, or one room change) that gives
+    # someone read rights; approved by an admin (docs/decisions/0018-rooms-and-imports.md).
+    ROOMS_IMPORT = "rooms.import"
 
 
 # Changes about one child: approved by a lead of that child or by an admin.
@@ -116,6 +119,9 @@ class Change(StrEnum):
     DEVICE_REVOKE = "device.revoke"
     ASSIGNMENT_CREATE = "assignment.create"
     ASSIGNMENT_END = "assignment.end"
+    ROOM_CREATE = "room.create"
+    # Room memberships and assignments, one or a batch: waits when it gives read rights.
+    ROOMS_IMPORT = "rooms.import"
     GUARDIANSHIP_CREATE = "guardianship.create"
     GUARDIANSHIP_END = "guardianship.end"
     CONSENT_CREATE = "consent.create"
@@ -147,6 +153,8 @@ _ADMIN_ONLY = frozenset(
         Change.ASSIGNMENT_CREATE,
         Change.ASSIGNMENT_END,
         Change.GUARDIANSHIP_CREATE,
+        Change.ROOM_CREATE,
+        Change.ROOMS_IMPORT,
     }
 )
 # Proposed by an admin, whatever the details: each gives someone read rights.

@@ -36,6 +36,8 @@ ADMIN_CHANGES = [
     Change.ASSIGNMENT_CREATE,
     Change.ASSIGNMENT_END,
     Change.GUARDIANSHIP_CREATE,
+    Change.ROOM_CREATE,
+    Change.ROOMS_IMPORT,
 ]
 
 
@@ -53,7 +55,8 @@ def test_an_admin_only_proposes_what_gives_read_rights(change: Change) -> None:
 
 
 @pytest.mark.parametrize(
-    "change", [Change.PRINCIPAL_CREATE, Change.ENROLMENT_CODE, Change.ASSIGNMENT_END]
+    "change",
+    [Change.PRINCIPAL_CREATE, Change.ENROLMENT_CODE, Change.ASSIGNMENT_END, Change.ROOMS_IMPORT],
 )
 def test_admin_changes_wait_exactly_when_they_give_rights(change: Change) -> None:
     assert not may_write(Write(change, ADMIN)).needs_approval

@@ -92,3 +92,25 @@ def test_only_a_lead_of_the_child_records_orders_and_consents() -> None:
     assert not may_record_for_child(OTHER_DSL)
     assert not may_record_for_child(ADMIN)
     assert not may_record_for_child(EDUCATOR)
+
+
+def _batch(beneficiary_circle: frozenset[str]) -> Proposal:
+    """A room import giving several people rights: no single beneficiary, their circles
+    joined (keyservice/catalog/proposals.py::facts)."""
+    return Proposal(
+        action=ProposalAction.ROOMS_IMPORT,
+        proposer=ADMIN,
+        beneficiary_id=None,
+        beneficiary_circle=beneficiary_circle,
+    )
+
+
+def test_a_room_import_is_approved_only_by_an_independent_admin() -> None:
+    assert may_approve(_batch(frozenset({"s1", "s2"})), OTHER_ADMIN).allowed
+    assert may_approve(_batch(frozenset({"s1"})), ADMIN).reason == "own_proposal"
+    # A DSL, even of a child in the room, is no admin: a batch is an admin's to approve.
+    assert may_approve(_batch(frozenset({"s1"})), CHILD_DSL).reason == "no_standing"
+    # The approver among the people it gives rights to, or one who saw a code of theirs.
+    assert may_approve(_batch(frozenset({"s1", "admin2"})), OTHER_ADMIN).reason == (
+        "same_circle_as_beneficiary"
+    )

@@ -40,6 +40,7 @@ from vault.client.identity import DeviceIdentity, DeviceKeys, b64encode
 from vault.client.models import Child, Disclosure, Me
 from vault.client.relationships import RelationshipCalls
 from vault.client.retention import RetentionCalls
+from vault.client.rooms import RoomCalls
 from vault.client.rotation import RotationCalls
 from vault.client.shares import ShareCalls
 from vault.client.transport import KeyServiceTransport
@@ -50,6 +51,7 @@ class Client(
     RecordWriting,
     ShareCalls,
     AdminCalls,
+    RoomCalls,
     RelationshipCalls,
     ApprovalCalls,
     DeviceCalls,

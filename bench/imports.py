@@ -1,0 +1,126 @@
+"""A bulk CSV import through the real key service on PostgreSQL: ``python -m bench imports``.
+
+One PostgreSQL server (tests/servers.py's ``start_postgres``) and one key service process on
+it. Each round makes fresh staff and children through the API, then imports a 10,000-row
+assignments CSV (every staff member with every child): one ``POST /v1/admin/imports`` that
+validates every row and stores the batch as one proposal (an assignment gives read rights),
+then a second admin's ``POST /v1/proposals/{id}/approve``, which plans the stored file again
+and applies it in one transaction. Figures, medians over rounds:
+
+- ``import_rows_per_s``: rows / (propose + approve wall time), as an admin waits for them
+  (bar: >= 2,000); the propose and approve seconds ride along;
+- ``import_dry_run_rows_per_s``: the same file's ``--dry-run`` (validation and diff only).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench._harness import Record, median, rate_record
+from clients.localservice import LocalService, local_keyservice
+from tests.servers import make_temp_dir, start_postgres
+from vault.client import Client, Proposal
+from vault.client.rooms import ImportDiff
+
+BENCH = "imports"
+ROWS = 10_000
+_CODE = re.compile(r"enrolment code .*: ([A-Z2-7-]+)\s*$", re.MULTILINE)
+
+
+def _approver(service: LocalService, admin: Client) -> Client:
+    """A second admin, approved at the host, whose code the first admin never saw."""
+    proposal = admin.propose_admin(display_name="Bench Approver")
+    assert isinstance(proposal, Proposal)
+    found = _CODE.search(service.host("proposals", "approve", proposal.proposal_id))
+    if found is None:
+        raise RuntimeError("the host approval printed no enrolment code")
+    client, _ = Client.enrol(service.base_url, found.group(1), "bench approver")
+    return client
+
+
+def _people(admin: Client, staff: int, children: int) -> tuple[list[str], list[str]]:
+    staff_ids = [
+        admin.create_principal(kind="staff", display_name=f"Staff {i}", roles=["educator"])
+        for i in range(staff)
+    ]
+    child_ids = [admin.create_child(display_name=f"Child {i}") for i in range(children)]
+    return staff_ids, child_ids
+
+
+def _csv(staff: list[str], children: list[str], rows: int) -> str:
+    lines = ["staff_id,child_id,role,valid_from,valid_to"]
+    for index in range(rows):
+        s, c = staff[index // len(children)], children[index % len(children)]
+        lines.append(f"{s},{c},educator,2026-01-01,2030-01-01")
+    return "\n".join(lines) + "\n"
+
+
+def measure(work: Path, *, rows: int = ROWS, rounds: int = 3) -> Iterator[Record]:
+    side = max(1, int(rows**0.5))
+    # Its own directory: it is handed to the unprivileged account PostgreSQL runs as.
+    cluster = make_temp_dir("carevault-bench-postgres-")
+    postgres, server = start_postgres(cluster)
+    try:
+        database = server.create_database("bench_imports")
+        with local_keyservice(
+            work / "keyservice", extra_env={"CAREVAULT_DATABASE_URL": database.url}
+        ) as service:
+            admin, _ = Client.enrol(service.base_url, service.admin_code, "bench admin")
+            approver = _approver(service, admin)
+            rates, dry_rates, proposes, approves = [], [], [], []
+            size = 0
+            for _ in range(rounds):
+                staff, children = _people(admin, -(-rows // side), side)
+                text = _csv(staff, children, rows)
+                size = len(text.encode())
+                started = time.perf_counter()
+                dry = admin.import_csv(text, dry_run=True)
+                dry_s = time.perf_counter() - started
+                assert isinstance(dry, ImportDiff) and dry.counts["added"] == rows, dry
+                started = time.perf_counter()
+                proposal = admin.import_csv(text)
+                proposed = time.perf_counter()
+                assert isinstance(proposal, Proposal), proposal
+                decided = approver.approve(proposal.proposal_id)
+                done = time.perf_counter()
+                assert decided.state == "approved", decided
+                proposes.append(proposed - started)
+                approves.append(done - proposed)
+                rates.append(rows / (done - started))
+                dry_rates.append(rows / dry_s)
+            admin.close()
+            approver.close()
+    finally:
+        postgres.stop()
+        shutil.rmtree(cluster, ignore_errors=True)
+    yield rate_record(
+        bench=BENCH,
+        metric="import_rows_per_s",
+        value=median(rates),
+        unit="rows/s",
+        rows=rows,
+        csv_bytes=size,
+        database="postgresql",
+        propose_s=round(median(proposes), 3),
+        approve_s=round(median(approves), 3),
+        rounds=rounds,
+    )
+    yield rate_record(
+        bench=BENCH,
+        metric="import_dry_run_rows_per_s",
+        value=median(dry_rates),
+        unit="rows/s",
+        rows=rows,
+        database="postgresql",
+        rounds=rounds,
+    )
+
+
+def run(quick: bool) -> Iterator[Record]:
+    with tempfile.TemporaryDirectory(prefix="carevault-bench-imports-") as work:
+        yield from measure(Path(work), rounds=1 if quick else 3)

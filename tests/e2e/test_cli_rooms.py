@@ -1,0 +1,95 @@
+"""``carevault admin room …`` and ``carevault admin import`` against a real key service
+(issue 15, part 4): a bad file is refused row by row and changes nothing; a dry run shows the
+diff; a file that gives read rights is proposed as one batch the second admin approves, after
+which the room's educator reads the child's records. The key service's own tests cover both
+databases (tests/keyservice/test_rooms.py)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clients.cli import app
+from clients.output import EXIT_USAGE
+from tests.e2e.world import World
+from tests.keyservice.helpers import bootstrap_code
+from vault.client import Proposal
+
+pytestmark = pytest.mark.integration
+
+PASSPHRASE = {"CAREVAULT_PASSPHRASE": "cli test passphrase"}
+runner = CliRunner()
+
+
+def _said(profile: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["--profile", str(profile), *args], env=PASSPHRASE)
+    assert "Traceback" not in result.output
+    return result.exit_code, " ".join(result.output.split())
+
+
+def _json(profile: Path, *args: str) -> object:
+    result = runner.invoke(app, ["--profile", str(profile), "--json", *args], env=PASSPHRASE)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def admin(embedded_world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    code = bootstrap_code(embedded_world.service, force_new_code=True)
+    profile = tmp_path_factory.mktemp("rooms-admin")
+    status, said = _said(
+        profile, "enroll", "--url", embedded_world.service.base_url, "--code", code
+    )
+    assert status == 0, said
+    return profile
+
+
+def test_rooms_and_imports_from_the_command_line(
+    embedded_world: World, admin: Path, tmp_path: Path
+) -> None:
+    world = embedded_world
+    name = f"Owls {uuid.uuid4().hex[:6]}"
+    made = _json(admin, "admin", "room", "add", name)
+    assert isinstance(made, dict)
+    room_id = str(made["room_id"])
+    child = world.admin.create_child(display_name="Olu")
+    educator = world.person(f"teacher-{uuid.uuid4().hex[:6]}", kind="staff", roles=("educator",))
+    educator_id = educator.whoami().principal_id
+
+    bad = tmp_path / "children.csv"
+    bad.write_text(
+        f"child_id,room,valid_from,valid_to\n{child},{name},,\n{child},No such room,,\n"
+        f"{child},{name},2027-02-01,2027-01-01\n"
+    )
+    status, said = _said(admin, "admin", "import", str(bad))
+    assert status == EXIT_USAGE, said
+    assert "nothing was imported" in said and "unknown_room" in said and "ends_before_start" in said
+    assert world.admin.room(room_id).memberships == ()
+
+    good = tmp_path / "children-ok.csv"
+    good.write_text(f"child_id,room,valid_from,valid_to\n{child},{name},,\n")
+    status, said = _said(admin, "admin", "import", str(good), "--dry-run")
+    assert status == 0 and "Dry run: nothing changed" in said, said
+    assert world.admin.room(room_id).memberships == ()
+    status, said = _said(admin, "admin", "import", str(good))
+    assert status == 0 and "Applied" in said, said
+
+    staff = tmp_path / "staff.csv"
+    staff.write_text(f"staff_id,room,role,valid_from,valid_to\n{educator_id},{name},educator,,\n")
+    status, said = _said(admin, "admin", "import", str(staff))
+    assert status == 0 and "Proposed, waiting for approval" in said and "another admin" in said
+    pending = [p for p in world.approver.proposals() if p.action == "rooms.import"]
+    assert pending and isinstance(pending[-1], Proposal)
+    assert world.approver.approve(pending[-1].proposal_id).state == "approved"
+
+    shown = _json(admin, "admin", "room", "show", name)
+    assert isinstance(shown, dict)
+    people = {m["person_id"] for m in shown["memberships"]}
+    assert people == {child, educator_id}
+    listed = _json(admin, "admin", "room", "list")
+    assert isinstance(listed, list)
+    assert any(r["name"] == name and r["staff_now"] == 1 for r in listed)
