@@ -58,7 +58,7 @@ POSTGRES_OS_USERS = ("postgres", "nobody")
 NGINX_BINARIES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 # moto accepts any credentials; these are not secrets.
 S3_ACCESS_KEY = "testing"
-S3_SECRET_KEY = "testing"
+S3_SECRET_KEY = "testing"  # noqa: S105 (moto ignores it)
 INSTANCES = ("a", "b")
 # Built as a command group, as tests/servers.py does: `carevault-keyservice serve` for this
 # interpreter, whether or not the console script is on PATH.
@@ -391,8 +391,17 @@ def _start_postgres(starter: _Starter) -> str:
             os.chown(path, entry.pw_uid, entry.pw_gid)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
     initdb = subprocess.run(
-        [str(bindir / "initdb"), "-D", str(pg_dir / "data"), "-U", POSTGRES_SUPERUSER]
-        + ["--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions"],
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(pg_dir / "data"),
+            "-U",
+            POSTGRES_SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ],
         env=env,
         capture_output=True,
         check=False,
@@ -403,9 +412,19 @@ def _start_postgres(starter: _Starter) -> str:
     port = free_port()
     proc, popen = starter.start(
         "postgres",
-        [str(bindir / "postgres"), "-D", str(pg_dir / "data"), "-p", str(port)]
-        + ["-k", str(socket_dir), "-c", f"listen_addresses={LOOPBACK}"]
-        + ["-c", "max_connections=200"],
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(pg_dir / "data"),
+            "-p",
+            str(port),
+            "-k",
+            str(socket_dir),
+            "-c",
+            f"listen_addresses={LOOPBACK}",
+            "-c",
+            "max_connections=200",
+        ],
         env=env,
         run_as=run_as,
     )
@@ -550,8 +569,16 @@ def _start_all(starter: _Starter, nginx: str) -> Topology:
         data_dir.mkdir(mode=0o700)
         proc, popen = starter.start(
             f"keyservice-{name}",
-            [sys.executable, "-c", _KEYSERVICE_CLI, "serve", "--host", LOOPBACK]
-            + ["--port", str(port)],
+            [
+                sys.executable,
+                "-c",
+                _KEYSERVICE_CLI,
+                "serve",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+            ],
             env={**_base_env(), **topology.instance_env(name)},
             cwd=data_dir,
         )
