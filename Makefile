@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck pytest bench fuzz fuzz-smoke postgres softhsm clean
+.PHONY: venv demo test lint typecheck pytest bench fuzz fuzz-smoke postgres softhsm nginx topology clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,18 @@ softhsm:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq softhsm2 >/dev/null; \
 	fi
+
+# nginx from the distro: the topology's TLS load balancer, run in a directory of its own.
+nginx:
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
+		echo "installing nginx from the distro packages"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; \
+	fi
+
+# The production topology on this machine (deploy/topology.py); `... down` stops it.
+topology: venv postgres nginx
+	$(PY) -m deploy.topology up
 
 demo: venv
 	$(PY) -m clients.demo
