@@ -46,13 +46,13 @@ demo: venv
 	$(PY) -m clients.demo
 
 lint: venv
-	$(VENV)/bin/ruff check vault keyservice clients tests bench
-	$(VENV)/bin/ruff format --check vault keyservice clients tests bench
+	$(VENV)/bin/ruff check vault keyservice clients tests bench deploy
+	$(VENV)/bin/ruff format --check vault keyservice clients tests bench deploy
 
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv postgres softhsm
+pytest: venv postgres softhsm nginx
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 fuzz-smoke: venv
