@@ -459,14 +459,12 @@ def _start_moto(starter: _Starter, bucket: str, region: str) -> tuple[str, str]:
     starter.wait_ready(proc, popen, _http_ok(f"{endpoint}/moto-api/"))
     import boto3
 
-    credentials = {
-        "endpoint_url": endpoint,
-        "aws_access_key_id": S3_ACCESS_KEY,
-        "aws_secret_access_key": S3_SECRET_KEY,
-        "region_name": region,
-    }
-    boto3.client("s3", **credentials).create_bucket(Bucket=bucket)
-    key = boto3.client("kms", **credentials).create_key(Description="carevault topology root")
+    session = boto3.Session(
+        aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY, region_name=region
+    )
+    session.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    kms = session.client("kms", endpoint_url=endpoint)
+    key = kms.create_key(Description="carevault topology root")
     return endpoint, str(key["KeyMetadata"]["KeyId"])
 
 
