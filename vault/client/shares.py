@@ -276,7 +276,9 @@ class ShareCalls(RecordReading):
                 batch, queue = queue[:size], queue[size:]
                 released_at = time.monotonic()
                 keys = self._release(
-                    [(item.record_id, item.version) for item in batch], include_urls=True
+                    [(item.record_id, item.version) for item in batch],
+                    include_urls=True,
+                    through_share=shared.share_id,
                 )
                 refused: ShareItem | None = None
                 for at, item in enumerate(batch):
