@@ -1,4 +1,5 @@
-"""Shared helpers for benchmarks: interleaved rounds, medians, records, child peak RSS.
+"""Shared helpers for benchmarks: interleaved rounds, medians, records, child peak RSS, and
+the plain-S3 GET baseline.
 
 A benchmark compares Carevault ("ours") with baselines by running every contender once per
 round, in a rotating order, so that drift in the machine (frequency scaling, caches, other
@@ -14,6 +15,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
 
 Record = dict[str, object]
 
@@ -135,6 +141,41 @@ def time_record(
         higher_is_better=False,
         extra=extra,
     )
+
+
+def plain_s3_get(http: httpx.Client, s3: Any, bucket: str, name: str, dst: Path) -> None:
+    """The ``plain-s3`` baseline of a download: a presigned GET of ``name`` streamed to the
+    file ``dst``, nothing checked or decrypted."""
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": name}, ExpiresIn=600
+    )
+    # Into a new file, as Carevault's client writes: rewriting the previous contender's output
+    # in place makes ext4 start writing the file to disk when it is closed (auto_da_alloc),
+    # and that writeback then slowed whichever contender ran next (~30 ms of a 64 MiB get).
+    dst.unlink(missing_ok=True)
+    with http.stream("GET", url) as response, dst.open("wb") as out:
+        response.raise_for_status()
+        for piece in response.iter_bytes():
+            out.write(piece)
+
+
+def plain_s3_gets(
+    http: httpx.Client,
+    s3: Any,
+    bucket: str,
+    wanted: Sequence[tuple[str, Path]],
+    *,
+    concurrency: int = 1,
+) -> None:
+    """``plain_s3_get`` of each (object name, file), ``concurrency`` at a time (in order, on
+    the calling thread, at 1): the baseline for a contender that fetches as many at once."""
+    if concurrency <= 1:
+        for name, dst in wanted:
+            plain_s3_get(http, s3, bucket, name, dst)
+        return
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for done in [pool.submit(plain_s3_get, http, s3, bucket, n, d) for n, d in wanted]:
+            done.result()
 
 
 def _round(value: float) -> float:

@@ -16,8 +16,9 @@ rounds in the same process run, medians over rounds:
 - ``share_get_throughput`` (MiB/s of plaintext): the recipient fetches a 10-record share of
   1 MiB records end to end with ``Client.get_share`` into an empty directory (the share
   shown, its keys released in batches, each record downloaded, verified against its
-  committed size and digest, decrypted to a file, hashed into the manifest), against
-  ``plain-s3``: the same 10 objects fetched with presigned GETs from the same bucket to files.
+  committed size and digest, decrypted to a file, hashed into the manifest; ``FETCHERS`` of
+  them at a time), against ``plain-s3``: the same 10 objects fetched with presigned GETs from
+  the same bucket to files, as many at a time (``concurrency`` in the figure's line).
 
 The shares are made with ``Client.create_share``.
 """
@@ -42,10 +43,19 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench._harness import Record, alternate, median, rate_record, seconds, time_record
+from bench._harness import (
+    Record,
+    alternate,
+    median,
+    plain_s3_gets,
+    rate_record,
+    seconds,
+    time_record,
+)
 from bench.transfer import S3_KEYS, _moto, _s3_client
 from clients.localservice import LocalService, local_keyservice
 from vault.client import Client, DeviceIdentity, EnrolmentCode
+from vault.client.shares import FETCHERS
 from vault.signing import RequestSigner
 
 BENCH = "shares"
@@ -427,17 +437,6 @@ def _blob_names(bench: Bench) -> list[str]:
     return names
 
 
-def _plain_get(http: httpx.Client, s3: Any, bucket: str, name: str, dst: Path) -> None:
-    url = s3.generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": name}, ExpiresIn=600
-    )
-    dst.unlink(missing_ok=True)  # a new file, as the SDK writes (see bench/transfer.py)
-    with http.stream("GET", url) as response, dst.open("wb") as out:
-        response.raise_for_status()
-        for piece in response.iter_bytes():
-            out.write(piece)
-
-
 def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
     """``share_get_throughput``: the recipient's 10-record share end to end against plain
     GETs."""
@@ -462,9 +461,10 @@ def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
             return plaintext / seconds(fetch)
 
         def plain() -> float:
+            wanted = [(name, plain_dir / name) for name in names]
+
             def fetch() -> None:
-                for name in names:
-                    _plain_get(http, bench.s3, bench.bucket, name, plain_dir / name)
+                plain_s3_gets(http, bench.s3, bench.bucket, wanted, concurrency=FETCHERS)
 
             return plaintext / seconds(fetch)
 
@@ -482,6 +482,7 @@ def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
         records=GET_RECORDS,
         record_mib=1,
         rounds=rounds,
+        concurrency=FETCHERS,
         releases="Client.get_share (batched)",
     )
 

@@ -44,6 +44,7 @@ from bench._harness import (
     alternate,
     median,
     peak_rss_of_child,
+    plain_s3_get,
     rate_record,
     seconds,
     time_record,
@@ -290,17 +291,7 @@ def _pieces(src: Any, length: int) -> Iterator[bytes]:
 
 
 def _plain_get(setup: _Setup, name: str, dst: Path) -> None:
-    url = setup.s3.generate_presigned_url(
-        "get_object", Params={"Bucket": setup.bucket, "Key": name}, ExpiresIn=600
-    )
-    # Into a new file, as Carevault's client writes: rewriting the previous contender's output
-    # in place makes ext4 start writing the file to disk when it is closed (auto_da_alloc),
-    # and that writeback then slowed whichever contender ran next (~30 ms of a 64 MiB get).
-    dst.unlink(missing_ok=True)
-    with setup.http.stream("GET", url) as response, dst.open("wb") as out:
-        response.raise_for_status()
-        for piece in response.iter_bytes():
-            out.write(piece)
+    plain_s3_get(setup.http, setup.s3, setup.bucket, name, dst)
 
 
 def _rss_child(key_file: str, child_id: str, source: str, target: str) -> None:

@@ -368,8 +368,8 @@ def revoke(
 
 
 class _Bars:
-    """A Rich bar on stderr for ``get``: the bytes of the record being fetched, and which of
-    the records to fetch it is (vault.client.ShareProgress)."""
+    """A Rich bar on stderr for ``get``: the bytes of the records started so far, and how many
+    of the records to fetch were started (vault.client.ShareProgress)."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
@@ -382,12 +382,16 @@ class _Bars:
         self._fetch, self._skip = fetch, skip
 
     def fetching(self, *, record_id: str, version: int, size: int) -> None:
-        if self._task is not None:
-            self._progress.remove_task(self._task)
+        # Several records arrive at once: one bar of the bytes of every record started.
         self._done += 1
         already = f", {self._skip} already here" if self._skip else ""
-        self._task = self._progress.add_task(
-            f"Record {self._done} of {self._fetch}{already}", total=size or None
+        description = f"Record {self._done} of {self._fetch}{already}"
+        if self._task is None:
+            self._task = self._progress.add_task(description, total=size or None)
+            return
+        total = self._progress.tasks[self._task].total
+        self._progress.update(
+            self._task, description=description, total=(total or 0) + size or None
         )
 
     def advance(self, count: int) -> None:

@@ -81,6 +81,9 @@ class ReleaseItem(Strict):
 class ReleaseRequest(Strict):
     items: list[ReleaseItem] = Field(min_length=1, max_length=MAX_RELEASE_ITEMS)
     include_urls: bool = False
+    # An outside recipient's release through this share only: counted against it and
+    # attributed to it; an item it does not list (live) is denied. Ignored for anyone else.
+    share_id: Id | None = None
 
 
 class ReleaseResult(BaseModel):

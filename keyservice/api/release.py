@@ -114,7 +114,12 @@ def _prepare(request: Request, raw: bytes, state: ServiceState) -> _Prepared:
             ) from exc
         asked: list[Asked] = [(item.record_id, item.version) for item in body.items]
         released = decide_and_seal(
-            db, caller=caller, asked=asked, child_keys=state.child_keys, now=state.clock()
+            db,
+            caller=caller,
+            asked=asked,
+            child_keys=state.child_keys,
+            now=state.clock(),
+            through_share=body.share_id,
         )
     claim = nonce_claim(caller, method=request.method, source=client_source(request.scope))
     prepared = _Prepared(

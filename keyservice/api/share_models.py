@@ -39,6 +39,9 @@ class ShareItemPublic(BaseModel):
     # Downloads counted so far, and left under the cap (None without a cap).
     used: int
     remaining: int | None
+    # The committed ciphertext's size in bytes (the recipient's client sizes its first key
+    # release by it).
+    ciphertext_size: int | None = None
 
 
 class SharePublic(BaseModel):

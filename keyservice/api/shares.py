@@ -94,6 +94,7 @@ def _public(found: shares.StoredShare, *, now: datetime) -> SharePublic:
                 version=item.version,
                 used=item.used,
                 remaining=None if cap is None else max(cap - item.used, 0),
+                ciphertext_size=item.ciphertext_size,
             )
             for item in found.items
         ],

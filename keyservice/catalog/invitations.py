@@ -7,7 +7,9 @@ could read (the records their live shares list) is something its issuer may read
 now, and only while the recipient has never had a device: one invitation enrols one device,
 and a recipient who already has rights elsewhere gets a code the usual way (an admin's,
 approved by a second person). The code gives no access by itself: the share and its basis
-are judged on every release.
+are judged on every release. Nor does it enrol once the share's basis no longer holds: a
+consent withdrawn or past its end, a court order ended or past its end (as for the share's
+own expiry or revocation).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy import Connection, or_, select
 from keyservice.catalog.access import stored_facts
 from keyservice.catalog.facts import load_relationships
 from keyservice.catalog.people import has_devices
-from keyservice.db.tables import principals, share_items, shares
+from keyservice.db.tables import consents, court_orders, principals, share_items, shares
 from keyservice.policy import Action, Facts, PrincipalFacts, PrincipalKind, decide
 
 # An invitation expires with its share, and at most this long after it was issued.
@@ -111,7 +113,12 @@ def invitation_refusal(
     )
     share = db.execute(
         select(
-            shares.c.recipient_id, shares.c.revoked_at, shares.c.valid_from, shares.c.valid_to
+            shares.c.recipient_id,
+            shares.c.revoked_at,
+            shares.c.valid_from,
+            shares.c.valid_to,
+            shares.c.basis,
+            shares.c.basis_id,
         ).where(shares.c.share_id == share_id)
     ).first()
     if share is None or issued_by is None or share.recipient_id != principal_id:
@@ -120,6 +127,36 @@ def invitation_refusal(
         return "share_revoked"
     if not share.valid_from <= now < share.valid_to:
         return "share_expired"
+    basis = _basis_refusal(db, share.basis, share.basis_id, now=now)
+    if basis is not None:
+        return basis
     if not may_invite(db, issuer_id=issued_by, recipient_id=principal_id, now=now):
         return "stale_code"
+    return None
+
+
+def _basis_refusal(db: Connection, basis: str, basis_id: str, *, now: datetime) -> str | None:
+    """Why a share's consent or court order no longer holds at ``now`` (for the audit)."""
+    if basis == "consent":
+        found = db.execute(
+            select(
+                consents.c.valid_from, consents.c.valid_to, consents.c.withdrawn_at.label("ended")
+            ).where(consents.c.consent_id == basis_id)
+        ).first()
+        withdrawn = "basis_withdrawn"
+    else:
+        found = db.execute(
+            select(
+                court_orders.c.valid_from,
+                court_orders.c.valid_to,
+                court_orders.c.ended_at.label("ended"),
+            ).where(court_orders.c.court_order_id == basis_id)
+        ).first()
+        withdrawn = "basis_ended"
+    if found is None:
+        return "stale_code"
+    if found.ended is not None and found.ended <= now:
+        return withdrawn
+    if not found.valid_from <= now < found.valid_to:
+        return "basis_ended"
     return None

@@ -80,9 +80,15 @@ def decide_and_seal(
     asked: Sequence[Asked],
     child_keys: ChildKeyCache,
     now: datetime,
+    through_share: str | None = None,
 ) -> Release:
     """Decide, unwrap and seal the ``asked`` items for ``caller`` (at most one policy
-    decision per distinct record; duplicates asked are decided and sealed once)."""
+    decision per distinct record; duplicates asked are decided and sealed once).
+
+    An outside recipient's release goes through its live shares listing each version;
+    ``through_share`` restricts it to that one share (an item it does not list is denied).
+    Each item granted names the share it went through, in the audit entry and the
+    disclosure rows, and only those shares are counted and opened."""
     # Everything reads one snapshot and holds no write lock (docs/AUDIT.md: only the audit
     # entry, the disclosure rows and the nonce are written, by the audit group).
     with reading(db):
@@ -97,27 +103,26 @@ def decide_and_seal(
         recipient = None
         if caller.kind == "external" and bases:
             recipient = reads.recipient or RecipientShares((), {})
+        live = recipient.live if recipient is not None else {}
+        if recipient is not None and through_share is not None:
+            live = {
+                pair: named
+                for pair, listing in live.items()
+                if (named := tuple(s for s in listing if s[0] == through_share))
+            }
         if recipient is not None:
             # A share is frozen to the versions it was made with (decision 0013).
-            bases = {pair: basis for pair, basis in bases.items() if pair in recipient.live}
+            bases = {pair: basis for pair, basis in bases.items() if pair in live}
         keys = _unwrap(db, child_keys, batch, bases)
+    through: dict[Pair, str] = {}
     if recipient is not None and keys:
-        counted = spend_downloads(
-            db, device_id=caller.device_id, live=recipient.live, pairs=list(keys), now=now
+        through = spend_downloads(
+            db, device_id=caller.device_id, live=live, pairs=list(keys), now=now
         )
-        keys = {pair: key for pair, key in keys.items() if pair in counted}
+        keys = {pair: key for pair, key in keys.items() if pair in through}
         if recipient.unopened:
             # The first release through a share opens it (once: later releases skip this).
-            mark_opened(
-                db,
-                {
-                    share_id
-                    for pair in keys
-                    for share_id, _ in recipient.live[pair]
-                    if share_id in recipient.unopened
-                },
-                now=now,
-            )
+            mark_opened(db, {through[pair] for pair in keys} & recipient.unopened, now=now)
     pairs = list(dict.fromkeys(batch.resolved.values()))
     granted = [pair for pair in pairs if pair in keys]
     sealed = seal_batch(
@@ -135,15 +140,13 @@ def decide_and_seal(
             bases,
             granted=keys.keys(),
             unknown=[item for item in dict.fromkeys(asked) if item not in batch.resolved],
+            through=through,
         ),
     )
-    # A release through a share names it (the first live share listing the version), so the
-    # disclosure log can tell its purpose and whether the child's guardians see it.
-    through = {
-        pair: recipient.live[pair][0][0] if recipient is not None else None for pair in granted
-    }
+    # A release through a share names it (the one it was counted on), so the disclosure log
+    # can tell its purpose and whether the child's guardians see it.
     rows = [
-        (child_id, rid, version, bases[(rid, version)].value, through[(rid, version)])
+        (child_id, rid, version, bases[(rid, version)].value, through.get((rid, version)))
         for rid, version in granted
         for child_id in batch.children[rid]
     ]
@@ -169,13 +172,20 @@ def audit_detail(
     *,
     granted: Collection[Pair],
     unknown: Sequence[Asked],
+    through: Mapping[Pair, str] | None = None,
 ) -> dict[str, Any]:
     """The release entry's detail (docs/AUDIT.md): every committed record version decided,
-    with its decision and basis (an item without a version as the version it resolved to);
+    with its decision and basis (an item without a version as the version it resolved to),
+    and an item granted through a share that share's id;
     the items that name none, ids any caller can make up by the thousand, only as their
     count and a digest, so they cannot grow the entry."""
+    shared = through or {}
+
+    def shared_id(pair: Pair) -> list[str]:
+        return [shared[pair]] if pair in shared else []
+
     items: list[list[str | int]] = [
-        [rid, version, "granted", bases[(rid, version)].value]
+        [rid, version, "granted", bases[(rid, version)].value, *shared_id((rid, version))]
         if (rid, version) in granted
         else [rid, version, "denied", Basis.NONE.value]
         for rid, version in pairs

@@ -46,7 +46,7 @@ _COUNT = share_downloads.insert().values(
     counted_at=bindparam("now"),
 )
 _RESUMED = (
-    select(share_downloads.c.download_id)
+    select(share_downloads.c.share_id)
     .where(
         share_downloads.c.share_id.in_(bindparam("share_ids", expanding=True)),
         share_downloads.c.record_id == bindparam("r"),
@@ -66,15 +66,18 @@ def spend_downloads(
     live: Mapping[Pair, tuple[tuple[str, int | None], ...]],
     pairs: Iterable[Pair],
     now: datetime,
-) -> set[Pair]:
-    """The ``pairs`` that may be released now: uncapped, resumed within the grace window,
-    or counted against a live share's cap by this call. Commits its own transaction."""
-    allowed: set[Pair] = set()
+) -> dict[Pair, str]:
+    """The ``pairs`` that may be released now, each with the share it goes through: the
+    first live share listing it without a cap, the share it was counted on when resumed
+    within the grace window, or the first with downloads left, counted by this call. Commits
+    its own transaction."""
+    allowed: dict[Pair, str] = {}
     capped: list[tuple[Pair, tuple[tuple[str, int | None], ...]]] = []
     for pair in pairs:
         listing = live.get(pair, ())
-        if any(cap is None for _, cap in listing):
-            allowed.add(pair)
+        uncapped = next((share_id for share_id, cap in listing if cap is None), None)
+        if uncapped is not None:
+            allowed[pair] = uncapped
         elif listing:
             capped.append((pair, listing))
     if not capped:
@@ -87,8 +90,9 @@ def spend_downloads(
     with relaxed_durability(db):
         try:
             for pair, listing in capped:
-                if _counted(db, device_id, pair, listing, now=now):
-                    allowed.add(pair)
+                through = _counted(db, device_id, pair, listing, now=now)
+                if through is not None:
+                    allowed[pair] = through
         except BaseException:
             db.rollback()
             raise
@@ -103,11 +107,13 @@ def _counted(
     listing: tuple[tuple[str, int | None], ...],
     *,
     now: datetime,
-) -> bool:
-    """Whether ``pair`` may be released to the device: resumed within the grace window, or
-    counted now against the first of its shares with downloads left."""
-    if _resumed(db, device_id, pair, [share_id for share_id, _ in listing], now=now):
-        return True
+) -> str | None:
+    """The share through which ``pair`` may be released to the device: the one it was
+    counted on, resumed within the grace window, or the first of its shares with downloads
+    left, counted now; None if none."""
+    resumed = _resumed(db, device_id, pair, [share_id for share_id, _ in listing], now=now)
+    if resumed is not None:
+        return resumed
     for share_id, cap in listing:
         spent = db.execute(_SPEND, {"s": share_id, "r": pair[0], "v": pair[1], "cap": cap})
         if spent.rowcount == 1:
@@ -122,13 +128,13 @@ def _counted(
                     "now": now,
                 },
             )
-            return True
-    return False
+            return share_id
+    return None
 
 
 def _resumed(
     db: Connection, device_id: str, pair: Pair, share_ids: list[str], *, now: datetime
-) -> bool:
+) -> str | None:
     found = db.execute(
         _RESUMED,
         {
@@ -140,4 +146,4 @@ def _resumed(
             "now": now,
         },
     ).first()
-    return found is not None
+    return None if found is None else str(found.share_id)

@@ -63,6 +63,8 @@ class ShareItem:
     record_id: str
     version: int
     used: int
+    # The committed ciphertext's size: the recipient's client sizes its first release by it.
+    ciphertext_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -292,9 +294,14 @@ def _load(db: Connection, share_id: str) -> StoredShare | None:
         return None
     found = _basis(db, row.basis, row.basis_id)
     items = tuple(
-        ShareItem(item.record_id, item.version, item.used)
+        ShareItem(item.record_id, item.version, item.used, item.ciphertext_size)
         for item in db.execute(
-            select(share_items)
+            select(share_items, record_versions.c.ciphertext_size)
+            .outerjoin(
+                record_versions,
+                (record_versions.c.record_id == share_items.c.record_id)
+                & (record_versions.c.version == share_items.c.version),
+            )
             .where(share_items.c.share_id == share_id)
             .order_by(share_items.c.record_id, share_items.c.version)
         )

@@ -176,6 +176,23 @@ def test_the_invitation_of_a_revoked_share_is_refused(
     assert _devices(service_db, family["worker"]) == []
 
 
+def test_the_invitation_of_a_share_whose_consent_was_withdrawn_is_refused(
+    service: KeyService, family: dict[str, Any], service_db: Engine
+) -> None:
+    made = _share(family)
+    with family["guardian"].client() as http:
+        withdraw = f"/v1/consents/{family['consent']}/withdraw"
+        ok(http.post(withdraw, json={"reason": "changed my mind"}))
+    source = _source()
+    refused = _enrol(service, made["invitation"]["code"], source=source)
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert [(d["reason"], d["code_principal"]) for d in _refusals(service_db, source)] == [
+        ("basis_withdrawn", family["worker"])
+    ]
+    assert _devices(service_db, family["worker"]) == []
+
+
 def test_an_invitation_expires_with_its_share_and_within_seven_days(
     family: dict[str, Any],
 ) -> None:

@@ -366,6 +366,69 @@ def test_a_retry_by_the_same_device_is_not_counted_and_a_spent_cap_refuses(
     assert shown["items"][0]["remaining"] == 0
 
 
+def _opened(engine: Engine, share_id: str) -> bool:
+    with engine.connect() as connection:
+        opened = connection.execute(
+            text("SELECT opened_at FROM shares WHERE share_id = :s"), {"s": share_id}
+        ).scalar_one()
+    return opened is not None
+
+
+def test_a_release_through_one_of_two_shares_of_a_version_is_attributed_to_it_alone(
+    family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs = family["agency"], family["obs"]
+    first = ok(_share(family["dsl"], _body(family, obs, download_cap=2)))["share_id"]
+    second = ok(_share(family["dsl"], _body(family, obs, download_cap=2)))["share_id"]
+    # Through the share made last, whichever the service would have picked by itself.
+    with agency.client() as http:
+        answer = ok(
+            http.post(
+                "/v1/keys/release",
+                json={
+                    "items": [{"record_id": obs.record_id, "version": obs.version}],
+                    "share_id": second,
+                },
+            )
+        )
+    assert [r["status"] for r in answer["results"]] == ["granted"]
+
+    outcome, detail = last_audit_entry(
+        service_db, principal_id=agency.principal_id, action="keys.release"
+    )
+    assert (outcome, detail["items"]) == (
+        "allow",
+        [[obs.record_id, obs.version, "granted", "consent", second]],
+    )
+    with family["guardian"].client() as http:
+        log = ok(http.get(f"/v1/children/{family['child']}/disclosures"))
+    granted = [row for row in log if row["decision"] == "granted"]
+    assert [(row["share_id"], row["record_id"]) for row in granted] == [(second, obs.record_id)]
+    assert (_used(service_db, second), _opened(service_db, second)) == (1, True)
+    assert (_used(service_db, first), _opened(service_db, first)) == (0, False)
+
+
+def test_a_release_through_a_share_that_does_not_list_the_version_is_denied(
+    family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs, medical = family["agency"], family["obs"], family["medical"]
+    listing_obs = ok(_share(family["dsl"], _body(family, obs, download_cap=2)))["share_id"]
+    listing_medical = ok(_share(family["dsl"], _body(family, medical)))["share_id"]
+    with agency.client() as http:
+        answer = ok(
+            http.post(
+                "/v1/keys/release",
+                json={
+                    "items": [{"record_id": obs.record_id, "version": obs.version}],
+                    "share_id": listing_medical,
+                },
+            )
+        )
+    assert [r["status"] for r in answer["results"]] == ["denied"]
+    assert (_used(service_db, listing_obs), _opened(service_db, listing_obs)) == (0, False)
+    assert not _opened(service_db, listing_medical)
+
+
 def test_twenty_concurrent_releases_of_a_capped_record_give_exactly_the_cap(
     service: KeyService, family: dict[str, Any], service_db: Engine
 ) -> None:

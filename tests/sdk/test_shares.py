@@ -127,12 +127,13 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 
 def _releases(office: Office, client: Client) -> tuple[Client, list[str]]:
-    """The same device as ``client``, through a relay that notes every key release."""
+    """The same device as ``client``, through a relay that notes every record whose key it
+    asks for."""
     asked: list[str] = []
 
     def note(request: httpx.Request, forward: Forward) -> httpx.Response:
         if request.url.path == "/v1/keys/release":
-            asked.append(json.loads(request.content)["items"][0]["record_id"])
+            asked.extend(item["record_id"] for item in json.loads(request.content)["items"])
         return forward(request)
 
     return Client(client.identity, transport=relay(note)), asked
@@ -157,8 +158,11 @@ def test_a_revoked_share_is_refused_naming_an_item_and_nothing_is_written(
 
 
 def test_a_share_revoked_mid_way_keeps_what_was_received_and_names_the_refused_item(
-    family: Family, tmp_path: Path
+    family: Family, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The first release is of one item (as for a share too large for one), so the revocation
+    # falls between the two releases.
+    monkeypatch.setattr(shares_module, "FIRST_BATCH_BYTES", 0)
     made = family.share()
     first, second = made.items
     out = tmp_path / "got"
@@ -365,9 +369,29 @@ def _three(family: Family, **extra: object) -> tuple[Share, list[str]]:
     return made, [item.record_id for item in made.items]
 
 
-def test_a_share_is_released_one_item_first_then_the_rest_in_one_batch_counted_once(
+def test_a_small_share_is_released_in_one_request_and_counted_once(
     office: Office, family: Family, tmp_path: Path
 ) -> None:
+    made, order = _three(family, download_cap=1)
+    assert all(item.ciphertext_size for item in made.items)
+    agency, asked = _batches(office, family.agency)
+    out = tmp_path / "got"
+
+    with agency:
+        got = agency.get_share(made.share_id, out_dir=out)
+
+    assert asked == [order]
+    assert [item.record_id for item in got.fetched] == order
+    assert _files(out) == {"note.txt": NOTE, "letter.txt": LETTER, "third.txt": b"a third note"}
+    shown = family.dsl.share(made.share_id)
+    assert {(item.used, item.remaining) for item in shown.items} == {(1, 0)}
+
+
+def test_a_large_share_is_released_one_item_first_then_the_rest_in_one_batch_counted_once(
+    office: Office, family: Family, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Larger than the first release may be: one item first, then as many as fit.
+    monkeypatch.setattr(shares_module, "FIRST_BATCH_BYTES", 0)
     made, order = _three(family, download_cap=1)
     agency, asked = _batches(office, family.agency)
     out = tmp_path / "got"
@@ -388,6 +412,7 @@ def test_an_item_not_started_soon_after_its_release_is_asked_again_and_not_count
     # Every item but a batch's first is past its freshness: each is asked for once more, and
     # the cap of one download is not spent twice (the grace window).
     monkeypatch.setattr(shares_module, "FRESH_S", 0.0)
+    monkeypatch.setattr(shares_module, "FIRST_BATCH_BYTES", 0)
     made, order = _three(family, download_cap=1)
     agency, asked = _batches(office, family.agency)
     out = tmp_path / "got"
@@ -403,8 +428,9 @@ def test_an_item_not_started_soon_after_its_release_is_asked_again_and_not_count
 
 
 def test_an_item_refused_inside_a_batch_is_named_after_the_others_released_are_kept(
-    office: Office, family: Family, tmp_path: Path
+    office: Office, family: Family, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(shares_module, "FIRST_BATCH_BYTES", 0)
     made, order = _three(family, download_cap=1)
     code = family.agency.add_device_code()
     other, _identity = Client.enrol(office.base_url, code.code, "agency phone")

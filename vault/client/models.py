@@ -171,6 +171,8 @@ class ShareItem:
     version: int
     used: int
     remaining: int | None
+    # The committed ciphertext's size in bytes (None from a key service that does not say).
+    ciphertext_size: int | None = None
 
 
 @dataclass(frozen=True)

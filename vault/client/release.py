@@ -56,10 +56,16 @@ class KeyReleases:
         return opener.open(key.sealed, aad=key.attributes.canonical())
 
     def _release(
-        self, items: Iterable[tuple[str, int | None]], *, include_urls: bool
+        self,
+        items: Iterable[tuple[str, int | None]],
+        *,
+        include_urls: bool,
+        through_share: str | None = None,
     ) -> dict[tuple[str, int], Released]:
         """Release keys in batches; denied items are simply absent from the answer. A version
-        of None asks for the record's latest committed version, in the same request."""
+        of None asks for the record's latest committed version, in the same request.
+        ``through_share``: an outside recipient's release through that share only (counted
+        against it and attributed to it)."""
         wanted = list(items)
         opened: dict[tuple[str, int], Released] = {}
         for at in range(0, len(wanted), MAX_RELEASE_BATCH):
@@ -75,6 +81,7 @@ class KeyReleases:
                         for r, v in batch
                     ],
                     "include_urls": include_urls,
+                    **({"share_id": through_share} if through_share is not None else {}),
                 },
             )
             opener = self._opener(answer.value.ephemeral_public, answer.nonce)

@@ -6,12 +6,16 @@ device with a signed receipt of what it received (``ack_share``).
 A share is frozen to the record versions current when it was made, so ``get_share`` asks for
 each item's own version through the ordinary key release; the key service counts each
 release against the share's download cap (a retry by the same device within minutes is not
-counted again). It asks for the keys of several items in one release, then downloads them
-one by one: the first release is of one item, since nothing is known yet of how long a
-download takes; each later one of as many items as the downloads so far say take about
-``BATCH_S`` seconds, so that the download URLs a release hands out (valid for minutes) are
+counted again). It asks for the keys of several items in one release, then downloads them,
+``FETCHERS`` at a time (each item is received, hashed and decrypted on a thread of its own;
+hashlib and cryptography release the GIL, so one item's decryption overlaps another's
+transfer): the first release is of the items, in order, whose ciphertexts (their sizes are
+in the share) add up to at most ``FIRST_BATCH_BYTES`` — the whole share when it is small,
+and one item at least; each later one of as many items as the downloads so far say take
+about ``BATCH_S`` seconds, so that the download URLs a release hands out (valid for minutes) are
 still fresh when their item starts. An item not started within ``FRESH_S`` of its release
-is asked for again with the rest (within the grace window: not counted again).
+is asked for again with the rest (within the grace window: not counted again). Items are
+started, and their results collected, in the share's order.
 
 A download directory keeps a manifest, ``.carevault-share-<share id>.json``: for each item
 received, its record id and version, the file written, the SHA-256 and size of the plaintext
@@ -38,16 +42,19 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from vault import format as fmt
 from vault import receipts
 from vault.client import wire
-from vault.client.blobs import Progress
 from vault.client.identity import b64encode
 from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem
 from vault.client.reading import RecordReading
@@ -62,6 +69,12 @@ _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 # (keyservice/api/release.py) and its cap's 10-minute grace window.
 BATCH_S = 30.0
 FRESH_S = 120.0
+# The first release, before any download was timed: as many items as take about BATCH_S at
+# 1 MiB/s. A release counts against a cap, so a run interrupted later has spent at most this
+# much of it (a rerun within the grace window spends nothing more).
+FIRST_BATCH_BYTES = 32 << 20
+# Items downloaded at once. Each holds at most a few MiB in memory (vault/client/blobs.py).
+FETCHERS = 4
 
 
 class ShareProgress(Protocol):
@@ -74,7 +87,8 @@ class ShareProgress(Protocol):
         """An item starts: ``size`` bytes of ciphertext are to come."""
 
     def advance(self, count: int) -> None:
-        """``count`` more bytes of the current item's ciphertext arrived."""
+        """``count`` more bytes of ciphertext arrived, of any item under way (up to
+        ``FETCHERS`` are; calls never overlap)."""
 
 
 def manifest_path(directory: Path, share_id: str) -> Path:
@@ -236,57 +250,82 @@ class ShareCalls(RecordReading):
         kept: int,
     ) -> list[ReceivedItem]:
         """Release the ``wanted`` items' keys in batches (see the module's docstring) and
-        fetch each released item. Every item a batch released is fetched, even past one it
-        refused (its download was counted); then ``ShareRefused`` names the first refused,
-        and nothing more is asked for."""
-        fetched: list[ReceivedItem] = []
-        queue = list(wanted)
-        size = 1
+        fetch each released item, ``FETCHERS`` at a time. Every item a batch released is
+        fetched, even past one it refused (its download was counted); then ``ShareRefused``
+        names the first refused, and nothing more is asked for. A failed download raises once
+        the others under way are in (each written and recorded, or not written at all)."""
+        ticks = _Ticks(progress) if progress is not None else None
+        try:
+            return self._receive_batches(shared, list(wanted), manifest, ticks, kept=kept)
+        finally:
+            manifest.flush()
+
+    def _receive_batches(
+        self,
+        shared: Share,
+        queue: list[ShareItem],
+        manifest: _Manifest,
+        ticks: _Ticks | None,
+        *,
+        kept: int,
+    ) -> list[ReceivedItem]:
+        size = _first_batch(queue)
         began = time.monotonic()
-        while queue:
-            batch, queue = queue[:size], queue[size:]
-            released_at = time.monotonic()
-            keys = self._release(
-                [(item.record_id, item.version) for item in batch], include_urls=True
-            )
-            refused: ShareItem | None = None
-            for at, item in enumerate(batch):
-                released = keys.get((item.record_id, item.version))
-                if released is None:
-                    refused = refused or item
-                    continue
-                if at and time.monotonic() - released_at > FRESH_S:
-                    # Its URL may be stale: asked for again, first in the next batch.
-                    queue = batch[at:] + queue
-                    break
-                fetched.append(self._receive(item, released, manifest, progress))
-            if refused is not None:
-                raise ShareRefused(
-                    share_id=shared.share_id,
-                    record_id=refused.record_id,
-                    version=refused.version,
-                    why=self._why_refused(shared.share_id, refused),
-                    kept=kept + len(manifest.fetched_now),
+        with _Fetching(manifest) as fetching:
+            while queue:
+                batch, queue = queue[:size], queue[size:]
+                released_at = time.monotonic()
+                keys = self._release(
+                    [(item.record_id, item.version) for item in batch],
+                    include_urls=True,
+                    through_share=shared.share_id,
                 )
-            each = (time.monotonic() - began) / max(1, len(fetched))
-            size = max(1, min(MAX_RELEASE_BATCH, int(BATCH_S / each) if each > 0 else size))
-        return fetched
+                refused: ShareItem | None = None
+                for at, item in enumerate(batch):
+                    released = keys.get((item.record_id, item.version))
+                    if released is None:
+                        refused = refused or item
+                        continue
+                    fetching.collect(FETCHERS - 1)
+                    if at and time.monotonic() - released_at > FRESH_S:
+                        # Its URL may be stale: asked for again, first in the next batch.
+                        queue = batch[at:] + queue
+                        break
+                    target, metadata = self._start(item, released, manifest, ticks)
+                    fetching.submit(target, self._receive, item, released, target, metadata, ticks)
+                fetching.collect(0)
+                if refused is not None:
+                    raise ShareRefused(
+                        share_id=shared.share_id,
+                        record_id=refused.record_id,
+                        version=refused.version,
+                        why=self._why_refused(shared.share_id, refused),
+                        kept=kept + len(manifest.fetched_now),
+                    )
+                each = (time.monotonic() - began) / max(1, len(fetching.fetched))
+                size = max(1, min(MAX_RELEASE_BATCH, int(BATCH_S / each) if each > 0 else size))
+            return fetching.fetched
+
+    def _start(
+        self, item: ShareItem, released: Released, manifest: _Manifest, ticks: _Ticks | None
+    ) -> tuple[Path, fmt.Metadata]:
+        """Where a released item goes (its name reserved until it is in), announced."""
+        metadata = self._open_metadata(released)
+        target = manifest.place(item.record_id, item.version, metadata.file_name)
+        if ticks is not None:
+            size = released.ciphertext.size if released.ciphertext is not None else 0
+            ticks.fetching(record_id=item.record_id, version=item.version, size=size)
+        return target, metadata
 
     def _receive(
         self,
         item: ShareItem,
         released: Released,
-        manifest: _Manifest,
-        progress: ShareProgress | None,
+        target: Path,
+        metadata: fmt.Metadata,
+        ticks: _Ticks | None,
     ) -> ReceivedItem:
-        """Fetch one released item into the manifest's directory and record it there."""
-        metadata = self._open_metadata(released)
-        target = manifest.place(item.record_id, item.version, metadata.file_name)
-        ticks: Progress | None = None
-        if progress is not None:
-            size = released.ciphertext.size if released.ciphertext is not None else 0
-            progress.fetching(record_id=item.record_id, version=item.version, size=size)
-            ticks = progress.advance
+        """Fetch one released item into ``target`` (on a fetching thread)."""
         digest = hashlib.sha256()
         written = _Counter()
 
@@ -294,10 +333,10 @@ class ShareCalls(RecordReading):
             digest.update(block)
             written.count += len(block)
 
-        self._decrypt_to(released, target, ticks, tee=seen)
+        self._decrypt_to(released, target, None if ticks is None else ticks.advance, tee=seen)
         # The download was checked against this digest before the file was put in place.
         committed = self._committed(released)
-        received = ReceivedItem(
+        return ReceivedItem(
             record_id=item.record_id,
             version=item.version,
             path=target,
@@ -307,8 +346,6 @@ class ShareCalls(RecordReading):
             content_type=metadata.content_type,
             ciphertext_sha256=committed.sha256.hex(),
         )
-        manifest.add(received)
-        return received
 
     def _why_refused(self, share_id: str, item: ShareItem) -> str:
         """What the share's state tells of why an item was refused, as far as it can be seen."""
@@ -330,15 +367,80 @@ class _Counter:
     count: int = 0
 
 
+class _Fetching:
+    """Items received on ``FETCHERS`` threads, recorded in the manifest in the order they
+    were started. Leaving the context on an error waits for the items under way and records
+    those received, so that no file is left in place that the manifest does not name."""
+
+    def __init__(self, manifest: _Manifest) -> None:
+        self._manifest = manifest
+        self._pool = ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="carevault-share")
+        self._running: deque[tuple[Future[ReceivedItem], Path]] = deque()
+        self.fetched: list[ReceivedItem] = []
+
+    def submit(self, target: Path, receive: Callable[..., ReceivedItem], *args: object) -> None:
+        """Start receiving an item into ``target`` (placed in the manifest)."""
+        self._running.append((self._pool.submit(receive, *args), target))
+
+    def collect(self, until: int) -> None:
+        """Record the items received, in order, until at most ``until`` are under way; raise
+        the first failure."""
+        while len(self._running) > until:
+            future, target = self._running.popleft()
+            try:
+                received = future.result()
+            except BaseException:
+                self._manifest.unreserve(target)
+                raise
+            self._manifest.add(received)
+            self.fetched.append(received)
+
+    def __enter__(self) -> _Fetching:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            while self._running:
+                with contextlib.suppress(Exception):
+                    self.collect(len(self._running) - 1)
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+class _Ticks:
+    """A ``ShareProgress`` told of items from the calling thread and of bytes from the
+    fetching threads, one call at a time."""
+
+    def __init__(self, progress: ShareProgress) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+
+    def fetching(self, *, record_id: str, version: int, size: int) -> None:
+        with self._lock:
+            self._progress.fetching(record_id=record_id, version=version, size=size)
+
+    def advance(self, count: int) -> None:
+        with self._lock:
+            self._progress.advance(count)
+
+
 class _Manifest:
     """The download directory's record of what it received of one share (see the module's
-    docstring), rewritten whole, through a renamed temporary file, after each item."""
+    docstring), rewritten whole, through a renamed temporary file, after each item.
+
+    The rewrites run in order on a thread of their own (a rename over the previous manifest
+    makes ext4 write the new one out, a few ms each, which would hold up the next item's
+    start); ``flush`` waits for them and raises what one raised."""
 
     def __init__(self, directory: Path, share_id: str, entries: list[ReceivedItem]) -> None:
         self.directory = directory
         self.share_id = share_id
         self._entries = {(entry.record_id, entry.version): entry for entry in entries}
         self.fetched_now: list[ReceivedItem] = []
+        # The files of items under way, not yet recorded: no other item may take their names.
+        self._reserved: set[Path] = set()
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: list[Future[None]] = []
 
     @classmethod
     def load(cls, directory: Path, share_id: str) -> _Manifest:
@@ -407,7 +509,7 @@ class _Manifest:
         ours = self._entries.get((record_id, version))
         taken = {
             entry.path.name for key, entry in self._entries.items() if key != (record_id, version)
-        }
+        } | {path.name for path in self._reserved}
         prefixed = f"{record_id}-v{version}"
         candidates = [file_name, f"{prefixed}-{file_name}" if file_name else prefixed]
         candidates += [f"{prefixed}-{n}-{file_name}" for n in range(2, 100)]
@@ -416,10 +518,16 @@ class _Manifest:
                 continue
             path = self.directory / name
             if not path.exists() or (ours is not None and ours.path == path):
+                self._reserved.add(path)
                 return path
         raise FileExistsError(f"no free file name for record {record_id} in {self.directory}")
 
+    def unreserve(self, path: Path) -> None:
+        """An item placed at ``path`` was not received."""
+        self._reserved.discard(path)
+
     def add(self, received: ReceivedItem) -> None:
+        self._reserved.discard(received.path)
         self._entries[(received.record_id, received.version)] = received
         self.fetched_now.append(received)
         document = {
@@ -443,6 +551,22 @@ class _Manifest:
                 for entry in self._entries.values()
             ],
         }
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="carevault-manifest"
+            )
+        self._writes.append(self._writer.submit(self._write, document))
+
+    def flush(self) -> None:
+        """Wait until every rewrite is on disk; raise the first that failed."""
+        writes, self._writes = self._writes, []
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        for write in writes:
+            write.result()
+
+    def _write(self, document: dict[str, object]) -> None:
         target = manifest_path(self.directory, self.share_id)
         fd, tmp_name = tempfile.mkstemp(
             dir=self.directory, prefix=f"{target.name}.", suffix=".part"
@@ -455,6 +579,20 @@ class _Manifest:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
+
+
+def _first_batch(items: Sequence[ShareItem]) -> int:
+    """How many items the first release asks for (see the module's docstring); one when the
+    key service did not say how large they are."""
+    count, total = 0, 0
+    for item in items:
+        if item.ciphertext_size is None:
+            break
+        total += item.ciphertext_size
+        if total > FIRST_BATCH_BYTES:
+            break
+        count += 1
+    return max(1, count)
 
 
 def _plain_name(name: str) -> bool:

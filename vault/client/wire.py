@@ -305,6 +305,7 @@ def _share_item(fields: Fields) -> ShareItem:
         version=fields.integer("version"),
         used=fields.integer("used"),
         remaining=fields.opt_integer("remaining"),
+        ciphertext_size=fields.opt_integer("ciphertext_size"),
     )
 
 
