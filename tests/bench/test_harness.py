@@ -163,11 +163,20 @@ def test_runner_lists_and_refuses_unknown_names() -> None:
 
 
 @pytest.mark.integration
-def test_s3client_quick_runs_against_moto_and_reports_minio_status() -> None:
+def test_s3client_quick_measures_the_stores_own_calls_against_both_clients() -> None:
     result = _run_bench("s3client", "--quick")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     metrics = {r["metric"] for r in records}
-    assert {"small_get_client_cpu", "presign_client_cpu", "large_get_throughput"} <= metrics
-    assert all(r["minio"] in {"measured", "not installed: skipped"} for r in records)
+    assert {
+        "presign_get_client_cpu",
+        "presign_put_client_cpu",
+        "head_client_cpu",
+        "commit_digest_get_client_cpu",
+        "delete_then_put_client_cpu",
+        "small_get_client_cpu",
+        "large_get_throughput",
+    } <= metrics
+    store_calls = [r for r in records if r.get("ours") == "carevault-store"]
+    assert {r["baseline"] for r in store_calls} == {"boto3", "minio"}
     assert all(r["ratio"] > 0 for r in records if "baseline" in r)
