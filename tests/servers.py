@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import pwd
 import secrets
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import httpx
 
@@ -84,15 +85,24 @@ def _tail(path: Path, limit: int = 4000) -> str:
 # --- process management ---------------------------------------------------------------------
 
 
+class Process(Protocol):
+    """What is needed of a started process: ``subprocess.Popen`` or a ``LaunchedProcess``."""
+
+    @property
+    def pid(self) -> int: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 @dataclass
 class ManagedProcess:
     """A server process in its own process group, with its output captured to a log file."""
 
     name: str
-    popen: subprocess.Popen[bytes]
+    popen: Process
     log_path: Path
     stop_signal: int
-    _log: IO[bytes] = field(repr=False)
+    _log: IO[bytes] | None = field(repr=False)
 
     @property
     def pid(self) -> int:
@@ -119,7 +129,8 @@ class ManagedProcess:
         # Children that outlived their leader still carry its group id.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
         _registry.discard(self)
 
     def __hash__(self) -> int:
@@ -135,8 +146,14 @@ class _Registry:
         self._hooked = False
 
     def add(self, proc: ManagedProcess) -> None:
+        self.hook()
         with self._lock:
             self._procs.append(proc)
+
+    def hook(self) -> None:
+        """Stop every registered process at exit (before what was hooked earlier), and turn
+        SIGTERM into an interrupt so that the hooks run."""
+        with self._lock:
             if not self._hooked:
                 atexit.register(self.stop_all)
                 _interrupt_on_sigterm()
@@ -629,6 +646,168 @@ def keyservice_argv(*args: str) -> list[str]:
     return [sys.executable, "-c", _KEYSERVICE_CLI, *args]
 
 
+class LaunchedProcess:
+    """A process the launcher forked (tests/launcher.py): not this process's child, so its
+    exit status arrives from the launcher; otherwise used like ``subprocess.Popen``."""
+
+    def __init__(self, launcher: Launcher, pid: int, args: list[str]) -> None:
+        self._launcher = launcher
+        self.pid = pid
+        self.args = args
+
+    @property
+    def returncode(self) -> int | None:
+        return self.poll()
+
+    def poll(self) -> int | None:
+        return self._launcher.returncode(self.pid)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._launcher.wait(self.pid, timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        return code
+
+
+class Launcher:
+    """The session's ``python -m tests.launcher``: forks ``carevault-keyservice`` processes
+    from an interpreter that imported the service once, instead of importing it in each."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log = (log_dir / "launcher.log").open("ab")
+        self._popen = subprocess.Popen(
+            [sys.executable, "-m", "tests.launcher"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=Path(__file__).resolve().parents[1],
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),
+        )
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._next_id = 0
+        self._answers: dict[int, dict[str, Any]] = {}
+        self._exited: dict[int, int] = {}
+        self._gone = False
+        threading.Thread(target=self._read, name="launcher-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._popen.stdout is not None
+        for line in self._popen.stdout:
+            message = json.loads(line)
+            with self._changed:
+                if "exited" in message:
+                    self._exited[message["exited"]] = message["returncode"]
+                else:
+                    self._answers[message["id"]] = message
+                self._changed.notify_all()
+        with self._changed:
+            self._gone = True
+            self._changed.notify_all()
+
+    def alive(self) -> bool:
+        return self._popen.poll() is None and not self._gone
+
+    def spawn(
+        self,
+        args: list[str],
+        *,
+        env: Mapping[str, str],
+        stdout: Path,
+        stderr: Path,
+        cwd: Path | None = None,
+    ) -> LaunchedProcess:
+        """Fork ``carevault-keyservice <args>`` in a session of its own."""
+        request = {
+            "args": list(args),
+            "env": dict(env),
+            "cwd": None if cwd is None else str(cwd),
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+        }
+        with self._lock:
+            self._next_id += 1
+            request_id = self._next_id
+            assert self._popen.stdin is not None
+            self._popen.stdin.write(json.dumps({"id": request_id, **request}).encode() + b"\n")
+            self._popen.stdin.flush()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        with self._changed:
+            while request_id not in self._answers:
+                left = deadline - time.monotonic()
+                if self._gone or left <= 0:
+                    raise ServerStartError(f"the launcher did not fork:\n{_tail(self.log_path)}")
+                self._changed.wait(left)
+            answer = self._answers.pop(request_id)
+        if "error" in answer:
+            raise ServerStartError(f"the launcher could not fork: {answer['error']}")
+        return LaunchedProcess(self, int(answer["pid"]), keyservice_argv(*args))
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self._log.name)
+
+    def returncode(self, pid: int) -> int | None:
+        with self._changed:
+            if pid in self._exited:
+                return self._exited[pid]
+            # A child of a launcher that is gone was killed with it (PR_SET_PDEATHSIG).
+            return -signal.SIGKILL if self._gone else None
+
+    def wait(self, pid: int, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                code = self.returncode(pid)
+                if code is not None:
+                    return code
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._changed.wait(left)
+
+    def stop(self) -> None:
+        """Close its input (it exits) and wait; anything it forked dies with it."""
+        if self._popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._popen.stdin.close()
+        try:
+            self._popen.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.wait(timeout=STOP_TIMEOUT_S)
+        self._log.close()
+
+
+_launcher: Launcher | None = None
+_launcher_lock = threading.Lock()
+
+
+def launcher(log_dir: Path) -> Launcher:
+    """This process's launcher, started on first use (logging to ``log_dir``) and stopped at
+    exit after the processes it forked."""
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None or not _launcher.alive():
+            _launcher = Launcher(log_dir)
+            atexit.register(_launcher.stop)
+            _registry.hook()
+        return _launcher
+
+
+def start_keyservice_process(
+    name: str, args: list[str], *, log_dir: Path, env: Mapping[str, str], cwd: Path
+) -> ManagedProcess:
+    """``carevault-keyservice <args>`` in a session of its own, output to
+    ``log_dir/<name>.log``, forked by the launcher, and registered."""
+    log_path = log_dir / f"{name}.log"
+    popen = launcher(log_dir).spawn(args, env=env, stdout=log_path, stderr=log_path, cwd=cwd)
+    proc = ManagedProcess(name, popen, log_path, signal.SIGTERM, None)
+    _registry.add(proc)
+    return proc
+
+
 def embedded_env(data_dir: Path, *, port: int) -> dict[str, str]:
     """Settings for the embedded default: SQLite, local blobs and a local root key file."""
     return {
@@ -670,9 +849,9 @@ def start_keyservice(env: Mapping[str, str], *, port: int, log_dir: Path) -> Key
     """Start ``carevault-keyservice serve`` on ``port`` and wait until /healthz answers."""
     data_dir = Path(env["CAREVAULT_DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    proc = start_process(
+    proc = start_keyservice_process(
         f"keyservice-{port}",
-        keyservice_argv("serve", "--host", LOOPBACK, "--port", str(port)),
+        ["serve", "--host", LOOPBACK, "--port", str(port)],
         log_dir=log_dir,
         env=_child_env(env),
         cwd=data_dir,
@@ -682,6 +861,13 @@ def start_keyservice(env: Mapping[str, str], *, port: int, log_dir: Path) -> Key
     return KeyService(base_url, data_dir, dict(env), port, proc)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
 def run_keyservice_command(
     env: Mapping[str, str], *args: str, check: bool = True, timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
@@ -689,14 +875,22 @@ def run_keyservice_command(
 
     With ``check`` a non-zero exit raises CalledProcessError whose message includes stderr.
     """
-    result = subprocess.run(
-        keyservice_argv(*args),
-        env=_child_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    argv = keyservice_argv(*args)
+    with tempfile.TemporaryDirectory(prefix="keyservice-command-") as scratch:
+        out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
+        child = launcher(Path(scratch).parent).spawn(
+            list(args), env=_child_env(env), stdout=out, stderr=err
+        )
+        try:
+            returncode = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait(STOP_TIMEOUT_S)
+            raise subprocess.TimeoutExpired(
+                argv, timeout, output=_read(out), stderr=_read(err)
+            ) from None
+        result = subprocess.CompletedProcess(argv, returncode, _read(out), _read(err))
     if check and result.returncode != 0:
         raise subprocess.CalledProcessError(
             result.returncode,

@@ -19,6 +19,8 @@ def world(request: pytest.FixtureRequest, keyservice_factory: KeyServiceFactory)
         yield built
     finally:
         built.close()
+        # The module's service is no one else's: stopped now rather than at session end.
+        built.service.stop()
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +30,5 @@ def embedded_world(keyservice_factory: KeyServiceFactory) -> Iterator[World]:
         yield built
     finally:
         built.close()
+        # The module's service is no one else's: stopped now rather than at session end.
+        built.service.stop()
