@@ -17,9 +17,7 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,9 @@ import httpx
 
 from clients.localservice import die_with_parent
 
+# One copy of these, shared with the production topology that the topology tests start.
+from deploy.topology import free_port, postgres_bin_dir, postgres_os_user
+
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 LOOPBACK = "127.0.0.1"
@@ -43,35 +44,10 @@ S3_SECRET_KEY = "testing"
 S3_REGION = "us-east-1"
 
 POSTGRES_SUPERUSER = "carevault"
-# The unprivileged account PostgreSQL runs as when the tests run as root (it refuses root).
-POSTGRES_OS_USERS = ("postgres", "nobody")
 
 
 class ServerStartError(RuntimeError):
     """A test server did not come up; the message carries the tail of its log."""
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def pid_exists(pid: int) -> bool:
-    """Whether a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return os.name != "posix" or not Path("/proc").is_dir()
-    return state != "Z"
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
@@ -494,33 +470,6 @@ class PostgresServer:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return PostgresServer(self.host, self.port, self.user, name)
-
-
-def postgres_bin_dir() -> Path:
-    """The directory holding initdb and postgres: the newest distro version, or PATH."""
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
-    )
-    if candidates:
-        return candidates[-1].parent
-    on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).parent
-    raise ServerStartError("PostgreSQL is not installed: run `make postgres`")
-
-
-def postgres_os_user() -> str | None:
-    """The account to run PostgreSQL as: None (ourselves) unless we are root."""
-    if os.geteuid() != 0:
-        return None
-    for name in POSTGRES_OS_USERS:
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return name
-    raise ServerStartError(f"none of the users {POSTGRES_OS_USERS} exists to run PostgreSQL")
 
 
 def start_postgres(base_dir: Path) -> tuple[ManagedProcess, PostgresServer]:

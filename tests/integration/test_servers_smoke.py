@@ -9,12 +9,12 @@ import psycopg
 import pytest
 import sqlalchemy
 
+from deploy.topology import alive as pid_exists
 from tests.servers import (
     KeyService,
     KeyServiceFactory,
     PostgresServer,
     S3Server,
-    pid_exists,
     run_keyservice_command,
 )
 
