@@ -5,40 +5,21 @@ then a dry run that changes nothing, then a leaver whose next command is refused
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from clients.cli import app
 from clients.output import EXIT_DENIED, EXIT_ERROR
+from tests.e2e.cli import as_json, run_cli
 from tests.e2e.world import World
 from tests.keyservice.helpers import bootstrap_code
 from vault.client import Client
 
 pytestmark = pytest.mark.integration
 
-PASSPHRASE = {"CAREVAULT_PASSPHRASE": "cli test passphrase"}
-runner = CliRunner()
-
-
-def _said(profile: Path, *args: str) -> tuple[int, str]:
-    """Exit code and everything printed, errors included, as one line of words."""
-    result = runner.invoke(app, ["--profile", str(profile), *args], env=PASSPHRASE)
-    assert "Traceback" not in result.output
-    return result.exit_code, " ".join(result.output.split())
-
-
-def _json(profile: Path, *args: str) -> dict[str, object]:
-    result = runner.invoke(app, ["--profile", str(profile), "--json", *args], env=PASSPHRASE)
-    assert result.exit_code == 0, result.output
-    parsed: dict[str, object] = json.loads(result.stdout)
-    return parsed
-
 
 def _enrolled(profile: Path, world: World, code: str) -> Path:
-    status, said = _said(profile, "enroll", "--url", world.service.base_url, "--code", code)
+    status, said = run_cli(profile, "enroll", "--url", world.service.base_url, "--code", code)
     assert status == 0, said
     return profile
 
@@ -64,19 +45,19 @@ def _leaver(world: World, tmp_path: Path, name: str) -> Path:
 
 
 def test_offboarding_refusals_change_nothing(world: World, admin: Path, tmp_path: Path) -> None:
-    me = str(_json(admin, "whoami")["principal_id"])
-    status, said = _said(admin, "admin", "offboard", me, "--reason", "testing")
+    me = str(as_json(admin, "whoami")["principal_id"])
+    status, said = run_cli(admin, "admin", "offboard", me, "--reason", "testing")
     assert status == EXIT_DENIED and "you cannot offboard yourself" in said, said
-    status, said = _said(admin, "admin", "offboard", "0" * 32, "--reason", "testing")
+    status, said = run_cli(admin, "admin", "offboard", "0" * 32, "--reason", "testing")
     assert status == EXIT_DENIED and "no active principal with this id" in said, said
-    status, said = _said(admin, "admin", "offboard", world.ids["grace"], "--reason", "moved")
+    status, said = run_cli(admin, "admin", "offboard", world.ids["grace"], "--reason", "moved")
     assert status == EXIT_ERROR and "admin revoke principal" in said, said
     educator = _enrolled(
         tmp_path / "eve", world, world.code_for("eve", kind="staff", roles=("educator",))
     )
-    status, said = _said(educator, "admin", "offboard", world.ids["amira"], "--reason", "x")
+    status, said = run_cli(educator, "admin", "offboard", world.ids["amira"], "--reason", "x")
     assert status == EXIT_DENIED, said
-    assert _json(admin, "whoami")["principal_id"] == me
+    assert as_json(admin, "whoami")["principal_id"] == me
     assert world.people["amira"].whoami().principal_id == world.ids["amira"]
     assert world.people["grace"].whoami().principal_id == world.ids["grace"]
 
@@ -85,22 +66,22 @@ def test_a_leaver_is_offboarded_after_a_dry_run(world: World, admin: Path, tmp_p
     leaver = _leaver(world, tmp_path, "lee")
     lee = world.ids["lee"]
 
-    preview = _json(admin, "admin", "offboard", lee, "--reason", "left", "--dry-run")
+    preview = as_json(admin, "admin", "offboard", lee, "--reason", "left", "--dry-run")
     assert preview["dry_run"] is True
     assert len(preview["assignments_ended"]) == 1  # type: ignore[arg-type]
     assert len(preview["devices_revoked"]) == 1  # type: ignore[arg-type]
-    status, said = _said(admin, "admin", "offboard", lee, "--reason", "left", "--dry-run")
+    status, said = run_cli(admin, "admin", "offboard", lee, "--reason", "left", "--dry-run")
     assert status == 0 and "Dry run: nothing changed." in said, said
-    assert _json(leaver, "whoami")["principal_id"] == lee
+    assert as_json(leaver, "whoami")["principal_id"] == lee
 
-    status, said = _said(admin, "admin", "offboard", lee, "--reason", "left on Friday")
+    status, said = run_cli(admin, "admin", "offboard", lee, "--reason", "left on Friday")
     assert status == 0, said
     assert f"Offboarded {lee}: their next request is refused." in said
     assert preview["assignments_ended"][0] in said  # type: ignore[index]
 
-    status, said = _said(leaver, "whoami")
+    status, said = run_cli(leaver, "whoami")
     assert status == EXIT_DENIED, said
-    status, said = _said(admin, "admin", "offboard", lee, "--reason", "again")
+    status, said = run_cli(admin, "admin", "offboard", lee, "--reason", "again")
     assert status == EXIT_DENIED, "a second offboarding finds nobody"
 
 

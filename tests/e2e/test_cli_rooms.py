@@ -6,42 +6,25 @@ databases (tests/keyservice/test_rooms.py)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from clients.cli import app
 from clients.output import EXIT_USAGE
+from tests.e2e.cli import as_json, run_cli
 from tests.e2e.world import World
 from tests.keyservice.helpers import bootstrap_code
 from vault.client import Proposal
 
 pytestmark = pytest.mark.integration
 
-PASSPHRASE = {"CAREVAULT_PASSPHRASE": "cli test passphrase"}
-runner = CliRunner()
-
-
-def _said(profile: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["--profile", str(profile), *args], env=PASSPHRASE)
-    assert "Traceback" not in result.output
-    return result.exit_code, " ".join(result.output.split())
-
-
-def _json(profile: Path, *args: str) -> object:
-    result = runner.invoke(app, ["--profile", str(profile), "--json", *args], env=PASSPHRASE)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
 
 @pytest.fixture(scope="module")
 def admin(embedded_world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = bootstrap_code(embedded_world.service, force_new_code=True)
     profile = tmp_path_factory.mktemp("rooms-admin")
-    status, said = _said(
+    status, said = run_cli(
         profile, "enroll", "--url", embedded_world.service.base_url, "--code", code
     )
     assert status == 0, said
@@ -53,7 +36,7 @@ def test_rooms_and_imports_from_the_command_line(
 ) -> None:
     world = embedded_world
     name = f"Owls {uuid.uuid4().hex[:6]}"
-    made = _json(admin, "admin", "room", "add", name)
+    made = as_json(admin, "admin", "room", "add", name)
     assert isinstance(made, dict)
     room_id = str(made["room_id"])
     child = world.admin.create_child(display_name="Olu")
@@ -65,31 +48,31 @@ def test_rooms_and_imports_from_the_command_line(
         f"child_id,room,valid_from,valid_to\n{child},{name},,\n{child},No such room,,\n"
         f"{child},{name},2027-02-01,2027-01-01\n"
     )
-    status, said = _said(admin, "admin", "import", str(bad))
+    status, said = run_cli(admin, "admin", "import", str(bad))
     assert status == EXIT_USAGE, said
     assert "nothing was imported" in said and "unknown_room" in said and "ends_before_start" in said
     assert world.admin.room(room_id).memberships == ()
 
     good = tmp_path / "children-ok.csv"
     good.write_text(f"child_id,room,valid_from,valid_to\n{child},{name},,\n")
-    status, said = _said(admin, "admin", "import", str(good), "--dry-run")
+    status, said = run_cli(admin, "admin", "import", str(good), "--dry-run")
     assert status == 0 and "Dry run: nothing changed" in said, said
     assert world.admin.room(room_id).memberships == ()
-    status, said = _said(admin, "admin", "import", str(good))
+    status, said = run_cli(admin, "admin", "import", str(good))
     assert status == 0 and "Applied" in said, said
 
     staff = tmp_path / "staff.csv"
     staff.write_text(f"staff_id,room,role,valid_from,valid_to\n{educator_id},{name},educator,,\n")
-    status, said = _said(admin, "admin", "import", str(staff))
+    status, said = run_cli(admin, "admin", "import", str(staff))
     assert status == 0 and "Proposed, waiting for approval" in said and "another admin" in said
     pending = [p for p in world.approver.proposals() if p.action == "rooms.import"]
     assert pending and isinstance(pending[-1], Proposal)
     assert world.approver.approve(pending[-1].proposal_id).state == "approved"
 
-    shown = _json(admin, "admin", "room", "show", name)
+    shown = as_json(admin, "admin", "room", "show", name)
     assert isinstance(shown, dict)
     people = {m["person_id"] for m in shown["memberships"]}
     assert people == {child, educator_id}
-    listed = _json(admin, "admin", "room", "list")
+    listed = as_json(admin, "admin", "room", "list")
     assert isinstance(listed, list)
     assert any(r["name"] == name and r["staff_now"] == 1 for r in listed)

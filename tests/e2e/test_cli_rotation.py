@@ -5,41 +5,24 @@ both databases (tests/keyservice/test_rotation_jobs.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from clients.cli import app
 from clients.output import EXIT_DENIED, EXIT_USAGE
 from keyservice.ids import new_id
+from tests.e2e.cli import as_json, run_cli
 from tests.e2e.world import World
 from tests.keyservice.helpers import bootstrap_code
 
 pytestmark = pytest.mark.integration
-
-PASSPHRASE = {"CAREVAULT_PASSPHRASE": "cli test passphrase"}
-runner = CliRunner()
-
-
-def _said(profile: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["--profile", str(profile), *args], env=PASSPHRASE)
-    assert "Traceback" not in result.output
-    return result.exit_code, " ".join(result.output.split())
-
-
-def _json(profile: Path, *args: str) -> object:
-    result = runner.invoke(app, ["--profile", str(profile), "--json", *args], env=PASSPHRASE)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
 def admin(embedded_world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = bootstrap_code(embedded_world.service, force_new_code=True)
     profile = tmp_path_factory.mktemp("admin")
-    status, said = _said(
+    status, said = run_cli(
         profile, "enroll", "--url", embedded_world.service.base_url, "--code", code
     )
     assert status == 0, said
@@ -47,21 +30,21 @@ def admin(embedded_world: World, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def test_rotating_an_unknown_child_is_refused(admin: Path) -> None:
-    status, said = _said(admin, "admin", "rotate", "child", new_id())
+    status, said = run_cli(admin, "admin", "rotate", "child", new_id())
     assert status == EXIT_DENIED
     assert "no child with this id" in said
-    status, _ = _said(admin, "admin", "rotate", "child", "not-an-id")
+    status, _ = run_cli(admin, "admin", "rotate", "child", "not-an-id")
     assert status == EXIT_USAGE
 
 
 def test_a_dry_run_counts_and_changes_nothing(admin: Path, embedded_world: World) -> None:
     child = next(iter(embedded_world.children.values()))
-    status, said = _said(admin, "admin", "rotate", "child", child, "--dry-run")
+    status, said = run_cli(admin, "admin", "rotate", "child", child, "--dry-run")
     assert status == 0, said
     assert "Dry run" in said and "Nothing changed" in said
-    dry = _json(admin, "admin", "rotate", "child", child, "--dry-run")
+    dry = as_json(admin, "admin", "rotate", "child", child, "--dry-run")
     assert isinstance(dry, dict) and dry["job"] is None and dry["dry_run"] is True
-    again = _json(admin, "admin", "rotate", "child", child, "--dry-run")
+    again = as_json(admin, "admin", "rotate", "child", child, "--dry-run")
     assert isinstance(again, dict) and again["to_version"] == dry["to_version"]
 
 
@@ -69,14 +52,14 @@ def test_a_child_and_a_root_rotation_followed_to_their_end(
     admin: Path, embedded_world: World
 ) -> None:
     child = next(iter(embedded_world.children.values()))
-    done = _json(admin, "admin", "rotate", "child", child, "--wait")
+    done = as_json(admin, "admin", "rotate", "child", child, "--wait")
     assert isinstance(done, dict)
     assert (done["state"], done["kind"], done["target"]) == ("done", "child", child)
     assert done["done"] == done["total"]
-    root = _json(admin, "admin", "rotate", "root", "--wait")
+    root = as_json(admin, "admin", "rotate", "root", "--wait")
     assert isinstance(root, dict) and root["state"] == "done" and root["kind"] == "root"
-    listed = _json(admin, "admin", "jobs")
+    listed = as_json(admin, "admin", "jobs")
     assert isinstance(listed, list)
     assert {done["job_id"], root["job_id"]} <= {job["job_id"] for job in listed}
-    status, said = _said(admin, "admin", "jobs")
+    status, said = run_cli(admin, "admin", "jobs")
     assert status == 0 and done["job_id"] in said

@@ -5,42 +5,24 @@ own tests cover both databases (tests/keyservice/test_shredding.py)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import update
-from typer.testing import CliRunner
 
-from clients.cli import app
 from clients.output import EXIT_DENIED
 from keyservice.db.tables import shred_requests
+from tests.e2e.cli import as_json, run_cli
 from tests.e2e.world import World
 from tests.keyservice.conftest import database
 from tests.keyservice.helpers import bootstrap_code, host_code
 
 pytestmark = pytest.mark.integration
 
-PASSPHRASE = {"CAREVAULT_PASSPHRASE": "cli test passphrase"}
-runner = CliRunner()
-
-
-def _said(profile: Path, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["--profile", str(profile), *args], env=PASSPHRASE)
-    assert "Traceback" not in result.output
-    return result.exit_code, " ".join(result.output.split())
-
-
-def _json(profile: Path, *args: str) -> Any:
-    result = runner.invoke(app, ["--profile", str(profile), "--json", *args], env=PASSPHRASE)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
 
 def _enrolled(profile: Path, world: World, code: str) -> Path:
-    status, said = _said(profile, "enroll", "--url", world.service.base_url, "--code", code)
+    status, said = run_cli(profile, "enroll", "--url", world.service.base_url, "--code", code)
     assert status == 0, said
     return profile
 
@@ -59,33 +41,37 @@ def test_shredding_from_the_command_line(embedded_world: World, tmp_path: Path) 
     manager = _enrolled(tmp_path / "manager", world, host_code(world.service, manager_id))
     world.assign("manager-z", child, role="manager")
 
-    status, said = _said(admin, "admin", "shred", "request", "--child", child, "--reason", "x")
+    status, said = run_cli(admin, "admin", "shred", "request", "--child", child, "--reason", "x")
     assert status == EXIT_DENIED and "an admin alone may not" in said, said
-    planned = _json(
+    planned = as_json(
         dsl, "admin", "shred", "request", "--child", child, "--reason", "left", "--dry-run"
     )
     assert planned["shred_id"] is None and planned["state"] == "dry-run"
 
-    hold = _json(dsl, "admin", "hold", "set", child, "--reason", "court case")["hold_id"]
-    status, said = _said(manager, "admin", "shred", "request", "--child", child, "--reason", "x")
+    hold = as_json(dsl, "admin", "hold", "set", child, "--reason", "court case")["hold_id"]
+    status, said = run_cli(manager, "admin", "shred", "request", "--child", child, "--reason", "x")
     assert status != 0 and "legal hold" in said, said
-    assert _said(manager, "admin", "hold", "lift", hold, "--reason", "closed")[0] == 0
+    assert run_cli(manager, "admin", "hold", "lift", hold, "--reason", "closed")[0] == 0
 
-    asked = _json(dsl, "admin", "shred", "request", "--child", child, "--reason", "retention over")
+    asked = as_json(
+        dsl, "admin", "shred", "request", "--child", child, "--reason", "retention over"
+    )
     shred_id = asked["shred_id"]
-    status, said = _said(dsl, "admin", "shred", "approve", shred_id)
+    status, said = run_cli(dsl, "admin", "shred", "approve", shred_id)
     assert status == EXIT_DENIED and "second manager or DSL" in said, said
-    status, said = _said(admin, "admin", "shred", "approve", shred_id)
+    status, said = run_cli(admin, "admin", "shred", "approve", shred_id)
     assert status == EXIT_DENIED and "an admin alone cannot" in said, said
-    assert _json(manager, "admin", "shred", "approve", shred_id)["state"] == "approved"
+    assert as_json(manager, "admin", "shred", "approve", shred_id)["state"] == "approved"
     assert (
-        _json(dsl, "admin", "shred", "cancel", shred_id, "--reason", "wrong child")["state"]
+        as_json(dsl, "admin", "shred", "cancel", shred_id, "--reason", "wrong child")["state"]
         == "cancelled"
     )
 
-    asked = _json(dsl, "admin", "shred", "request", "--child", child, "--reason", "retention over")
+    asked = as_json(
+        dsl, "admin", "shred", "request", "--child", child, "--reason", "retention over"
+    )
     shred_id = asked["shred_id"]
-    _json(manager, "admin", "shred", "approve", shred_id)
+    as_json(manager, "admin", "shred", "approve", shred_id)
     engine = database(world.service)
     with engine.begin() as connection:  # the 30 days are over
         connection.execute(
@@ -94,15 +80,15 @@ def test_shredding_from_the_command_line(embedded_world: World, tmp_path: Path) 
             .values(not_before=datetime(2000, 1, 1, tzinfo=UTC))
         )
     engine.dispose()
-    listed = _json(manager, "admin", "shred", "list")
+    listed = as_json(manager, "admin", "shred", "list")
     assert {s["shred_id"]: s["state"] for s in listed}[shred_id] == "done"
     saved = tmp_path / "certificate.json"
-    certificate = _json(manager, "admin", "shred", "certificate", shred_id, "-o", str(saved))
+    certificate = as_json(manager, "admin", "shred", "certificate", shred_id, "-o", str(saved))
     assert certificate["certificate"]["approved_by"] == manager_id
     key = certificate["service_key"]
-    verified = _json(manager, "admin", "shred", "verify", str(saved), "--service-key", key)
+    verified = as_json(manager, "admin", "shred", "verify", str(saved), "--service-key", key)
     assert verified["child_id"] == child
     wrong = "A" * 43
-    status, said = _said(manager, "admin", "shred", "verify", str(saved), "--service-key", wrong)
+    status, said = run_cli(manager, "admin", "shred", "verify", str(saved), "--service-key", wrong)
     assert status != 0 and "does not verify" in said, said
-    assert isinstance(_json(admin, "admin", "retention", "due"), list)
+    assert isinstance(as_json(admin, "admin", "retention", "due"), list)
