@@ -1,0 +1,157 @@
+"""``carevault-keyservice backup`` and ``restore`` (issue 16, part 5; decision 0025): a backup
+taken while the service runs, restored into a fresh database on a fresh data directory (with
+the key files and blobs backed up beside it, as docs/BACKUPS.md says), serves every record
+again through a real service; a restore into a database that holds anything is refused. On
+both databases."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.keyservice.helpers import (
+    Device,
+    StoredRecord,
+    assigned_staff,
+    bootstrap_admin,
+    put_record,
+    release,
+)
+from tests.servers import (
+    LOOPBACK,
+    KeyService,
+    KeyServiceFactory,
+    PostgresServer,
+    free_port,
+    run_keyservice_command,
+)
+
+pytestmark = pytest.mark.integration
+
+# What the embedded service keeps in its data directory besides the database, and is backed
+# up apart from it (docs/BACKUPS.md).
+KEY_FILES = ("root.key", "audit-signing.key", "audit-mac.key", "blob-token.key")
+
+
+def _audit_actions(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(text("SELECT action FROM audit_entries ORDER BY seq")).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def _fresh_host(
+    service: KeyService, target: Path, request: pytest.FixtureRequest
+) -> tuple[dict[str, str], int]:
+    """The service's settings on a new data directory holding copies of its key files (and,
+    embedded, its blobs) and pointing at a new, empty database; and its port."""
+    target.mkdir(mode=0o700)
+    for name in KEY_FILES:
+        shutil.copy2(service.data_dir / name, target / name)
+    port = free_port()
+    env = {
+        **service.env,
+        "CAREVAULT_DATA_DIR": str(target),
+        "CAREVAULT_ROOT_KEY": f"file:{target / 'root.key'}",
+        "CAREVAULT_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
+    }
+    if service.env["CAREVAULT_BLOB_STORE"].startswith("local:"):
+        shutil.copytree(service.data_dir / "blobs", target / "blobs")
+        env["CAREVAULT_BLOB_STORE"] = f"local:{target / 'blobs'}"
+        env["CAREVAULT_DATABASE_URL"] = f"sqlite:///{target / 'carevault.db'}"
+    else:
+        postgres: PostgresServer = request.getfixturevalue("postgres_server")
+        env["CAREVAULT_DATABASE_URL"] = postgres.create_database().url
+    return env, port
+
+
+@pytest.mark.parametrize("flavour", ["embedded", "production"])
+def test_a_backup_restored_into_a_fresh_database_serves_every_record(
+    keyservice_factory: KeyServiceFactory,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    flavour: str,
+) -> None:
+    service = keyservice_factory(flavour=flavour)
+    admin = bootstrap_admin(service)
+    dsl, child = assigned_staff(service, admin, role="dsl")
+    records: list[StoredRecord] = [
+        put_record(dsl, child_ids=[child], ciphertext=f"record {n}".encode()) for n in range(3)
+    ]
+
+    backup = tmp_path / "carevault.backup"
+    made = run_keyservice_command(service.env, "backup", str(backup))
+    assert f"to {backup}" in made.stdout
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    again = run_keyservice_command(service.env, "backup", str(backup), check=False)
+    assert again.returncode == 1 and "never overwrites" in again.stderr
+
+    env, port = _fresh_host(service, tmp_path / "restored-host", request)
+    service.stop()
+    restored = run_keyservice_command(env, "restore", str(backup), check=False)
+    assert restored.returncode == 0, restored.stderr
+    assert "audit chain intact" in restored.stdout, restored.stdout
+    actions = _audit_actions(env["CAREVAULT_DATABASE_URL"])
+    assert actions[-2:] == ["backup.create", "backup.restore"]
+
+    # A second restore into the now non-empty database changes nothing.
+    refused = run_keyservice_command(env, "restore", str(backup), check=False)
+    assert refused.returncode == 1
+    assert "nothing restored" in refused.stderr and "already holds" in refused.stderr
+    assert _audit_actions(env["CAREVAULT_DATABASE_URL"]) == actions
+
+    again_served = keyservice_factory.start(env, port=port)
+    reader: Device = dataclasses.replace(dsl, base_url=again_served.base_url)
+    response, results = release(
+        reader, [(r.record_id, r.version) for r in records], include_urls=True
+    )
+    for record in records:
+        result = results[(record.record_id, record.version)]
+        assert result["status"] == "granted", result
+        assert reader.open_key(response, result) == record.record_key
+        assert httpx.get(result["download_url"], timeout=30.0).content == record.ciphertext
+    verified = run_keyservice_command(env, "audit", "verify")
+    assert "audit chain intact" in verified.stdout
+
+
+def test_a_restore_names_the_audit_entries_written_after_the_backup_as_lost(
+    keyservice_factory: KeyServiceFactory, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The usual disaster: the service went on after the backup and signed a checkpoint of
+    its later chain into the store. The restore serves the backup's records, refuses the
+    later ones like any unknown record, and says from which audit entry on history is lost."""
+    service = keyservice_factory(flavour="embedded")
+    admin = bootstrap_admin(service)
+    dsl, child = assigned_staff(service, admin, role="dsl")
+    kept = put_record(dsl, child_ids=[child], ciphertext=b"before the backup")
+    backup = tmp_path / "carevault.backup"
+    run_keyservice_command(service.env, "backup", str(backup))
+    entries_in_backup = len(_audit_actions(service.env["CAREVAULT_DATABASE_URL"]))
+    later = put_record(dsl, child_ids=[child], ciphertext=b"after the backup")
+    assert "checkpoint: seq" in run_keyservice_command(service.env, "audit", "checkpoint").stdout
+
+    env, port = _fresh_host(service, tmp_path / "restored-host", request)
+    service.stop()
+    restored = run_keyservice_command(env, "restore", str(backup), check=False)
+    assert restored.returncode == 0, restored.stderr
+    assert f"from entry {entries_in_backup + 1}, are lost" in restored.stderr
+    actions = _audit_actions(env["CAREVAULT_DATABASE_URL"])
+    assert (len(actions), actions[-1]) == (entries_in_backup + 1, "backup.restore")
+
+    again_served = keyservice_factory.start(env, port=port)
+    reader: Device = dataclasses.replace(dsl, base_url=again_served.base_url)
+    response, results = release(
+        reader, [(kept.record_id, kept.version), (later.record_id, later.version)]
+    )
+    assert reader.open_key(response, results[(kept.record_id, kept.version)]) == kept.record_key
+    assert results[(later.record_id, later.version)]["status"] == "denied"
