@@ -368,7 +368,7 @@ def backup_command(
             connection,
             settings,
             AuditEvent(
-                action="backup.create", outcome="allow", detail={"kind": engine.dialect.name}
+                action="backup.start", outcome="allow", detail={"kind": engine.dialect.name}
             ),
         )
         connection.commit()

@@ -102,7 +102,7 @@ def test_a_backup_restored_into_a_fresh_database_serves_every_record(
     assert restored.returncode == 0, restored.stderr
     assert "audit chain intact" in restored.stdout, restored.stdout
     actions = _audit_actions(env["CAREVAULT_DATABASE_URL"])
-    assert actions[-2:] == ["backup.create", "backup.restore"]
+    assert actions[-2:] == ["backup.start", "backup.restore"]
 
     # A second restore into the now non-empty database changes nothing.
     refused = run_keyservice_command(env, "restore", str(backup), check=False)
