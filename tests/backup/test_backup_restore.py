@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from tests.keyservice.helpers import (
     StoredRecord,
     assigned_staff,
     bootstrap_admin,
+    ok,
     put_record,
     release,
 )
@@ -155,3 +157,68 @@ def test_a_restore_names_the_audit_entries_written_after_the_backup_as_lost(
     )
     assert reader.open_key(response, results[(kept.record_id, kept.version)]) == kept.record_key
     assert results[(later.record_id, later.version)]["status"] == "denied"
+
+
+SLOW_JOBS = {
+    # One wrap per batch, then a pause of 100 000 times the batch's own time (minutes): a job
+    # started here stays in progress after its first batch until the service stops.
+    "CAREVAULT_JOB_BATCH_SIZE": "1",
+    "CAREVAULT_JOB_YIELD": "100000",
+    "CAREVAULT_JOB_LEASE_SECONDS": "1",
+}
+
+
+def _job(device: Device, job_id: str) -> dict[str, object]:
+    with device.client() as http:
+        job: dict[str, object] = ok(http.get(f"/v1/admin/jobs/{job_id}"))
+    return job
+
+
+def test_a_rotation_job_in_progress_in_the_backup_resumes_and_finishes_after_restore(
+    keyservice_factory: KeyServiceFactory, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    service = keyservice_factory(flavour="embedded", extra_env=SLOW_JOBS)
+    admin = bootstrap_admin(service)
+    dsl, child = assigned_staff(service, admin, role="dsl")
+    records = [put_record(dsl, child_ids=[child], ciphertext=bytes([n]) * 9) for n in range(3)]
+    with admin.client() as http:
+        started = ok(http.post("/v1/admin/rotations", json={"kind": "child", "child_id": child}))
+    job_id = str(started["job"]["job_id"])
+    while _job(admin, job_id)["done"] == 0:
+        threading.Event().wait(0.05)
+    backup = tmp_path / "carevault.backup"
+    run_keyservice_command(service.env, "backup", str(backup))
+
+    env, port = _fresh_host(service, tmp_path / "restored-host", request)
+    for name in SLOW_JOBS:
+        env.pop(name)
+    service.stop()
+    restored = run_keyservice_command(env, "restore", str(backup), check=False)
+    assert restored.returncode == 0, restored.stderr
+    engine = create_engine(env["CAREVAULT_DATABASE_URL"])
+    with engine.connect() as connection:
+        in_backup = connection.execute(
+            text("SELECT state, done, total FROM rotation_jobs WHERE job_id = :j"), {"j": job_id}
+        ).one()
+    assert tuple(in_backup) == ("running", 1, 3)
+
+    again_served = keyservice_factory.start(env, port=port)
+    on_restored = dataclasses.replace(admin, base_url=again_served.base_url)
+    while (job := _job(on_restored, job_id))["state"] == "running":
+        threading.Event().wait(0.1)
+    assert (job["state"], job["done"]) == ("done", 3), job
+    with engine.connect() as connection:
+        versions = set(
+            connection.execute(
+                text("SELECT child_key_version FROM wrapped_record_keys WHERE child_id = :c"),
+                {"c": child},
+            ).scalars()
+        )
+    engine.dispose()
+    assert versions == {2}
+    reader = dataclasses.replace(dsl, base_url=again_served.base_url)
+    response, results = release(reader, [(r.record_id, r.version) for r in records])
+    for record in records:
+        assert reader.open_key(response, results[(record.record_id, record.version)]) == (
+            record.record_key
+        )
