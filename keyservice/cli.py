@@ -390,6 +390,18 @@ def restore_command(
     checkpoints must verify; checkpoints in the store naming entries written after the backup
     are reported as lost entries (docs/BACKUPS.md)."""
     settings = _settings()
+    for name, key_file in (
+        ("CAREVAULT_AUDIT_KEY_FILE", settings.audit_key_file),
+        ("CAREVAULT_AUDIT_MAC_KEY_FILE", settings.audit_mac_key_file),
+    ):
+        # Never made up here: a new key would make the restored chain look forged.
+        if not key_file.exists():
+            typer.echo(
+                f"nothing restored: the audit key file {key_file} ({name}) does not exist: put "
+                "the deployment's audit keys back first (docs/BACKUPS.md)",
+                err=True,
+            )
+            raise typer.Exit(code=1)
     engine = make_engine(settings.database_url)
     try:
         made = backup_db.restore(settings.database_url, path, engine)
@@ -435,8 +447,8 @@ def restore_command(
             f"audit chain intact up to the backup ({own.entries} entries), but the checkpoint "
             f"store names entry {report.broken_seq}: the audit entries (and every change) "
             f"made after the backup, from entry {own.entries + 1}, are lost. `audit verify` "
-            "will report this cut until the store's later checkpoints are dealt with "
-            "(docs/BACKUPS.md, 'After a restore')",
+            "will keep reporting this cut; this message and the backup.restore entry say why "
+            "(docs/BACKUPS.md, 'Restoring')",
             err=True,
         )
     else:

@@ -100,6 +100,12 @@ def test_a_backup_restored_into_a_fresh_database_serves_every_record(
 
     env, port = _fresh_host(service, tmp_path / "restored-host", request)
     service.stop()
+    # Without the deployment's audit keys nothing is restored (and no key is made up).
+    no_keys = {**env, "CAREVAULT_AUDIT_MAC_KEY_FILE": str(tmp_path / "missing-mac.key")}
+    refused_keys = run_keyservice_command(no_keys, "restore", str(backup), check=False)
+    assert refused_keys.returncode == 1
+    assert "nothing restored: the audit key file" in refused_keys.stderr
+    assert not (tmp_path / "missing-mac.key").exists()
     restored = run_keyservice_command(env, "restore", str(backup), check=False)
     assert restored.returncode == 0, restored.stderr
     assert "audit chain intact" in restored.stdout, restored.stdout
