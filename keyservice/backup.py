@@ -140,20 +140,30 @@ def _sqlite_restore(path: Path, target: Path) -> None:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-def _pg_run(program: str, url: URL, args: list[str]) -> None:
-    binary = pg_client(program)
+def pg_command(program: str, url: URL, args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run ``program`` against ``url``: the password
+    in ``PGPASSWORD``, never in the command line (which every local user can read)."""
     env = {**os.environ}
     if url.password is not None:
         env["PGPASSWORD"] = str(url.password)
-    dbname = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) keeps the password (None means "unchanged"): build it anew.
+    without_password = URL.create(
+        "postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
+    dbname = without_password.render_as_string(hide_password=False)
+    return [pg_client(program), f"--dbname={dbname}", *args], env
+
+
+def _pg_run(program: str, url: URL, args: list[str]) -> None:
+    argv, env = pg_command(program, url, args)
     try:
         ran = subprocess.run(
-            [binary, f"--dbname={dbname}", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PG_TIMEOUT_S,
-            check=False,
+            argv, env=env, capture_output=True, text=True, timeout=PG_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired:
         raise BackupError(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import make_url
 
 from keyservice import backup as backup_db
 
@@ -71,3 +72,15 @@ def test_a_restore_into_a_database_with_tables_is_refused(tmp_path: Path) -> Non
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert backup_db.restore(fresh, made, create_engine(fresh)).kind == "sqlite"
     assert inspect(create_engine(fresh)).get_table_names() == ["alembic_version", "records"]
+
+
+def test_the_database_password_reaches_pg_dump_through_its_environment_only() -> None:
+    url = make_url("postgresql+psycopg://carevault:s3cret-pw@db.internal:5433/carevault")
+    argv, env = backup_db.pg_command("pg_dump", url, ["--format=custom"])
+    assert env["PGPASSWORD"] == "s3cret-pw"
+    assert not [arg for arg in argv if "s3cret" in arg]
+    assert argv[1:] == [
+        "--dbname=postgresql://carevault@db.internal:5433/carevault",
+        "--format=custom",
+    ]
+    assert "s3cret" not in backup_db.describe(url.render_as_string(hide_password=False))
