@@ -485,7 +485,9 @@ pid {base / "nginx" / "nginx.pid"};
 error_log {base / "nginx" / "error.log"} warn;
 events {{ worker_connections 512; }}
 http {{
-  access_log {base / "nginx" / "access.log"};
+  # Which instance served each request (tests read it: see served()).
+  log_format carevault '$request_method $uri $status $upstream_addr';
+  access_log {base / "nginx" / "access.log"} carevault;
 {temp}
   upstream keyservice {{
 {servers}
@@ -593,6 +595,52 @@ def _start_all(starter: _Starter, nginx: str) -> Topology:
     starter.wait_ready(proc, popen, _http_ok(f"{url}/healthz", verify=topology.ssl_context()))
     topology.procs.append(proc)
     return topology
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request the balancer answered, from its access log: the instances it tried (more
+    than one after a connection error), in order."""
+
+    method: str
+    path: str
+    status: int
+    instances: tuple[str, ...]
+
+
+def served(topology: Topology) -> list[Served]:
+    """Every request in the balancer's access log so far, oldest first (blob URLs are not
+    logged: their paths are bearer tokens)."""
+    names = {url.removeprefix("http://"): name for name, url in topology.instance_urls.items()}
+    log = Path(topology.base_dir) / "nginx" / "access.log"
+    found = []
+    for line in log.read_text().splitlines():
+        method, path, status, upstreams = line.split(" ", 3)
+        tried = [u.strip() for u in upstreams.split(",")]
+        found.append(
+            Served(method, path, int(status), tuple(names.get(u, u) for u in tried if u != "-"))
+        )
+    return found
+
+
+def kill_instance(topology: Topology, name: str) -> None:
+    """SIGKILL key service instance ``name`` (no graceful shutdown: a crash, or the OOM
+    killer) and return once its port refuses connections."""
+    proc = topology.proc(f"keyservice-{name}")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    address = httpx.URL(topology.instance_urls[name])
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, os.WNOHANG)
+        if not alive(proc.pid):
+            try:
+                socket.create_connection((address.host, address.port or 80), timeout=1).close()
+            except OSError:
+                return
+        time.sleep(0.02)
+    raise TopologyError(f"instance {name} (pid {proc.pid}) still answers after SIGKILL")
 
 
 def stop(topology: Topology, *, remove: bool = True) -> None:

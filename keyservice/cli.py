@@ -7,10 +7,13 @@ its settings (``CAREVAULT_*``), never over the network.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from sqlalchemy import insert, select
 
+from keyservice import backup as backup_db
 from keyservice import host_audit
 from keyservice.audit import offsite
 from keyservice.audit.chain import AuditEvent
@@ -344,6 +347,126 @@ def sweep(
     typer.echo(report.summary())
     if report.failures:
         raise typer.Exit(code=1)
+
+
+@app.command("backup")
+def backup_command(
+    path: Annotated[Path, typer.Argument(help="The backup file to create (never overwritten).")],
+) -> None:
+    """Copy the database into one new file while the service runs (PostgreSQL: pg_dump;
+    SQLite: its online backup API). The root key, audit keys and blobs are backed up apart:
+    docs/BACKUPS.md."""
+    settings = _settings()
+    if path.exists():
+        typer.echo(f"no backup made: {path} exists: a backup never overwrites a file", err=True)
+        raise typer.Exit(code=1)
+    engine = make_engine(settings.database_url)
+    # Audited first, so that the backup holds its own entry: who restores it sees when it
+    # was taken.
+    with engine.connect() as connection:
+        _append(
+            connection,
+            settings,
+            AuditEvent(
+                action="backup.start", outcome="allow", detail={"kind": engine.dialect.name}
+            ),
+        )
+        connection.commit()
+    engine.dispose()
+    try:
+        made = backup_db.backup(settings.database_url, path)
+    except backup_db.BackupError as exc:
+        typer.echo(f"no backup made: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"backed up {made.kind} database to {path} ({made.size} bytes)")
+
+
+@app.command("restore")
+def restore_command(
+    path: Annotated[Path, typer.Argument(help="A file made by `carevault-keyservice backup`.")],
+) -> None:
+    """Restore a backup into the new, empty database CAREVAULT_DATABASE_URL names (refused if
+    it holds any table), migrate it, and verify its audit chain: the backup's own chain and
+    checkpoints must verify; checkpoints in the store naming entries written after the backup
+    are reported as lost entries (docs/BACKUPS.md)."""
+    settings = _settings()
+    for name, key_file in (
+        ("CAREVAULT_AUDIT_KEY_FILE", settings.audit_key_file),
+        ("CAREVAULT_AUDIT_MAC_KEY_FILE", settings.audit_mac_key_file),
+    ):
+        # Never made up here: a new key would make the restored chain look forged.
+        if not key_file.exists():
+            typer.echo(
+                f"nothing restored: the audit key file {key_file} ({name}) does not exist: put "
+                "the deployment's audit keys back first (docs/BACKUPS.md)",
+                err=True,
+            )
+            raise typer.Exit(code=1)
+    engine = make_engine(settings.database_url)
+    try:
+        made = backup_db.restore(settings.database_url, path, engine)
+    except backup_db.BackupError as exc:
+        typer.echo(str(exc) if exc.refused else f"restore failed: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    upgrade_to_head(engine)
+    into = backup_db.describe(settings.database_url)
+    typer.echo(f"restored {made.kind} database from {path} into {into}")
+    store = offsite.open_store(settings, token_key=load_or_create_secret(settings.token_key_file))
+    public, mac = _audit_key(settings).public_key(), _audit_mac(settings)
+    with engine.connect() as connection, reading(connection):
+        own = verify_chain(connection, public, mac=mac, store=None)
+    if not own.ok:
+        where = "" if own.broken_seq is None else f" at entry {own.broken_seq}"
+        typer.echo(
+            f"the restored audit chain is broken{where}: {own.problem}. Do not serve from this "
+            "database: drop it and restore an intact backup",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    try:
+        with engine.connect() as connection, reading(connection):
+            report = verify_chain(connection, public, mac=mac, store=store)
+    except (StorageError, OSError) as exc:
+        typer.echo(
+            f"could not read the audit checkpoints in {settings.checkpoint_store} "
+            f"({type(exc).__name__}); the backup's own chain verified ({own.entries} entries): "
+            "run `audit verify` once the store is reachable",
+            err=True,
+        )
+        raise typer.Exit(code=2) from None
+    detail: dict[str, object] = {"kind": made.kind, "entries": own.entries}
+    if report.ok:
+        typer.echo(f"audit chain intact: {report.entries} entries, {_protected(report)}")
+    elif report.broken_seq is not None and report.broken_seq > own.entries:
+        # The store holds checkpoints of entries written after the backup: a restore is a
+        # truncation, and the store is what proves it. Said here, and kept in the chain.
+        detail["lost_from"] = own.entries + 1
+        typer.echo(
+            f"audit chain intact up to the backup ({own.entries} entries), but the checkpoint "
+            f"store names entry {report.broken_seq}: the audit entries (and every change) "
+            f"made after the backup, from entry {own.entries + 1}, are lost. `audit verify` "
+            "will keep reporting this cut; this message and the backup.restore entry say why "
+            "(docs/BACKUPS.md, 'Restoring')",
+            err=True,
+        )
+    else:
+        where = "" if report.broken_seq is None else f" at entry {report.broken_seq}"
+        typer.echo(
+            f"the restored audit chain disagrees with the checkpoint store{where}: "
+            f"{report.problem}. Is this a backup of this deployment? Do not serve from it",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    with engine.connect() as connection:
+        _append(
+            connection,
+            settings,
+            AuditEvent(action="backup.restore", outcome="allow", detail=detail),
+        )
+        connection.commit()
+    engine.dispose()
 
 
 def main() -> None:
