@@ -26,6 +26,7 @@ from keyservice.api.room_models import (
     ImportRequest,
     MembershipEnd,
     MembershipPublic,
+    NewPersonPublic,
     RoomCreate,
     RoomDetailPublic,
     RoomPublic,
@@ -178,8 +179,9 @@ def end_membership(
 def import_file(
     body: ImportRequest, caller: AdminCaller, db: Db, state: State, response: Response
 ) -> ImportPublic | Response:
-    """Import an assignments, staff or children CSV (the header names which): all rows or
-    none; ``dry_run`` answers the diff and changes nothing."""
+    """Import an assignments, staff or children CSV (the header names which; one starting
+    with ``name`` creates the children or staff it lists): all rows or none; ``dry_run``
+    answers the diff and changes nothing."""
     return run_import(db, state, caller, body.csv, dry_run=body.dry_run, response=response)
 
 
@@ -239,6 +241,17 @@ def run_import(
             )
             for s in planned.steps
         ],
+        people=[
+            NewPersonPublic(
+                line=p.line,
+                person_id=p.person_id,
+                display_name=p.display_name,
+                roles=(p.roles or "").split(),
+                date_of_birth=p.date_of_birth,
+                left_on=p.left_on,
+            )
+            for p in planned.people
+        ],
     )
     if dry_run:
         db.rollback()
@@ -256,7 +269,7 @@ def run_import(
         )
         # Answered as it stands: the route's model is the diff's.
         return proposal_response(proposed(db, state, caller, wanted, response))
-    imports.apply(db, planned)
+    imports.apply(db, planned, now=now, root=state.root)
     audit(db, state, caller, IMPORT, {"kind": planned.kind, "counts": planned.counts})
     db.commit()
     return answer.model_copy(update={"applied": True})
