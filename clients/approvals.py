@@ -182,6 +182,20 @@ def approve(
             "Hand it to the person yourself: nobody else has seen it. They run "
             "`carevault enroll` with it."
         )
+    if decided.enrolment_codes:
+        # An import that created staff (decision 0027): shown here once, to the approver.
+        table(
+            "Enrolment codes of the new staff (single use, shown once)",
+            ["line", "person id", "name", "code", "valid until"],
+            [
+                (c.line, c.principal_id, c.display_name, c.code.code, shown(c.code.expires_at))
+                for c in decided.enrolment_codes
+            ],
+        )
+        say(
+            "Hand each code to its person yourself: nobody else has seen them. They run "
+            "`carevault enroll` with it."
+        )
 
 
 @app.command("reject")

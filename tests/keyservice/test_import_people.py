@@ -52,15 +52,15 @@ def _import(caller: Device, csv_text: str, *, dry_run: bool = False) -> httpx.Re
 def _counts(engine: Engine) -> tuple[int, ...]:
     with engine.connect() as db:
         return tuple(
-            db.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-            for table in (
-                "children",
-                "child_keys",
-                "principals",
-                "enrolment_codes",
-                "room_staff",
-                "room_children",
-                "proposals",
+            db.execute(text(query)).scalar_one()
+            for query in (
+                "SELECT count(*) FROM children",
+                "SELECT count(*) FROM child_keys",
+                "SELECT count(*) FROM principals",
+                "SELECT count(*) FROM enrolment_codes",
+                "SELECT count(*) FROM room_staff",
+                "SELECT count(*) FROM room_children",
+                "SELECT count(*) FROM proposals",
             )
         )
 
