@@ -203,6 +203,7 @@ def _answer(ctx: typer.Context, done: ImportDiff | Proposal) -> None:
     if options(ctx).json:
         emit_json(done)
         return
+    named = {p.person_id: p.display_name for p in done.people} if done.dry_run else {}
     if done.people:
         table(
             f"{done.kind}: {len(done.people)} to create"
@@ -227,7 +228,8 @@ def _answer(ctx: typer.Context, done: ImportDiff | Proposal) -> None:
             (
                 c.line,
                 c.op,
-                c.person_id,
+                # A dry run's new people have no ids yet: their names instead.
+                named.get(c.person_id, c.person_id),
                 c.target_id,
                 c.role or "",
                 shown(c.valid_from),

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, or_, select
 
 from keyservice.catalog.child_keys import ACTIVE, create_child_key
+from keyservice.db.bulk import insert_rows
 from keyservice.db.tables import (
     assignments,
     child_keys,
@@ -54,9 +55,11 @@ def create_children(
     now: datetime,
 ) -> None:
     """Many children at once, (id, name, date of birth, leaving date) each, with their first
-    key versions: one provider call per child (as ``create_child``), two executemany."""
-    db.execute(
-        insert(children),
+    key versions: one provider call per child (as ``create_child``), then one insert per
+    table (keyservice/db/bulk.py)."""
+    insert_rows(
+        db,
+        children,
         [
             {
                 "child_id": child_id,
@@ -70,8 +73,9 @@ def create_children(
         ],
     )
     provider, version = root.identity(), root.current_version()
-    db.execute(
-        insert(child_keys),
+    insert_rows(
+        db,
+        child_keys,
         [
             {
                 "child_id": child_id,

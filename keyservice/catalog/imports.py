@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
 
 from keyservice.catalog.children import create_children
+from keyservice.db.bulk import insert_rows
 from keyservice.db.tables import assignments, children, principals, room_children, room_staff, rooms
 from keyservice.enrolment import issue_code
 from keyservice.errors import InvalidChangeError
@@ -65,7 +66,7 @@ MAX_ROWS = 20_000
 MAX_REPORTED = 200
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
-ADD, END, EXTEND, CREATE = "add", "end", "extend", "create"
+ADD, END, EXTEND = "add", "end", "extend"
 
 
 @dataclass(frozen=True)
@@ -131,17 +132,6 @@ class NewPerson:
     date_of_birth: date | None = None
     left_on: date | None = None
 
-    def wire(self) -> list[Any]:
-        return [
-            CREATE,
-            self.line,
-            self.person_id,
-            self.display_name,
-            self.roles,
-            None if self.date_of_birth is None else self.date_of_birth.isoformat(),
-            None if self.left_on is None else self.left_on.isoformat(),
-        ]
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -174,7 +164,9 @@ class Plan:
         return bool(self.beneficiaries)
 
     def wire(self) -> list[list[Any]]:
-        return [p.wire() for p in self.people] + [s.wire() for s in self.steps]
+        """The diff as stored in a proposal and compared at approval. The people a file
+        creates are not in it: they follow from the file and the ids kept beside it."""
+        return [s.wire() for s in self.steps]
 
 
 @dataclass(frozen=True)
@@ -716,11 +708,12 @@ def _plan_new(
     added: list[tuple[Step, _Live]] = []
     born = " born on the same day" if kind == "new_children" else ""
     for row in rows:
-        if row.key in seen:
-            bad.append(BadRow(row.line, "duplicate", f"same name{born} as line {seen[row.key]}"))
+        key = row.key
+        if key in seen:
+            bad.append(BadRow(row.line, "duplicate", f"same name{born} as line {seen[key]}"))
             continue
-        seen[row.key] = row.line
-        if row.key in existing:
+        seen[key] = row.line
+        if key in existing:
             who = "a child" if kind == "new_children" else "an active member of staff"
             bad.append(BadRow(row.line, "exists", f"{who} with this name{born} already exists"))
             continue
@@ -778,8 +771,9 @@ def apply(
             now=now,
         )
     if planned.kind == "new_staff" and planned.people:
-        db.execute(
-            insert(principals),
+        insert_rows(
+            db,
+            principals,
             [
                 {
                     "principal_id": p.person_id,
@@ -821,8 +815,7 @@ def apply(
         for s in planned.steps
         if s.op == ADD
     ]
-    if new:
-        db.execute(insert(table), new)
+    insert_rows(db, table, new)
     ends = [{"b_id": s.membership_id, "b_to": s.valid_to} for s in planned.steps if s.op != ADD]
     if ends:
         db.execute(
