@@ -1,7 +1,8 @@
 """A bulk CSV import through the real key service on PostgreSQL: ``python -m bench imports``.
 
 One PostgreSQL server (tests/servers.py's ``start_postgres``) and one key service process on
-it. Each round makes fresh staff and children through the API, then imports a 10,000-row
+it. Each round makes fresh staff through the API and children by one import of new children
+(no room, so applied at once), then imports a 10,000-row
 assignments CSV (every staff member with every child): one ``POST /v1/admin/imports`` that
 validates every row and stores the batch as one proposal (an assignment gives read rights),
 then a second admin's ``POST /v1/proposals/{id}/approve``, which plans the stored file again

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from keyservice.api.room_models import ImportPublic
 from tests.keyservice.conftest import last_audit_entry
 from tests.keyservice.helpers import (
     Device,
@@ -174,6 +175,8 @@ def test_new_staff_wait_for_an_independent_admin_who_alone_receives_their_codes(
     batch = f"{NEW_STAFF}\nMo {t},educator,{room},educator,\nJo {t},manager dsl,{room},dsl,\n"
     before = _counts(service_db)
     dry = ok(_import(admin, batch, dry_run=True))
+    # The answer is written without the framework's model (for speed): it must still be one.
+    ImportPublic.model_validate(dry)
     assert dry["kind"] == "new_staff" and dry["gives_rights"] and not dry["applied"]
     assert dry["counts"]["created"] == 2 and dry["counts"]["added"] == 2
     assert [p["display_name"] for p in dry["people"]] == [f"Mo {t}", f"Jo {t}"]
@@ -255,6 +258,7 @@ def test_new_children_into_rooms_without_staff_are_created_at_once(
     }
     assert _counts(service_db) == before
     done = ok(_import(admin, batch))
+    ImportPublic.model_validate(done)
     assert done["applied"] and not done["gives_rights"]
     made = {p["line"]: p["person_id"] for p in done["people"]}
     with service_db.connect() as db:
