@@ -10,6 +10,7 @@ proposal into rooms with staff, with the ids that were proposed.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from tests.keyservice.helpers import (
     approver_for,
     create_principal,
     enrol,
+    host_approve,
     ok,
     refused_enrolment,
 )
@@ -332,3 +334,31 @@ def test_approval_refuses_new_children_if_one_was_created_meanwhile(
     assert stale.status_code == 422, stale.text
     assert "already exists" in stale.json()["detail"]
     assert _counts(service_db) == before
+
+
+def test_the_host_approves_an_import_of_new_children_and_staff(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    """Where nobody on the service can approve, the host does: it makes the children's keys
+    with the service's root key, and prints the new staff's codes (to the host only)."""
+    _, room = _room(admin, "Hosted")
+    t = _tag()
+    staff = _import(admin, f"{NEW_STAFF}\nNia {t},educator,{room},educator,\n").json()
+    said = host_approve(service, staff["proposal_id"])
+    found = re.search(rf"enrolment code for Nia {t} \(([0-9a-f]{{32}}), line 2, .*\): (\S+)", said)
+    assert found is not None, said
+    assert found.group(1) == staff["payload"]["new_ids"]["2"]
+    nia = enrol(service.base_url, found.group(2))
+    with nia.client() as http:
+        devices = ok(http.get("/v1/me/devices"))
+    # Seen by the host only: nobody on the service vouches for the device.
+    assert devices[0]["approved_by"] is None
+    kids = _import(admin, f"{NEW_CHILDREN}\nOla {t},2023-06-01,,{room},\n").json()
+    assert kids["action"] == IMPORT, kids
+    host_approve(service, kids["proposal_id"])
+    with service_db.connect() as db:
+        state = db.execute(
+            text("SELECT state FROM child_keys WHERE child_id = :c AND version = 1"),
+            {"c": kids["payload"]["new_ids"]["2"]},
+        ).scalar_one()
+    assert state == "active"
