@@ -160,13 +160,18 @@ def room_end(
 @friendly
 def import_file(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="An assignments, staff or children CSV.")],
+    file: Annotated[
+        Path, typer.Argument(help="An assignments, staff or children CSV, or new people's.")
+    ],
     dry_run: DryRunOption = False,
 ) -> None:
     """Import a CSV whose header names its kind:
     staff_id,child_id,role,valid_from,valid_to (assignments);
     staff_id,room,role,valid_from,valid_to (staff in rooms);
-    child_id,room,valid_from,valid_to (children in rooms).
+    child_id,room,valid_from,valid_to (children in rooms);
+    name,date_of_birth,left_on,room,valid_from (new children);
+    name,roles,room,role,valid_from (new staff: their first enrolment codes go to the admin
+    who approves the import).
     Every row is checked first; all apply or none. One that gives read rights is proposed as
     one batch for another admin to approve."""
     text = file.read_text(encoding="utf-8")
@@ -198,6 +203,24 @@ def _answer(ctx: typer.Context, done: ImportDiff | Proposal) -> None:
     if options(ctx).json:
         emit_json(done)
         return
+    named = {p.person_id: p.display_name for p in done.people} if done.dry_run else {}
+    if done.people:
+        table(
+            f"{done.kind}: {len(done.people)} to create"
+            + (" (ids given on approval)" if done.dry_run else ""),
+            ["line", "person id", "name", "roles", "born", "left"],
+            [
+                (
+                    p.line,
+                    "" if done.dry_run else p.person_id,
+                    p.display_name,
+                    " ".join(p.roles),
+                    p.date_of_birth or "",
+                    p.left_on or "",
+                )
+                for p in done.people
+            ],
+        )
     table(
         f"{done.kind}: {', '.join(f'{v} {k}' for k, v in done.counts.items())}",
         ["line", "change", "person", "room or child", "role", "from", "until"],
@@ -205,7 +228,8 @@ def _answer(ctx: typer.Context, done: ImportDiff | Proposal) -> None:
             (
                 c.line,
                 c.op,
-                c.person_id,
+                # A dry run's new people have no ids yet: their names instead.
+                named.get(c.person_id, c.person_id),
                 c.target_id,
                 c.role or "",
                 shown(c.valid_from),

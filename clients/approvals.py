@@ -182,6 +182,19 @@ def approve(
             "Hand it to the person yourself: nobody else has seen it. They run "
             "`carevault enroll` with it."
         )
+    if decided.enrolment_codes:
+        # An import that created staff (decision 0027): shown here once, to the approver.
+        # One line each, never folded: a code is there to be copied whole.
+        say("Enrolment codes of the new staff (single use, shown once):")
+        for c in decided.enrolment_codes:
+            say(
+                f"  line {c.line}: {c.display_name} ({c.principal_id}): {c.code.code} "
+                f"(valid until {shown(c.code.expires_at)})"
+            )
+        say(
+            "Hand each code to its person yourself: nobody else has seen them. They run "
+            "`carevault enroll` with it."
+        )
 
 
 @app.command("reject")

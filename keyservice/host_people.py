@@ -28,6 +28,7 @@ from keyservice.catalog.people import revoke_devices as revoke_devices_of
 from keyservice.db import make_engine, upgrade_to_head
 from keyservice.enrolment import issue_code
 from keyservice.errors import InvalidChangeError
+from keyservice.keys import open_root_key
 from keyservice.settings import Settings
 
 proposals_app = typer.Typer(
@@ -193,8 +194,15 @@ def _decide(proposal_id: str, *, approve: bool, reason: str | None, force: bool 
         applied = None
         if approve:
             try:
+                # An import creating children makes their first key versions.
+                creates = stored.payload.get("kind") == "new_children"
                 applied = proposals.apply(
-                    connection, stored, approver_id=None, approver_device=None, now=now
+                    connection,
+                    stored,
+                    approver_id=None,
+                    approver_device=None,
+                    now=now,
+                    root=open_root_key(settings) if creates else None,
                 )
             except InvalidChangeError as exc:
                 typer.echo(f"cannot apply proposal {proposal_id}: {exc}", err=True)
@@ -245,6 +253,12 @@ def _decide(proposal_id: str, *, approve: bool, reason: str | None, force: bool 
         typer.echo(
             f"enrolment code (single use, expires {applied.code_expires_at:%Y-%m-%dT%H:%M:%SZ}):"
             f" {applied.code}"
+        )
+    for issued in applied.codes if applied is not None else ():
+        # An import that created staff: hand each their own code (single use, 24 hours).
+        typer.echo(
+            f"enrolment code for {issued.display_name} ({issued.principal_id}, line "
+            f"{issued.line}, expires {issued.expires_at:%Y-%m-%dT%H:%M:%SZ}): {issued.code}"
         )
 
 

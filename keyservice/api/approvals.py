@@ -102,7 +102,12 @@ def approve(
             "look again before approving",
         )
     applied = proposals.apply(
-        db, stored, approver_id=caller.principal_id, approver_device=caller.device_id, now=now
+        db,
+        stored,
+        approver_id=caller.principal_id,
+        approver_device=caller.device_id,
+        now=now,
+        root=state.root,
     )
     if not proposals.decide(
         db,
@@ -130,6 +135,7 @@ def approve(
             "proposed_by": stored.proposed_by,
             "proposed_device": stored.proposed_device,
             "code_issued": applied.code is not None,
+            **({"codes_issued": len(applied.codes)} if applied.codes else {}),
         },
     )
     change = proposals.CHANGE_ACTIONS[stored.action]

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Response
 from sqlalchemy import Connection
 
-from keyservice.api.proposal_models import ProposalPublic
+from keyservice.api.proposal_models import IssuedCodePublic, ProposalPublic
 from keyservice.audit.record import audit, refuse
 from keyservice.caller import Caller
 from keyservice.catalog import proposals
@@ -62,6 +62,16 @@ def public(
         reason=stored.reason,
         enrolment_code=applied.code if applied else None,
         code_expires_at=applied.code_expires_at if applied else None,
+        enrolment_codes=[
+            IssuedCodePublic(
+                line=c.line,
+                principal_id=c.principal_id,
+                display_name=c.display_name,
+                code=c.code,
+                expires_at=c.expires_at,
+            )
+            for c in (applied.codes if applied else ())
+        ],
     )
 
 

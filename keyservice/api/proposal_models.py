@@ -12,6 +12,16 @@ from keyservice.api.schemas import Id, Strict
 ProposalState = Literal["pending", "approved", "rejected", "cancelled", "expired"]
 
 
+class IssuedCodePublic(BaseModel):
+    """A new member of staff's first enrolment code (single use, 24 hours)."""
+
+    line: int
+    principal_id: str
+    display_name: str
+    code: str
+    expires_at: datetime
+
+
 class ProposalPublic(BaseModel):
     """A change that gives read rights, waiting for (or decided by) a second person.
 
@@ -40,6 +50,9 @@ class ProposalPublic(BaseModel):
     reason: str | None = None
     enrolment_code: str | None = None
     code_expires_at: datetime | None = None
+    # An import that created staff (decision 0027): each one's first code, in the approval's
+    # answer to the approver only.
+    enrolment_codes: list[IssuedCodePublic] = Field(default_factory=list)
 
 
 class ProposalDecision(Strict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -81,11 +81,25 @@ class ChangePublic(BaseModel):
     membership_id: str | None = Field(description="the live membership ended or extended")
 
 
+class NewPersonPublic(BaseModel):
+    """A child or member of staff a ``new_children`` or ``new_staff`` file creates
+    (docs/decisions/0027-import-creates-people.md)."""
+
+    line: int
+    person_id: str = Field(description="the id they get (a dry run's are examples)")
+    display_name: str
+    roles: list[str] = Field(description="a new member of staff's; empty for a child")
+    date_of_birth: date | None
+    left_on: date | None
+
+
 class ImportPublic(BaseModel):
-    kind: Literal["assignments", "staff", "children"]
+    kind: Literal["assignments", "staff", "children", "new_children", "new_staff"]
     dry_run: bool
     applied: bool
     # Whether it gives anyone read rights, and so would wait for a second person.
     gives_rights: bool
     counts: dict[str, int]
     changes: list[ChangePublic]
+    # The people it creates, before their room memberships in ``changes``.
+    people: list[NewPersonPublic] = Field(default_factory=list)

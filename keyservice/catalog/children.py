@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select
 
-from keyservice.catalog.child_keys import create_child_key
+from keyservice.catalog.child_keys import ACTIVE, create_child_key
+from keyservice.db.bulk import insert_rows
 from keyservice.db.tables import (
     assignments,
+    child_keys,
     children,
     consents,
     court_orders,
@@ -19,7 +22,7 @@ from keyservice.db.tables import (
     room_staff,
 )
 from keyservice.ids import new_id
-from keyservice.keys import RootKeyProvider
+from keyservice.keys import RootKeyProvider, generate_child_key
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,50 @@ def create_child(
     )
     create_child_key(db, root, child_id=child_id, version=1, now=now)
     return child_id
+
+
+def create_children(
+    db: Connection,
+    root: RootKeyProvider,
+    made: Sequence[tuple[str, str, date | None, date | None]],
+    *,
+    now: datetime,
+) -> None:
+    """Many children at once, (id, name, date of birth, leaving date) each, with their first
+    key versions: one provider call per child (as ``create_child``), then one insert per
+    table (keyservice/db/bulk.py)."""
+    insert_rows(
+        db,
+        children,
+        [
+            {
+                "child_id": child_id,
+                "display_name": name,
+                "room": None,
+                "created_at": now,
+                "date_of_birth": born,
+                "left_on": left,
+            }
+            for child_id, name, born, left in made
+        ],
+    )
+    provider, version = root.identity(), root.current_version()
+    insert_rows(
+        db,
+        child_keys,
+        [
+            {
+                "child_id": child_id,
+                "version": 1,
+                "state": ACTIVE,
+                "wrapped": generate_child_key(root, child_id=child_id, version=1)[1],
+                "created_at": now,
+                "root_provider": provider,
+                "root_version": version,
+            }
+            for child_id, *_ in made
+        ],
+    )
 
 
 def _room_children_of(staff_id: str, now: datetime) -> Any:

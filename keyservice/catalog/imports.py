@@ -7,6 +7,16 @@ The header names the kind:
     assignments   staff_id,child_id,role,valid_from,valid_to   (direct assignments)
     staff         staff_id,room,role,valid_from,valid_to       (staff attached to rooms)
     children      child_id,room,valid_from,valid_to            (children in rooms)
+    new_children  name,date_of_birth,left_on,room,valid_from   (children created)
+    new_staff     name,roles,room,role,valid_from              (staff created, first codes)
+
+A header that starts with ``name`` creates people (docs/decisions/0027-import-creates-
+people.md): each row is a new child (with a first key version) or a new member of staff, and
+its room membership. New children are created at once unless a room they join has staff
+(then the whole file is one proposal); a new-staff file is always one proposal, and its people
+and their first enrolment codes are made when an independent admin approves it, the codes
+answered once to that approver. The new people's ids are chosen when the file is proposed
+and kept in the proposal, so that approval plans the same diff.
 
 ``room`` is a room's name or id; dates are ``YYYY-MM-DD`` (midnight UTC) or ISO 8601 times
 with an offset; an empty ``valid_from`` means now, an empty ``valid_to`` until ended. A row
@@ -31,18 +41,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
 
+from keyservice.catalog.children import create_children
+from keyservice.db.bulk import insert_rows
 from keyservice.db.tables import assignments, children, principals, room_children, room_staff, rooms
+from keyservice.enrolment import issue_code
 from keyservice.errors import InvalidChangeError
 from keyservice.ids import new_id
+from keyservice.keys import RootKeyProvider
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "assignments": ("staff_id", "child_id", "role", "valid_from", "valid_to"),
     "staff": ("staff_id", "room", "role", "valid_from", "valid_to"),
     "children": ("child_id", "room", "valid_from", "valid_to"),
+    "new_children": ("name", "date_of_birth", "left_on", "room", "valid_from"),
+    "new_staff": ("name", "roles", "room", "role", "valid_from"),
 }
+NEW_KINDS = frozenset({"new_children", "new_staff"})
 ROLES = frozenset({"educator", "manager", "dsl"})
+MAX_NAME = 200
 MAX_ROWS = 20_000
 # Bad rows listed in an answer (the audit entry keeps their line numbers, up to this many too).
 MAX_REPORTED = 200
@@ -103,6 +121,19 @@ class Step:
 
 
 @dataclass(frozen=True)
+class NewPerson:
+    """A child or member of staff a file creates. ``roles``: a new member of staff's (space
+    separated); the dates: a new child's."""
+
+    line: int
+    person_id: str
+    display_name: str
+    roles: str | None = None
+    date_of_birth: date | None = None
+    left_on: date | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     kind: str
     # The start of rows that give none: approval plans the file again from the same one.
@@ -112,12 +143,16 @@ class Plan:
     unchanged: int
     # Whoever gains read rights by it (empty: it applies at once).
     beneficiaries: frozenset[str] = field(default_factory=frozenset)
+    # The people a ``new_children`` or ``new_staff`` file creates.
+    people: tuple[NewPerson, ...] = ()
 
     @property
     def counts(self) -> dict[str, int]:
         ops = [s.op for s in self.steps]
-        return {
-            "rows": self.rows,
+        counted = {"rows": self.rows}
+        if self.kind in NEW_KINDS:
+            counted["created"] = len(self.people)
+        return counted | {
             "added": ops.count(ADD),
             "ended": ops.count(END),
             "extended": ops.count(EXTEND),
@@ -129,7 +164,20 @@ class Plan:
         return bool(self.beneficiaries)
 
     def wire(self) -> list[list[Any]]:
+        """The diff as stored in a proposal and compared at approval. The people a file
+        creates are not in it: they follow from the file and the ids kept beside it."""
         return [s.wire() for s in self.steps]
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    """A new member of staff's first enrolment code, answered once to whoever approved."""
+
+    line: int
+    principal_id: str
+    display_name: str
+    code: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -174,8 +222,9 @@ def _overlap(
     return (b_to is None or a_from < b_to) and (a_to is None or b_from < a_to)
 
 
-def parse(text: str, *, default_start: datetime) -> tuple[str, list[_Row], list[BadRow]]:
-    """The file's kind, its well-formed rows, and its badly formed ones (no database)."""
+def parse(text: str, *, default_start: datetime) -> tuple[str, list[Any], list[BadRow]]:
+    """The file's kind, its well-formed rows (``_Row``, or ``_NewRow`` for the kinds that
+    create people), and its badly formed ones (no database)."""
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     names = tuple(h.strip().lower() for h in header or ())
@@ -186,9 +235,10 @@ def parse(text: str, *, default_start: datetime) -> tuple[str, list[_Row], list[
             None, [BadRow(1, "header", f"the header must be one of: {shapes}")], 0
         )
     width = len(HEADERS[kind])
-    rows: list[_Row] = []
+    rows: list[Any] = []
     bad: list[BadRow] = []
     count = 0
+    read_row = _new_row if kind in NEW_KINDS else _row
     for cells in reader:
         line = reader.line_num
         if not any(c.strip() for c in cells):
@@ -203,38 +253,123 @@ def parse(text: str, *, default_start: datetime) -> tuple[str, list[_Row], list[
         if len(cells) != width:
             bad.append(BadRow(line, "columns", f"expected {width} columns, found {len(cells)}"))
             continue
-        cells = [c.strip() for c in cells]
-        person, target = cells[0], cells[1]
-        role = cells[2] if kind != "children" else None
-        start_text, end_text = cells[-2], cells[-1]
-        if not _ID.match(person):
-            bad.append(BadRow(line, "bad_id", f"{HEADERS[kind][0]} is not 32 lowercase hex"))
-            continue
-        if kind == "assignments" and not _ID.match(target):
-            bad.append(BadRow(line, "bad_id", "child_id is not 32 lowercase hex"))
-            continue
-        if not target:
-            bad.append(BadRow(line, "unknown_room", "the room is empty"))
-            continue
-        if role is not None and role not in ROLES:
-            bad.append(BadRow(line, "bad_role", f"role must be one of {', '.join(sorted(ROLES))}"))
-            continue
-        try:
-            start = _moment(start_text, default_start)
-            end = _moment(end_text, None)
-        except ValueError:
-            bad.append(
-                BadRow(line, "bad_date", "dates are YYYY-MM-DD or ISO 8601 times with an offset")
-            )
-            continue
-        assert start is not None
-        if end is not None and end <= start:
-            bad.append(BadRow(line, "ends_before_start", "valid_to must be after valid_from"))
-            continue
-        rows.append(_Row(line, person, target, role, bool(start_text), start, end))
+        parsed = read_row(kind, line, [c.strip() for c in cells], default_start)
+        if isinstance(parsed, BadRow):
+            bad.append(parsed)
+        else:
+            rows.append(parsed)
     if count == 0 and not bad:
         bad.append(BadRow(1, "empty", "the file has a header but no rows"))
     return kind, rows, bad
+
+
+_BAD_DATE = "dates are YYYY-MM-DD or ISO 8601 times with an offset"
+
+
+def _row(kind: str, line: int, cells: list[str], default_start: datetime) -> _Row | BadRow:
+    """A row of a membership or assignments file."""
+    person, target = cells[0], cells[1]
+    role = cells[2] if kind != "children" else None
+    start_text, end_text = cells[-2], cells[-1]
+    if not _ID.match(person):
+        return BadRow(line, "bad_id", f"{HEADERS[kind][0]} is not 32 lowercase hex")
+    if kind == "assignments" and not _ID.match(target):
+        return BadRow(line, "bad_id", "child_id is not 32 lowercase hex")
+    if not target:
+        return BadRow(line, "unknown_room", "the room is empty")
+    if role is not None and role not in ROLES:
+        return BadRow(line, "bad_role", f"role must be one of {', '.join(sorted(ROLES))}")
+    try:
+        start = _moment(start_text, default_start)
+        end = _moment(end_text, None)
+    except ValueError:
+        return BadRow(line, "bad_date", _BAD_DATE)
+    assert start is not None
+    if end is not None and end <= start:
+        return BadRow(line, "ends_before_start", "valid_to must be after valid_from")
+    return _Row(line, person, target, role, bool(start_text), start, end)
+
+
+@dataclass(frozen=True)
+class _NewRow:
+    """A row of a file that creates people: a new child or a new member of staff, and the
+    room they join (``room`` empty: none; only a child may have none)."""
+
+    line: int
+    name: str
+    roles: str | None
+    date_of_birth: date | None
+    left_on: date | None
+    room: str
+    role: str | None
+    valid_from: datetime
+    valid_to: datetime | None
+
+    @property
+    def key(self) -> tuple[str, date | None]:
+        """Rows with the same key are the same person: the name (case aside), and for a
+        child the date of birth."""
+        return (self.name.lower(), self.date_of_birth)
+
+
+def _day(text: str) -> date | None:
+    if not text:
+        return None
+    if len(text) != 10:
+        raise ValueError("a date is YYYY-MM-DD")
+    return date.fromisoformat(text)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _new_row(kind: str, line: int, cells: list[str], default_start: datetime) -> _NewRow | BadRow:
+    name = " ".join(cells[0].split())
+    if not name:
+        return BadRow(line, "missing_name", "the name is empty")
+    if len(name) > MAX_NAME:
+        return BadRow(line, "bad_name", f"a name has at most {MAX_NAME} characters")
+    if kind == "new_children":
+        _, birth_text, left_text, room, start_text = cells
+        try:
+            born, left = _day(birth_text), _day(left_text)
+            start = _moment(start_text, default_start)
+        except ValueError:
+            return BadRow(line, "bad_date", _BAD_DATE)
+        assert start is not None
+        if born is not None and born > default_start.date():
+            return BadRow(line, "bad_date", "date_of_birth is in the future")
+        if born is not None and left is not None and left < born:
+            return BadRow(line, "left_before_birth", "left_on is before date_of_birth")
+        if not room and start_text:
+            return BadRow(line, "unknown_room", "valid_from is a room's join date: give the room")
+        end = None if left is None else _midnight(left)
+        if room and end is not None and end <= start:
+            return BadRow(
+                line, "ends_before_start", "the child leaves (left_on) before joining the room"
+            )
+        return _NewRow(line, name, None, born, left, room, None, start, end)
+    _, roles_text, room, role, start_text = cells
+    if role not in ROLES:
+        return BadRow(line, "bad_role", f"role must be one of {', '.join(sorted(ROLES))}")
+    roles = set(roles_text.lower().replace(";", " ").split()) or {role}
+    if "admin" in roles:
+        return BadRow(
+            line,
+            "bad_role",
+            "a new admin is proposed one at a time (carevault admin principal add), not imported",
+        )
+    if not roles <= ROLES:
+        return BadRow(line, "bad_role", f"roles are among {', '.join(sorted(ROLES))}")
+    if not room:
+        return BadRow(line, "unknown_room", "a new member of staff needs a room")
+    try:
+        start = _moment(start_text, default_start)
+    except ValueError:
+        return BadRow(line, "bad_date", _BAD_DATE)
+    assert start is not None
+    return _NewRow(line, name, " ".join(sorted(roles)), None, None, room, role, start, None)
 
 
 def _in(column: Any, values: Iterable[str]) -> Any:
@@ -250,7 +385,7 @@ def _table(kind: str) -> tuple[Table, Any, Any, Any]:
             assignments.c.staff_id,
             assignments.c.child_id,
         )
-    if kind == "staff":
+    if kind in ("staff", "new_staff"):
         return room_staff, room_staff.c.membership_id, room_staff.c.staff_id, room_staff.c.room_id
     return (
         room_children,
@@ -280,11 +415,24 @@ def plan(
     proposer_id: str,
     now: datetime,
     default_start: datetime | None = None,
+    new_ids: dict[str, str] | None = None,
 ) -> Plan:
     """Validate every row and work out the diff; ``ImportInvalidError`` lists every bad row.
-    ``default_start`` (now unless given) is the start of rows that give none."""
+    ``default_start`` (now unless given) is the start of rows that give none; ``new_ids``
+    (by line) the ids of the people a file creates, when it was planned before."""
     kind, rows, bad = parse(text, default_start=default_start or now)
     count = len(rows) + len(bad)
+    if kind in NEW_KINDS:
+        return _plan_new(
+            db,
+            kind,
+            rows,
+            bad,
+            count,
+            now=now,
+            default_start=default_start or now,
+            new_ids=new_ids or {},
+        )
     # Who and what the rows name, each kind loaded in one query.
     people = {r.person_id for r in rows}
     if kind == "children":
@@ -517,8 +665,143 @@ def _rights(
     return found
 
 
-def apply(db: Connection, planned: Plan) -> None:
-    """Write the plan: one executemany for the added rows, one for the changed ends."""
+def _plan_new(
+    db: Connection,
+    kind: str,
+    rows: list[_NewRow],
+    bad: list[BadRow],
+    count: int,
+    *,
+    now: datetime,
+    default_start: datetime,
+    new_ids: dict[str, str],
+) -> Plan:
+    """The diff of a file that creates people: one query for people of the same names, one
+    for the rooms, one for the rooms' staff (new children), whatever the file's size."""
+    names = sorted({r.name.lower() for r in rows})
+    if kind == "new_children":
+        existing = {
+            (name.lower(), born)
+            for name, born in db.execute(
+                select(children.c.display_name, children.c.date_of_birth).where(
+                    func.lower(children.c.display_name).in_(names)
+                )
+            )
+        }
+    else:
+        existing = {
+            (name.lower(), None)
+            for (name,) in db.execute(
+                select(principals.c.display_name).where(
+                    func.lower(principals.c.display_name).in_(names),
+                    principals.c.kind == "staff",
+                    principals.c.revoked_at.is_(None),
+                )
+            )
+        }
+    room_of: dict[str, str] = {}
+    for room_id, name in db.execute(select(rooms.c.room_id, rooms.c.name)):
+        room_of[room_id] = room_of[name] = room_id
+    seen: dict[tuple[str, date | None], int] = {}
+    people: list[NewPerson] = []
+    steps: list[Step] = []
+    added: list[tuple[Step, _Live]] = []
+    born = " born on the same day" if kind == "new_children" else ""
+    for row in rows:
+        key = row.key
+        if key in seen:
+            bad.append(BadRow(row.line, "duplicate", f"same name{born} as line {seen[key]}"))
+            continue
+        seen[key] = row.line
+        if key in existing:
+            who = "a child" if kind == "new_children" else "an active member of staff"
+            bad.append(BadRow(row.line, "exists", f"{who} with this name{born} already exists"))
+            continue
+        room_id = room_of.get(row.room) if row.room else None
+        if row.room and room_id is None:
+            bad.append(BadRow(row.line, "unknown_room", f"no room named {row.room!r}"))
+            continue
+        person_id = new_ids.get(str(row.line)) or new_id()
+        people.append(
+            NewPerson(row.line, person_id, row.name, row.roles, row.date_of_birth, row.left_on)
+        )
+        if room_id is None:
+            continue
+        step = Step(ADD, row.line, person_id, room_id, row.role, row.valid_from, row.valid_to)
+        steps.append(step)
+        added.append(
+            (step, _Live(None, person_id, room_id, row.role, row.valid_from, row.valid_to))
+        )
+    if bad:
+        raise ImportInvalidError(kind, bad, count)
+    if kind == "new_children":
+        # Whoever is in the rooms they join gains them: then it waits for a second person.
+        beneficiaries = {p for who in _rights(db, "children", added, now).values() for p in who}
+    else:
+        # A new member of staff in a room has read rights (now, or when a child joins it), so
+        # their first code may not come from the proposer alone (decision 0004): always a
+        # proposal, and the approver receives the codes.
+        beneficiaries = {p.person_id for p in people}
+    return Plan(
+        kind, default_start, count, tuple(steps), 0, frozenset(beneficiaries), tuple(people)
+    )
+
+
+def apply(
+    db: Connection,
+    planned: Plan,
+    *,
+    now: datetime,
+    root: RootKeyProvider | None = None,
+    approver: str | None = None,
+    approver_device: str | None = None,
+) -> tuple[IssuedCode, ...]:
+    """Write the plan: the people it creates (new children with their first key version,
+    new staff with a first code each, issued as seen by ``approver``: None, the host), then
+    one executemany for the added memberships, one for the changed ends. The new staff's
+    codes, to be answered once and kept nowhere but as their hashes."""
+    codes: tuple[IssuedCode, ...] = ()
+    if planned.kind == "new_children" and planned.people:
+        if root is None:
+            raise InvalidChangeError("creating children needs the root key")
+        create_children(
+            db,
+            root,
+            [(p.person_id, p.display_name, p.date_of_birth, p.left_on) for p in planned.people],
+            now=now,
+        )
+    if planned.kind == "new_staff" and planned.people:
+        insert_rows(
+            db,
+            principals,
+            [
+                {
+                    "principal_id": p.person_id,
+                    "kind": "staff",
+                    "display_name": p.display_name,
+                    "roles": p.roles or "",
+                    "organisation": None,
+                    "created_at": now,
+                }
+                for p in planned.people
+            ],
+        )
+        codes = tuple(
+            IssuedCode(
+                p.line,
+                p.person_id,
+                p.display_name,
+                *issue_code(
+                    db,
+                    principal_id=p.person_id,
+                    now=now,
+                    issued_by=approver,
+                    issued_device=approver_device,
+                    purpose="approved",
+                ),
+            )
+            for p in planned.people
+        )
     table, id_col, person_col, target_col = _table(planned.kind)
     new = [
         {
@@ -532,14 +815,14 @@ def apply(db: Connection, planned: Plan) -> None:
         for s in planned.steps
         if s.op == ADD
     ]
-    if new:
-        db.execute(insert(table), new)
+    insert_rows(db, table, new)
     ends = [{"b_id": s.membership_id, "b_to": s.valid_to} for s in planned.steps if s.op != ADD]
     if ends:
         db.execute(
             update(table).where(id_col == bindparam("b_id")).values(valid_to=bindparam("b_to")),
             ends,
         )
+    return codes
 
 
 def replan(
@@ -556,6 +839,7 @@ def replan(
         proposer_id=proposer_id,
         now=now,
         default_start=datetime.fromisoformat(payload["default_start"]),
+        new_ids=payload.get("new_ids"),
     )
     if planned.wire() != payload["changes"]:
         raise StaleImportError(
@@ -574,4 +858,9 @@ def payload(text: str, planned: Plan) -> dict[str, Any]:
         "counts": planned.counts,
         "changes": planned.wire(),
         "beneficiaries": sorted(planned.beneficiaries),
+        **(
+            {"new_ids": {str(p.line): p.person_id for p in planned.people}}
+            if planned.kind in NEW_KINDS
+            else {}
+        ),
     }

@@ -22,6 +22,7 @@ from keyservice.db.tables import notifications, proposals
 from keyservice.enrolment import issue_code
 from keyservice.errors import InvalidChangeError
 from keyservice.ids import new_id
+from keyservice.keys import RootKeyProvider
 from keyservice.policy.writes import Proposal, ProposalAction
 
 PROPOSAL_VALIDITY = timedelta(days=14)
@@ -59,6 +60,8 @@ class Applied:
     result_id: str | None
     code: str | None = None
     code_expires_at: datetime | None = None
+    # An import that created staff: each one's first code, for the approver to hand over.
+    codes: tuple[imports.IssuedCode, ...] = ()
 
 
 # The audit action of the change itself, written beside ``proposal.approve`` so that whoever
@@ -263,9 +266,13 @@ def apply(
     approver_id: str | None,
     approver_device: str | None,
     now: datetime,
+    root: RootKeyProvider | None = None,
 ) -> Applied:
     """Make the proposed change now, checked against the world as it is. The approver is
-    None when the approval was given at the host."""
+    None when the approval was given at the host. ``root``: for an import that creates
+    children (their first key versions)."""
+    if stored.action is ProposalAction.ROOMS_IMPORT:
+        return _rooms_import(db, stored, approver_id, approver_device, now, root)
     return _APPLY[stored.action](db, stored, approver_id, approver_device, now)
 
 
@@ -413,7 +420,12 @@ def _device(
 
 
 def _rooms_import(
-    db: Connection, stored: StoredProposal, approver: str | None, device: str | None, now: datetime
+    db: Connection,
+    stored: StoredProposal,
+    approver: str | None,
+    device: str | None,
+    now: datetime,
+    root: RootKeyProvider | None = None,
 ) -> Applied:
     planned = imports.replan(
         db,
@@ -423,8 +435,10 @@ def _rooms_import(
     )
     if approver is not None and approver in planned.beneficiaries:
         raise InvalidChangeError("the import would give you read rights: another admin approves it")
-    imports.apply(db, planned)
-    return Applied(None)
+    codes = imports.apply(
+        db, planned, now=now, root=root, approver=approver, approver_device=device
+    )
+    return Applied(None, codes=codes)
 
 
 _APPLY: dict[

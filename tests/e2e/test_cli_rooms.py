@@ -6,6 +6,7 @@ databases (tests/keyservice/test_rooms.py)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from clients.output import EXIT_USAGE
 from tests.e2e.cli import as_json, run_cli
 from tests.e2e.world import World
 from tests.keyservice.helpers import bootstrap_code
-from vault.client import Proposal
+from vault.client import Client, Proposal
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +77,58 @@ def test_rooms_and_imports_from_the_command_line(
     listed = as_json(admin, "admin", "room", "list")
     assert isinstance(listed, list)
     assert any(r["name"] == name and r["staff_now"] == 1 for r in listed)
+
+
+def test_importing_new_children_and_staff_from_the_command_line(
+    embedded_world: World, admin: Path, tmp_path: Path
+) -> None:
+    """A ``name,…`` file creates people (decision 0027): bad rows refused by line; new staff
+    proposed as one batch, their first codes printed once to the admin who approves."""
+    world = embedded_world
+    tag = uuid.uuid4().hex[:6]
+    room = f"Larks {tag}"
+    as_json(admin, "admin", "room", "add", room)
+
+    bad = tmp_path / "children-bad.csv"
+    bad.write_text(
+        f"name,date_of_birth,left_on,room,valid_from\nAda {tag},2023-01-01,,{room},\n"
+        f",2023-01-01,,{room},\nBo {tag},2023-05-01,2023-01-01,,\n"
+    )
+    status, said = run_cli(admin, "admin", "import", str(bad))
+    assert status == EXIT_USAGE, said
+    assert "missing_name" in said and "left_before_birth" in said
+
+    kids = tmp_path / "children.csv"
+    kids.write_text(f"name,date_of_birth,left_on,room,valid_from\nAda {tag},2023-01-01,,{room},\n")
+    status, said = run_cli(admin, "admin", "import", str(kids), "--dry-run")
+    assert status == 0 and "1 to create" in said and f"Ada {tag}" in said, said
+    status, said = run_cli(admin, "admin", "import", str(kids))
+    assert status == 0 and "Applied" in said, said
+
+    staff = tmp_path / "staff.csv"
+    staff.write_text(f"name,roles,room,role,valid_from\nMo {tag},educator,{room},educator,\n")
+    status, said = run_cli(admin, "admin", "import", str(staff))
+    assert status == 0 and "Proposed, waiting for approval" in said, said
+    assert not re.search(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}", said), said
+    pending = [p for p in world.approver.proposals() if p.action == "rooms.import"]
+    proposal_id = pending[-1].proposal_id
+
+    # A second admin with a profile of their own approves at the command line.
+    made = world.admin.propose_admin(display_name=f"Approver {tag}")
+    assert isinstance(made, Proposal)
+    decided = world.approver.approve(made.proposal_id)
+    assert decided.enrolment_code is not None
+    approver = tmp_path / "approver"
+    status, said = run_cli(
+        approver, "enroll", "--url", world.service.base_url, "--code", decided.enrolment_code.code
+    )
+    assert status == 0, said
+    status, said = run_cli(approver, "proposals", "approve", proposal_id)
+    assert status == 0, said
+    assert "Enrolment codes of the new staff" in said and f"Mo {tag}" in said
+    found = re.search(rf"Mo {tag} \(([0-9a-f]{{32}})\): ([A-Z2-7-]+) ", said)
+    assert found is not None, said
+    mo, _ = Client.enrol(world.service.base_url, found.group(2), "mo's phone")
+    assert mo.whoami().principal_id == found.group(1)
+    assert mo.whoami().display_name == f"Mo {tag}"
+    mo.close()

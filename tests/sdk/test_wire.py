@@ -60,6 +60,23 @@ def _with(body: dict[str, Any], **changes: object) -> dict[str, Any]:
     return {**body, **changes}
 
 
+def test_an_approved_import_of_new_staff_carries_their_codes() -> None:
+    issued = {
+        "line": 2,
+        "principal_id": ID,
+        "display_name": "Mo",
+        "code": "ABCD-EFGH",
+        "expires_at": "2026-11-23T18:00:00Z",
+    }
+    approved = wire.proposal(_with(PROPOSAL, enrolment_codes=[issued]))
+    assert [(c.line, c.principal_id, c.code.code) for c in approved.enrolment_codes] == [
+        (2, ID, "ABCD-EFGH")
+    ]
+    # Never in a repr (a log line): the code opens an account.
+    assert "ABCD" not in repr(approved)
+    assert wire.proposal(PROPOSAL).enrolment_codes == ()
+
+
 def test_a_listed_version_is_typed() -> None:
     listed = wire.listed_version(LISTED)
     assert listed.category is Category.PHOTO
@@ -134,6 +151,11 @@ def test_a_release_keeps_only_granted_items() -> None:
         (wire.listed_versions, LISTED, "not a JSON list"),
         (wire.proposal, _with(PROPOSAL, payload=[]), "object in 'payload'"),
         (wire.proposal, _with(PROPOSAL, proposal_id=None), "text in 'proposal_id'"),
+        (
+            wire.proposal,
+            _with(PROPOSAL, enrolment_codes=[{"line": 2, "principal_id": ID}]),
+            "'display_name'",
+        ),
         (wire.me, [], "not a JSON object"),
         (
             wire.release,

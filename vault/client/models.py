@@ -82,6 +82,18 @@ class EnrolmentCode:
 
 
 @dataclass(frozen=True)
+class IssuedCode:
+    """A new member of staff's first enrolment code, made when the approver approved an import
+    that created them (docs/decisions/0027-import-creates-people.md): the approver hands it
+    to that person. ``line``: the CSV line that named them."""
+
+    line: int
+    principal_id: str
+    display_name: str
+    code: EnrolmentCode
+
+
+@dataclass(frozen=True)
 class Offboarded:
     """What offboarding a member of staff ended (with ``dry_run``: would end, and nothing did).
 
@@ -131,6 +143,8 @@ class Proposal:
     result_id: str | None
     reason: str | None
     enrolment_code: EnrolmentCode | None
+    # An approved import that created staff: each one's first code (the approver's answer).
+    enrolment_codes: tuple[IssuedCode, ...] = ()
 
     @property
     def pending(self) -> bool:

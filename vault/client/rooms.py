@@ -11,7 +11,7 @@ lists each bad row: ``{"line", "code", "reason"}``. Nothing was changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from vault.client import wire
 from vault.client.fields import Fields, MalformedAnswer
@@ -61,6 +61,19 @@ class ImportChange:
 
 
 @dataclass(frozen=True)
+class NewPerson:
+    """A child or member of staff a ``name,…`` file creates (decision 0027); ``person_id``
+    is the id they get (in a dry run, an example)."""
+
+    line: int
+    person_id: str
+    display_name: str
+    roles: tuple[str, ...]
+    date_of_birth: date | None
+    left_on: date | None
+
+
+@dataclass(frozen=True)
 class ImportDiff:
     kind: str
     dry_run: bool
@@ -68,6 +81,15 @@ class ImportDiff:
     gives_rights: bool
     counts: dict[str, int]
     changes: tuple[ImportChange, ...]
+    people: tuple[NewPerson, ...] = ()
+
+
+def _opt_day(fields: Fields, name: str) -> date | None:
+    text = fields.opt_text(name)
+    try:
+        return None if text is None else date.fromisoformat(text)
+    except ValueError:
+        raise MalformedAnswer(f"a new person: {name} is not a date") from None
 
 
 def _room_info(fields: Fields) -> RoomInfo:
@@ -126,6 +148,17 @@ def import_diff(body: object) -> ImportDiff:
                 membership_id=c.opt_text("membership_id"),
             )
             for c in fields.items("changes", "a change")
+        ),
+        people=tuple(
+            NewPerson(
+                line=p.integer("line"),
+                person_id=p.text("person_id"),
+                display_name=p.text("display_name"),
+                roles=p.texts("roles", optional=True),
+                date_of_birth=_opt_day(p, "date_of_birth"),
+                left_on=_opt_day(p, "left_on"),
+            )
+            for p in (fields.items("people", "a new person") if "people" in fields.whole() else [])
         ),
     )
 
@@ -192,8 +225,10 @@ class RoomCalls:
         self._api.post(f"/v1/admin/room-memberships/{membership_id}/end", wire.nothing, body)
 
     def import_csv(self, csv_text: str, *, dry_run: bool = False) -> ImportDiff | Proposal:
-        """Import an assignments, staff or children CSV (its header names which): all rows
-        or none. ``dry_run`` returns the diff and changes nothing."""
+        """Import an assignments, staff or children CSV (its header names which; one that
+        starts with ``name`` creates the children or staff it lists): all rows or none.
+        ``dry_run`` returns the diff and changes nothing. An approved import that created
+        staff carries their first codes in the approver's ``Proposal.enrolment_codes``."""
         return self._api.propose(
             "/v1/admin/imports", import_diff, {"csv": csv_text, "dry_run": dry_run}
         )

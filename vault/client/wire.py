@@ -22,6 +22,7 @@ from vault.client.models import (
     EnrolmentCode,
     ExpectedCiphertext,
     GrantedKey,
+    IssuedCode,
     ListedVersion,
     Me,
     MultipartUpload,
@@ -152,6 +153,19 @@ def proposal(body: object) -> Proposal:
         reason=fields.opt_text("reason"),
         enrolment_code=(
             EnrolmentCode(code=code, expires_at=code_expires) if code and code_expires else None
+        ),
+        enrolment_codes=tuple(
+            IssuedCode(
+                line=c.integer("line"),
+                principal_id=c.text("principal_id"),
+                display_name=c.text("display_name"),
+                code=EnrolmentCode(code=c.text("code"), expires_at=c.time("expires_at")),
+            )
+            for c in (
+                fields.items("enrolment_codes", "an enrolment code")
+                if "enrolment_codes" in fields.whole()
+                else []
+            )
         ),
     )
 
