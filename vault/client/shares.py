@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,10 +56,11 @@ from vault import format as fmt
 from vault import receipts
 from vault.client import wire
 from vault.client.identity import b64encode
-from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem
+from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem, ShareOpening
 from vault.client.reading import RecordReading
 from vault.client.release import MAX_RELEASE_BATCH, Released
-from vault.errors import NotReceived, ShareRefused, VaultError
+from vault.client.transport import Signed
+from vault.errors import KeyServiceError, NotReceived, ShareRefused, VaultError
 
 MANIFEST_FORMAT = 1
 _READ_BLOCK = 1 << 20
@@ -162,16 +163,23 @@ class ShareCalls(RecordReading):
         item the key service does not release raises ``ShareRefused`` naming it, once the
         items released with it are received; everything received stays written and in the
         manifest, so a rerun resumes."""
-        shared = self.share(share_id)
-        out_dir.mkdir(parents=True, exist_ok=True)
         manifest = _Manifest.load(out_dir, share_id)
+        # Received before the manifest kept ciphertext digests: fetched again, so that a
+        # receipt can list the digest this SDK checked.
+        held = {
+            pair: kept
+            for pair, kept in manifest.all_verified().items()
+            if kept.ciphertext_sha256 is not None
+        }
+        opened = self._open_share(share_id, held=held)
+        shared = opened.opening.share
+        # Only once the share is known to be the caller's: a refusal writes nothing.
+        out_dir.mkdir(parents=True, exist_ok=True)
         skipped: list[ReceivedItem] = []
         wanted: list[ShareItem] = []
         for item in shared.items:
-            kept = manifest.verified(item.record_id, item.version)
-            # Received before the manifest kept ciphertext digests: fetched again, so that a
-            # receipt can list the digest this SDK checked.
-            if kept is None or kept.ciphertext_sha256 is None:
+            kept = held.get((item.record_id, item.version))
+            if kept is None:
                 wanted.append(item)
             else:
                 skipped.append(kept)
@@ -186,13 +194,37 @@ class ShareCalls(RecordReading):
                 why=f"the share is {shared.state}",
                 kept=len(skipped),
             )
-        fetched = self._receive_all(shared, wanted, manifest, progress, kept=len(skipped))
+        first_batch = _FirstBatch.of(opened, wanted)
+        fetched = self._receive_all(
+            shared, wanted, manifest, progress, kept=len(skipped), first=first_batch
+        )
         return ShareDownload(
             share_id=share_id,
             directory=out_dir,
             fetched=tuple(fetched),
             skipped=tuple(skipped),
         )
+
+    def _open_share(self, share_id: str, *, held: Mapping[tuple[str, int], object]) -> _Opened:
+        """Open the share to download it: the share, and the first items not ``held``
+        released through it, in one signed request (``POST /v1/shares/{id}/open``)."""
+        asked_at = time.monotonic()
+        answer = self._api.post_signed(
+            f"/v1/shares/{share_id}/open",
+            wire.share_opening,
+            {
+                "held": [
+                    {"record_id": record_id, "version": version}
+                    for record_id, version in list(held)[:MAX_RELEASE_BATCH]
+                ],
+                "first_bytes": FIRST_BATCH_BYTES,
+            },
+        )
+        opening = answer.value
+        keys: dict[tuple[str, int], Released] = {}
+        if opening.release is not None:
+            keys = self._opened(Signed(opening.release, answer.nonce), asked=set(opening.asked))
+        return _Opened(opening, keys, asked_at)
 
     def ack_share(self, share_id: str, *, out_dir: Path) -> Share:
         """Acknowledge, as the share's recipient, what ``get_share`` received into
@@ -248,15 +280,19 @@ class ShareCalls(RecordReading):
         progress: ShareProgress | None,
         *,
         kept: int,
+        first: _FirstBatch | None = None,
     ) -> list[ReceivedItem]:
-        """Release the ``wanted`` items' keys in batches (see the module's docstring) and
+        """Release the ``wanted`` items' keys in batches (see the module's docstring; the
+        ``first`` came with the share) and
         fetch each released item, ``FETCHERS`` at a time. Every item a batch released is
         fetched, even past one it refused (its download was counted); then ``ShareRefused``
         names the first refused, and nothing more is asked for. A failed download raises once
         the others under way are in (each written and recorded, or not written at all)."""
         ticks = _Ticks(progress) if progress is not None else None
         try:
-            return self._receive_batches(shared, list(wanted), manifest, ticks, kept=kept)
+            return self._receive_batches(
+                shared, list(wanted), manifest, ticks, kept=kept, first=first
+            )
         finally:
             manifest.flush()
 
@@ -268,18 +304,22 @@ class ShareCalls(RecordReading):
         ticks: _Ticks | None,
         *,
         kept: int,
+        first: _FirstBatch | None,
     ) -> list[ReceivedItem]:
-        size = _first_batch(queue)
+        size = first.size if first is not None else _first_batch(queue)
         began = time.monotonic()
         with _Fetching(manifest) as fetching:
             while queue:
                 batch, queue = queue[:size], queue[size:]
-                released_at = time.monotonic()
-                keys = self._release(
-                    [(item.record_id, item.version) for item in batch],
-                    include_urls=True,
-                    through_share=shared.share_id,
-                )
+                if first is not None:
+                    keys, released_at, first = first.keys, first.released_at, None
+                else:
+                    released_at = time.monotonic()
+                    keys = self._release(
+                        [(item.record_id, item.version) for item in batch],
+                        include_urls=True,
+                        through_share=shared.share_id,
+                    )
                 refused: ShareItem | None = None
                 for at, item in enumerate(batch):
                     released = keys.get((item.record_id, item.version))
@@ -360,6 +400,38 @@ class ShareCalls(RecordReading):
         if (item.record_id, item.version) in spent:
             return "its download cap is spent"
         return "the consent or court order the share rests on may have been withdrawn or ended"
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A share opened: the answer, the keys of its release opened, and when it was asked."""
+
+    opening: ShareOpening
+    keys: dict[tuple[str, int], Released]
+    asked_at: float
+
+
+@dataclass(frozen=True)
+class _FirstBatch:
+    """The release that came with the share: its ``size`` first items wanted, and the keys
+    it granted of them."""
+
+    size: int
+    keys: dict[tuple[str, int], Released]
+    released_at: float
+
+    @classmethod
+    def of(cls, opened: _Opened, wanted: Sequence[ShareItem]) -> _FirstBatch | None:
+        """The first batch of the ``wanted`` items, if the opening released one. It must
+        have asked the first wanted items, in order; anything else is the key service's
+        error."""
+        asked = opened.opening.asked
+        if opened.opening.release is None or not wanted:
+            return None
+        expected = [(item.record_id, item.version) for item in wanted[: len(asked)]]
+        if list(asked) != expected:
+            raise KeyServiceError("the key service released other items than the share's next")
+        return cls(len(asked), opened.keys, opened.asked_at)
 
 
 @dataclass
@@ -486,6 +558,12 @@ class _Manifest:
             content_type=str(raw.get("content_type") or ""),
             ciphertext_sha256=ciphertext,
         )
+
+    def all_verified(self) -> dict[tuple[str, int], ReceivedItem]:
+        """Every item received earlier whose file is still there and still matches."""
+        return {
+            pair: entry for pair in self._entries if (entry := self.verified(*pair)) is not None
+        }
 
     def verified(self, record_id: str, version: int) -> ReceivedItem | None:
         """The item as received earlier, if its file is still there and still matches."""
