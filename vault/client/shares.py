@@ -6,16 +6,18 @@ device with a signed receipt of what it received (``ack_share``).
 A share is frozen to the record versions current when it was made, so ``get_share`` asks for
 each item's own version through the ordinary key release; the key service counts each
 release against the share's download cap (a retry by the same device within minutes is not
-counted again). It asks for the keys of several items in one release, then downloads them,
-``FETCHERS`` at a time (each item is received, hashed and decrypted on a thread of its own;
-hashlib and cryptography release the GIL, so one item's decryption overlaps another's
-transfer): the first release is of the items, in order, whose ciphertexts (their sizes are
-in the share) add up to at most ``FIRST_BATCH_BYTES`` — the whole share when it is small,
-and one item at least; each later one of as many items as the downloads so far say take
-about ``BATCH_S`` seconds, so that the download URLs a release hands out (valid for minutes) are
-still fresh when their item starts. An item not started within ``FRESH_S`` of its release
-is asked for again with the rest (within the grace window: not counted again). Items are
-started, and their results collected, in the share's order.
+counted again). It first opens the share (``POST /v1/shares/{id}/open``, one signed round
+trip): the answer is the share and the release, through it, of the first items this
+directory does not already hold — the items, in order, whose ciphertexts (their sizes are in
+the share) add up to at most ``FIRST_BATCH_BYTES``: the whole share when it is small, and one
+item at least. Each later release, if any, is of as many items as the downloads so far say
+take about ``BATCH_S`` seconds, so that the download URLs a release hands out (valid for
+minutes) are still fresh when their item starts. The items a release granted are downloaded
+``FETCHERS`` at a time, each taken by the first fetcher free (received, hashed and
+decrypted on that thread; hashlib and cryptography release the GIL, so one item's
+decryption overlaps another's transfer), and recorded in the share's order. An item not
+started within ``FRESH_S`` of its release is asked for again with the rest (within the grace
+window: not counted again).
 
 A download directory keeps a manifest, ``.carevault-share-<share id>.json``: for each item
 received, its record id and version, the file written, the SHA-256 and size of the plaintext
@@ -320,20 +322,21 @@ class ShareCalls(RecordReading):
                         include_urls=True,
                         through_share=shared.share_id,
                     )
+                # Every item released is handed to the fetchers at once: a fetcher that is
+                # done takes the next, whichever item before it is still under way.
                 refused: ShareItem | None = None
                 for at, item in enumerate(batch):
                     released = keys.get((item.record_id, item.version))
                     if released is None:
                         refused = refused or item
                         continue
-                    fetching.collect(FETCHERS - 1)
-                    if at and time.monotonic() - released_at > FRESH_S:
-                        # Its URL may be stale: asked for again, first in the next batch.
-                        queue = batch[at:] + queue
-                        break
-                    target, metadata = self._start(item, released, manifest, ticks)
-                    fetching.submit(target, self._receive, item, released, target, metadata, ticks)
-                fetching.collect(0)
+                    # The first item of a batch starts however late: progress is made.
+                    fresh_until = None if at == 0 else released_at + FRESH_S
+                    fetching.submit(item, self._fetch, item, released, manifest, ticks, fresh_until)
+                stale = fetching.collect(0)
+                if stale:
+                    # Their URLs may be stale: asked for again, first in the next batch.
+                    queue = stale + queue
                 if refused is not None:
                     raise ShareRefused(
                         share_id=shared.share_id,
@@ -346,16 +349,28 @@ class ShareCalls(RecordReading):
                 size = max(1, min(MAX_RELEASE_BATCH, int(BATCH_S / each) if each > 0 else size))
             return fetching.fetched
 
-    def _start(
-        self, item: ShareItem, released: Released, manifest: _Manifest, ticks: _Ticks | None
-    ) -> tuple[Path, fmt.Metadata]:
-        """Where a released item goes (its name reserved until it is in), announced."""
+    def _fetch(
+        self,
+        item: ShareItem,
+        released: Released,
+        manifest: _Manifest,
+        ticks: _Ticks | None,
+        fresh_until: float | None,
+    ) -> ReceivedItem | None:
+        """On a fetching thread: place a released item (its name reserved until it is in),
+        announce it and receive it; None, untouched, if it starts after ``fresh_until``."""
+        if fresh_until is not None and time.monotonic() > fresh_until:
+            return None
         metadata = self._open_metadata(released)
         target = manifest.place(item.record_id, item.version, metadata.file_name)
-        if ticks is not None:
-            size = released.ciphertext.size if released.ciphertext is not None else 0
-            ticks.fetching(record_id=item.record_id, version=item.version, size=size)
-        return target, metadata
+        try:
+            if ticks is not None:
+                size = released.ciphertext.size if released.ciphertext is not None else 0
+                ticks.fetching(record_id=item.record_id, version=item.version, size=size)
+            return self._receive(item, released, target, metadata, ticks)
+        except BaseException:
+            manifest.unreserve(target)
+            raise
 
     def _receive(
         self,
@@ -440,32 +455,36 @@ class _Counter:
 
 
 class _Fetching:
-    """Items received on ``FETCHERS`` threads, recorded in the manifest in the order they
-    were started. Leaving the context on an error waits for the items under way and records
-    those received, so that no file is left in place that the manifest does not name."""
+    """Items received on ``FETCHERS`` threads, each taken by the first fetcher free, and
+    recorded in the manifest in the order they were handed over. Leaving the context on an
+    error waits for the items under way and records those received, so that no file is left
+    in place that the manifest does not name."""
 
     def __init__(self, manifest: _Manifest) -> None:
         self._manifest = manifest
         self._pool = ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="carevault-share")
-        self._running: deque[tuple[Future[ReceivedItem], Path]] = deque()
+        self._running: deque[tuple[Future[ReceivedItem | None], ShareItem]] = deque()
         self.fetched: list[ReceivedItem] = []
 
-    def submit(self, target: Path, receive: Callable[..., ReceivedItem], *args: object) -> None:
-        """Start receiving an item into ``target`` (placed in the manifest)."""
-        self._running.append((self._pool.submit(receive, *args), target))
+    def submit(
+        self, item: ShareItem, fetch: Callable[..., ReceivedItem | None], *args: object
+    ) -> None:
+        """Hand ``item`` over: ``fetch(*args)`` receives it, or returns None to leave it."""
+        self._running.append((self._pool.submit(fetch, *args), item))
 
-    def collect(self, until: int) -> None:
-        """Record the items received, in order, until at most ``until`` are under way; raise
-        the first failure."""
+    def collect(self, until: int) -> list[ShareItem]:
+        """Record the items received, in order, until at most ``until`` are under way, and
+        return those left; raise the first failure."""
+        left: list[ShareItem] = []
         while len(self._running) > until:
-            future, target = self._running.popleft()
-            try:
-                received = future.result()
-            except BaseException:
-                self._manifest.unreserve(target)
-                raise
+            future, item = self._running.popleft()
+            received = future.result()
+            if received is None:
+                left.append(item)
+                continue
             self._manifest.add(received)
             self.fetched.append(received)
+        return left
 
     def __enter__(self) -> _Fetching:
         return self
@@ -498,11 +517,13 @@ class _Ticks:
 
 class _Manifest:
     """The download directory's record of what it received of one share (see the module's
-    docstring), rewritten whole, through a renamed temporary file, after each item.
+    docstring), rewritten whole, through a renamed temporary file, after items are recorded.
 
     The rewrites run in order on a thread of their own (a rename over the previous manifest
     makes ext4 write the new one out, a few ms each, which would hold up the next item's
-    start); ``flush`` waits for them and raises what one raised."""
+    start), and the items recorded while one waits to start share it; ``flush`` waits for
+    them and raises what one raised. Fetching threads place items while the caller's thread
+    records others: both under one lock."""
 
     def __init__(self, directory: Path, share_id: str, entries: list[ReceivedItem]) -> None:
         self.directory = directory
@@ -511,8 +532,12 @@ class _Manifest:
         self.fetched_now: list[ReceivedItem] = []
         # The files of items under way, not yet recorded: no other item may take their names.
         self._reserved: set[Path] = set()
+        # Fetching threads place items while the caller's thread records others.
+        self._lock = threading.Lock()
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
+        # A rewrite is waiting to start: it will write whatever is recorded by then.
+        self._queued = False
 
     @classmethod
     def load(cls, directory: Path, share_id: str) -> _Manifest:
@@ -584,31 +609,54 @@ class _Manifest:
     def place(self, record_id: str, version: int, file_name: str) -> Path:
         """Where an item goes: its own file name, unless that is empty, hidden, or taken by
         another item or a file this share did not write; then prefixed with its record id."""
-        ours = self._entries.get((record_id, version))
-        taken = {
-            entry.path.name for key, entry in self._entries.items() if key != (record_id, version)
-        } | {path.name for path in self._reserved}
-        prefixed = f"{record_id}-v{version}"
-        candidates = [file_name, f"{prefixed}-{file_name}" if file_name else prefixed]
-        candidates += [f"{prefixed}-{n}-{file_name}" for n in range(2, 100)]
-        for name in candidates:
-            if not _plain_name(name) or name in taken:
-                continue
-            path = self.directory / name
-            if not path.exists() or (ours is not None and ours.path == path):
-                self._reserved.add(path)
-                return path
+        with self._lock:
+            ours = self._entries.get((record_id, version))
+            taken = {
+                entry.path.name
+                for key, entry in self._entries.items()
+                if key != (record_id, version)
+            } | {path.name for path in self._reserved}
+            prefixed = f"{record_id}-v{version}"
+            candidates = [file_name, f"{prefixed}-{file_name}" if file_name else prefixed]
+            candidates += [f"{prefixed}-{n}-{file_name}" for n in range(2, 100)]
+            for name in candidates:
+                if not _plain_name(name) or name in taken:
+                    continue
+                path = self.directory / name
+                if not path.exists() or (ours is not None and ours.path == path):
+                    self._reserved.add(path)
+                    return path
         raise FileExistsError(f"no free file name for record {record_id} in {self.directory}")
 
     def unreserve(self, path: Path) -> None:
         """An item placed at ``path`` was not received."""
-        self._reserved.discard(path)
+        with self._lock:
+            self._reserved.discard(path)
 
     def add(self, received: ReceivedItem) -> None:
-        self._reserved.discard(received.path)
-        self._entries[(received.record_id, received.version)] = received
-        self.fetched_now.append(received)
-        document = {
+        """Record an item received; the manifest is rewritten soon after, off this thread
+        (items recorded while a rewrite waits to start share it)."""
+        with self._lock:
+            self._reserved.discard(received.path)
+            self._entries[(received.record_id, received.version)] = received
+            self.fetched_now.append(received)
+            if self._queued:
+                return
+            self._queued = True
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="carevault-manifest"
+            )
+        self._writes.append(self._writer.submit(self._write_latest))
+
+    def _write_latest(self) -> None:
+        with self._lock:
+            self._queued = False
+            document = self._document()
+        self._write(document)
+
+    def _document(self) -> dict[str, object]:
+        return {
             "format": MANIFEST_FORMAT,
             "share_id": self.share_id,
             "items": [
@@ -629,11 +677,6 @@ class _Manifest:
                 for entry in self._entries.values()
             ],
         }
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="carevault-manifest"
-            )
-        self._writes.append(self._writer.submit(self._write, document))
 
     def flush(self) -> None:
         """Wait until every rewrite is on disk; raise the first that failed."""
