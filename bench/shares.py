@@ -15,10 +15,11 @@ rounds in the same process run, medians over rounds:
   ours). Every request is one the cap counts (see ``_pair``);
 - ``share_get_throughput`` (MiB/s of plaintext): the recipient fetches a 10-record share of
   1 MiB records end to end with ``Client.get_share`` into an empty directory (the share
-  shown, its keys released in batches, each record downloaded, verified against its
-  committed size and digest, decrypted to a file, hashed into the manifest; ``FETCHERS`` of
-  them at a time), against ``plain-s3``: the same 10 objects fetched with presigned GETs from
-  the same bucket to files, as many at a time (``concurrency`` in the figure's line).
+  opened and its keys released in the same signed request, ``POST /v1/shares/{id}/open``;
+  each record downloaded, verified against its committed size and digest, decrypted to a
+  file, hashed into the manifest; ``FETCHERS`` of them at a time), against ``plain-s3``: the
+  same 10 objects fetched with presigned GETs from the same bucket to files, as many at a
+  time (``concurrency`` in the figure's line).
 
 The shares are made with ``Client.create_share``.
 """
@@ -483,7 +484,7 @@ def share_get(bench: Bench, work: Path, *, rounds: int) -> Iterator[Record]:
         record_mib=1,
         rounds=rounds,
         concurrency=FETCHERS,
-        releases="Client.get_share (batched)",
+        releases="Client.get_share (share opened with its first release: one round trip)",
     )
 
 
