@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from keyservice.api.schemas import Base64, Id, Sha256, Strict
+from keyservice.api.record_models import ReleaseResponse
+from keyservice.api.schemas import MAX_RELEASE_ITEMS, Base64, Id, Sha256, Strict
 from vault.format import Category
 
 
@@ -98,3 +99,27 @@ class Invitation(BaseModel):
 class ShareCreated(SharePublic):
     # None: the recipient has (or had) a device, or could read something its creator may not.
     invitation: Invitation | None = None
+
+
+class HeldItem(Strict):
+    record_id: Id
+    version: int = Field(ge=1)
+
+
+class ShareOpen(Strict):
+    """The recipient opens a share to download it (``POST /v1/shares/{id}/open``): the items
+    its device already holds, received and checked (not released again), and how many bytes
+    of ciphertext the release that comes with the answer may cover."""
+
+    held: list[HeldItem] = Field(default_factory=list, max_length=MAX_RELEASE_ITEMS)
+    first_bytes: int = Field(default=32 << 20, ge=0, le=1 << 30)
+
+
+class ShareOpened(BaseModel):
+    """The share as it stood before this request's release, and that release: the first
+    items not held, in the share's order, as ``POST /v1/keys/release`` with ``share_id`` and
+    ``include_urls`` answers them (denied items included). ``release`` is null when the
+    share is not active or nothing is left to release: then nothing was asked or audited."""
+
+    share: SharePublic
+    release: ReleaseResponse | None

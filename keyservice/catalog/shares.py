@@ -339,6 +339,42 @@ def show_share(db: Connection, caller: Caller, share_id: str) -> StoredShare:
     return found
 
 
+def open_share(db: Connection, caller: Caller, share_id: str) -> StoredShare:
+    """A share as its recipient opens it to download (``POST /v1/shares/{id}/open``); anyone
+    else, its creator included: the same 404 and audit entry as an unknown id (only the
+    recipient releases through a share)."""
+    found = _load(db, share_id)
+    if found is None or caller.principal_id != found.recipient_id:
+        raise DeniedError(
+            NO_SUCH_SHARE, action="share.read", detail={"share_id": share_id, "reason": "unknown"}
+        )
+    return found
+
+
+def first_release(
+    found: StoredShare, *, held: Iterable[tuple[str, int]], budget: int, limit: int
+) -> list[tuple[str, int]]:
+    """The items an opening releases: in the share's order, those not ``held`` (already
+    received by the recipient's device), as many as fit ``budget`` bytes of ciphertext and
+    at most ``limit`` — one at least, and only the first when the sizes are not known."""
+    kept = set(held)
+    chosen: list[tuple[str, int]] = []
+    total = 0
+    for item in found.items:
+        pair = (item.record_id, item.version)
+        if pair in kept:
+            continue
+        if chosen and (item.ciphertext_size is None or len(chosen) >= limit):
+            break
+        total += item.ciphertext_size or 0
+        if chosen and total > budget:
+            break
+        chosen.append(pair)
+        if item.ciphertext_size is None:
+            break
+    return chosen
+
+
 def list_shares(db: Connection, caller: Caller) -> list[StoredShare]:
     """Shares the caller made or that were made for them, newest first."""
     ids = db.execute(

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, text
 
@@ -35,8 +36,12 @@ from tests.keyservice.helpers import (
     proposed_and_approved,
     put_record,
     release,
+    unb64,
 )
 from tests.servers import KeyService
+from vault.format import RecordAttributes
+from vault.sealing import BatchOpener
+from vault.signing import request_nonce, sealing_context
 
 pytestmark = pytest.mark.integration
 
@@ -474,3 +479,192 @@ def test_a_share_ending_in_seconds_releases_until_then_and_refuses_after(
     assert not _granted(agency, obs)
     with agency.client() as http:
         assert ok(http.get(f"/v1/shares/{made['share_id']}"))["state"] == "expired"
+
+
+# --- opening a share: the share and its first release in one signed request -----------------
+
+
+def _open(device: Device, share_id: str, **body: Any) -> httpx.Response:
+    with device.client() as http:
+        return http.post(f"/v1/shares/{share_id}/open", json=body)
+
+
+def _release_entries(engine: Engine, principal_id: str) -> int:
+    with engine.connect() as connection:
+        count: int = connection.execute(
+            text(
+                "SELECT count(*) FROM audit_entries WHERE actor_principal = :p "
+                "AND action = 'keys.release'"
+            ),
+            {"p": principal_id},
+        ).scalar_one()
+    return count
+
+
+def _opened_keys(device: Device, response: httpx.Response) -> dict[str, bytes]:
+    """The record keys an opening released, unsealed by ``device``, by record id."""
+    release = response.json()["release"]
+    opener = BatchOpener(
+        recipient_private=device.receiving_key,
+        ephemeral_public=unb64(release["ephemeral_public"]),
+        context=sealing_context(device.device_id, request_nonce(response.request)),
+    )
+    keys = {}
+    for item in release["results"]:
+        raw = item["attributes"]
+        attributes = RecordAttributes.from_hex(
+            record_id=raw["record_id"],
+            version=raw["version"],
+            child_ids=raw["child_ids"],
+            category=raw["category"],
+        )
+        keys[item["record_id"]] = opener.open(unb64(item["sealed_key"]), aad=attributes.canonical())
+    return keys
+
+
+def test_opening_a_share_releases_its_first_items_through_it_as_a_release_does(
+    family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs, medical = family["agency"], family["obs"], family["medical"]
+    made = ok(_share(family["dsl"], _body(family, obs, medical, download_cap=2)))
+    share_id = made["share_id"]
+    order = [item["record_id"] for item in made["items"]]
+
+    opened = _open(agency, share_id)
+    answer = ok(opened)
+
+    # The share as it stood before this release (neither opened nor counted yet).
+    assert answer["share"]["share_id"] == share_id and answer["share"]["status"] == "sent"
+    results = answer["release"]["results"]
+    assert [(r["record_id"], r["status"]) for r in results] == [(rid, "granted") for rid in order]
+    assert all(r["download_url"] and r["ciphertext_size"] for r in results)
+    records = {obs.record_id: obs, medical.record_id: medical}
+    assert _opened_keys(agency, opened) == {rid: records[rid].record_key for rid in order}
+    # Audited, logged, counted and opened exactly as a release through the share is.
+    outcome, detail = last_audit_entry(
+        service_db, principal_id=agency.principal_id, action="keys.release"
+    )
+    assert (outcome, detail["items"]) == (
+        "allow",
+        [[rid, 1, "granted", "consent", share_id] for rid in order],
+    )
+    with family["guardian"].client() as http:
+        log = ok(http.get(f"/v1/children/{family['child']}/disclosures"))
+    granted = [row for row in log if row["decision"] == "granted"]
+    assert sorted((row["share_id"], row["record_id"]) for row in granted) == sorted(
+        (share_id, rid) for rid in order
+    )
+    assert _opened(service_db, share_id)
+    with service_db.connect() as connection:
+        used = connection.execute(
+            text("SELECT used FROM share_items WHERE share_id = :s"), {"s": share_id}
+        ).scalars()
+        assert list(used) == [1, 1]
+
+    # Items the device holds are not released again; a budget of 0 bytes is one item.
+    again = ok(_open(agency, share_id, held=[{"record_id": order[0], "version": 1}]))
+    assert [r["record_id"] for r in again["release"]["results"]] == order[1:]
+    one = ok(_open(agency, share_id, first_bytes=0))
+    assert [r["record_id"] for r in one["release"]["results"]] == order[:1]
+    everything = [{"record_id": rid, "version": 1} for rid in order]
+    assert ok(_open(agency, share_id, held=everything))["release"] is None
+
+
+def test_anyone_but_the_recipient_opening_gets_the_404_of_an_unknown_share_audited(
+    service: KeyService, admin: Device, family: dict[str, Any], service_db: Engine
+) -> None:
+    obs = family["obs"]
+    share_id = ok(_share(family["dsl"], _body(family, obs)))["share_id"]
+    stranger = admin_enrols(service, admin, kind="external", organisation="Elsewhere")
+    unknown = _open(family["agency"], UNKNOWN)
+    assert unknown.status_code == 404
+    for device in (stranger, family["educator"], family["dsl"], family["guardian"]):
+        before = _release_entries(service_db, device.principal_id)
+        refused = _open(device, share_id)
+        assert refused.status_code == 404, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["detail"] == unknown.json()["detail"]
+        assert "sealed_key" not in refused.text
+        outcome, detail = last_audit_entry(
+            service_db, principal_id=device.principal_id, action="share.read"
+        )
+        assert (outcome, detail) == (
+            "deny",
+            {"share_id": share_id, "reason": "unknown", "status": 404},
+        )
+        assert _release_entries(service_db, device.principal_id) == before
+    assert (_used(service_db, share_id), _opened(service_db, share_id)) == (0, False)
+
+
+def test_a_revoked_or_expired_share_opens_to_its_state_and_releases_nothing(
+    family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs = family["agency"], family["obs"]
+    revoked = ok(_share(family["dsl"], _body(family, obs)))["share_id"]
+    with family["dsl"].client() as http:
+        ok(http.post(f"/v1/shares/{revoked}/revoke", json={"reason": "sent by mistake"}))
+    end = datetime.now(UTC) + timedelta(seconds=2)
+    expiring = ok(_share(family["dsl"], _body(family, obs, valid_to=end.isoformat())))
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()) + 0.2)
+
+    for share_id, state in ((revoked, "revoked"), (expiring["share_id"], "expired")):
+        answer = ok(_open(agency, share_id))
+        assert (answer["share"]["state"], answer["release"]) == (state, None)
+        assert (_used(service_db, share_id), _opened(service_db, share_id)) == (0, False)
+    assert _release_entries(service_db, agency.principal_id) == 0
+
+
+def test_opening_after_the_consent_is_withdrawn_or_the_cap_is_spent_denies_as_a_release_does(
+    service: KeyService, family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs = family["agency"], family["obs"]
+    share_id = ok(_share(family["dsl"], _body(family, obs, download_cap=1)))["share_id"]
+    assert _granted(agency, obs)
+    second = enrol(service.base_url, own_code(agency))
+    denied = {"record_id": obs.record_id, "version": 1, "status": "denied", "code": "unavailable"}
+
+    spent = ok(_open(second, share_id))
+    assert spent["release"]["results"] == [denied]
+    outcome, detail = last_audit_entry(
+        service_db, principal_id=agency.principal_id, action="keys.release"
+    )
+    assert (outcome, detail["items"]) == ("deny", [[obs.record_id, 1, "denied", "none"]])
+    assert _used(service_db, share_id) == 1
+
+    with family["guardian"].client() as http:
+        ok(http.post(f"/v1/consents/{family['consent']}/withdraw", json={"reason": "no"}))
+    withdrawn = ok(_open(agency, share_id))
+    # The share itself is still active: its basis is judged by the release, which denies.
+    assert withdrawn["share"]["state"] == "active"
+    assert withdrawn["release"]["results"] == [denied]
+    outcome, detail = last_audit_entry(
+        service_db, principal_id=agency.principal_id, action="keys.release"
+    )
+    assert (outcome, detail["items"]) == ("deny", [[obs.record_id, 1, "denied", "none"]])
+
+
+def test_a_replayed_opening_is_refused_and_releases_nothing_more(
+    family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs = family["agency"], family["obs"]
+    share_id = ok(_share(family["dsl"], _body(family, obs, download_cap=1)))["share_id"]
+    first = _open(agency, share_id)
+    assert ok(first)["release"]["results"][0]["status"] == "granted"
+    with httpx.Client(timeout=30.0) as plain:
+        replay = plain.send(first.request)
+    assert replay.status_code == 401, replay.text
+    assert "sealed_key" not in replay.text
+    assert _release_entries(service_db, agency.principal_id) == 1
+
+
+def test_an_opening_with_a_malformed_body_is_refused_with_nothing_released(
+    family: dict[str, Any], service_db: Engine
+) -> None:
+    agency, obs = family["agency"], family["obs"]
+    share_id = ok(_share(family["dsl"], _body(family, obs)))["share_id"]
+    for body in ({"first_bytes": -1}, {"held": [{"record_id": "x", "version": 1}]}, {"x": 1}):
+        refused = _open(agency, share_id, **body)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    assert _release_entries(service_db, agency.principal_id) == 0
+    assert (_used(service_db, share_id), _opened(service_db, share_id)) == (0, False)

@@ -126,6 +126,15 @@ def _files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.startswith(".")}
 
 
+def _opened(request: httpx.Request, response: httpx.Response) -> list[str]:
+    """The record ids an opening of a share released with it (granted or denied)."""
+    if not (request.url.path.startswith("/v1/shares/") and request.url.path.endswith("/open")):
+        return []
+    response.read()
+    release = response.json()["release"] if response.status_code == 200 else None
+    return [] if release is None else [item["record_id"] for item in release["results"]]
+
+
 def _releases(office: Office, client: Client) -> tuple[Client, list[str]]:
     """The same device as ``client``, through a relay that notes every record whose key it
     asks for."""
@@ -134,7 +143,9 @@ def _releases(office: Office, client: Client) -> tuple[Client, list[str]]:
     def note(request: httpx.Request, forward: Forward) -> httpx.Response:
         if request.url.path == "/v1/keys/release":
             asked.extend(item["record_id"] for item in json.loads(request.content)["items"])
-        return forward(request)
+        response = forward(request)
+        asked.extend(_opened(request, response))
+        return response
 
     return Client(client.identity, transport=relay(note)), asked
 
@@ -350,7 +361,10 @@ def _batches(office: Office, client: Client) -> tuple[Client, list[list[str]]]:
     def note(request: httpx.Request, forward: Forward) -> httpx.Response:
         if request.url.path == "/v1/keys/release":
             asked.append([item["record_id"] for item in json.loads(request.content)["items"]])
-        return forward(request)
+        response = forward(request)
+        if released := _opened(request, response):
+            asked.append(released)
+        return response
 
     return Client(client.identity, transport=relay(note)), asked
 

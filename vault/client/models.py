@@ -346,6 +346,17 @@ class Release:
 
 
 @dataclass(frozen=True)
+class ShareOpening:
+    """``POST /v1/shares/{id}/open``'s answer: the share, and the release that came with it
+    (None: nothing was released, the share not being active or nothing being left), with
+    every item it asked, granted or denied, in order."""
+
+    share: Share
+    release: Release | None
+    asked: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class ListedVersion:
     """A committed record version as the key service lists it: metadata still sealed."""
 

@@ -7,14 +7,14 @@ for it (docs/API.md), so an answer replayed to another request does not open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from vault import format as fmt
 from vault.client import wire
 from vault.client.identity import DeviceIdentity
-from vault.client.models import ExpectedCiphertext, SealedKey
-from vault.client.transport import KeyServiceTransport
+from vault.client.models import ExpectedCiphertext, Release, SealedKey
+from vault.client.transport import KeyServiceTransport, Signed
 from vault.errors import KeyServiceError, RecordUnavailable
 from vault.sealing import BatchOpener
 from vault.signing import sealing_context
@@ -84,19 +84,32 @@ class KeyReleases:
                     **({"share_id": through_share} if through_share is not None else {}),
                 },
             )
-            opener = self._opener(answer.value.ephemeral_public, answer.nonce)
-            for granted in answer.value.granted:
-                attributes = granted.key.attributes
-                key = (attributes.record_id.hex(), attributes.version)
-                if key not in asked and key[0] not in latest:
-                    raise KeyServiceError("the key service released a record that was not asked")
-                opened[key] = Released(
-                    attributes=attributes,
-                    record_key=self._open_key(opener, granted.key),
-                    download_url=granted.download_url,
-                    encrypted_metadata=granted.encrypted_metadata,
-                    ciphertext=granted.ciphertext,
-                )
+            opened.update(self._opened(answer, asked=asked, latest=latest))
+        return opened
+
+    def _opened(
+        self,
+        answer: Signed[Release],
+        *,
+        asked: Collection[tuple[str, int | None]],
+        latest: Collection[str] = (),
+    ) -> dict[tuple[str, int], Released]:
+        """The keys of one release answer, opened; a key of a version not ``asked`` (nor of
+        a record whose ``latest`` version was) is refused as the key service's error."""
+        opener = self._opener(answer.value.ephemeral_public, answer.nonce)
+        opened: dict[tuple[str, int], Released] = {}
+        for granted in answer.value.granted:
+            attributes = granted.key.attributes
+            key = (attributes.record_id.hex(), attributes.version)
+            if key not in asked and key[0] not in latest:
+                raise KeyServiceError("the key service released a record that was not asked")
+            opened[key] = Released(
+                attributes=attributes,
+                record_key=self._open_key(opener, granted.key),
+                download_url=granted.download_url,
+                encrypted_metadata=granted.encrypted_metadata,
+                ciphertext=granted.ciphertext,
+            )
         return opened
 
     def _release_one(self, record_id: str, version: int | None, *, include_url: bool) -> Released:

@@ -6,16 +6,18 @@ device with a signed receipt of what it received (``ack_share``).
 A share is frozen to the record versions current when it was made, so ``get_share`` asks for
 each item's own version through the ordinary key release; the key service counts each
 release against the share's download cap (a retry by the same device within minutes is not
-counted again). It asks for the keys of several items in one release, then downloads them,
-``FETCHERS`` at a time (each item is received, hashed and decrypted on a thread of its own;
-hashlib and cryptography release the GIL, so one item's decryption overlaps another's
-transfer): the first release is of the items, in order, whose ciphertexts (their sizes are
-in the share) add up to at most ``FIRST_BATCH_BYTES`` — the whole share when it is small,
-and one item at least; each later one of as many items as the downloads so far say take
-about ``BATCH_S`` seconds, so that the download URLs a release hands out (valid for minutes) are
-still fresh when their item starts. An item not started within ``FRESH_S`` of its release
-is asked for again with the rest (within the grace window: not counted again). Items are
-started, and their results collected, in the share's order.
+counted again). It first opens the share (``POST /v1/shares/{id}/open``, one signed round
+trip): the answer is the share and the release, through it, of the first items this
+directory does not already hold — the items, in order, whose ciphertexts (their sizes are in
+the share) add up to at most ``FIRST_BATCH_BYTES``: the whole share when it is small, and one
+item at least. Each later release, if any, is of as many items as the downloads so far say
+take about ``BATCH_S`` seconds, so that the download URLs a release hands out (valid for
+minutes) are still fresh when their item starts. The items a release granted are downloaded
+``FETCHERS`` at a time, each taken by the first fetcher free (received, hashed and
+decrypted on that thread; hashlib and cryptography release the GIL, so one item's
+decryption overlaps another's transfer), and recorded in the share's order. An item not
+started within ``FRESH_S`` of its release is asked for again with the rest (within the grace
+window: not counted again).
 
 A download directory keeps a manifest, ``.carevault-share-<share id>.json``: for each item
 received, its record id and version, the file written, the SHA-256 and size of the plaintext
@@ -45,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,10 +58,11 @@ from vault import format as fmt
 from vault import receipts
 from vault.client import wire
 from vault.client.identity import b64encode
-from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem
+from vault.client.models import ReceivedItem, Share, ShareDownload, ShareItem, ShareOpening
 from vault.client.reading import RecordReading
 from vault.client.release import MAX_RELEASE_BATCH, Released
-from vault.errors import NotReceived, ShareRefused, VaultError
+from vault.client.transport import Signed
+from vault.errors import KeyServiceError, NotReceived, ShareRefused, VaultError
 
 MANIFEST_FORMAT = 1
 _READ_BLOCK = 1 << 20
@@ -162,37 +165,82 @@ class ShareCalls(RecordReading):
         item the key service does not release raises ``ShareRefused`` naming it, once the
         items released with it are received; everything received stays written and in the
         manifest, so a rerun resumes."""
-        shared = self.share(share_id)
-        out_dir.mkdir(parents=True, exist_ok=True)
         manifest = _Manifest.load(out_dir, share_id)
-        skipped: list[ReceivedItem] = []
-        wanted: list[ShareItem] = []
-        for item in shared.items:
-            kept = manifest.verified(item.record_id, item.version)
-            # Received before the manifest kept ciphertext digests: fetched again, so that a
-            # receipt can list the digest this SDK checked.
-            if kept is None or kept.ciphertext_sha256 is None:
-                wanted.append(item)
-            else:
-                skipped.append(kept)
-        if progress is not None:
-            progress.planned(fetch=len(wanted), skip=len(skipped))
-        if wanted and not shared.active:
-            first = wanted[0]
-            raise ShareRefused(
-                share_id=share_id,
-                record_id=first.record_id,
-                version=first.version,
-                why=f"the share is {shared.state}",
-                kept=len(skipped),
-            )
-        fetched = self._receive_all(shared, wanted, manifest, progress, kept=len(skipped))
+        # Received before the manifest kept ciphertext digests: fetched again, so that a
+        # receipt can list the digest this SDK checked.
+        held = {
+            pair: kept
+            for pair, kept in manifest.all_verified().items()
+            if kept.ciphertext_sha256 is not None
+        }
+        # The manifest's last rewrites are waited for once the items under way are recorded.
+        try:
+            with _Fetching(manifest) as fetching:
+                # The fetching threads start while the share is being opened, not behind the
+                # first items handed to them.
+                fetching.warm()
+                opened = self._open_share(share_id, held=held)
+                shared = opened.opening.share
+                # Only once the share is known to be the caller's: a refusal writes nothing.
+                out_dir.mkdir(parents=True, exist_ok=True)
+                skipped: list[ReceivedItem] = []
+                wanted: list[ShareItem] = []
+                for item in shared.items:
+                    kept = held.get((item.record_id, item.version))
+                    if kept is None:
+                        wanted.append(item)
+                    else:
+                        skipped.append(kept)
+                if progress is not None:
+                    progress.planned(fetch=len(wanted), skip=len(skipped))
+                if wanted and not shared.active:
+                    first = wanted[0]
+                    raise ShareRefused(
+                        share_id=share_id,
+                        record_id=first.record_id,
+                        version=first.version,
+                        why=f"the share is {shared.state}",
+                        kept=len(skipped),
+                    )
+                first_batch = _FirstBatch.of(opened, wanted)
+                fetched = self._receive_all(
+                    shared,
+                    wanted,
+                    manifest,
+                    progress,
+                    fetching,
+                    kept=len(skipped),
+                    first=first_batch,
+                )
+        finally:
+            manifest.flush()
         return ShareDownload(
             share_id=share_id,
             directory=out_dir,
             fetched=tuple(fetched),
             skipped=tuple(skipped),
         )
+
+    def _open_share(self, share_id: str, *, held: Mapping[tuple[str, int], object]) -> _Opened:
+        """Open the share to download it: the share, and the first items not ``held``
+        released through it, in one signed request (``POST /v1/shares/{id}/open``)."""
+        asked_at = time.monotonic()
+        answer = self._api.post_signed(
+            f"/v1/shares/{share_id}/open",
+            wire.share_opening,
+            {
+                "held": [
+                    {"record_id": record_id, "version": version}
+                    for record_id, version in list(held)[:MAX_RELEASE_BATCH]
+                ],
+                "first_bytes": FIRST_BATCH_BYTES,
+            },
+        )
+        opening = answer.value
+        keys: dict[tuple[str, int], Released] = {}
+        if opening.release is not None:
+            keys = self._opened(Signed(opening.release, answer.nonce), asked=set(opening.asked))
+        return _Opened(opening, keys, asked_at)
 
     def ack_share(self, share_id: str, *, out_dir: Path) -> Share:
         """Acknowledge, as the share's recipient, what ``get_share`` received into
@@ -246,19 +294,21 @@ class ShareCalls(RecordReading):
         wanted: Sequence[ShareItem],
         manifest: _Manifest,
         progress: ShareProgress | None,
+        fetching: _Fetching,
         *,
         kept: int,
+        first: _FirstBatch | None = None,
     ) -> list[ReceivedItem]:
-        """Release the ``wanted`` items' keys in batches (see the module's docstring) and
+        """Release the ``wanted`` items' keys in batches (see the module's docstring; the
+        ``first`` came with the share) and
         fetch each released item, ``FETCHERS`` at a time. Every item a batch released is
         fetched, even past one it refused (its download was counted); then ``ShareRefused``
         names the first refused, and nothing more is asked for. A failed download raises once
         the others under way are in (each written and recorded, or not written at all)."""
         ticks = _Ticks(progress) if progress is not None else None
-        try:
-            return self._receive_batches(shared, list(wanted), manifest, ticks, kept=kept)
-        finally:
-            manifest.flush()
+        return self._receive_batches(
+            shared, list(wanted), manifest, ticks, fetching, kept=kept, first=first
+        )
 
     def _receive_batches(
         self,
@@ -266,56 +316,73 @@ class ShareCalls(RecordReading):
         queue: list[ShareItem],
         manifest: _Manifest,
         ticks: _Ticks | None,
+        fetching: _Fetching,
         *,
         kept: int,
+        first: _FirstBatch | None,
     ) -> list[ReceivedItem]:
-        size = _first_batch(queue)
+        size = first.size if first is not None else _first_batch(queue)
         began = time.monotonic()
-        with _Fetching(manifest) as fetching:
-            while queue:
-                batch, queue = queue[:size], queue[size:]
+        while queue:
+            batch, queue = queue[:size], queue[size:]
+            if first is not None:
+                keys, released_at, first = first.keys, first.released_at, None
+            else:
                 released_at = time.monotonic()
                 keys = self._release(
                     [(item.record_id, item.version) for item in batch],
                     include_urls=True,
                     through_share=shared.share_id,
                 )
-                refused: ShareItem | None = None
-                for at, item in enumerate(batch):
-                    released = keys.get((item.record_id, item.version))
-                    if released is None:
-                        refused = refused or item
-                        continue
-                    fetching.collect(FETCHERS - 1)
-                    if at and time.monotonic() - released_at > FRESH_S:
-                        # Its URL may be stale: asked for again, first in the next batch.
-                        queue = batch[at:] + queue
-                        break
-                    target, metadata = self._start(item, released, manifest, ticks)
-                    fetching.submit(target, self._receive, item, released, target, metadata, ticks)
-                fetching.collect(0)
-                if refused is not None:
-                    raise ShareRefused(
-                        share_id=shared.share_id,
-                        record_id=refused.record_id,
-                        version=refused.version,
-                        why=self._why_refused(shared.share_id, refused),
-                        kept=kept + len(manifest.fetched_now),
-                    )
-                each = (time.monotonic() - began) / max(1, len(fetching.fetched))
-                size = max(1, min(MAX_RELEASE_BATCH, int(BATCH_S / each) if each > 0 else size))
-            return fetching.fetched
+            # Every item released is handed to the fetchers at once: a fetcher that is
+            # done takes the next, whichever item before it is still under way.
+            refused: ShareItem | None = None
+            for at, item in enumerate(batch):
+                released = keys.get((item.record_id, item.version))
+                if released is None:
+                    refused = refused or item
+                    continue
+                # The first item of a batch starts however late: progress is made.
+                fresh_until = None if at == 0 else released_at + FRESH_S
+                fetching.submit(item, self._fetch, item, released, manifest, ticks, fresh_until)
+            stale = fetching.collect(0)
+            if stale:
+                # Their URLs may be stale: asked for again, first in the next batch.
+                queue = stale + queue
+            if refused is not None:
+                raise ShareRefused(
+                    share_id=shared.share_id,
+                    record_id=refused.record_id,
+                    version=refused.version,
+                    why=self._why_refused(shared.share_id, refused),
+                    kept=kept + len(manifest.fetched_now),
+                )
+            each = (time.monotonic() - began) / max(1, len(fetching.fetched))
+            size = max(1, min(MAX_RELEASE_BATCH, int(BATCH_S / each) if each > 0 else size))
+        return fetching.fetched
 
-    def _start(
-        self, item: ShareItem, released: Released, manifest: _Manifest, ticks: _Ticks | None
-    ) -> tuple[Path, fmt.Metadata]:
-        """Where a released item goes (its name reserved until it is in), announced."""
+    def _fetch(
+        self,
+        item: ShareItem,
+        released: Released,
+        manifest: _Manifest,
+        ticks: _Ticks | None,
+        fresh_until: float | None,
+    ) -> ReceivedItem | None:
+        """On a fetching thread: place a released item (its name reserved until it is in),
+        announce it and receive it; None, untouched, if it starts after ``fresh_until``."""
+        if fresh_until is not None and time.monotonic() > fresh_until:
+            return None
         metadata = self._open_metadata(released)
         target = manifest.place(item.record_id, item.version, metadata.file_name)
-        if ticks is not None:
-            size = released.ciphertext.size if released.ciphertext is not None else 0
-            ticks.fetching(record_id=item.record_id, version=item.version, size=size)
-        return target, metadata
+        try:
+            if ticks is not None:
+                size = released.ciphertext.size if released.ciphertext is not None else 0
+                ticks.fetching(record_id=item.record_id, version=item.version, size=size)
+            return self._receive(item, released, target, metadata, ticks)
+        except BaseException:
+            manifest.unreserve(target)
+            raise
 
     def _receive(
         self,
@@ -362,38 +429,83 @@ class ShareCalls(RecordReading):
         return "the consent or court order the share rests on may have been withdrawn or ended"
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """A share opened: the answer, the keys of its release opened, and when it was asked."""
+
+    opening: ShareOpening
+    keys: dict[tuple[str, int], Released]
+    asked_at: float
+
+
+@dataclass(frozen=True)
+class _FirstBatch:
+    """The release that came with the share: its ``size`` first items wanted, and the keys
+    it granted of them."""
+
+    size: int
+    keys: dict[tuple[str, int], Released]
+    released_at: float
+
+    @classmethod
+    def of(cls, opened: _Opened, wanted: Sequence[ShareItem]) -> _FirstBatch | None:
+        """The first batch of the ``wanted`` items, if the opening released one. It must
+        have asked the first wanted items, in order; anything else is the key service's
+        error."""
+        asked = opened.opening.asked
+        if opened.opening.release is None or not wanted:
+            return None
+        expected = [(item.record_id, item.version) for item in wanted[: len(asked)]]
+        if list(asked) != expected:
+            raise KeyServiceError("the key service released other items than the share's next")
+        return cls(len(asked), opened.keys, opened.asked_at)
+
+
 @dataclass
 class _Counter:
     count: int = 0
 
 
 class _Fetching:
-    """Items received on ``FETCHERS`` threads, recorded in the manifest in the order they
-    were started. Leaving the context on an error waits for the items under way and records
-    those received, so that no file is left in place that the manifest does not name."""
+    """Items received on ``FETCHERS`` threads, each taken by the first fetcher free, and
+    recorded in the manifest in the order they were handed over. Leaving the context on an
+    error waits for the items under way and records those received, so that no file is left
+    in place that the manifest does not name."""
 
     def __init__(self, manifest: _Manifest) -> None:
         self._manifest = manifest
         self._pool = ThreadPoolExecutor(max_workers=FETCHERS, thread_name_prefix="carevault-share")
-        self._running: deque[tuple[Future[ReceivedItem], Path]] = deque()
+        self._running: deque[tuple[Future[ReceivedItem | None], ShareItem]] = deque()
         self.fetched: list[ReceivedItem] = []
 
-    def submit(self, target: Path, receive: Callable[..., ReceivedItem], *args: object) -> None:
-        """Start receiving an item into ``target`` (placed in the manifest)."""
-        self._running.append((self._pool.submit(receive, *args), target))
+    def warm(self) -> None:
+        """Start every fetching thread now, idle. Threads started only as the first items
+        are handed over each waited behind the running ones for the interpreter's lock
+        (about 20 ms from the first item's start to the fourth's on a busy machine)."""
+        started = threading.Barrier(FETCHERS)
+        for _ in range(FETCHERS):
+            # Each waits for the others, so the pool starts a thread for each.
+            self._pool.submit(started.wait, 10.0)
 
-    def collect(self, until: int) -> None:
-        """Record the items received, in order, until at most ``until`` are under way; raise
-        the first failure."""
+    def submit(
+        self, item: ShareItem, fetch: Callable[..., ReceivedItem | None], *args: object
+    ) -> None:
+        """Hand ``item`` over: ``fetch(*args)`` receives it, or returns None to leave it."""
+        self._running.append((self._pool.submit(fetch, *args), item))
+
+    def collect(self, until: int) -> list[ShareItem]:
+        """Record the items received, in order, until at most ``until`` are under way, and
+        return those left; raise the first failure."""
+        left: list[ShareItem] = []
         while len(self._running) > until:
-            future, target = self._running.popleft()
-            try:
-                received = future.result()
-            except BaseException:
-                self._manifest.unreserve(target)
-                raise
+            future, item = self._running.popleft()
+            received = future.result()
+            if received is None:
+                left.append(item)
+                continue
             self._manifest.add(received)
             self.fetched.append(received)
+        return left
 
     def __enter__(self) -> _Fetching:
         return self
@@ -426,11 +538,13 @@ class _Ticks:
 
 class _Manifest:
     """The download directory's record of what it received of one share (see the module's
-    docstring), rewritten whole, through a renamed temporary file, after each item.
+    docstring), rewritten whole, through a renamed temporary file, after items are recorded.
 
     The rewrites run in order on a thread of their own (a rename over the previous manifest
     makes ext4 write the new one out, a few ms each, which would hold up the next item's
-    start); ``flush`` waits for them and raises what one raised."""
+    start), and the items recorded while one waits to start share it; ``flush`` waits for
+    them and raises what one raised. Fetching threads place items while the caller's thread
+    records others: both under one lock."""
 
     def __init__(self, directory: Path, share_id: str, entries: list[ReceivedItem]) -> None:
         self.directory = directory
@@ -439,8 +553,12 @@ class _Manifest:
         self.fetched_now: list[ReceivedItem] = []
         # The files of items under way, not yet recorded: no other item may take their names.
         self._reserved: set[Path] = set()
+        # Fetching threads place items while the caller's thread records others.
+        self._lock = threading.Lock()
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future[None]] = []
+        # A rewrite is waiting to start: it will write whatever is recorded by then.
+        self._queued = False
 
     @classmethod
     def load(cls, directory: Path, share_id: str) -> _Manifest:
@@ -487,6 +605,12 @@ class _Manifest:
             ciphertext_sha256=ciphertext,
         )
 
+    def all_verified(self) -> dict[tuple[str, int], ReceivedItem]:
+        """Every item received earlier whose file is still there and still matches."""
+        return {
+            pair: entry for pair in self._entries if (entry := self.verified(*pair)) is not None
+        }
+
     def verified(self, record_id: str, version: int) -> ReceivedItem | None:
         """The item as received earlier, if its file is still there and still matches."""
         entry = self._entries.get((record_id, version))
@@ -506,31 +630,54 @@ class _Manifest:
     def place(self, record_id: str, version: int, file_name: str) -> Path:
         """Where an item goes: its own file name, unless that is empty, hidden, or taken by
         another item or a file this share did not write; then prefixed with its record id."""
-        ours = self._entries.get((record_id, version))
-        taken = {
-            entry.path.name for key, entry in self._entries.items() if key != (record_id, version)
-        } | {path.name for path in self._reserved}
-        prefixed = f"{record_id}-v{version}"
-        candidates = [file_name, f"{prefixed}-{file_name}" if file_name else prefixed]
-        candidates += [f"{prefixed}-{n}-{file_name}" for n in range(2, 100)]
-        for name in candidates:
-            if not _plain_name(name) or name in taken:
-                continue
-            path = self.directory / name
-            if not path.exists() or (ours is not None and ours.path == path):
-                self._reserved.add(path)
-                return path
+        with self._lock:
+            ours = self._entries.get((record_id, version))
+            taken = {
+                entry.path.name
+                for key, entry in self._entries.items()
+                if key != (record_id, version)
+            } | {path.name for path in self._reserved}
+            prefixed = f"{record_id}-v{version}"
+            candidates = [file_name, f"{prefixed}-{file_name}" if file_name else prefixed]
+            candidates += [f"{prefixed}-{n}-{file_name}" for n in range(2, 100)]
+            for name in candidates:
+                if not _plain_name(name) or name in taken:
+                    continue
+                path = self.directory / name
+                if not path.exists() or (ours is not None and ours.path == path):
+                    self._reserved.add(path)
+                    return path
         raise FileExistsError(f"no free file name for record {record_id} in {self.directory}")
 
     def unreserve(self, path: Path) -> None:
         """An item placed at ``path`` was not received."""
-        self._reserved.discard(path)
+        with self._lock:
+            self._reserved.discard(path)
 
     def add(self, received: ReceivedItem) -> None:
-        self._reserved.discard(received.path)
-        self._entries[(received.record_id, received.version)] = received
-        self.fetched_now.append(received)
-        document = {
+        """Record an item received; the manifest is rewritten soon after, off this thread
+        (items recorded while a rewrite waits to start share it)."""
+        with self._lock:
+            self._reserved.discard(received.path)
+            self._entries[(received.record_id, received.version)] = received
+            self.fetched_now.append(received)
+            if self._queued:
+                return
+            self._queued = True
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="carevault-manifest"
+            )
+        self._writes.append(self._writer.submit(self._write_latest))
+
+    def _write_latest(self) -> None:
+        with self._lock:
+            self._queued = False
+            document = self._document()
+        self._write(document)
+
+    def _document(self) -> dict[str, object]:
+        return {
             "format": MANIFEST_FORMAT,
             "share_id": self.share_id,
             "items": [
@@ -551,11 +698,6 @@ class _Manifest:
                 for entry in self._entries.values()
             ],
         }
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="carevault-manifest"
-            )
-        self._writes.append(self._writer.submit(self._write, document))
 
     def flush(self) -> None:
         """Wait until every rewrite is on disk; raise the first that failed."""

@@ -34,6 +34,7 @@ from vault.client.models import (
     SealedKey,
     Share,
     ShareItem,
+    ShareOpening,
     SingleUpload,
     UploadPlan,
 )
@@ -359,6 +360,23 @@ def share(body: object) -> Share:
         acknowledged_device=fields.opt_text("acknowledged_device"),
         ack_due=fields.opt_time("ack_due"),
         overdue=fields.flag("overdue", default=False),
+    )
+
+
+def share_opening(body: object) -> ShareOpening:
+    """A share opened to download, with the release of its first items (if any)."""
+    fields = Fields(body, "a share opening")
+    if fields.whole().get("release") is None:
+        return ShareOpening(share=share(fields.whole().get("share")), release=None, asked=())
+    released = fields.obj("release")
+    asked = tuple(
+        (item.text("record_id"), item.integer("version"))
+        for item in released.items("results", "a release item")
+    )
+    return ShareOpening(
+        share=share(fields.whole().get("share")),
+        release=release(released.whole()),
+        asked=asked,
     )
 
 
