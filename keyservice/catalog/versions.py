@@ -230,7 +230,9 @@ def commit_version(
             state=COMMITTED,
             # The upload was completed; nothing is left for a sweep to abort.
             upload_id=None,
-            ciphertext_sha256=claim.ciphertext_sha256,
+            # The column keeps its first name; it holds the digest named by the next one.
+            ciphertext_sha256=claim.digest.value,
+            ciphertext_digest_alg=claim.digest.alg,
             encrypted_metadata=encrypted_metadata,
             committed_at=state.clock(),
         )
