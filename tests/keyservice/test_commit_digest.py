@@ -2,8 +2,8 @@
 commit names the digest and its algorithm, the key service checks the stored object against
 exactly that and records the algorithm with the version, and a release hands both out.
 
-Runs on the embedded flavour (local store): with no MD5s named, every commit here is
-checked by the digest of the stored bytes.
+Runs on both flavours (local store, and moto S3): with no MD5s named, every commit here is
+checked by the digest of the stored bytes, read back on S3.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ class PartMd5s:
     ``part_size`` bytes: what a store that keeps MD5s (S3's ETag) checks at commit
     (docs/decisions/0008-commit-checks-the-store-etag.md).
 
-    It wraps the encryptor's output, so the MD5s cover exactly the bytes whose SHA-256 the
+    It wraps the encryptor's output, so the MD5s cover exactly the bytes whose digest the
     encryptor reports. With ``threaded`` the hashing runs on a thread of its own, overlapping
     encryption and the upload (a 64 MiB put spent ~50 ms more with it on the encrypting
     thread); use ``close`` then.
