@@ -5,8 +5,12 @@ source and writing to a null sink. Rates are per second of this process's CPU ti
 contender is single-threaded, and on a shared machine wall time mostly measures the
 neighbours.
 
-- ours: `vault.format.encrypt_without_digest` / `decrypt` (default 256 KiB chunks), and `encrypt`,
-  which also hashes the ciphertext with SHA-256 for the upload commit;
+- ours: `vault.format.encrypt_without_digest` / `decrypt` (default 256 KiB chunks); the public
+  `encrypt`, which also hashes the ciphertext with BLAKE3 for the upload commit (decision
+  0022), and the same with SHA-256 (what it did before); and `decrypt` after the BLAKE3 check
+  of the blob that every download makes (vault/client/blobs.py);
+- digest_throughput: BLAKE3 (the `blake3` package, one thread) and MD5 (the put's per-part
+  checksum for S3's ETag, decision 0008) against SHA-256 over the same buffer;
 - aes-gcm-raw: a bare loop of cryptography's AESGCM over 1 MiB chunks (encrypt_into and
   decrypt_into on reused buffers), the floor of this design;
 - aws-encryption-sdk: its default committing suite (AES-256-GCM, HKDF-SHA-512, key commitment,
@@ -22,6 +26,7 @@ imported the same modules.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import subprocess
 import sys
@@ -30,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import blake3
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import vault.format as fmt
@@ -102,14 +108,38 @@ def ours_encrypt(size: int, dst: io.RawIOBase | io.BytesIO) -> None:
     )
 
 
-def ours_encrypt_sha256(size: int, dst: io.RawIOBase) -> None:
+def ours_encrypt_public(size: int, dst: io.RawIOBase) -> None:
     fmt.encrypt(
         record_key=KEY, attributes=ATTRS, metadata=_metadata(size), src=_Pattern(size), dst=dst
     )
 
 
+def ours_encrypt_sha256(size: int, dst: io.RawIOBase) -> None:
+    fmt.encrypt(
+        record_key=KEY,
+        attributes=ATTRS,
+        metadata=_metadata(size),
+        src=_Pattern(size),
+        dst=dst,
+        digest_alg="sha256",
+    )
+
+
 def ours_decrypt(blob: bytes, dst: io.RawIOBase) -> None:
     fmt.decrypt(record_key=KEY, attributes=ATTRS, src=io.BytesIO(blob), dst=dst)
+
+
+def ours_decrypt_checked(committed: fmt.CiphertextDigest) -> Decrypt:
+    """What a download does to the bytes it received: the check against the committed
+    digest (here of the whole blob; a download hashes each piece as it arrives), then
+    `decrypt`."""
+
+    def decrypt(blob: bytes, dst: io.RawIOBase) -> None:
+        if not fmt.digest_of(committed.alg, blob).matches(committed):
+            raise RuntimeError("the blob is not the committed one")
+        fmt.decrypt(record_key=KEY, attributes=ATTRS, src=io.BytesIO(blob), dst=dst)
+
+    return decrypt
 
 
 # --- aes-gcm-raw ------------------------------------------------------------------------------
@@ -301,6 +331,7 @@ def run(quick: bool) -> Iterator[Record]:
     rounds = 3 if quick else 7
     contenders_enc: dict[str, Callable[[int, io.RawIOBase], None]] = {
         "ours": ours_encrypt,
+        "ours+blake3": ours_encrypt_public,
         "ours+sha256": ours_encrypt_sha256,
         "aes-gcm-raw": raw_encrypt,
         "aws-encryption-sdk": aws_encrypt,
@@ -316,8 +347,10 @@ def run(quick: bool) -> Iterator[Record]:
         "aws-encryption-sdk": _ciphertext(aws_encrypt, size),
         "tink-streaming": _ciphertext(tink_encrypt, size),
     }
+    blobs["ours+blake3"] = blobs["ours"]
     decrypters: dict[str, Decrypt] = {
         "ours": ours_decrypt,
+        "ours+blake3": ours_decrypt_checked(fmt.digest_of("blake3", blobs["ours"])),
         "aes-gcm-raw": raw_decrypt,
         "aws-encryption-sdk": aws_decrypt,
         "tink-streaming": tink_decrypt,
@@ -333,8 +366,14 @@ def run(quick: bool) -> Iterator[Record]:
         "rounds": rounds,
         "chunk_kib": fmt.DEFAULT_CHUNK_SIZE // 1024,
     }
+    encrypters = {
+        "ours": "encrypt_without_digest",
+        "ours+blake3": "encrypt (public: +BLAKE3 of blob)",
+        "ours+sha256": "encrypt (+SHA-256 of blob, before 0022)",
+    }
+    decrypting = {"ours": "decrypt", "ours+blake3": "decrypt (+BLAKE3 check of blob)"}
     for baseline in ("aes-gcm-raw", "aws-encryption-sdk", "tink-streaming"):
-        for ours in ("ours", "ours+sha256"):
+        for ours, contender in encrypters.items():
             yield rate_record(
                 bench=BENCH,
                 metric="encrypt_throughput",
@@ -342,22 +381,48 @@ def run(quick: bool) -> Iterator[Record]:
                 unit="MB/s",
                 baseline=baseline,
                 baseline_value=median(enc[baseline]),
-                contender=(
-                    "encrypt_without_digest" if ours == "ours" else "encrypt (+SHA-256 of blob)"
-                ),
+                contender=contender,
                 **common,
             )
+        for ours, contender in decrypting.items():
+            yield rate_record(
+                bench=BENCH,
+                metric="decrypt_throughput",
+                value=median(dec[ours]),
+                unit="MB/s",
+                baseline=baseline,
+                baseline_value=median(dec[baseline]),
+                contender=contender,
+                **common,
+            )
+    yield from _digests(size, rounds)
+    yield from _peak_rss(quick)
+
+
+def _digests(size: int, rounds: int) -> Iterator[Record]:
+    """Each digest over one buffer of the stream's size, per second of CPU."""
+    buffer = _Pattern._PATTERN * (size // MIB)
+    hashers: dict[str, Callable[[], object]] = {
+        "sha256": lambda: hashlib.sha256(buffer).digest(),
+        "blake3": lambda: blake3.blake3(buffer).digest(),
+        "md5": lambda: hashlib.md5(buffer, usedforsecurity=False).digest(),
+    }
+    rates = alternate(
+        {name: (lambda f=f: size / 1e6 / cpu_seconds(f)) for name, f in hashers.items()}, rounds
+    )
+    for name in ("blake3", "md5"):
         yield rate_record(
             bench=BENCH,
-            metric="decrypt_throughput",
-            value=median(dec["ours"]),
+            metric="digest_throughput",
+            value=median(rates[name]),
             unit="MB/s",
-            baseline=baseline,
-            baseline_value=median(dec[baseline]),
-            contender="decrypt",
-            **common,
+            baseline="sha256",
+            baseline_value=median(rates["sha256"]),
+            contender=name,
+            timing="process CPU time",
+            buffer_mib=size // MIB,
+            rounds=rounds,
         )
-    yield from _peak_rss(quick)
 
 
 def _peak_rss(quick: bool) -> Iterator[Record]:

@@ -15,6 +15,8 @@ it. Contenders run in alternating rounds with the same httpx client:
   ``phases_ms``: Carevault's key service calls and storage requests, each to its response
   headers; ``signed_call_ms``: the cheapest signed key service call (``GET /v1/me``), the floor
   under each of the round trip's three;
+- ``put_client_cpu_ms`` / ``get_client_cpu_ms``: the CPU this process (the client) spent per
+  put / get in those same rounds, against the plain PUT / GET's;
 - ``peak_rss_mib``: peak resident memory of a fresh client process that puts and gets a
   1 GiB record (128 MiB with --quick); ``floor_mib`` is the same process idle.
 """
@@ -367,7 +369,23 @@ def _throughput(
         name = secrets.token_hex(16)
         return size / MB / seconds(lambda: _plain_put(setup, name, source, parts))
 
-    puts = alternate({"carevault": ours_put, "plain-s3": plain_put}, rounds)
+    cpu: dict[str, list[float]] = {}
+
+    def with_cpu(name: str, run: Callable[[], float]) -> Callable[[], float]:
+        """``run``, noting the CPU this process (the client) spent in it, in ms."""
+
+        def measured() -> float:
+            started = time.process_time()
+            rate = run()
+            cpu.setdefault(name, []).append((time.process_time() - started) * 1000)
+            return rate
+
+        return measured
+
+    puts = alternate(
+        {"carevault": with_cpu("put", ours_put), "plain-s3": with_cpu("plain-put", plain_put)},
+        rounds,
+    )
     yield rate_record(
         bench=BENCH,
         metric="put_throughput",
@@ -393,7 +411,10 @@ def _throughput(
     def plain_get() -> float:
         return size / MB / seconds(lambda: _plain_get(setup, plain_name, out))
 
-    gets = alternate({"carevault": ours_get, "plain-s3": plain_get}, rounds)
+    gets = alternate(
+        {"carevault": with_cpu("get", ours_get), "plain-s3": with_cpu("plain-get", plain_get)},
+        rounds,
+    )
     yield rate_record(
         bench=BENCH,
         metric="get_throughput",
@@ -404,6 +425,19 @@ def _throughput(
         size_mib=size_mib,
         rounds=rounds,
     )
+    # The client's own CPU per operation (this process; the key service and moto run in
+    # others): less noisy on a loaded machine than the rates, and what a device pays.
+    for op in ("put", "get"):
+        yield time_record(
+            bench=BENCH,
+            metric=f"{op}_client_cpu_ms",
+            value=median(cpu[op]),
+            unit="ms",
+            baseline="plain-s3",
+            baseline_value=median(cpu[f"plain-{op}"]),
+            size_mib=size_mib,
+            rounds=rounds,
+        )
     source.unlink()
     out.unlink(missing_ok=True)
 

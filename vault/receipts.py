@@ -8,8 +8,11 @@ so both sides build the same bytes from one definition.
     signature = Ed25519(device signing key, statement)
 
 Canonical JSON: keys sorted, no spaces, ASCII only; items sorted by record id, then
-version, whatever order they were given in; a digest is the SHA-256 of the version's
-ciphertext as the API writes binary (base64url without padding). The prefix separates these
+version, whatever order they were given in; a digest is the version's committed ciphertext
+digest (the release's ``ciphertext_digest``: BLAKE3, or SHA-256 for a version committed
+before BLAKE3; the version records which, decision 0022) as the API writes binary
+(base64url without padding). The item's key keeps its first name, ``ciphertext_sha256``, so
+receipts signed before stay valid. The prefix separates these
 signatures from every other signature the device key makes (an RFC 9421 signature base never
 starts with it), so a receipt cannot pass for a signed request, nor the reverse.
 """
@@ -42,7 +45,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ReceivedItem:
-    """One record version received through a share, with the SHA-256 of its ciphertext."""
+    """One record version received through a share, with its committed ciphertext digest
+    (in the version's algorithm; the field keeps its first name)."""
 
     record_id: str
     version: int
@@ -56,7 +60,7 @@ class ReceivedItem:
         if self.version < 1:
             raise ValueError("version must be at least 1")
         if len(self.ciphertext_sha256) != SHA256_SIZE:
-            raise ValueError("ciphertext_sha256 must be a 32-byte SHA-256 digest")
+            raise ValueError("ciphertext_sha256 must be a 32-byte ciphertext digest")
 
 
 def _b64(data: bytes) -> str:

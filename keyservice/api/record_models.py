@@ -5,13 +5,25 @@ caller's device."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from keyservice.api.bounds import ByteCount, Version
+from keyservice.api.encoding import b64decode
 from keyservice.api.schemas import MAX_RELEASE_ITEMS, Base64, Id, Md5, Sha256, Strict
-from vault.format import Category
+from vault.format import DIGEST_SIZE, Category
+
+DigestAlg = Literal["blake3", "sha256"]
+
+
+def _digest32(value: str) -> str:
+    if len(b64decode(value)) != DIGEST_SIZE:
+        raise ValueError("must be a 32-byte digest, base64url")
+    return value
+
+
+Digest32 = Annotated[str, AfterValidator(_digest32)]
 
 
 class RecordCreate(Strict):
@@ -52,13 +64,36 @@ class UploadedPart(Strict):
 
 
 class CommitRequest(Strict):
+    """The ciphertext's size and digest: ``ciphertext_digest_alg`` and ``ciphertext_digest``
+    (docs/FORMAT.md, "Ciphertext digest"), or, from a client older than BLAKE3, only
+    ``ciphertext_sha256``; exactly one of the two forms."""
+
     ciphertext_size: ByteCount
-    ciphertext_sha256: Sha256
+    ciphertext_digest_alg: DigestAlg | None = None
+    ciphertext_digest: Digest32 | None = None
+    ciphertext_sha256: Sha256 | None = None
     encrypted_metadata: Base64
     parts: list[UploadedPart] | None = Field(default=None, max_length=10_000)
     # The MD5 of each piece the client uploaded (the whole object, or each part in order),
     # for a store that keeps what it received as MD5s (S3's ETag) to check without a read.
     part_md5s: list[Md5] | None = Field(default=None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _one_digest(self) -> CommitRequest:
+        pair = (self.ciphertext_digest_alg, self.ciphertext_digest)
+        if self.ciphertext_sha256 is not None:
+            if pair != (None, None):
+                raise ValueError("name the digest once: ciphertext_digest or ciphertext_sha256")
+        elif None in pair:
+            raise ValueError("ciphertext_digest_alg and ciphertext_digest are both required")
+        return self
+
+    def digest(self) -> tuple[DigestAlg, bytes]:
+        """The claimed digest's algorithm and bytes, whichever form named them."""
+        if self.ciphertext_sha256 is not None:
+            return "sha256", b64decode(self.ciphertext_sha256)
+        assert self.ciphertext_digest_alg is not None and self.ciphertext_digest is not None
+        return self.ciphertext_digest_alg, b64decode(self.ciphertext_digest)
 
 
 class VersionPublic(BaseModel):
@@ -99,7 +134,10 @@ class ReleaseResult(BaseModel):
     attributes: Attributes | None = None
     sealed_key: str | None = None
     ciphertext_size: int | None = None
-    ciphertext_sha256: str | None = None
+    # The committed ciphertext digest and its algorithm ("blake3", or "sha256" for versions
+    # committed before BLAKE3): what every downloader checks the bytes against.
+    ciphertext_digest_alg: DigestAlg | None = None
+    ciphertext_digest: str | None = None
     encrypted_metadata: str | None = None
     download_url: str | None = None
 

@@ -37,6 +37,7 @@ from keyservice.errors import (
     UploadMismatchError,
 )
 from keyservice.state import ServiceState
+from vault.format import CiphertextDigest
 from vault.storage import CompletedPart
 
 router = APIRouter()
@@ -82,7 +83,7 @@ def commit_version(
 ) -> None:
     claim = UploadClaim(
         ciphertext_size=body.ciphertext_size,
-        ciphertext_sha256=b64decode(body.ciphertext_sha256),
+        digest=CiphertextDigest(*body.digest()),
         parts=tuple(CompletedPart(p.part_number, p.etag) for p in body.parts or []),
         part_md5s=tuple(b64decode(md5) for md5 in body.part_md5s or []),
     )

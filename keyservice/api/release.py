@@ -191,7 +191,8 @@ def release_json(asked: list[Asked], release: Release, urls: dict[Pair, str]) ->
             f'"sealed_key":"{b64encode(sealed[pair])}",'
             # What the commit checked, so the client can check the bytes it downloads.
             f'"ciphertext_size":{row.ciphertext_size:d},'
-            f'"ciphertext_sha256":"{b64encode(row.ciphertext_sha256)}"{optional}}}'
+            f'"ciphertext_digest_alg":{_ALGS[row.ciphertext_digest_alg]},'
+            f'"ciphertext_digest":"{b64encode(row.ciphertext_sha256)}"{optional}}}'
         )
     text = (
         f'{{"ephemeral_public":"{b64encode(release.ephemeral_public)}",'
@@ -201,3 +202,5 @@ def release_json(asked: list[Asked], release: Release, urls: dict[Pair, str]) ->
 
 
 _json = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+# The ciphertext digest algorithms as JSON text (a stored value outside them is a KeyError).
+_ALGS = {"blake3": '"blake3"', "sha256": '"sha256"'}

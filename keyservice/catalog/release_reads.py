@@ -50,6 +50,8 @@ class VersionRow(NamedTuple):
     state: str
     category: str
     withheld_from_guardians: bool
+    # What made ``ciphertext_sha256`` (the column's first name): "sha256" or "blake3".
+    ciphertext_digest_alg: str
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def _statements(dialect: str) -> _Statements:
             record_versions.c.state,
             records.c.category,
             records.c.withheld_from_guardians,
+            record_versions.c.ciphertext_digest_alg,
         )
         .join(records, records.c.record_id == record_versions.c.record_id)
         .where(

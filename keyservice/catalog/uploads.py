@@ -4,8 +4,8 @@ is what the commit claims.
 An upload is one PUT up to the multipart threshold and parts with their own URLs beyond it;
 every URL lives ``UPLOAD_URL_S`` (the sweep keeps a removed version's object until then). A
 commit is checked against the stored object: its size and the store's MD5s of what it
-received (docs/decisions/0008), or else its size and SHA-256, read back
-(docs/decisions/0006-commit-digest-check.md).
+received (docs/decisions/0008), or else its size and digest (BLAKE3, or SHA-256 from older
+clients), read back (docs/decisions/0006-commit-digest-check.md, 0022-ciphertext-digest.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 from keyservice.db.engine import reading
 from keyservice.db.tables import record_versions
 from keyservice.settings import Settings
+from vault.format import CiphertextDigest
 from vault.storage import MAX_PARTS, BlobStore, CompletedPart, ObjectNotFound, StorageError
 
 log = logging.getLogger("keyservice.records")
@@ -40,11 +41,12 @@ class UploadPlan:
 
 @dataclass(frozen=True)
 class UploadClaim:
-    """What a commit says was uploaded: the ciphertext's size and SHA-256, the parts of a
-    multipart upload, and the MD5 of each piece uploaded, if the client sent them."""
+    """What a commit says was uploaded: the ciphertext's size and digest (with its
+    algorithm), the parts of a multipart upload, and the MD5 of each piece uploaded, if the
+    client sent them."""
 
     ciphertext_size: int
-    ciphertext_sha256: bytes
+    digest: CiphertextDigest
     parts: tuple[CompletedPart, ...] = ()
     part_md5s: tuple[bytes, ...] = ()
 
@@ -88,8 +90,8 @@ def stored_object_matches(
     planned_size: int,
 ) -> bool:
     """Complete a multipart upload if one is open, then check the stored object against the
-    claim: its size and the store's MD5s of what it received, or else its size and SHA-256,
-    read back."""
+    claim: its size and the store's MD5s of what it received, or else its size and digest
+    (in the claim's algorithm), read back."""
     if claim.ciphertext_size != planned_size:
         return False
     try:
@@ -105,11 +107,11 @@ def stored_object_matches(
             multipart=upload_id is not None,
         ):
             return True
-        digest = blobs.sha256_if_size(object_name, size=claim.ciphertext_size)
+        digest = blobs.digest_if_size(object_name, size=claim.ciphertext_size, alg=claim.digest.alg)
     except StorageError:
         log.warning("commit: the stored object could not be checked", exc_info=True)
         return False
-    return digest is not None and hmac.compare_digest(digest, claim.ciphertext_sha256)
+    return digest is not None and hmac.compare_digest(digest, claim.digest.value)
 
 
 def md5s_match(

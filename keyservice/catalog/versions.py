@@ -3,8 +3,8 @@
 A new version has a fresh record key, wrapped once per child under that child's active key
 with the record's attributes as associated data, and sealed back to the creator's device. It
 is committed by its creator, while the policy still lets them add the record for every
-child, with the ciphertext's size and SHA-256, which are checked against the stored object
-(``keyservice.catalog.uploads``); only then can it be listed or released.
+child, with the ciphertext's size and digest (decision 0022), which are checked against the
+stored object (``keyservice.catalog.uploads``); only then can it be listed or released.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ NOT_COMMITTABLE = (
     "records for every child of the record"
 )
 MISMATCH = (
-    "the stored object does not match the claimed size and SHA-256; upload it again, then commit"
+    "the stored object does not match the claimed size and digest; upload it again, then commit"
 )
 
 
@@ -230,7 +230,9 @@ def commit_version(
             state=COMMITTED,
             # The upload was completed; nothing is left for a sweep to abort.
             upload_id=None,
-            ciphertext_sha256=claim.ciphertext_sha256,
+            # The column keeps its first name; it holds the digest named by the next one.
+            ciphertext_sha256=claim.digest.value,
+            ciphertext_digest_alg=claim.digest.alg,
             encrypted_metadata=encrypted_metadata,
             committed_at=state.clock(),
         )

@@ -260,7 +260,10 @@ record_versions = Table(
     # Set while a multipart upload is open; the commit completes it.
     Column("upload_id", String(1024)),
     Column("ciphertext_size", BigInteger, nullable=False),
+    # The committed ciphertext's digest (32 bytes), made by ``ciphertext_digest_alg``:
+    # "sha256" for versions committed before migration 0013, "blake3" since (decision 0022).
     Column("ciphertext_sha256", LargeBinary(32)),
+    Column("ciphertext_digest_alg", String(16), nullable=False, server_default="sha256"),
     Column("encrypted_metadata", LargeBinary),
     Column("created_by", ID, ForeignKey("principals.principal_id"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),

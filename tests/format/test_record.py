@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tracemalloc
 
+import blake3
 import pytest
 
 import vault.format as fmt
 from tests.format.blobs import encrypted_blob
 from vault.format import (
     Category,
+    CiphertextDigest,
     FormatError,
     IntegrityError,
     Metadata,
@@ -75,7 +76,17 @@ def _decrypt(blob: bytes, key: bytes = KEY, attrs: RecordAttributes = ATTRS) -> 
 
 def test_public_surface_is_exactly_all() -> None:
     exported = {name for name in dir(fmt) if not name.startswith("_")}
-    modules = {"attributes", "errors", "header", "keys", "metadata", "payload", "ranges", "record"}
+    modules = {
+        "attributes",
+        "digest",
+        "errors",
+        "header",
+        "keys",
+        "metadata",
+        "payload",
+        "ranges",
+        "record",
+    }
     assert exported - modules == set(fmt.__all__)
 
 
@@ -94,7 +105,7 @@ def test_round_trip_and_reported_size_and_digest(size: int) -> None:
     )
     blob = out.getvalue()
     assert result.ciphertext_size == len(blob)
-    assert result.sha256 == hashlib.sha256(blob).digest()
+    assert result.digest == CiphertextDigest("blake3", blake3.blake3(blob).digest())
     assert fmt.ciphertext_size(meta, child_count=2, chunk_size=CHUNK) == len(blob)
     back = io.BytesIO()
     assert fmt.decrypt(record_key=KEY, attributes=ATTRS, src=io.BytesIO(blob), dst=back) == meta

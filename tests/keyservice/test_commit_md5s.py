@@ -160,10 +160,13 @@ def test_with_the_right_md5_the_sha256_is_the_clients_word_and_readers_check_it(
     assert response.status_code == 204
     _, results = release(device, [(created["record_id"], 1)], include_urls=True)
     granted = results[(created["record_id"], 1)]
-    assert granted["ciphertext_sha256"] == b64(claim)
+    assert (granted["ciphertext_digest_alg"], granted["ciphertext_digest"]) == (
+        "sha256",
+        b64(claim),
+    )
     stored = httpx.get(granted["download_url"], timeout=30.0).content
     assert stored == CIPHERTEXT
-    assert b64(hashlib.sha256(stored).digest()) != granted["ciphertext_sha256"]
+    assert b64(hashlib.sha256(stored).digest()) != granted["ciphertext_digest"]
 
 
 @pytest.mark.parametrize("size", [0, 31, 33, 40_000])

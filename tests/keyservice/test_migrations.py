@@ -52,3 +52,27 @@ def test_the_migrations_go_down_to_nothing_and_up_again(engine: sa.Engine) -> No
     assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade_to_head(engine)
     assert _differences(engine) == []
+
+
+def test_versions_committed_before_0013_keep_their_sha256_named_so(tmp_path: Path) -> None:
+    # Their digests stay valid: the migration names the algorithm that made them.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'before.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0010")
+        connection.execute(
+            sa.text(
+                "INSERT INTO record_versions (record_id, version, state, object_name,"
+                " ciphertext_size, ciphertext_sha256, created_by, created_at)"
+                " VALUES (:r, 1, 'committed', 'obj', 3, :d, :p, '2026-12-01 00:00:00')"
+            ),
+            {"r": "a" * 32, "d": bytes(32), "p": "b" * 32},
+        )
+    upgrade_to_head(engine)
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT ciphertext_digest_alg, ciphertext_sha256 FROM record_versions")
+        ).one()
+    assert tuple(row) == ("sha256", bytes(32))

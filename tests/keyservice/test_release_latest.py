@@ -24,7 +24,14 @@ from tests.keyservice.helpers import (
     ok,
 )
 from tests.servers import KeyService
-from vault.format import Metadata, RecordAttributes, ciphertext_size, decrypt, encrypt
+from vault.format import (
+    Metadata,
+    RecordAttributes,
+    ciphertext_size,
+    decrypt,
+    digest_of,
+    encrypt,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +72,8 @@ def _put(
                 f"/v1/records/{body['record_id']}/versions/{body['version']}/commit",
                 json={
                     "ciphertext_size": written.ciphertext_size,
-                    "ciphertext_sha256": b64(written.sha256),
+                    "ciphertext_digest_alg": written.digest.alg,
+                    "ciphertext_digest": b64(written.digest.value),
                     "encrypted_metadata": b64(b"sealed metadata stand-in"),
                 },
             )
@@ -90,7 +98,8 @@ def _decrypt(device: Device, response: httpx.Response, result: dict[str, Any]) -
     key = device.open_key(response, result)
     blob = httpx.get(result["download_url"], timeout=30.0).content
     assert len(blob) == result["ciphertext_size"]
-    assert b64(hashlib.sha256(blob).digest()) == result["ciphertext_sha256"]
+    assert result["ciphertext_digest_alg"] == "blake3"
+    assert b64(digest_of("blake3", blob).value) == result["ciphertext_digest"]
     plaintext = io.BytesIO()
     decrypt(
         record_key=key,

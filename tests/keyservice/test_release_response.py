@@ -36,6 +36,7 @@ def _release() -> Release:
             state="committed",
             category="safeguarding",
             withheld_from_guardians=False,
+            ciphertext_digest_alg="blake3",
         )
 
     return Release(
@@ -85,7 +86,8 @@ def _expected(include_urls: bool) -> dict[str, Any]:
             },
             "sealed_key": _b64(sealed),
             "ciphertext_size": 123,
-            "ciphertext_sha256": _b64(b"\xff" * 32),
+            "ciphertext_digest_alg": "blake3",
+            "ciphertext_digest": _b64(b"\xff" * 32),
         }
 
     first = granted(GRANTED, 2, CHILDREN, b"\x01" * 60)

@@ -5,7 +5,6 @@ committed one is refused before the body, and a range read stops at the range's 
 from __future__ import annotations
 
 import gzip
-import hashlib
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from vault.client.blobs import AS_STORED, Download, read_range
 from vault.client.models import ExpectedCiphertext
 from vault.errors import TransferError
-from vault.format import IntegrityError
+from vault.format import IntegrityError, digest_of
 
 URL = "http://storage.test/object"
 SMALL = b"c" * 1000
@@ -21,7 +20,7 @@ BIG = b"c" * (3 << 20)
 
 
 def _expected(data: bytes) -> ExpectedCiphertext:
-    return ExpectedCiphertext(size=len(data), sha256=hashlib.sha256(data).digest())
+    return ExpectedCiphertext(size=len(data), digest=digest_of("blake3", data))
 
 
 def _client(handler: httpx.MockTransport) -> httpx.Client:

@@ -319,7 +319,7 @@ def test_digest_other_than_committed_fails_and_leaves_nothing(
     zeros = base64.urlsafe_b64encode(bytes(32)).rstrip(b"=").decode()
     misled = Client(
         client.identity,
-        transport=_release_changed(lambda result: result.update(ciphertext_sha256=zeros)),
+        transport=_release_changed(lambda result: result.update(ciphertext_digest=zeros)),
     )
     with pytest.raises(IntegrityError):
         misled.get(ref.record_id, dst=tmp_path / "photo.bin")
@@ -329,14 +329,25 @@ def test_digest_other_than_committed_fails_and_leaves_nothing(
 @pytest.mark.parametrize(
     "change",
     [
-        {"ciphertext_sha256": None},
+        {"ciphertext_digest": None},
+        {"ciphertext_digest_alg": None},
         {"ciphertext_size": None},
-        {"ciphertext_sha256": "AAAA"},
-        {"ciphertext_sha256": "not base64 at all!"},
+        {"ciphertext_digest": "AAAA"},
+        {"ciphertext_digest": "not base64 at all!"},
+        {"ciphertext_digest_alg": "md5"},
         {"ciphertext_size": "70100"},
         {"ciphertext_size": 0},
     ],
-    ids=["no_digest", "no_size", "short_digest", "not_base64", "size_as_text", "size_zero"],
+    ids=[
+        "no_digest",
+        "no_algorithm",
+        "no_size",
+        "short_digest",
+        "not_base64",
+        "unknown_algorithm",
+        "size_as_text",
+        "size_zero",
+    ],
 )
 def test_release_without_committed_digest_is_a_key_service_error(
     client: Client, child: str, tmp_path: Path, change: dict[str, object]

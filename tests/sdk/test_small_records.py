@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import blake3
 import httpx
 import pytest
 
@@ -101,7 +102,7 @@ def test_round_trip_takes_threads_only_when_streamed(
         assert threads_started == [], "a small record must take no extra thread"
     else:
         assert put_threads == 2, "the encryptor's pipe and the MD5 thread"
-        assert len(threads_started) == 4, "then the receiving pipe and the hashing thread"
+        assert len(threads_started) == 2, "a download hashes and decrypts on the caller's thread"
 
 
 @SIZES
@@ -131,7 +132,7 @@ def test_commit_names_the_digests_of_the_stored_bytes(
     size: int,
     in_parts: bool,
 ) -> None:
-    """The SHA-256 and the per-piece MD5s must come from the bytes that were uploaded
+    """The BLAKE3 digest and the per-piece MD5s must come from the bytes that were uploaded
     (docs/decisions/0008-commit-checks-the-store-etag.md). A small record that the service
     asks to upload in parts still streams them."""
     office: Office = request.getfixturevalue("office_in_parts" if in_parts else "office")
@@ -156,7 +157,9 @@ def test_commit_names_the_digests_of_the_stored_bytes(
     )
     (commit,) = commits
     assert commit["ciphertext_size"] == len(blob)
-    assert _unb64(commit["ciphertext_sha256"]) == hashlib.sha256(blob).digest()
+    assert commit["ciphertext_digest_alg"] == "blake3"
+    assert _unb64(commit["ciphertext_digest"]) == blake3.blake3(blob).digest()
+    assert "ciphertext_sha256" not in commit
     md5s = [hashlib.md5(piece, usedforsecurity=False).digest() for piece in pieces]
     assert [_unb64(md5) for md5 in commit["part_md5s"]] == md5s
     assert len([put for put in puts if put.method == "PUT"]) == len(pieces)
@@ -194,7 +197,7 @@ def _flip_one_bit(blob: bytes) -> bytes:
 TAMPERINGS = pytest.mark.parametrize(
     ("tamper", "cause"),
     [
-        ("replace", "SHA-256 differs"),
+        ("replace", "blake3 digest differs"),
         ("flip", None),  # the streamed path's decryptor may see it first
         ("truncate", "fewer bytes"),
         ("extend", "more bytes"),

@@ -18,7 +18,7 @@ from vault.client import Client, wire
 from vault.client.fields import Fields, MalformedAnswer
 from vault.client.models import MultipartUpload, SingleUpload
 from vault.errors import KeyServiceError, UploadError
-from vault.format import Category
+from vault.format import Category, CiphertextDigest
 
 ID = "a" * 32
 SHA256 = "A" * 43  # 32 zero bytes, base64url
@@ -52,7 +52,8 @@ GRANTED: dict[str, Any] = {
     "attributes": ATTRIBUTES,
     "sealed_key": "AAAA",
     "ciphertext_size": 100,
-    "ciphertext_sha256": SHA256,
+    "ciphertext_digest_alg": "blake3",
+    "ciphertext_digest": SHA256,
 }
 
 
@@ -134,7 +135,8 @@ def test_a_release_keeps_only_granted_items() -> None:
     release = wire.release({"ephemeral_public": "AAAA", "results": [GRANTED, denied]})
     (granted,) = release.granted
     assert granted.key.attributes.version == 1
-    assert (granted.ciphertext.size, granted.ciphertext.sha256) == (100, bytes(32))
+    assert granted.ciphertext.size == 100
+    assert granted.ciphertext.digest == CiphertextDigest("blake3", bytes(32))
     assert granted.download_url is None and granted.encrypted_metadata is None
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.storage.conftest import Backend, random_bytes, sha256
+from vault.format import digest_of
 from vault.storage import (
     MIN_PART_SIZE,
     CompletedPart,
@@ -294,3 +295,32 @@ def test_md5s_match_a_multipart_upload_only_with_each_part_in_order(backend: Bac
             )
             is False
         )
+
+
+@pytest.mark.parametrize("alg", ["blake3", "sha256"])
+def test_digest_if_size_answers_in_the_algorithm_asked(backend: Backend, alg: str) -> None:
+    name = new_object_name()
+    data = random_bytes(70_000)
+    backend.client.put(backend.store.presign_put(name, size=len(data), expires_s=60), data)
+    assert backend.store.digest_if_size(name, size=len(data), alg=alg) == (
+        digest_of(alg, data).value  # type: ignore[arg-type]
+    )
+    assert backend.store.digest_if_size(name, size=len(data) + 1, alg=alg) is None
+    with pytest.raises(ObjectNotFound):
+        backend.store.digest_if_size(new_object_name(), size=1, alg=alg)
+
+
+def test_digest_if_size_of_a_completed_multipart_upload_in_blake3(backend: Backend) -> None:
+    name = new_object_name()
+    data = random_bytes(MIN_PART_SIZE + 12_345)
+    _upload_in_parts(backend, name, data)
+    assert backend.store.digest_if_size(name, size=len(data), alg="blake3") == (
+        digest_of("blake3", data).value
+    )
+
+
+def test_digest_if_size_refuses_an_unknown_algorithm(backend: Backend) -> None:
+    name = new_object_name()
+    backend.client.put(backend.store.presign_put(name, size=3, expires_s=60), b"abc")
+    with pytest.raises(ValueError, match="unknown ciphertext digest algorithm"):
+        backend.store.digest_if_size(name, size=3, alg="md5")

@@ -95,6 +95,7 @@ def test_backends_satisfy_the_protocol(tmp_path: Path) -> None:
             "stat",
             "sha256",
             "sha256_if_size",
+            "digest_if_size",
             "delete",
             "list_names",
             "list_uploads",

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
+from vault.format import digest_of
 from vault.storage import (
     MIN_PART_SIZE,
     CompletedPart,
@@ -177,6 +179,33 @@ def test_sha256_if_size_reads_a_file_changed_since_it_was_written(
     store.put(name, io.BytesIO(b"written by the store"))
     (store.root / name[:2] / name).write_bytes(b"rewritten, same size")
     assert store.sha256_if_size(name, size=20) == _digest(b"rewritten, same size")
+
+
+def test_the_blake3_recorded_at_write_answers_and_a_changed_file_is_read_again(
+    store: LocalDirectoryStore,
+) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"written by the store"))
+    recorded = json.loads((store.root / name[:2] / f"{name}.sha256").read_text())
+    assert bytes.fromhex(recorded["blake3"]) == digest_of("blake3", b"written by the store").value
+    assert store.digest_if_size(name, size=20, alg="blake3") == bytes.fromhex(recorded["blake3"])
+    (store.root / name[:2] / name).write_bytes(b"rewritten, same size")
+    assert store.digest_if_size(name, size=20, alg="blake3") == (
+        digest_of("blake3", b"rewritten, same size").value
+    )
+
+
+def test_an_object_recorded_before_blake3_is_read_back_for_it(store: LocalDirectoryStore) -> None:
+    name = new_object_name()
+    store.put(name, io.BytesIO(b"written before BLAKE3"))
+    digest_file = store.root / name[:2] / f"{name}.sha256"
+    recorded = json.loads(digest_file.read_text())
+    del recorded["blake3"]
+    digest_file.write_text(json.dumps(recorded))
+    assert store.stat(name).sha256 == _digest(b"written before BLAKE3")
+    assert store.digest_if_size(name, size=21, alg="blake3") == (
+        digest_of("blake3", b"written before BLAKE3").value
+    )
 
 
 def test_an_upload_is_written_once_and_only_at_its_size(store: LocalDirectoryStore) -> None:

@@ -15,19 +15,11 @@ from typing import Any, BinaryIO, Protocol, cast
 import httpx
 
 from vault.client.models import ExpectedCiphertext, SingleUpload, UploadPlan
-from vault.client.pipe import PipeProducer
 from vault.errors import TransferError, UploadError
-from vault.format import IntegrityError
+from vault.format import IntegrityError, new_hasher
 
 Progress = Callable[[int], None]
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
-# A download's receiving thread hands the reader (and the hashing thread) blocks of about
-# 4 MiB rather than each network read (~64 KiB): a hand-off wakes another thread, and on a
-# busy machine each wake-up waits for a core, so fewer, larger blocks are faster (a same-run
-# comparison on a 64 MiB download is in the commit that chose 4 MiB).
-# At most depth + 2 blocks (24 MiB) are held, whatever the record's size.
-_HAND_OVER_SIZE = 4 << 20
-_HAND_OVER_DEPTH = 4
 # A record whose ciphertext is at most this size is encrypted or received whole in memory on
 # the calling thread, with no pipe or hashing thread. Their start-up and hand-offs cost the
 # client CPU at every size (same-run on moto: 1.3 ms of a 100 KiB put and get, 1.6 ms at
@@ -115,7 +107,7 @@ class PartMd5s:
     ``part_size`` bytes: what a store that keeps MD5s (S3's ETag) checks at commit
     (docs/decisions/0008-commit-checks-the-store-etag.md).
 
-    It wraps the encryptor's output, so the MD5s cover exactly the bytes whose SHA-256 the
+    It wraps the encryptor's output, so the MD5s cover exactly the bytes whose digest the
     encryptor reports. With ``threaded`` the hashing runs on a thread of its own, overlapping
     encryption and the upload (a 64 MiB put spent ~50 ms more with it on the encrypting
     thread); use ``close`` then.
@@ -226,41 +218,6 @@ def upload(
     return parts
 
 
-class _PipeReader(io.RawIOBase):
-    """A readable binary stream over a pipe's output."""
-
-    def __init__(self, source: PipeProducer[None]) -> None:
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self._source.read_into(memoryview(buffer).cast("B"))
-
-
-class _Hasher:
-    """SHA-256 on a thread of its own, so hashing overlaps receiving and decrypting; blocks
-    are hashed in the order given, at most ``_HAND_OVER_DEPTH`` waiting."""
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-        self._worker = _InOrder("sha256", depth=_HAND_OVER_DEPTH)
-
-    def update(self, block: bytes) -> None:
-        self._worker.submit(self._digest.update, block)
-
-    def digest(self) -> bytes:
-        self._worker.drain()
-        return self._digest.digest()
-
-    def __enter__(self) -> _Hasher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._worker.close()
-
-
 def _committed_bytes(response: httpx.Response, expected: ExpectedCiphertext) -> Iterator[bytes]:
     """The response body as it arrives, held to the committed size: it stops at the first
     byte past that size rather than stream an unbounded substitute to the end, and raises
@@ -290,36 +247,80 @@ def _committed_bytes(response: httpx.Response, expected: ExpectedCiphertext) -> 
         )
 
 
+def check_ciphertext(data: bytes | bytearray | memoryview, expected: ExpectedCiphertext) -> None:
+    """Raise IntegrityError unless ``data`` is exactly the ciphertext the key service checked
+    at commit: its committed size and its digest, in the algorithm the version names."""
+    if len(data) != expected.size:
+        raise IntegrityError() from ValueError("the ciphertext's size differs from the committed")
+    hasher = new_hasher(expected.digest.alg)
+    hasher.update(data)
+    _check_digest(hasher.digest(), expected)
+
+
 def _check_digest(digest: bytes, expected: ExpectedCiphertext) -> None:
-    if not hmac.compare_digest(digest, expected.sha256):
+    if not hmac.compare_digest(digest, expected.digest.value):
         raise IntegrityError() from ValueError(
-            "the ciphertext's SHA-256 differs from the one checked at commit"
+            f"the ciphertext's {expected.digest.alg} digest differs from the one checked at commit"
         )
-
-
-def _hand_over_blocks(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """The network's pieces joined into blocks of about ``_HAND_OVER_SIZE``."""
-    batch: list[bytes] = []
-    batched = 0
-    for piece in pieces:
-        batch.append(piece)
-        batched += len(piece)
-        if batched >= _HAND_OVER_SIZE:
-            yield b"".join(batch)
-            batch, batched = [], 0
-    if batch:
-        yield b"".join(batch)
 
 
 def _read_whole(
     response: httpx.Response, expected: ExpectedCiphertext, progress: Progress | None
 ) -> bytes:
-    """A small record's whole ciphertext, checked against its committed size and SHA-256."""
+    """A small record's whole ciphertext, checked against its committed size and digest."""
     body = b"".join(_committed_bytes(response, expected))
     if progress is not None:
         progress(len(body))
-    _check_digest(hashlib.sha256(body).digest(), expected)
+    check_ciphertext(body, expected)
     return body
+
+
+class _CheckedBody(io.RawIOBase):
+    """A readable stream over a download's body, on the reading thread: every piece is hashed
+    as it arrives, then copied once, straight into the reader's buffer. When the body ends
+    its size and digest are checked, before the end is reported, so a reader that waits for
+    the end of the stream before using its last bytes (``vault.format.decrypt`` does) never
+    uses a ciphertext other than the committed one.
+
+    No thread of its own: while this thread decrypts and writes, the kernel keeps receiving
+    into the socket's buffer, and handing blocks between threads cost more CPU (a wake-up
+    per block, and a copy to join the network's pieces into blocks) than it overlapped."""
+
+    def __init__(
+        self, pieces: Iterator[bytes], expected: ExpectedCiphertext, progress: Progress | None
+    ) -> None:
+        self._pieces = pieces
+        self._expected = expected
+        self._progress = progress
+        self._hasher = new_hasher(expected.digest.alg)
+        self._unread = memoryview(b"")
+        self.checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._unread:
+                if self.checked:
+                    break
+                piece = next(self._pieces, None)
+                if piece is None:
+                    # The size was checked as the pieces came; the digest is checked here.
+                    _check_digest(self._hasher.digest(), self._expected)
+                    self.checked = True
+                    break
+                self._hasher.update(piece)
+                if self._progress is not None:
+                    self._progress(len(piece))
+                self._unread = memoryview(piece)
+            count = min(len(view) - filled, len(self._unread))
+            view[filled : filled + count] = self._unread[:count]
+            self._unread = self._unread[count:]
+            filled += count
+        return filled
 
 
 class Download:
@@ -329,10 +330,10 @@ class Download:
     the record key (its creator, through an upload URL) from the original, but the committed
     size and digest can, so every byte received is counted and hashed.
 
-    A ciphertext of at most ``SMALL_CIPHERTEXT_SIZE`` is received whole and checked on entry,
-    on the calling thread. A larger one is streamed: a thread takes the response off the
-    network into a bounded pipe, so receiving the next ciphertext overlaps with decrypting the
-    previous, and hands each block to a third thread that hashes it, so hashing overlaps both.
+    A ciphertext of at most ``SMALL_CIPHERTEXT_SIZE`` is received whole and checked on entry.
+    A larger one is streamed, hashed as it is read (``_CheckedBody``): its size and digest
+    are checked when its end is read, which ``vault.format.decrypt`` does before it writes the
+    last chunk, and ``verify`` makes sure of it.
     """
 
     def __init__(
@@ -348,7 +349,7 @@ class Download:
         self._progress = progress
         self._expected = expected
         self._response: httpx.Response | None = None
-        self._pipe: PipeProducer[None] | None = None
+        self._body: _CheckedBody | None = None
         self._stream: BinaryIO | None = None
 
     @property
@@ -375,37 +376,22 @@ class Download:
             finally:
                 response.close()
             return self
-
-        def receive(sink: BinaryIO) -> None:
-            with _Hasher() as digest:
-                for block in _hand_over_blocks(_committed_bytes(response, expected)):
-                    digest.update(block)
-                    sink.write(block)
-                    if progress is not None:
-                        progress(len(block))
-                _check_digest(digest.digest(), expected)
-
-        self._pipe = PipeProducer(receive, depth=_HAND_OVER_DEPTH)
+        self._body = _CheckedBody(_committed_bytes(response, expected), expected, progress)
         # A small buffer serves the header's short reads; the format's chunk-sized reads are
         # larger than it, so they go straight into the decryptor's buffer.
-        self._stream = cast(
-            BinaryIO, io.BufferedReader(_PipeReader(self._pipe), buffer_size=1 << 16)
-        )
+        self._stream = cast(BinaryIO, io.BufferedReader(self._body, buffer_size=1 << 16))
         return self
 
     def verify(self) -> None:
         """Raise IntegrityError unless the whole object was read and matched its size and
-        SHA-256. Call it after decrypting and before using the plaintext."""
+        digest. Call it after decrypting and before using the plaintext."""
         if self.stream.read(1):
             raise IntegrityError() from ValueError("bytes follow the end of the record")
-        if self._pipe is not None:
-            # Re-raises what the receiving thread raised: the size or digest mismatch. A small
-            # ciphertext was checked on entry.
-            self._pipe.result()
+        # A small ciphertext was checked on entry; a streamed one when its end was read.
+        if self._body is not None and not self._body.checked:
+            raise IntegrityError() from ValueError("the download was not read to its end")
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._pipe is not None:
-            self._pipe.close()
         if self._response is not None:
             self._response.close()
 

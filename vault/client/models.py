@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from vault.format import Category, RecordAttributes
+from vault.format import Category, CiphertextDigest, RecordAttributes
 
 
 @dataclass(frozen=True)
@@ -275,11 +275,11 @@ class Enrolled:
 
 @dataclass(frozen=True)
 class ExpectedCiphertext:
-    """The size and SHA-256 of a version's ciphertext, as the key service checked them at
-    commit and hands them out with the record key."""
+    """The size and digest (with its algorithm) of a version's ciphertext, as the key
+    service checked them at commit and hands them out with the record key."""
 
     size: int
-    sha256: bytes
+    digest: CiphertextDigest
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class RecordReading(KeyReleases):
         """Download, verify and decrypt a record version to ``dst`` (a file or a directory).
 
         The plaintext is written to a temporary file next to the target and renamed into place
-        only when every chunk authenticated and the ciphertext's size and SHA-256 equal those
+        only when every chunk authenticated and the ciphertext's size and digest equal those
         the key service checked at commit; on an integrity failure nothing is left at the
         target and ``vault.format.IntegrityError`` is raised. Returns the path written.
         """
@@ -72,7 +72,7 @@ class RecordReading(KeyReleases):
         With ``dst`` the bytes are written there as each chunk authenticates and ``b""`` is
         returned; without it they are returned.
 
-        Unlike ``get``, a range read cannot check the ciphertext's committed SHA-256, which
+        Unlike ``get``, a range read cannot check the ciphertext's committed digest, which
         covers the whole object. What still holds is the format's own authentication: the
         header's MAC and key commitment, and each chunk's tag under a key bound to this
         record's attributes and the chunk's position, so no byte from another record, position

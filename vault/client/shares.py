@@ -411,7 +411,7 @@ class ShareCalls(RecordReading):
             sha256=digest.hexdigest(),
             file_name=metadata.file_name,
             content_type=metadata.content_type,
-            ciphertext_sha256=committed.sha256.hex(),
+            ciphertext_sha256=committed.digest.value.hex(),
         )
 
     def _why_refused(self, share_id: str, item: ShareItem) -> str:

@@ -38,10 +38,16 @@ from vault.client.models import (
     SingleUpload,
     UploadPlan,
 )
-from vault.format import Category, FormatError, RecordAttributes
+from vault.format import (
+    DIGEST_ALGS,
+    DIGEST_SIZE,
+    Category,
+    CiphertextDigest,
+    FormatError,
+    RecordAttributes,
+)
 
 T = TypeVar("T")
-SHA256_SIZE = 32
 
 
 def wire_time(value: datetime | None) -> str | None:
@@ -252,22 +258,28 @@ def new_version(body: object) -> NewVersion:
 
 
 def _committed_ciphertext(fields: Fields) -> ExpectedCiphertext:
-    """The committed size and SHA-256 a granted release item must carry.
+    """The committed size and digest (and its algorithm) a granted release item must carry.
 
     A release without them is a key service breaking the API, not a reason to skip the
     check: without them a blob replaced after commit would go unnoticed.
     """
     lacking = MalformedAnswer(
         "the key service released a record key without the ciphertext's committed size and "
-        "SHA-256; update the key service, or ask its operator to"
+        "digest; update the key service, or ask its operator to"
     )
     try:
-        size, digest = fields.integer("ciphertext_size"), fields.data("ciphertext_sha256")
+        size, digest = fields.integer("ciphertext_size"), fields.data("ciphertext_digest")
+        alg = fields.text("ciphertext_digest_alg")
     except MalformedAnswer as exc:
         raise lacking from exc
-    if size < 1 or len(digest) != SHA256_SIZE:
+    if size < 1 or len(digest) != DIGEST_SIZE:
         raise lacking
-    return ExpectedCiphertext(size=size, sha256=digest)
+    if alg not in DIGEST_ALGS:
+        raise MalformedAnswer(
+            f"the key service named a ciphertext digest this SDK does not know ({alg[:20]!r}); "
+            "update the SDK"
+        )
+    return ExpectedCiphertext(size=size, digest=CiphertextDigest(alg, digest))
 
 
 def _granted(fields: Fields) -> GrantedKey | None:

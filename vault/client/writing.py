@@ -190,7 +190,8 @@ class RecordWriting(RecordReading):
         version = released.attributes.version
         commit: dict[str, object] = {
             "ciphertext_size": result.ciphertext_size,
-            "ciphertext_sha256": b64encode(result.sha256),
+            "ciphertext_digest_alg": result.digest.alg,
+            "ciphertext_digest": b64encode(result.digest.value),
             "encrypted_metadata": b64encode(sealed_metadata),
             "part_md5s": [b64encode(md5) for md5 in part_md5s],
         }
@@ -210,7 +211,7 @@ class RecordWriting(RecordReading):
         progress: Progress | None,
     ) -> tuple[fmt.EncryptResult, list[bytes], list[UploadedPart]]:
         """Encrypt ``src`` and upload the ciphertext as ``plan`` says; return what the commit
-        names: the size and SHA-256, the MD5 of each uploaded piece, and the parts."""
+        names: the size and digest, the MD5 of each uploaded piece, and the parts."""
 
         # A small ciphertext is encrypted in memory on this thread and sent in one request;
         # anything else streams through a pipe, encrypting while it uploads and hashing the

@@ -8,6 +8,15 @@ from vault.format.attributes import (
     Category,
     RecordAttributes,
 )
+from vault.format.digest import (
+    DEFAULT_DIGEST_ALG,
+    DIGEST_ALGS,
+    DIGEST_SIZE,
+    CiphertextDigest,
+    DigestAlg,
+    digest_of,
+    new_hasher,
+)
 from vault.format.errors import (
     FormatError,
     IntegrityError,
@@ -36,6 +45,9 @@ from vault.format.record import (
 __all__ = [
     "CATEGORY_CODES",
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_DIGEST_ALG",
+    "DIGEST_ALGS",
+    "DIGEST_SIZE",
     "FORMAT_VERSION",
     "ID_SIZE",
     "MAX_CHILDREN",
@@ -45,6 +57,8 @@ __all__ = [
     "MIN_CHUNK_SIZE",
     "RECORD_KEY_SIZE",
     "Category",
+    "CiphertextDigest",
+    "DigestAlg",
     "EncryptResult",
     "FormatError",
     "Header",
@@ -58,8 +72,10 @@ __all__ = [
     "ciphertext_size",
     "decrypt",
     "decrypt_range",
+    "digest_of",
     "encrypt",
     "encrypt_without_digest",
+    "new_hasher",
     "open_header",
     "open_header_at",
     "open_metadata",

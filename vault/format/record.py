@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from vault.format.attributes import ID_SIZE, MAX_CHILDREN, RecordAttributes
+from vault.format.digest import DEFAULT_DIGEST_ALG, CiphertextDigest, DigestAlg, new_hasher
 from vault.format.errors import FormatError
 from vault.format.header import (
     ATTRIBUTES_FIXED_SIZE,
@@ -37,15 +37,16 @@ class EncryptResult:
     """What the uploader needs to commit a version without reading the blob again."""
 
     ciphertext_size: int
-    sha256: bytes
+    digest: CiphertextDigest
 
 
 class _DigestingWriter:
     """Passes writes through to `dst` while hashing and counting them."""
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: BinaryIO, alg: DigestAlg) -> None:
         self._dst = dst
-        self.digest = hashlib.sha256()
+        self.alg = alg
+        self.digest = new_hasher(alg)
         self.size = 0
 
     def write(self, data: bytes | memoryview, /) -> int:
@@ -89,14 +90,16 @@ def encrypt(
     src: BinaryIO,
     dst: BinaryIO,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    digest_alg: DigestAlg = DEFAULT_DIGEST_ALG,
 ) -> EncryptResult:
-    """Encrypt exactly `metadata.size` bytes of `src` into `dst`; also hash what was written.
+    """Encrypt exactly `metadata.size` bytes of `src` into `dst`; also hash what was written
+    (BLAKE3-256 unless `digest_alg` says "sha256"): the digest a commit names.
 
     A source with fewer or more bytes than declared is a FormatError; `dst` then holds a
     partial blob that the caller must discard. `dst.write` is handed views of buffers that are
     reused once it returns (as the io contract allows): a writer that keeps data must copy it.
     """
-    writer = _DigestingWriter(dst)
+    writer = _DigestingWriter(dst, digest_alg)
     _encrypt(
         record_key=record_key,
         attributes=attributes,
@@ -106,7 +109,9 @@ def encrypt(
         chunk_size=chunk_size,
         salt=os.urandom(SALT_SIZE),
     )
-    return EncryptResult(ciphertext_size=writer.size, sha256=writer.digest.digest())
+    return EncryptResult(
+        ciphertext_size=writer.size, digest=CiphertextDigest(writer.alg, writer.digest.digest())
+    )
 
 
 def encrypt_without_digest(
@@ -118,7 +123,7 @@ def encrypt_without_digest(
     dst: BinaryIO,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> int:
-    """`encrypt` without hashing the ciphertext (SHA-256 costs several times AES-GCM).
+    """`encrypt` without hashing the ciphertext (the digest costs more than AES-GCM).
 
     For callers that do not need the digest; returns the ciphertext size.
     """

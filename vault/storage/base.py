@@ -162,6 +162,11 @@ class BlobStore(Protocol):
         read to its end."""
         ...
 
+    def digest_if_size(self, name: str, *, size: int, alg: str) -> bytes | None:
+        """``sha256_if_size`` for the ciphertext digest ``alg`` ("blake3" or "sha256";
+        docs/FORMAT.md, "Ciphertext digest")."""
+        ...
+
     def md5s_match(
         self, name: str, *, size: int, part_md5s: Sequence[bytes], multipart: bool
     ) -> bool:

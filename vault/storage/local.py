@@ -3,7 +3,8 @@
 Layout under ``root`` (created 0700):
 
     <aa>/<name>             objects, sharded by the first two characters of their name
-    <aa>/<name>.sha256      the SHA-256 the store computed as it wrote the object, with the
+    <aa>/<name>.sha256      the SHA-256 and BLAKE3 the store computed as it wrote the object
+                            (objects written before BLAKE3: the SHA-256 only), with the
                             identity of that file (inode, size, modification and change time)
     .tmp/                   files being written; renamed into place only when complete
     .uploads/<upload_id>/   parts of unfinished multipart uploads, and their manifest
@@ -49,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from vault.format.digest import DIGEST_SIZE, Hasher, new_hasher
 from vault.storage.base import (
     CHUNK_SIZE,
     BlobReader,
@@ -243,17 +245,21 @@ class LocalDirectoryStore:
         return digest.digest()
 
     def sha256_if_size(self, name: str, *, size: int) -> bytes | None:
+        return self.digest_if_size(name, size=size, alg="sha256")
+
+    def digest_if_size(self, name: str, *, size: int, alg: str) -> bytes | None:
+        new_hasher(alg)  # an unknown algorithm is a ValueError before anything is read
         try:
             info = self._object_path(name).stat()
         except FileNotFoundError as exc:
             raise ObjectNotFound("no such object") from exc
         if info.st_size != size:
             return None
-        recorded = self._recorded_digest(name, info)
+        recorded = self._recorded_digest(name, info, alg)
         if recorded is not None:
             return recorded
         with self._open(name) as stream:
-            return _digest_of_exactly(stream, size)
+            return _digest_of_exactly(stream, size, alg)
 
     def md5s_match(
         self, name: str, *, size: int, part_md5s: Sequence[bytes], multipart: bool
@@ -312,22 +318,27 @@ class LocalDirectoryStore:
         check_object_name(name)
         return self._inside(self._root / name[:2] / f"{name}{_DIGEST_SUFFIX}")
 
-    def _recorded_digest(self, name: str, info: os.stat_result) -> bytes | None:
-        """The digest written with the object, if it was written for this very file."""
+    def _recorded_digest(
+        self, name: str, info: os.stat_result, alg: str = "sha256"
+    ) -> bytes | None:
+        """The ``alg`` digest written with the object, if it was written for this very file
+        (files written before BLAKE3 was recorded have only the SHA-256)."""
         try:
             recorded = json.loads(self._digest_path(name).read_bytes())
             if recorded["file"] != _identity(info):
                 return None
-            digest = bytes.fromhex(recorded["sha256"])
+            digest = bytes.fromhex(recorded[alg])
         except (OSError, ValueError, KeyError, TypeError):
             # Missing, unreadable or malformed: the caller reads the object instead.
             return None
-        return digest if len(digest) == hashlib.sha256().digest_size else None
+        return digest if len(digest) == DIGEST_SIZE else None
 
-    def _record_digest(self, path: Path, digest: bytes) -> None:
-        """Keep ``digest`` beside the object at ``path`` (written after the object itself, so
-        a crash in between leaves an object without one, which is only slower to check)."""
-        record = {"sha256": digest.hex(), "file": _identity(path.stat())}
+    def _record_digest(self, path: Path, digests: dict[str, bytes]) -> None:
+        """Keep ``digests`` (by algorithm) beside the object at ``path`` (written after the
+        object itself, so a crash in between leaves an object without them, which is only
+        slower to check)."""
+        record: dict[str, object] = {alg: d.hex() for alg, d in digests.items()}
+        record["file"] = _identity(path.stat())
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -367,13 +378,21 @@ class LocalDirectoryStore:
         return os.fdopen(fd, "rb")
 
     def _write_object(self, path: Path, source: ByteSource, *, replace: bool) -> bytes:
-        """``_write_atomic`` for an object, whose digest is then kept beside it."""
-        digest = self._write_atomic(path, source, replace=replace)
-        self._record_digest(path, digest)
+        """``_write_atomic`` for an object, whose digests (SHA-256 and the BLAKE3 that new
+        commits name) are then kept beside it; returns the SHA-256."""
+        also = new_hasher("blake3")
+        digest = self._write_atomic(path, source, replace=replace, also=also)
+        self._record_digest(path, {"sha256": digest, "blake3": also.digest()})
         return digest
 
     def _write_atomic(
-        self, path: Path, source: ByteSource, *, replace: bool, make_parent: bool = True
+        self,
+        path: Path,
+        source: ByteSource,
+        *,
+        replace: bool,
+        make_parent: bool = True,
+        also: Hasher | None = None,
     ) -> bytes:
         """Write ``path`` so that it appears whole or not at all; return the SHA-256.
 
@@ -393,6 +412,8 @@ class LocalDirectoryStore:
                 while chunk := source.read(CHUNK_SIZE):
                     out.write(chunk)
                     digest.update(chunk)
+                    if also is not None:
+                        also.update(chunk)
                 out.flush()
                 os.fsync(out.fileno())
             if replace:
@@ -426,9 +447,10 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
-def _digest_of_exactly(stream: ByteSource, size: int) -> bytes | None:
-    """SHA-256 of what ``stream`` holds if that is exactly ``size`` bytes, else None."""
-    digest = hashlib.sha256()
+def _digest_of_exactly(stream: ByteSource, size: int, alg: str) -> bytes | None:
+    """The ``alg`` digest of what ``stream`` holds if that is exactly ``size`` bytes, else
+    None."""
+    digest = new_hasher(alg)
     read = 0
     while chunk := stream.read(CHUNK_SIZE):
         read += len(chunk)

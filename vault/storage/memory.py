@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from vault.format.digest import new_hasher
 from vault.storage.base import (
     BlobReader,
     ByteSource,
@@ -147,9 +148,16 @@ class MemoryStore:
             return hashlib.sha256(self._object(name)[0]).digest()
 
     def sha256_if_size(self, name: str, *, size: int) -> bytes | None:
+        return self.digest_if_size(name, size=size, alg="sha256")
+
+    def digest_if_size(self, name: str, *, size: int, alg: str) -> bytes | None:
+        hasher = new_hasher(alg)
         with self._lock:
             data = self._object(name)[0]
-        return hashlib.sha256(data).digest() if len(data) == size else None
+        if len(data) != size:
+            return None
+        hasher.update(data)
+        return hasher.digest()
 
     def md5s_match(
         self, name: str, *, size: int, part_md5s: Sequence[bytes], multipart: bool

@@ -32,6 +32,7 @@ from minio.credentials.credentials import Credentials
 from minio.credentials.providers import Provider
 from minio.error import MinioException, S3Error
 
+from vault.format.digest import new_hasher
 from vault.storage.base import (
     CHUNK_SIZE,
     MIN_PART_SIZE,
@@ -194,6 +195,9 @@ class S3Store:
         return digest.digest()
 
     def sha256_if_size(self, name: str, *, size: int) -> bytes | None:
+        return self.digest_if_size(name, size=size, alg="sha256")
+
+    def digest_if_size(self, name: str, *, size: int, alg: str) -> bytes | None:
         # One GET whose Content-Length is checked before the body is read: a HEAD first
         # would cost a second round trip on every commit.
         check_object_name(name)
@@ -201,7 +205,7 @@ class S3Store:
         try:
             if body.length != size:
                 return None
-            digest = hashlib.sha256()
+            digest = new_hasher(alg)
             read = 0
             with _translated():
                 while chunk := body.read(CHUNK_SIZE):
