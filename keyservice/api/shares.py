@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keyservice.api.changes import refusals
 from keyservice.api.encoding import b64decode, b64encode
-from keyservice.api.record_models import Attributes, ReleaseResponse, ReleaseResult
+from keyservice.api.record_models import Attributes, DigestAlg, ReleaseResponse, ReleaseResult
 from keyservice.api.schemas import MAX_RELEASE_ITEMS, Id
 from keyservice.api.share_models import (
     Invitation,
@@ -369,7 +370,9 @@ def _release_answer(asked: list[Asked], release: Release, urls: dict[Pair, str])
                 ),
                 sealed_key=b64encode(release.sealed[pair]),
                 ciphertext_size=row.ciphertext_size,
-                ciphertext_sha256=b64encode(row.ciphertext_sha256),
+                # pydantic checks the stored name against DigestAlg as the model is built
+                ciphertext_digest_alg=cast(DigestAlg, row.ciphertext_digest_alg),
+                ciphertext_digest=b64encode(row.ciphertext_sha256),
                 encrypted_metadata=(
                     None if row.encrypted_metadata is None else b64encode(row.encrypted_metadata)
                 ),
