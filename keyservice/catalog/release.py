@@ -93,7 +93,9 @@ def decide_and_seal(
     # entry, the disclosure rows and the nonce are written, by the audit group).
     with reading(db):
         batch = load_batch(db, asked)
-        reads = read_rows(db, caller, batch.rows.values(), batch.children, now=now)
+        reads = read_rows(
+            db, caller, batch.rows.values(), batch.children, now=now, shredded=batch.shredded
+        )
         decisions = reads.decisions
         bases = {
             pair: decisions[pair[0]].basis for pair in batch.rows if decisions[pair[0]].allowed
@@ -144,11 +146,14 @@ def decide_and_seal(
         ),
     )
     # A release through a share names it (the one it was counted on), so the disclosure log
-    # can tell its purpose and whether the child's guardians see it.
+    # can tell its purpose and whether the child's guardians see it. A row per child whose
+    # rights released it: not for a shredded child (docs/POLICY.md).
+    shredded = batch.shredded
     rows = [
         (child_id, rid, version, bases[(rid, version)].value, through.get((rid, version)))
         for rid, version in granted
         for child_id in batch.children[rid]
+        if child_id not in shredded
     ]
     return Release(
         resolved=batch.resolved,
