@@ -390,18 +390,40 @@ def read_rows(
         now=now,
         shredded=shredded,
     )
-    decisions = decide_reads(
-        caller,
-        relationships,
-        (
-            RecordFacts(
+    if caller.kind == "external":
+        decisions = decide_reads(
+            caller,
+            relationships,
+            (
+                RecordFacts(
+                    record_id=row.record_id,
+                    category=row.category,
+                    child_ids=tuple(sorted(children.get(row.record_id, ()))),
+                    withheld_from_guardians=row.withheld_from_guardians,
+                )
+                for row in rows
+            ),
+            now=now,
+        )
+        return RowReads(decisions, relationships.recipient, relationships.shredded)
+    # Staff and guardians: as ``decide_reads``, records alike share one decision, but their
+    # facts are built once per kind of record, not per record (a release of 1,000 records
+    # of one child builds one).
+    decided: dict[tuple[object, ...], Decision] = {}
+    decisions = {}
+    for row in rows:
+        ids = children.get(row.record_id, ())
+        alike = (row.category, row.withheld_from_guardians, *ids)
+        decision = decided.get(alike)
+        if decision is None:
+            record = RecordFacts(
                 record_id=row.record_id,
                 category=row.category,
-                child_ids=tuple(sorted(children.get(row.record_id, ()))),
+                child_ids=tuple(sorted(ids)),
                 withheld_from_guardians=row.withheld_from_guardians,
             )
-            for row in rows
-        ),
-        now=now,
-    )
+            decision = decided[alike] = decide_for(
+                caller, relationships, action=Action.READ, record=record, now=now
+            )
+        decisions[row.record_id] = decision
     return RowReads(decisions, relationships.recipient, relationships.shredded)
