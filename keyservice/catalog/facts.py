@@ -10,12 +10,13 @@ guardianships of each consent's
 giver, because a consent reaches only what its giver could read (rules.py judges the giver
 by the guardianship rule, restricting court orders included). Facts another rule would read
 are left out, which the policy treats as absent; a new rule for a kind must add its facts
-here.
+here. Whatever the kind, the children among them whose shred was carried out are loaded too
+(``shredded_children``): the policy no longer counts them when a record is read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from sqlalchemy import BindParameter, Connection, and_, bindparam, select, union
 
 from keyservice.caller import Caller
 from keyservice.catalog.share_facts import RecipientShares, shares_of_recipient
+from keyservice.catalog.shredding import DONE
 from keyservice.db.tables import (
     assignments,
     consents,
@@ -31,6 +33,7 @@ from keyservice.db.tables import (
     guardianships,
     room_children,
     room_staff,
+    shred_requests,
 )
 from keyservice.policy import (
     Action,
@@ -113,6 +116,12 @@ _CONSENTS_AND_GIVERS = (
     .where(consents.c.child_id.in_(_CHILD_IDS))
 )
 _COURT_ORDERS = select(court_orders).where(court_orders.c.child_id.in_(_CHILD_IDS))
+# Children shredded whole: a shred of a child (not of a record) carried out. One blocked when
+# it fell due is cancelled in the same transaction, so "done" means carried out.
+SHREDDED_CHILD_IDS = select(shred_requests.c.child_id).where(
+    shred_requests.c.state == DONE, shred_requests.c.child_id.is_not(None)
+)
+_SHREDDED = SHREDDED_CHILD_IDS.where(shred_requests.c.child_id.in_(_CHILD_IDS))
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,8 @@ class Relationships:
     shares: tuple[Share, ...] = ()
     # An outside recipient's shares as loaded (the live versions and caps a release needs).
     recipient: RecipientShares | None = None
+    # Those of the children whose shred was carried out (decision 0019).
+    shredded: frozenset[str] = frozenset()
 
 
 def load_relationships(
@@ -136,9 +147,12 @@ def load_relationships(
     child_ids: Iterable[str],
     record_ids: Iterable[str] = (),
     now: datetime | None = None,
+    shredded: Collection[str] | None = None,
 ) -> Relationships:
     """``record_ids`` and ``now``: for an outside recipient, load their shares of those
-    records (without them, none are loaded and the rules deny every share)."""
+    records (without them, none are loaded and the rules deny every share). ``shredded``:
+    the children shredded among them, if the caller read them already (a release does, with
+    its records' children); loaded otherwise."""
     wanted = set(child_ids)
     if not wanted:
         return Relationships((), (), (), ())
@@ -157,7 +171,13 @@ def load_relationships(
         _court_orders(connection, wanted) if kind in ("guardian", "external") else (),
         recipient.shares if recipient is not None else (),
         recipient,
+        shredded_children(connection, wanted) if shredded is None else frozenset(shredded),
     )
+
+
+def shredded_children(connection: Connection, child_ids: Collection[str]) -> frozenset[str]:
+    """Those of ``child_ids`` whose shred was carried out."""
+    return frozenset(connection.execute(_SHREDDED, {"child_ids": list(child_ids)}).scalars())
 
 
 def _assignments(
@@ -284,6 +304,7 @@ def decide_for(
             consents=relationships.consents,
             court_orders=relationships.court_orders,
             shares=relationships.shares,
+            shredded=relationships.shredded,
         )
     )
 
@@ -322,10 +343,12 @@ def decide_reads(
 @dataclass(frozen=True)
 class RowReads:
     """The READ decision on each record by id, and, for an outside recipient, their shares
-    of those records as loaded to decide (a release counts and names them)."""
+    of those records as loaded to decide (a release counts and names them); the records'
+    children shredded, which no longer count."""
 
     decisions: dict[str, Decision]
     recipient: RecipientShares | None
+    shredded: frozenset[str] = frozenset()
 
 
 def decide_row_reads(
@@ -349,8 +372,10 @@ def read_rows(
     children: Mapping[str, Sequence[str]],
     *,
     now: datetime,
+    shredded: Collection[str] | None = None,
 ) -> RowReads:
-    """``decide_row_reads``, with the outside recipient's shares it loaded."""
+    """``decide_row_reads``, with the outside recipient's shares it loaded. ``shredded``:
+    the children shredded among ``children``, if already read (else loaded)."""
     shared: list[str] = []
     if caller.kind == "external":
         # Only outside recipients read shares: staff and guardians pay nothing for them.
@@ -363,19 +388,42 @@ def read_rows(
         child_ids={c for cs in children.values() for c in cs},
         record_ids=shared,
         now=now,
+        shredded=shredded,
     )
-    decisions = decide_reads(
-        caller,
-        relationships,
-        (
-            RecordFacts(
+    if caller.kind == "external":
+        decisions = decide_reads(
+            caller,
+            relationships,
+            (
+                RecordFacts(
+                    record_id=row.record_id,
+                    category=row.category,
+                    child_ids=tuple(sorted(children.get(row.record_id, ()))),
+                    withheld_from_guardians=row.withheld_from_guardians,
+                )
+                for row in rows
+            ),
+            now=now,
+        )
+        return RowReads(decisions, relationships.recipient, relationships.shredded)
+    # Staff and guardians: as ``decide_reads``, records alike share one decision, but their
+    # facts are built once per kind of record, not per record (a release of 1,000 records
+    # of one child builds one).
+    decided: dict[tuple[object, ...], Decision] = {}
+    decisions = {}
+    for row in rows:
+        ids = children.get(row.record_id, ())
+        alike = (row.category, row.withheld_from_guardians, *ids)
+        decision = decided.get(alike)
+        if decision is None:
+            record = RecordFacts(
                 record_id=row.record_id,
                 category=row.category,
-                child_ids=tuple(sorted(children.get(row.record_id, ()))),
+                child_ids=tuple(sorted(ids)),
                 withheld_from_guardians=row.withheld_from_guardians,
             )
-            for row in rows
-        ),
-        now=now,
-    )
-    return RowReads(decisions, relationships.recipient)
+            decision = decided[alike] = decide_for(
+                caller, relationships, action=Action.READ, record=record, now=now
+            )
+        decisions[row.record_id] = decision
+    return RowReads(decisions, relationships.recipient, relationships.shredded)

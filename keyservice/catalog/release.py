@@ -43,7 +43,7 @@ from keyservice.catalog.share_receipts import mark_opened
 from keyservice.db.engine import reading
 from keyservice.db.tables import disclosures
 from keyservice.errors import KeyUnwrapError
-from keyservice.keys import unwrap_record_key
+from keyservice.keys.hierarchy import RecordKeyUnwrapper
 from keyservice.policy import Basis
 from vault.format import RecordAttributes
 from vault.sealing import seal_batch
@@ -93,7 +93,9 @@ def decide_and_seal(
     # entry, the disclosure rows and the nonce are written, by the audit group).
     with reading(db):
         batch = load_batch(db, asked)
-        reads = read_rows(db, caller, batch.rows.values(), batch.children, now=now)
+        reads = read_rows(
+            db, caller, batch.rows.values(), batch.children, now=now, shredded=batch.shredded
+        )
         decisions = reads.decisions
         bases = {
             pair: decisions[pair[0]].basis for pair in batch.rows if decisions[pair[0]].allowed
@@ -128,7 +130,7 @@ def decide_and_seal(
     sealed = seal_batch(
         recipient_public=caller.receiving_key,
         context=sealing_context(caller.device_id, caller.nonce),
-        items=[(keys[pair][0].canonical(), keys[pair][1]) for pair in granted],
+        items=[keys[pair] for pair in granted],
     )
     event = AuditEvent(
         action="keys.release",
@@ -144,11 +146,14 @@ def decide_and_seal(
         ),
     )
     # A release through a share names it (the one it was counted on), so the disclosure log
-    # can tell its purpose and whether the child's guardians see it.
+    # can tell its purpose and whether the child's guardians see it. A row per child whose
+    # rights released it: not for a shredded child (docs/POLICY.md).
+    shredded = batch.shredded
     rows = [
         (child_id, rid, version, bases[(rid, version)].value, through.get((rid, version)))
         for rid, version in granted
         for child_id in batch.children[rid]
+        if child_id not in shredded
     ]
     return Release(
         resolved=batch.resolved,
@@ -203,11 +208,16 @@ def audit_detail(
 
 def _unwrap(
     db: Connection, child_keys: ChildKeyCache, batch: Batch, bases: Mapping[Pair, Basis]
-) -> dict[Pair, tuple[RecordAttributes, bytes]]:
-    """Unwrap the granted record keys: one query for the wraps, cached child keys.
+) -> dict[Pair, tuple[bytes, bytes]]:
+    """Unwrap the granted record keys: one query for the wraps, cached child keys. Each
+    key comes with its record's canonical attributes, the associated data it is sealed
+    with.
 
     Each record is opened with its first child (ascending id) whose key version still exists
-    (decision 0002); an item whose wraps are all unusable is denied like any other.
+    (decision 0002); an item whose wraps are all unusable is denied like any other. Done
+    per request, not per item: the attributes are built and checked once per set of
+    children and category (each record's are those with its id and version), and a cipher
+    is made once per child key version.
     """
     if not bases:
         return {}
@@ -215,23 +225,26 @@ def _unwrap(
     unwrapped = child_keys.get(
         db, {(child, ver) for found in wraps.values() for child, ver, _ in found}
     )
+    unwrappers = {found: RecordKeyUnwrapper(child_key) for found, child_key in unwrapped.items()}
+    # By (category, *child ids).
+    templates: dict[tuple[str, ...], RecordAttributes] = {}
+    children, rows = batch.children, batch.rows
     keys = {}
     for pair in bases:
-        attributes = RecordAttributes.from_hex(
-            record_id=pair[0],
-            version=pair[1],
-            child_ids=batch.children[pair[0]],
-            category=batch.rows[pair].category,
-        )
+        rid, version = pair
+        category, ids = rows[pair].category, children[rid]
+        template = templates.get((category, *ids))
+        if template is None:
+            template = templates[(category, *ids)] = RecordAttributes.from_hex(
+                record_id=rid, version=version, child_ids=ids, category=category
+            )
+        aad = template.canonical_for(bytes.fromhex(rid), version)
         for child_id, key_version, wrapped in wraps.get(pair, []):
-            child_key = unwrapped.get((child_id, key_version))
-            if child_key is None:
+            unwrapper = unwrappers.get((child_id, key_version))
+            if unwrapper is None:
                 continue
             try:
-                keys[pair] = (
-                    attributes,
-                    unwrap_record_key(child_key=child_key, attributes=attributes, wrapped=wrapped),
-                )
+                keys[pair] = (aad, unwrapper.unwrap(aad=aad, wrapped=wrapped))
             except KeyUnwrapError:
                 continue
             break

@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
 )
 
+from keyservice.catalog.facts import SHREDDED_CHILD_IDS
 from keyservice.db.tables import (
     COMMITTED,
     record_children,
@@ -59,13 +60,16 @@ class Batch:
     """The committed versions a release's items name, of records not deleted.
 
     ``rows``: each such version, by (record id, version); ``children``: each of their
-    records' child ids, ascending; ``resolved``: each item asked that names such a version,
-    to that version (an item without a version: the latest committed one).
+    records' child ids, ascending (every child the record was made with: its attributes);
+    ``resolved``: each item asked that names such a version, to that version (an item
+    without a version: the latest committed one); ``shredded``: those children whose shred
+    was carried out, read with them (they no longer count for the decision).
     """
 
     rows: dict[Pair, VersionRow]
     children: dict[str, list[str]]
     resolved: dict[Asked, Pair]
+    shredded: frozenset[str] = frozenset()
 
 
 def _one_of_the_ids(column: ColumnElement[str], dialect: str) -> ColumnElement[bool]:
@@ -121,7 +125,13 @@ def _statements(dialect: str) -> _Statements:
         )
     )
     children = (
-        select(record_children.c.record_id, record_children.c.child_id)
+        # Whether each child was shredded, in the same query: an uncorrelated subquery, run
+        # once, over the few shred requests carried out.
+        select(
+            record_children.c.record_id,
+            record_children.c.child_id,
+            record_children.c.child_id.in_(SHREDDED_CHILD_IDS.scalar_subquery()),
+        )
         .where(_one_of_the_ids(record_children.c.record_id, dialect))
         # By the primary key, so SQLite looks the ids up instead of scanning the child index.
         .order_by(record_children.c.record_id, record_children.c.child_id)
@@ -149,7 +159,8 @@ _BATCH = {dialect: _statements(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def load_batch(db: Connection, asked: Sequence[Asked]) -> Batch:
-    """The committed versions ``asked`` names, and their children: two queries."""
+    """The committed versions ``asked`` names, and their children (with whether each was
+    shredded): two queries."""
     exact = {item for item in asked if item[1] is not None}
     latest = {rid for rid, version in asked if version is None}
     dialect = db.dialect.name
@@ -178,11 +189,14 @@ def load_batch(db: Connection, asked: Sequence[Asked]) -> Batch:
             continue
         resolved[item] = (rid, version)
     children: dict[str, list[str]] = {}
-    for record_id, child_id in db.execute(
+    shredded: set[str] = set()
+    for record_id, child_id, gone in db.execute(
         _BATCH[dialect].children, _ids(dialect, {rid for rid, _ in rows})
     ):
         children.setdefault(record_id, []).append(child_id)
-    return Batch(rows, children, resolved)
+        if gone:
+            shredded.add(child_id)
+    return Batch(rows, children, resolved, frozenset(shredded))
 
 
 def load_wraps(db: Connection, pairs: Collection[Pair]) -> dict[Pair, list[tuple[str, int, bytes]]]:

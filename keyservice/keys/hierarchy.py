@@ -151,10 +151,25 @@ def unwrap_record_key(*, child_key: bytes, attributes: RecordAttributes, wrapped
 
     Any other key, attributes or bytes is a KeyUnwrapError.
     """
-    if len(wrapped) != NONCE_SIZE + KEY_SIZE + TAG_SIZE:
-        raise KeyUnwrapError()
-    try:
-        cipher = AESGCM(child_key)
-        return cipher.decrypt(wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:], attributes.canonical())
-    except (InvalidTag, ValueError) as exc:
-        raise KeyUnwrapError() from exc
+    return RecordKeyUnwrapper(child_key).unwrap(aad=attributes.canonical(), wrapped=wrapped)
+
+
+class RecordKeyUnwrapper:
+    """``unwrap_record_key`` for many records under one child key, its cipher made once (a
+    key release opens up to 1,000 record keys, most under the same few child keys), with
+    the records' canonical attributes (``aad``) given as bytes."""
+
+    def __init__(self, child_key: bytes) -> None:
+        try:
+            self._cipher: AESGCM | None = AESGCM(child_key)
+        except ValueError:
+            self._cipher = None
+
+    def unwrap(self, *, aad: bytes, wrapped: bytes) -> bytes:
+        """The record key; any other key, attributes or bytes is a KeyUnwrapError."""
+        if self._cipher is None or len(wrapped) != NONCE_SIZE + KEY_SIZE + TAG_SIZE:
+            raise KeyUnwrapError()
+        try:
+            return self._cipher.decrypt(wrapped[:NONCE_SIZE], wrapped[NONCE_SIZE:], aad)
+        except (InvalidTag, ValueError) as exc:
+            raise KeyUnwrapError() from exc

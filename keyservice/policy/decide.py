@@ -60,7 +60,10 @@ def decide(facts: Facts) -> Decision:
     """Decide whether ``facts.principal`` may do ``facts.action`` on ``facts.record`` now.
 
     Allowed only if one rule covers every child of the record; the first child (in id order)
-    that no rule covers is named in the denial.
+    that no rule covers is named in the denial. A child whose shred was carried out
+    (``facts.shredded``) does not count when the record is read: the record stays for its
+    other children (decision 0019) and is judged by them alone; one whose every child was
+    shredded is denied.
     """
     refusal = _refusal(facts)
     if refusal is not None:
@@ -68,6 +71,11 @@ def decide(facts: Facts) -> Decision:
     rule = _RULES[(facts.action, facts.principal.kind)]
     record = facts.record
     children = sorted(set(record.child_ids))
+    gone = [c for c in children if c in facts.shredded] if facts.action is Action.READ else []
+    if gone:
+        children = [c for c in children if c not in facts.shredded]
+        if not children:
+            return _deny(f"every child of record {record.record_id} has been shredded")
     covers: list[tuple[str, Cover]] = []
     for child_id in children:
         cover = rule(facts, child_id)
@@ -85,4 +93,6 @@ def decide(facts: Facts) -> Decision:
     reason = f"Allowed to {_VERBS[facts.action]} record {record.record_id}: {evidence}."
     if len(bases) > 1:
         reason += f" Recorded basis: {basis}, the weightier of those used."
+    if gone:
+        reason += f" Not counted, shredded: child {', child '.join(gone)}."
     return Decision(allowed=True, basis=basis, reason=reason)

@@ -157,7 +157,11 @@ class Share:
 
 @dataclass(frozen=True)
 class Facts:
-    """Everything one decision needs. ``now`` comes from the caller: the policy has no clock."""
+    """Everything one decision needs. ``now`` comes from the caller: the policy has no clock.
+
+    ``shredded``: children whose shred was carried out (decision 0019); a record's children
+    among them no longer count when it is read (docs/POLICY.md).
+    """
 
     principal: PrincipalFacts
     action: Action
@@ -168,6 +172,7 @@ class Facts:
     consents: tuple[Consent, ...] = ()
     court_orders: tuple[CourtOrder, ...] = ()
     shares: tuple[Share, ...] = ()
+    shredded: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         _require_aware("now", self.now)

@@ -31,6 +31,7 @@ class Row:
     basis: Basis
     because: str
     at: datetime = c.NOW
+    shredded: frozenset[str] = frozenset()
 
 
 TABLE = [
@@ -73,6 +74,25 @@ TABLE = [
         c.SARA, READ, c.GROUP_PHOTO, ALLOW, Basis.ASSIGNMENT, "child maya by assignment"),
     Row("Mr Jones, Leo's father, reads a group photo of Leo and Maya",
         c.MR_JONES, READ, c.GROUP_PHOTO, DENY, Basis.NONE, "child maya is not covered"),
+    # Group records after one of their children was shredded whole (decision 0019)
+    Row("Amira, assigned to Leo but not to Maya, reads the group photo after Maya's records "
+        "were shredded",
+        c.AMIRA, READ, c.GROUP_PHOTO, ALLOW, Basis.ASSIGNMENT, "Not counted, shredded: child maya",
+        shredded=frozenset({"maya"})),
+    Row("Mr Jones, Leo's father, reads the group photo after Maya's records were shredded",
+        c.MR_JONES, READ, c.GROUP_PHOTO, ALLOW, Basis.GUARDIANSHIP, "guardianship g-jones-leo",
+        shredded=frozenset({"maya"})),
+    Row("Mrs Okafor, Maya's mother, reads the group photo after Maya's records were shredded",
+        c.MRS_OKAFOR, READ, c.GROUP_PHOTO, DENY, Basis.NONE, "not a guardian of child leo",
+        shredded=frozenset({"maya"})),
+    Row("Sara, key person of both, reads the group photo after both children's records were "
+        "shredded",
+        c.SARA, READ, c.GROUP_PHOTO, DENY, Basis.NONE, "every child of record photo-2 has been "
+        "shredded", shredded=frozenset({"leo", "maya"})),
+    Row("Amira adds a new version of the group photo after Maya's records were shredded (she "
+        "is not assigned to Maya)",
+        c.AMIRA, CREATE, c.GROUP_PHOTO, DENY, Basis.NONE, "child maya is not covered",
+        shredded=frozenset({"maya"})),
     # Guardians
     Row("Mr Jones, Leo's father with parental responsibility, reads Leo's observation",
         c.MR_JONES, READ, c.OBSERVATION, ALLOW, Basis.GUARDIANSHIP, "guardianship g-jones-leo"),
@@ -156,6 +176,7 @@ def _facts(row: Row) -> Facts:
         consents=c.CONSENTS,
         court_orders=c.COURT_ORDERS,
         shares=c.SHARES,
+        shredded=row.shredded,
     )
 
 

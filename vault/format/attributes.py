@@ -103,6 +103,23 @@ class RecordAttributes:
         )
         return fixed + b"".join(self.child_ids)
 
+    def canonical_for(self, record_id: bytes, version: int) -> bytes:
+        """The canonical bytes of the attributes that differ from these only in record id
+        and version: what a key release binds to each of many records of one set of
+        children and category, without building and checking attributes per record."""
+        if not isinstance(record_id, bytes) or len(record_id) != ID_SIZE:
+            raise FormatError(f"record id must be {ID_SIZE} bytes")
+        if not 1 <= version <= MAX_VERSION:
+            raise FormatError(f"version must be between 1 and {MAX_VERSION}")
+        fixed = _FIXED.pack(
+            self.format_version,
+            CATEGORY_CODES[self.category],
+            record_id,
+            version,
+            len(self.child_ids),
+        )
+        return fixed + b"".join(self.child_ids)
+
     @classmethod
     def parse(cls, data: bytes) -> RecordAttributes:
         """Parse canonical attributes; anything not canonical is a FormatError."""
