@@ -16,7 +16,14 @@ from keyservice.api.rotation_models import (
 from keyservice.api.schemas import Id
 from keyservice.audit.record import audit, refuse
 from keyservice.catalog.grants import child_exists
-from keyservice.catalog.jobs import JobConflict, get_job, list_jobs, running_job
+from keyservice.catalog.jobs import (
+    JobConflict,
+    JobNotRunning,
+    cancel,
+    get_job,
+    list_jobs,
+    running_job,
+)
 from keyservice.catalog.rotation import (
     key_versions,
     set_min_decryption_version,
@@ -29,6 +36,7 @@ from keyservice.errors import InvalidChangeError
 
 router = APIRouter()
 NO_CHILD = "no child with this id"
+NO_JOB = "no job with this id"
 
 
 @router.post("/v1/admin/rotations", response_model=RotationStarted, status_code=202)
@@ -112,8 +120,39 @@ def job(job_id: Id, caller: AdminCaller, db: Db) -> JobPublic:
     found = get_job(db, job_id)
     db.rollback()
     if found is None:
-        raise HTTPException(status_code=404, detail="no job with this id")
+        raise HTTPException(status_code=404, detail=NO_JOB)
     return JobPublic.of(found)
+
+
+@router.post("/v1/admin/jobs/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: Id, caller: AdminCaller, db: Db, state: State) -> JobPublic:
+    """Cancel a running job: it stops after the batch in flight (which is undone), every wrap
+    stays openable (old versions stay decrypt-only), and its key is free for a new job. A job
+    that has ended, or none with this id: refused, audited, nothing changed."""
+    detail: dict[str, object] = {"job_id": job_id}
+    try:
+        cancelled = cancel(db, job_id, now=state.clock(), by=caller.principal_id)
+    except LookupError:
+        refuse(db, state, caller, "rotation.cancel", detail, status=404, message=NO_JOB)
+    except JobNotRunning as exc:
+        refuse(
+            db,
+            state,
+            caller,
+            "rotation.cancel",
+            {**detail, "reason": "not_running", "job_state": exc.state},
+            status=409,
+            message=f"job {job_id} is {exc.state}, not running: nothing to cancel",
+        )
+    audit(
+        db,
+        state,
+        caller,
+        "rotation.cancel",
+        {**detail, "kind": cancelled.kind, "target": cancelled.target, "done": cancelled.done},
+    )
+    db.commit()
+    return JobPublic.of(cancelled)
 
 
 @router.get("/v1/admin/children/{child_id}/key-versions", response_model=ChildKeyVersions)

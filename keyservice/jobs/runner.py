@@ -88,7 +88,10 @@ class JobRunner:
                     count, cursor = step(db)
                     now = state.clock()
                     if count == 0:
-                        finish(db, job_id, now=now)
+                        if not finish(db, job_id, now=now):
+                            # Cancelled meanwhile: it has ended already.
+                            db.rollback()
+                            return get_job_now(state, job_id)
                         self._audit(db, job, "allow", {})
                         db.commit()
                         if job.kind == "child" and job.target:
@@ -103,6 +106,8 @@ class JobRunner:
                         now=now,
                         lease=lease,
                     ):
+                        # Cancelled, or the lease lost to another instance: this batch is
+                        # undone and the job left to whoever holds it (decision 0023).
                         db.rollback()
                         return None
                     db.commit()
@@ -112,9 +117,11 @@ class JobRunner:
             log.error("rotation job %s: a wrap cannot be opened; the job has failed", job_id)
             with state.engine.connect() as db:
                 error = "a wrap could not be opened with its key version"
-                finish(db, job_id, now=state.clock(), error=error)
-                self._audit(db, job, "error", {"error": error})
-                db.commit()
+                if finish(db, job_id, now=state.clock(), error=error):
+                    self._audit(db, job, "error", {"error": error})
+                    db.commit()
+                else:
+                    db.rollback()
             return get_job_now(state, job_id)
         return None
 

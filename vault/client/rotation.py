@@ -122,3 +122,9 @@ class RotationCalls:
 
     def job(self, job_id: str) -> Job:
         return self._api.get(f"/v1/admin/jobs/{job_id}", job)
+
+    def cancel_job(self, job_id: str) -> Job:
+        """Cancel a running job: it stops after its current batch, every wrap stays openable
+        and a new job on its key may start. Refused: no such job (``NotFound``), a job that
+        has ended already (``Conflict``)."""
+        return self._api.post(f"/v1/admin/jobs/{job_id}/cancel", job)
