@@ -47,6 +47,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tabl
 def register(app: typer.Typer) -> None:
     """Add ``rotate`` and ``jobs`` to ``carevault admin``."""
     app.add_typer(rotate_app, name="rotate")
+    app.command("rewrap")(rewrap)
     app.add_typer(jobs_app, name="jobs")
 
 
@@ -111,6 +112,18 @@ def cancel(
         )
 
 
+@friendly
+def rewrap(
+    ctx: typer.Context,
+    child_id: Annotated[str, typer.Argument(help="The child whose wraps are moved.")],
+    dry_run: DryRun = False,
+    wait: Wait = False,
+) -> None:
+    """Move every record key wrap of the child still under an older key version onto its
+    active version, without a new version (after a cancelled rotation; before trimming)."""
+    _started(ctx, connect(ctx).rotate("rewrap", child_id=child_id, dry_run=dry_run), wait=wait)
+
+
 def _table(ctx: typer.Context, found: list[Job], *, as_json: bool) -> None:
     if as_json or _json(ctx):
         emit_json(found)
@@ -145,11 +158,15 @@ def _started(ctx: typer.Context, started: RotationStarted, *, wait: bool) -> Non
             emit_json(started)
         else:
             target = f"child {started.child_id}'s key" if started.child_id else "the root key"
+            if started.kind == "rewrap":
+                target = f"child {started.child_id}"
             unit = "child key versions" if started.kind == "root" else "record key wraps"
-            say(
-                f"Dry run: rotating {target} to version {started.to_version} would rewrap "
-                f"{started.would_change} {unit}. Nothing changed."
+            doing = (
+                f"re-wrapping onto {target}'s active version {started.to_version}"
+                if started.kind == "rewrap"
+                else f"rotating {target} to version {started.to_version}"
             )
+            say(f"Dry run: {doing} would rewrap {started.would_change} {unit}. Nothing changed.")
         return
     job = _follow(connect(ctx), started.job, show=not as_json) if wait else started.job
     if as_json:

@@ -28,6 +28,7 @@ from keyservice.catalog.rotation import (
     key_versions,
     set_min_decryption_version,
     start_child_rotation,
+    start_rewrap,
     start_root_rotation,
     trim_child_key_versions,
 )
@@ -43,8 +44,8 @@ NO_JOB = "no job with this id"
 def start_rotation(
     body: RotationCreate, caller: AdminCaller, db: Db, state: State
 ) -> RotationStarted:
-    """Start a root or child rotation job (the runner picks it up at once), or with
-    ``dry_run`` count what it would change and change nothing."""
+    """Start a root or child rotation job, or a child's rewrap job (the runner picks it up
+    at once), or with ``dry_run`` count what it would change and change nothing."""
     now = state.clock()
     detail = {"kind": body.kind, "child_id": body.child_id, "dry_run": body.dry_run}
     if body.child_id is not None and not child_exists(db, body.child_id):
@@ -55,6 +56,15 @@ def start_rotation(
             started = start_child_rotation(
                 db,
                 state.root,
+                child_id=body.child_id,
+                started_by=caller.principal_id,
+                now=now,
+                dry_run=body.dry_run,
+            )
+        elif body.kind == "rewrap":
+            assert body.child_id is not None
+            started = start_rewrap(
+                db,
                 child_id=body.child_id,
                 started_by=caller.principal_id,
                 now=now,

@@ -24,6 +24,8 @@ DONE = "done"
 FAILED = "failed"
 CANCELLED = "cancelled"
 KINDS = ("root", "child", "migrate", "rewrap")
+# Jobs that move one child's record key wraps (the others move child key versions).
+CHILD_KINDS = ("child", "rewrap")
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,9 @@ class JobNotRunning(Exception):
 
 
 def running_key(kind: str, target: str | None) -> str:
-    """What two jobs must not share while they run: the root key, or one child's key."""
-    return f"child:{target}" if kind == "child" else "root"
+    """What two jobs must not share while they run: the root key, or one child's key (a
+    rotation and a rewrap of the same child share it)."""
+    return f"child:{target}" if kind in CHILD_KINDS else "root"
 
 
 def create_job(

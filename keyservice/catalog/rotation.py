@@ -173,6 +173,43 @@ def start_child_rotation(
     return Started(job_id=job_id, to_version=new_version, total=total)
 
 
+def start_rewrap(
+    connection: Connection,
+    *,
+    child_id: str,
+    started_by: str | None,
+    now: datetime,
+    dry_run: bool = False,
+    lease: tuple[str, timedelta] | None = None,
+) -> Started:
+    """A job moving every wrap of the child still under an older live version onto its
+    active version, with no new key version and no provider call beyond unwrapping the
+    versions involved (decision 0023): what finishes a cancelled rotation, empties old
+    versions so they can be trimmed, and, once a new wrap suite exists (a property of the key
+    versions made under it), moves wraps onto it. With ``dry_run`` the count only.
+    JobConflict if a job runs on this child's key."""
+    active = connection.execute(
+        select(child_keys.c.version).where(
+            child_keys.c.child_id == child_id, child_keys.c.state == ACTIVE
+        )
+    ).scalar_one()
+    older = [version for version in _live_versions(connection, child_id) if version != active]
+    total = _wraps_under(connection, child_id, older)
+    if dry_run:
+        return Started(job_id=None, to_version=active, total=total)
+    job_id = create_job(
+        connection,
+        kind="rewrap",
+        target=child_id,
+        to_version=active,
+        total=total,
+        started_by=started_by,
+        now=now,
+        lease=lease,
+    )
+    return Started(job_id=job_id, to_version=active, total=total)
+
+
 def child_job_keys(
     connection: Connection, root: RootKeyProvider, child_id: str
 ) -> dict[int, bytes]:

@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event
-from keyservice.catalog.jobs import Job, advance, claim, claimable, finish, get_job
+from keyservice.catalog.jobs import CHILD_KINDS, Job, advance, claim, claimable, finish, get_job
 from keyservice.catalog.rotation import child_job_keys, child_rotation_batch, root_rotation_batch
 from keyservice.errors import KeyUnwrapError
 from keyservice.ids import new_id
@@ -94,7 +94,7 @@ class JobRunner:
                             return get_job_now(state, job_id)
                         self._audit(db, job, "allow", {})
                         db.commit()
-                        if job.kind == "child" and job.target:
+                        if job.kind in CHILD_KINDS and job.target:
                             state.child_keys.forget(job.target)
                         return get_job_now(state, job_id)
                     if not advance(
@@ -128,7 +128,7 @@ class JobRunner:
     def _step(self, job: Job) -> Callable[[Connection], tuple[int, str | None]]:
         state = self._state
         batch = state.settings.job_batch_size
-        if job.kind == "child":
+        if job.kind in CHILD_KINDS:
             assert job.target is not None and job.to_version is not None
             child_id, to_version = job.target, job.to_version
             with state.engine.connect() as db:

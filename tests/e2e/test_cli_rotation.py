@@ -79,3 +79,15 @@ def test_jobs_shows_one_and_cancel_refuses_an_ended_or_unknown_job(
     status, said = run_cli(admin, "admin", "jobs", "cancel", new_id())
     assert status == EXIT_DENIED and "no job with this id" in said
     assert as_json(admin, "admin", "jobs", done["job_id"]) == shown
+
+
+def test_rewrap_dry_run_then_run(admin: Path, embedded_world: World) -> None:
+    child = next(iter(embedded_world.children.values()))
+    status, said = run_cli(admin, "admin", "rewrap", child, "--dry-run")
+    assert status == 0, said
+    assert "Dry run: re-wrapping onto" in said and "Nothing changed" in said
+    done = as_json(admin, "admin", "rewrap", child, "--wait")
+    assert isinstance(done, dict)
+    assert (done["state"], done["kind"], done["target"]) == ("done", "rewrap", child)
+    status, said = run_cli(admin, "admin", "rewrap", new_id())
+    assert status == EXIT_DENIED and "no child with this id" in said

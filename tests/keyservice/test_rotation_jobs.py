@@ -366,3 +366,65 @@ def test_a_cancelled_job_ends_frees_its_key_and_leaves_every_wrap_openable(
     assert (job["state"], job["done"], job["to_version"]) == ("done", 30, 3)
     assert {v for v, _ in wraps_of(service_db, child).values()} == {3}
     assert opened(service_db, root, child, made) == made
+
+
+def test_a_rewrap_job_moves_a_cancelled_rotations_leftovers_without_a_new_version(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    """After a cancelled rotation, wraps sit under version 1 (decrypt-only): a dry-run rewrap
+    counts them and changes nothing, a rewrap moves them onto the active version 2 (no version
+    3), then version 1 can be trimmed. Unknown child: 404 audited; a rewrap while a job holds
+    the child's key: 409; with nothing left to move: a job of 0 that finishes."""
+    child = create_child(admin)
+    root = root_of(service.env)
+    made = add_wraps(service_db, root, child_id=child, created_by=admin.principal_id, count=35)
+    with service_db.begin() as connection:
+        held = start_child_rotation(
+            connection,
+            root,
+            child_id=child,
+            started_by=admin.principal_id,
+            now=datetime.now(UTC),
+            lease=("another instance", timedelta(hours=1)),
+        )
+    missing = new_id()
+    with admin.client() as http:
+        unknown = http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": missing})
+        assert unknown.status_code == 404
+        outcome, detail = last_audit_entry(
+            service_db, principal_id=admin.principal_id, action="rotation.start"
+        )
+        assert (outcome, detail["kind"], detail["child_id"]) == ("deny", "rewrap", missing)
+        assert http.post("/v1/admin/rotations", json={"kind": "rewrap"}).status_code == 422
+        busy = http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": child})
+        assert busy.status_code == 409 and str(held.job_id) in busy.json()["detail"]
+        ok(http.post(f"/v1/admin/jobs/{held.job_id}/cancel"))
+
+        jobs, wraps = job_count(service_db), wraps_of(service_db, child)
+        dry = ok(
+            http.post(
+                "/v1/admin/rotations", json={"kind": "rewrap", "child_id": child, "dry_run": True}
+            )
+        )
+        assert (dry["job"], dry["would_change"], dry["to_version"]) == (None, 35, 2)
+        assert (job_count(service_db), wraps_of(service_db, child)) == (jobs, wraps)
+
+        started = http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": child})
+        assert started.status_code == 202
+        assert started.json()["job"]["kind"] == "rewrap"
+        job = wait_done(admin, started.json()["job"]["job_id"])
+        assert (job["state"], job["done"], job["total"], job["to_version"]) == ("done", 35, 35, 2)
+        assert versions(service_db, child) == {1: "decrypt-only", 2: "active"}
+        assert {v for v, _ in wraps_of(service_db, child).values()} == {2}
+        assert opened(service_db, root, child, made) == made
+        ok(http.put(f"/v1/admin/children/{child}/min-decryption-version", json={"version": 2}))
+        trimmed = ok(http.post(f"/v1/admin/children/{child}/trim-key-versions"))
+        assert [(v["version"], v["state"]) for v in trimmed["versions"]] == [
+            (1, "destroyed"),
+            (2, "active"),
+        ]
+        nothing = ok(http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": child}))
+        assert nothing["would_change"] == 0
+        empty = wait_done(admin, nothing["job"]["job_id"])
+        assert (empty["state"], empty["done"]) == ("done", 0)
+    assert opened(service_db, root, child, made) == made

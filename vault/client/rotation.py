@@ -108,7 +108,8 @@ class RotationCalls:
     def rotate(
         self, kind: str, *, child_id: str | None = None, dry_run: bool = False
     ) -> RotationStarted:
-        """Start a ``root`` or ``child`` key rotation job; with ``dry_run``, only count what it
+        """Start a ``root`` or ``child`` key rotation job, or a ``rewrap`` job (a child's wraps
+        moved onto its active version, no new version); with ``dry_run``, only count what it
         would change. Refused: a job already running on the key (``Conflict``), an unknown
         child (``NotFound``)."""
         body: dict[str, object] = {"kind": kind, "dry_run": dry_run}
