@@ -294,21 +294,16 @@ def _move_wraps(
     moved: list[tuple[str, int, int, bytes]],
 ) -> None:
     """Store a batch's new wraps, each only if its row is still under the version it was
-    read under: one statement on PostgreSQL (a join with the batch passed as four arrays), one
-    prepared statement run per row on SQLite (in-process, so no round trips to save). The SQL
-    is written out rather than compiled per row: compiling was most of a batch's time."""
+    read under. PostgreSQL: the batch is COPYed (binary) into a temporary table that empties
+    at commit and applied with one ``UPDATE … FROM`` — about 1.7 times as fast as passing it
+    as four arrays to ``unnest`` (adapting a 5,000-element bytea array was most of the
+    client's share; decision 0023). SQLite: one prepared statement run per row (in-process,
+    so no round trips to save). The SQL is written out rather than compiled per row:
+    compiling was most of a batch's time."""
     if not moved:
         return
     if connection.dialect.name == "postgresql":
-        record_ids, versions, olds, wrapped = zip(*moved, strict=True)
-        connection.exec_driver_sql(
-            "UPDATE wrapped_record_keys AS w SET child_key_version = %s, wrapped = v.wrapped "
-            "FROM unnest(%s::varchar[], %s::int[], %s::int[], %s::bytea[]) "
-            "AS v(record_id, version, old, wrapped) "
-            "WHERE w.child_id = %s AND w.record_id = v.record_id "
-            "AND w.version = v.version AND w.child_key_version = v.old",
-            (to_version, list(record_ids), list(versions), list(olds), list(wrapped), child_id),
-        )
+        _move_wraps_postgres(connection, child_id=child_id, to_version=to_version, moved=moved)
         return
     connection.exec_driver_sql(
         "UPDATE wrapped_record_keys SET child_key_version = ?, wrapped = ? "
@@ -318,6 +313,44 @@ def _move_wraps(
             for record_id, version, old, wrapped in moved
         ],
     )
+
+
+# The batch's rows on PostgreSQL: per session, emptied by every commit (and gone with a
+# rollback). Two batches in one transaction would both be applied by the second UPDATE,
+# harmlessly: the first batch's rows no longer match their old version.
+_BATCH_TABLE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS rewrap_batch "
+    "(record_id varchar NOT NULL, version integer NOT NULL, old integer NOT NULL, "
+    "wrapped bytea NOT NULL) ON COMMIT DELETE ROWS"
+)
+
+
+def _move_wraps_postgres(
+    connection: Connection,
+    *,
+    child_id: str,
+    to_version: int,
+    moved: list[tuple[str, int, int, bytes]],
+) -> None:
+    # The driver's own connection, inside the transaction the batch's read began: the COPY
+    # protocol is not reachable through SQLAlchemy.
+    connection.exec_driver_sql(_BATCH_TABLE)
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor:
+        with cursor.copy(
+            "COPY rewrap_batch (record_id, version, old, wrapped) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["varchar", "int4", "int4", "bytea"])
+            for row in moved:
+                copy.write_row(row)
+        cursor.execute(
+            "UPDATE wrapped_record_keys AS w SET child_key_version = %s, wrapped = v.wrapped "
+            "FROM rewrap_batch AS v "
+            "WHERE w.child_id = %s AND w.record_id = v.record_id "
+            "AND w.version = v.version AND w.child_key_version = v.old",
+            (to_version, child_id),
+        )
 
 
 # --- root rotation and migration -------------------------------------------------------------
