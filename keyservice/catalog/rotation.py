@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 
 from keyservice.catalog.child_keys import ACTIVE, DECRYPT_ONLY, DESTROYED, create_child_key
 from keyservice.catalog.jobs import create_job
@@ -257,33 +256,36 @@ def child_rotation_batch(
     ).all()
     if not found:
         return 0, None
+    # Rows unpacked by position once (attribute access on result rows was a tenth of a
+    # batch's time).
     members: dict[str, set[str]] = {}
-    wraps: dict[tuple[str, int], Row[Any]] = {}
-    for row in found:
-        members.setdefault(row.record_id, set()).add(row.member)
-        wraps.setdefault((row.record_id, row.version), row)
-    rows = list(wraps.values())
+    wraps: dict[tuple[str, int], tuple[str, int, int, bytes, str]] = {}
+    for record_id, version, old_version, wrapped, category, member in found:
+        members.setdefault(record_id, set()).add(member)
+        if (record_id, version) not in wraps:
+            wraps[record_id, version] = (record_id, version, old_version, wrapped, category)
     rewrap = RecordKeyRewrapper(keys, new_version=to_version)
+    from_hex = RecordAttributes.from_hex
     moved = [
         (
-            row.record_id,
-            row.version,
-            row.child_key_version,
+            record_id,
+            version,
+            old_version,
             rewrap(
-                old_version=row.child_key_version,
-                attributes=RecordAttributes.from_hex(
-                    record_id=row.record_id,
-                    version=row.version,
-                    child_ids=sorted(members[row.record_id]),
-                    category=row.category,
+                old_version=old_version,
+                attributes=from_hex(
+                    record_id=record_id,
+                    version=version,
+                    child_ids=sorted(members[record_id]),
+                    category=category,
                 ),
-                wrapped=row.wrapped,
+                wrapped=wrapped,
             ),
         )
-        for row in rows
+        for record_id, version, old_version, wrapped, category in wraps.values()
     ]
     _move_wraps(connection, child_id=child_id, to_version=to_version, moved=moved)
-    return len(rows), rows[-1].record_id
+    return len(moved), moved[-1][0]
 
 
 def _move_wraps(
