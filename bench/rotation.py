@@ -205,7 +205,9 @@ def rewrap(work: Path, *, wraps: int, rounds: int, database: str | None) -> Iter
 # --- releases while a rotation runs ----------------------------------------------------------
 
 
-def _load(identity: Any, record: tuple[str, int], stop: threading.Event) -> tuple[int, int]:
+def _load(
+    identity: Any, record: tuple[str, int], stop: threading.Event, finished: threading.Semaphore
+) -> tuple[int, int]:
     granted = refused = 0
     with Client(identity) as client:
         while not stop.is_set():
@@ -214,16 +216,20 @@ def _load(identity: Any, record: tuple[str, int], stop: threading.Event) -> tupl
                 granted += 1
             except Exception:
                 refused += 1
+            finished.release()
     return granted, refused
 
 
 def _releases(identity: Any, record: tuple[str, int], until: Any) -> tuple[float, int]:
-    """Releases per second from RELEASE_THREADS threads until ``until()`` returns; errors."""
+    """Releases per second from RELEASE_THREADS threads until ``until()`` returns and at
+    least one release per thread has ended (on a loaded machine a short idle phase could
+    otherwise end before any did, and measure nothing); errors."""
     stop = threading.Event()
+    finished = threading.Semaphore(0)
     results: list[tuple[int, int]] = []
 
     def worker() -> None:
-        results.append(_load(identity, record, stop))
+        results.append(_load(identity, record, stop, finished))
 
     threads = [threading.Thread(target=worker) for _ in range(RELEASE_THREADS)]
     start = time.perf_counter()
@@ -231,6 +237,8 @@ def _releases(identity: Any, record: tuple[str, int], until: Any) -> tuple[float
         thread.start()
     try:
         until()
+        for _ in range(RELEASE_THREADS):
+            finished.acquire(timeout=60)
     finally:
         stop.set()
         for thread in threads:

@@ -19,7 +19,7 @@ from keyservice.audit import offsite
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.head import checkpoint_head
 from keyservice.audit.verify import ChainReport, verify_chain
-from keyservice.catalog.jobs import JobConflict
+from keyservice.catalog.jobs import JobConflict, get_job
 from keyservice.catalog.rotation import (
     child_keys_by_provider,
     child_keys_to_rewrap,
@@ -296,6 +296,16 @@ def _run_root_job(kind: str) -> None:
         connection.commit()
     assert started.job_id is not None
     job = runner.run(started.job_id)
+    with state.engine.connect() as connection:
+        ended = get_job(connection, started.job_id)
+    if ended is not None and ended.state == "cancelled":
+        typer.echo(
+            f"job {started.job_id} was cancelled after {ended.done} child key versions; "
+            "the rest stay under the previous root key version or provider, which still opens "
+            "them; a new job moves them",
+            err=True,
+        )
+        raise typer.Exit(code=1)
     if job is None or job.state != "done":
         typer.echo(
             f"job {started.job_id} did not finish here; the service resumes it "

@@ -16,11 +16,19 @@ from keyservice.api.rotation_models import (
 from keyservice.api.schemas import Id
 from keyservice.audit.record import audit, refuse
 from keyservice.catalog.grants import child_exists
-from keyservice.catalog.jobs import JobConflict, get_job, list_jobs, running_job
+from keyservice.catalog.jobs import (
+    JobConflict,
+    JobNotRunning,
+    cancel,
+    get_job,
+    list_jobs,
+    running_job,
+)
 from keyservice.catalog.rotation import (
     key_versions,
     set_min_decryption_version,
     start_child_rotation,
+    start_rewrap,
     start_root_rotation,
     trim_child_key_versions,
 )
@@ -29,14 +37,15 @@ from keyservice.errors import InvalidChangeError
 
 router = APIRouter()
 NO_CHILD = "no child with this id"
+NO_JOB = "no job with this id"
 
 
 @router.post("/v1/admin/rotations", response_model=RotationStarted, status_code=202)
 def start_rotation(
     body: RotationCreate, caller: AdminCaller, db: Db, state: State
 ) -> RotationStarted:
-    """Start a root or child rotation job (the runner picks it up at once), or with
-    ``dry_run`` count what it would change and change nothing."""
+    """Start a root or child rotation job, or a child's rewrap job (the runner picks it up
+    at once), or with ``dry_run`` count what it would change and change nothing."""
     now = state.clock()
     detail = {"kind": body.kind, "child_id": body.child_id, "dry_run": body.dry_run}
     if body.child_id is not None and not child_exists(db, body.child_id):
@@ -47,6 +56,15 @@ def start_rotation(
             started = start_child_rotation(
                 db,
                 state.root,
+                child_id=body.child_id,
+                started_by=caller.principal_id,
+                now=now,
+                dry_run=body.dry_run,
+            )
+        elif body.kind == "rewrap":
+            assert body.child_id is not None
+            started = start_rewrap(
+                db,
                 child_id=body.child_id,
                 started_by=caller.principal_id,
                 now=now,
@@ -112,8 +130,39 @@ def job(job_id: Id, caller: AdminCaller, db: Db) -> JobPublic:
     found = get_job(db, job_id)
     db.rollback()
     if found is None:
-        raise HTTPException(status_code=404, detail="no job with this id")
+        raise HTTPException(status_code=404, detail=NO_JOB)
     return JobPublic.of(found)
+
+
+@router.post("/v1/admin/jobs/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: Id, caller: AdminCaller, db: Db, state: State) -> JobPublic:
+    """Cancel a running job: it stops after the batch in flight (which is undone), every wrap
+    stays openable (old versions stay decrypt-only), and its key is free for a new job. A job
+    that has ended, or none with this id: refused, audited, nothing changed."""
+    detail: dict[str, object] = {"job_id": job_id}
+    try:
+        cancelled = cancel(db, job_id, now=state.clock(), by=caller.principal_id)
+    except LookupError:
+        refuse(db, state, caller, "rotation.cancel", detail, status=404, message=NO_JOB)
+    except JobNotRunning as exc:
+        refuse(
+            db,
+            state,
+            caller,
+            "rotation.cancel",
+            {**detail, "reason": "not_running", "job_state": exc.state},
+            status=409,
+            message=f"job {job_id} is {exc.state}, not running: nothing to cancel",
+        )
+    audit(
+        db,
+        state,
+        caller,
+        "rotation.cancel",
+        {**detail, "kind": cancelled.kind, "target": cancelled.target, "done": cancelled.done},
+    )
+    db.commit()
+    return JobPublic.of(cancelled)
 
 
 @router.get("/v1/admin/children/{child_id}/key-versions", response_model=ChildKeyVersions)

@@ -12,14 +12,15 @@ from keyservice.catalog.jobs import Job
 
 
 class RotationCreate(Strict):
-    kind: Literal["root", "child"]
+    # rewrap: move a child's wraps onto its active version, no new version (decision 0023).
+    kind: Literal["root", "child", "rewrap"]
     child_id: Id | None = None
     dry_run: bool = False
 
     @model_validator(mode="after")
     def _child_only_for_child(self) -> RotationCreate:
-        if (self.kind == "child") != (self.child_id is not None):
-            raise ValueError("child_id is required for kind child, and only for it")
+        if (self.kind != "root") != (self.child_id is not None):
+            raise ValueError("child_id is required for kinds child and rewrap, and only for them")
         return self
 
 

@@ -22,7 +22,10 @@ from keyservice.ids import new_id
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
-KINDS = ("root", "child", "migrate")
+CANCELLED = "cancelled"
+KINDS = ("root", "child", "migrate", "rewrap")
+# Jobs that move one child's record key wraps (the others move child key versions).
+CHILD_KINDS = ("child", "rewrap")
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,18 @@ class JobConflict(Exception):
     """Another job runs on the same key."""
 
 
+class JobNotRunning(Exception):
+    """The job has ended already (done, failed or cancelled): nothing to cancel."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
 def running_key(kind: str, target: str | None) -> str:
-    """What two jobs must not share while they run: the root key, or one child's key."""
-    return f"child:{target}" if kind == "child" else "root"
+    """What two jobs must not share while they run: the root key, or one child's key (a
+    rotation and a rewrap of the same child share it)."""
+    return f"child:{target}" if kind in CHILD_KINDS else "root"
 
 
 def create_job(
@@ -168,7 +180,11 @@ def advance(
     back) if the lease was lost to another instance meanwhile."""
     moved = connection.execute(
         update(rotation_jobs)
-        .where(rotation_jobs.c.job_id == job_id, rotation_jobs.c.lease_owner == owner)
+        .where(
+            rotation_jobs.c.job_id == job_id,
+            rotation_jobs.c.state == RUNNING,
+            rotation_jobs.c.lease_owner == owner,
+        )
         .values(
             done=rotation_jobs.c.done + count,
             cursor=cursor,
@@ -179,10 +195,11 @@ def advance(
     return moved.rowcount == 1
 
 
-def finish(connection: Connection, job_id: str, *, now: datetime, error: str | None = None) -> None:
-    """End the job (done, or failed with ``error``) and free its key for the next job. A
-    finished job's total is what it did: wraps that uploads in flight at its start added
-    under the old version are counted as they are moved."""
+def finish(connection: Connection, job_id: str, *, now: datetime, error: str | None = None) -> bool:
+    """End the running job (done, or failed with ``error``) and free its key for the next
+    job; False if it was not running (cancelled meanwhile). A finished job's total is what it
+    did: wraps that uploads in flight at its start added under the old version are counted as
+    they are moved."""
     values: dict[str, object] = {
         "state": FAILED if error else DONE,
         "running_key": None,
@@ -194,6 +211,40 @@ def finish(connection: Connection, job_id: str, *, now: datetime, error: str | N
     }
     if error is None:
         values["total"] = rotation_jobs.c.done
-    connection.execute(
-        update(rotation_jobs).where(rotation_jobs.c.job_id == job_id).values(**values)
+    ended = connection.execute(
+        update(rotation_jobs)
+        .where(rotation_jobs.c.job_id == job_id, rotation_jobs.c.state == RUNNING)
+        .values(**values)
     )
+    return ended.rowcount == 1
+
+
+def cancel(connection: Connection, job_id: str, *, now: datetime, by: str | None) -> Job:
+    """Cancel a running job: it ends at once, its key is freed for a new job, and the batch
+    in flight on whichever instance holds it finds the job no longer running when it counts
+    itself and rolls back (decision 0023). Every wrap stays under the version it is under,
+    each still live, so every wrap opens. LookupError if there is no such job, JobNotRunning
+    if it has ended already; nothing is changed then."""
+    found = get_job(connection, job_id)
+    if found is None:
+        raise LookupError(job_id)
+    ended = connection.execute(
+        update(rotation_jobs)
+        .where(rotation_jobs.c.job_id == job_id, rotation_jobs.c.state == RUNNING)
+        .values(
+            state=CANCELLED,
+            running_key=None,
+            finished_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires=None,
+            error=f"cancelled by {by}" if by else "cancelled",
+        )
+    )
+    if ended.rowcount != 1:
+        # Ended between the read and the update (or before): report the state it ended in.
+        again = get_job(connection, job_id)
+        raise JobNotRunning(again.state if again else found.state)
+    cancelled = get_job(connection, job_id)
+    assert cancelled is not None
+    return cancelled

@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from keyservice.audit.chain import AuditEvent
 from keyservice.audit.record import append_event
-from keyservice.catalog.jobs import Job, advance, claim, claimable, finish, get_job
+from keyservice.catalog.jobs import CHILD_KINDS, Job, advance, claim, claimable, finish, get_job
 from keyservice.catalog.rotation import child_job_keys, child_rotation_batch, root_rotation_batch
 from keyservice.errors import KeyUnwrapError
 from keyservice.ids import new_id
@@ -88,10 +88,13 @@ class JobRunner:
                     count, cursor = step(db)
                     now = state.clock()
                     if count == 0:
-                        finish(db, job_id, now=now)
+                        if not finish(db, job_id, now=now):
+                            # Cancelled meanwhile: it has ended already.
+                            db.rollback()
+                            return get_job_now(state, job_id)
                         self._audit(db, job, "allow", {})
                         db.commit()
-                        if job.kind == "child" and job.target:
+                        if job.kind in CHILD_KINDS and job.target:
                             state.child_keys.forget(job.target)
                         return get_job_now(state, job_id)
                     if not advance(
@@ -103,6 +106,8 @@ class JobRunner:
                         now=now,
                         lease=lease,
                     ):
+                        # Cancelled, or the lease lost to another instance: this batch is
+                        # undone and the job left to whoever holds it (decision 0023).
                         db.rollback()
                         return None
                     db.commit()
@@ -112,16 +117,18 @@ class JobRunner:
             log.error("rotation job %s: a wrap cannot be opened; the job has failed", job_id)
             with state.engine.connect() as db:
                 error = "a wrap could not be opened with its key version"
-                finish(db, job_id, now=state.clock(), error=error)
-                self._audit(db, job, "error", {"error": error})
-                db.commit()
+                if finish(db, job_id, now=state.clock(), error=error):
+                    self._audit(db, job, "error", {"error": error})
+                    db.commit()
+                else:
+                    db.rollback()
             return get_job_now(state, job_id)
         return None
 
     def _step(self, job: Job) -> Callable[[Connection], tuple[int, str | None]]:
         state = self._state
         batch = state.settings.job_batch_size
-        if job.kind == "child":
+        if job.kind in CHILD_KINDS:
             assert job.target is not None and job.to_version is not None
             child_id, to_version = job.target, job.to_version
             with state.engine.connect() as db:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.output import EXIT_DENIED, EXIT_USAGE
+from clients.output import EXIT_DENIED, EXIT_ERROR, EXIT_USAGE
 from keyservice.ids import new_id
 from tests.e2e.cli import as_json, run_cli
 from tests.e2e.world import World
@@ -63,3 +63,31 @@ def test_a_child_and_a_root_rotation_followed_to_their_end(
     assert {done["job_id"], root["job_id"]} <= {job["job_id"] for job in listed}
     status, said = run_cli(admin, "admin", "jobs")
     assert status == 0 and done["job_id"] in said
+
+
+def test_jobs_shows_one_and_cancel_refuses_an_ended_or_unknown_job(
+    admin: Path, embedded_world: World
+) -> None:
+    child = next(iter(embedded_world.children.values()))
+    done = as_json(admin, "admin", "rotate", "child", child, "--wait")
+    assert isinstance(done, dict) and done["state"] == "done"
+    shown = as_json(admin, "admin", "jobs", done["job_id"])
+    assert isinstance(shown, list) and [job["job_id"] for job in shown] == [done["job_id"]]
+    status, said = run_cli(admin, "admin", "jobs", "cancel", done["job_id"])
+    assert status == EXIT_ERROR
+    assert "is done, not running: nothing to cancel" in said
+    status, said = run_cli(admin, "admin", "jobs", "cancel", new_id())
+    assert status == EXIT_DENIED and "no job with this id" in said
+    assert as_json(admin, "admin", "jobs", done["job_id"]) == shown
+
+
+def test_rewrap_dry_run_then_run(admin: Path, embedded_world: World) -> None:
+    child = next(iter(embedded_world.children.values()))
+    status, said = run_cli(admin, "admin", "rewrap", child, "--dry-run")
+    assert status == 0, said
+    assert "Dry run: re-wrapping onto" in said and "Nothing changed" in said
+    done = as_json(admin, "admin", "rewrap", child, "--wait")
+    assert isinstance(done, dict)
+    assert (done["state"], done["kind"], done["target"]) == ("done", "rewrap", child)
+    status, said = run_cli(admin, "admin", "rewrap", new_id())
+    assert status == EXIT_DENIED and "no child with this id" in said

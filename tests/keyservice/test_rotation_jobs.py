@@ -285,3 +285,146 @@ def test_a_record_of_two_children_in_two_versions_still_releases_after_a_rotatio
     response, results = release(educator, items)
     assert educator.open_key(response, results[items[0]]) == original.record_key
     assert educator.open_key(response, results[items[1]]) == amended.record_key
+
+
+def test_cancelling_an_unknown_or_ended_job_is_refused_audited_and_changes_nothing(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    educator, child = assigned_staff(service, admin)
+    missing = new_id()
+    with admin.client() as http:
+        unknown = http.post(f"/v1/admin/jobs/{missing}/cancel")
+        assert unknown.status_code == 404
+        assert unknown.json()["detail"] == "no job with this id"
+        outcome, detail = last_audit_entry(
+            service_db, principal_id=admin.principal_id, action="rotation.cancel"
+        )
+        assert (outcome, detail["job_id"], detail["status"]) == ("deny", missing, 404)
+        assert http.post("/v1/admin/jobs/not-an-id/cancel").status_code == 422
+
+        started = ok(http.post("/v1/admin/rotations", json={"kind": "child", "child_id": child}))
+        job_id = started["job"]["job_id"]
+        finished = wait_done(admin, job_id)
+        assert finished["state"] == "done"
+        jobs = job_count(service_db)
+        ended = http.post(f"/v1/admin/jobs/{job_id}/cancel")
+        assert ended.status_code == 409
+        assert ended.json()["detail"] == f"job {job_id} is done, not running: nothing to cancel"
+        outcome, detail = last_audit_entry(
+            service_db, principal_id=admin.principal_id, action="rotation.cancel"
+        )
+        assert (outcome, detail["reason"], detail["job_state"]) == ("deny", "not_running", "done")
+        assert ok(http.get(f"/v1/admin/jobs/{job_id}")) == finished
+        assert job_count(service_db) == jobs
+        assert versions(service_db, child) == {1: "decrypt-only", 2: "active"}
+    with educator.client() as http:
+        assert http.post(f"/v1/admin/jobs/{job_id}/cancel").status_code == 403
+
+
+def test_a_cancelled_job_ends_frees_its_key_and_leaves_every_wrap_openable(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    """A child job held by another instance (which never runs it) is cancelled: it ends,
+    audited, wraps stay under version 1 (decrypt-only, still opening), a second cancel is
+    refused, and a new rotation of the same child may start and moves every wrap."""
+    child = create_child(admin)
+    root = root_of(service.env)
+    made = add_wraps(service_db, root, child_id=child, created_by=admin.principal_id, count=30)
+    with service_db.begin() as connection:
+        started = start_child_rotation(
+            connection,
+            root,
+            child_id=child,
+            started_by=admin.principal_id,
+            now=datetime.now(UTC),
+            lease=("another instance", timedelta(hours=1)),
+        )
+    assert started.job_id is not None
+    with admin.client() as http:
+        cancelled = ok(http.post(f"/v1/admin/jobs/{started.job_id}/cancel"))
+        assert (cancelled["state"], cancelled["done"], cancelled["eta_s"]) == ("cancelled", 0, 0.0)
+        assert cancelled["finished_at"] is not None
+        outcome, detail = last_audit_entry(
+            service_db, principal_id=admin.principal_id, action="rotation.cancel"
+        )
+        assert (outcome, detail["job_id"], detail["target"]) == ("allow", started.job_id, child)
+        with service_db.connect() as connection:
+            row = connection.execute(
+                select(rotation_jobs).where(rotation_jobs.c.job_id == started.job_id)
+            ).one()
+        assert (row.running_key, row.lease_owner, row.lease_expires) == (None, None, None)
+        assert versions(service_db, child) == {1: "decrypt-only", 2: "active"}
+        assert {v for v, _ in wraps_of(service_db, child).values()} == {1}
+        assert opened(service_db, root, child, made) == made
+        again = http.post(f"/v1/admin/jobs/{started.job_id}/cancel")
+        assert again.status_code == 409 and "is cancelled" in again.json()["detail"]
+
+        fresh = http.post("/v1/admin/rotations", json={"kind": "child", "child_id": child})
+        assert fresh.status_code == 202
+        assert fresh.json()["job"]["total"] == 30
+        job = wait_done(admin, fresh.json()["job"]["job_id"])
+    assert (job["state"], job["done"], job["to_version"]) == ("done", 30, 3)
+    assert {v for v, _ in wraps_of(service_db, child).values()} == {3}
+    assert opened(service_db, root, child, made) == made
+
+
+def test_a_rewrap_job_moves_a_cancelled_rotations_leftovers_without_a_new_version(
+    service: KeyService, admin: Device, service_db: Engine
+) -> None:
+    """After a cancelled rotation, wraps sit under version 1 (decrypt-only): a dry-run rewrap
+    counts them and changes nothing, a rewrap moves them onto the active version 2 (no version
+    3), then version 1 can be trimmed. Unknown child: 404 audited; a rewrap while a job holds
+    the child's key: 409; with nothing left to move: a job of 0 that finishes."""
+    child = create_child(admin)
+    root = root_of(service.env)
+    made = add_wraps(service_db, root, child_id=child, created_by=admin.principal_id, count=35)
+    with service_db.begin() as connection:
+        held = start_child_rotation(
+            connection,
+            root,
+            child_id=child,
+            started_by=admin.principal_id,
+            now=datetime.now(UTC),
+            lease=("another instance", timedelta(hours=1)),
+        )
+    missing = new_id()
+    with admin.client() as http:
+        unknown = http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": missing})
+        assert unknown.status_code == 404
+        outcome, detail = last_audit_entry(
+            service_db, principal_id=admin.principal_id, action="rotation.start"
+        )
+        assert (outcome, detail["kind"], detail["child_id"]) == ("deny", "rewrap", missing)
+        assert http.post("/v1/admin/rotations", json={"kind": "rewrap"}).status_code == 422
+        busy = http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": child})
+        assert busy.status_code == 409 and str(held.job_id) in busy.json()["detail"]
+        ok(http.post(f"/v1/admin/jobs/{held.job_id}/cancel"))
+
+        jobs, wraps = job_count(service_db), wraps_of(service_db, child)
+        dry = ok(
+            http.post(
+                "/v1/admin/rotations", json={"kind": "rewrap", "child_id": child, "dry_run": True}
+            )
+        )
+        assert (dry["job"], dry["would_change"], dry["to_version"]) == (None, 35, 2)
+        assert (job_count(service_db), wraps_of(service_db, child)) == (jobs, wraps)
+
+        started = http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": child})
+        assert started.status_code == 202
+        assert started.json()["job"]["kind"] == "rewrap"
+        job = wait_done(admin, started.json()["job"]["job_id"])
+        assert (job["state"], job["done"], job["total"], job["to_version"]) == ("done", 35, 35, 2)
+        assert versions(service_db, child) == {1: "decrypt-only", 2: "active"}
+        assert {v for v, _ in wraps_of(service_db, child).values()} == {2}
+        assert opened(service_db, root, child, made) == made
+        ok(http.put(f"/v1/admin/children/{child}/min-decryption-version", json={"version": 2}))
+        trimmed = ok(http.post(f"/v1/admin/children/{child}/trim-key-versions"))
+        assert [(v["version"], v["state"]) for v in trimmed["versions"]] == [
+            (1, "destroyed"),
+            (2, "active"),
+        ]
+        nothing = ok(http.post("/v1/admin/rotations", json={"kind": "rewrap", "child_id": child}))
+        assert nothing["would_change"] == 0
+        empty = wait_done(admin, nothing["job"]["job_id"])
+        assert (empty["state"], empty["done"]) == ("done", 0)
+    assert opened(service_db, root, child, made) == made

@@ -108,7 +108,8 @@ class RotationCalls:
     def rotate(
         self, kind: str, *, child_id: str | None = None, dry_run: bool = False
     ) -> RotationStarted:
-        """Start a ``root`` or ``child`` key rotation job; with ``dry_run``, only count what it
+        """Start a ``root`` or ``child`` key rotation job, or a ``rewrap`` job (a child's wraps
+        moved onto its active version, no new version); with ``dry_run``, only count what it
         would change. Refused: a job already running on the key (``Conflict``), an unknown
         child (``NotFound``)."""
         body: dict[str, object] = {"kind": kind, "dry_run": dry_run}
@@ -122,3 +123,9 @@ class RotationCalls:
 
     def job(self, job_id: str) -> Job:
         return self._api.get(f"/v1/admin/jobs/{job_id}", job)
+
+    def cancel_job(self, job_id: str) -> Job:
+        """Cancel a running job: it stops after its current batch, every wrap stays openable
+        and a new job on its key may start. Refused: no such job (``NotFound``), a job that
+        has ended already (``Conflict``)."""
+        return self._api.post(f"/v1/admin/jobs/{job_id}/cancel", job)
