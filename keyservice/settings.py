@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     child_key_cache_seconds: NonNegativeFloat = 60.0
     max_upload_bytes: PositiveInt = 1 << 30
     # Uploads above the threshold go in parts of part_size_bytes (at least S3's 5 MiB).
-    multipart_threshold_bytes: PositiveInt = 64 << 20
+    multipart_threshold_bytes: Annotated[int, Field(ge=0)] = 64 << 20
     part_size_bytes: Annotated[int, Field(ge=S3_MIN_PART)] = 16 << 20
     # Rejected requests per source address and window: answered 429 past the limit, audited
     # one by one up to audit_each per reason, then as one entry with a count (decision 0011).

@@ -24,7 +24,12 @@ request_id: ContextVar[str | None] = ContextVar("carevault_request_id", default=
 access_log = logging.getLogger("keyservice.access")
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is logged.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn's color_message is its message again, with terminal escapes.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def new_request_id(offered: bytes | None) -> str:
