@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from keyservice.state import ServiceState
 
 # No *_created series: a counter's start time doubles the text and no dashboard reads it.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 RELEASE_ACTION = "keys.release"
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
