@@ -14,7 +14,13 @@ from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -49,6 +55,11 @@ class Metrics:
             "Time from a request's start to the end of its answer, by route template.",
             ["route"],
             buckets=_SECONDS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "carevault_http_requests_in_flight",
+            "Requests being answered now (a scrape counts itself).",
             registry=r,
         )
         self.releases = Counter(

@@ -43,9 +43,11 @@ class Observe:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
