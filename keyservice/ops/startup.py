@@ -10,6 +10,7 @@ be listed. The first failure is printed to stderr as one line and the process ex
 from __future__ import annotations
 
 import gc
+import logging
 from typing import NoReturn
 
 import typer
@@ -49,7 +50,17 @@ def settings_or_refuse() -> Settings:
 
 
 def start_app(settings: Settings) -> FastAPI:
-    """The application, every part it needs reached; or a one-line refusal and exit."""
+    """The application, every part it needs reached; or a one-line refusal and exit.
+
+    Warnings are held back meanwhile (a client's retries, say): a failure is its one line."""
+    logging.disable(logging.WARNING)
+    try:
+        return _start_app(settings)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _start_app(settings: Settings) -> FastAPI:
     from keyservice.app import build_state, create_app
 
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)

@@ -56,6 +56,15 @@ def _no_bucket(data_dir: Path, s3: S3Server, pg: PostgresServer) -> dict[str, st
     }
 
 
+def _s3_away(data_dir: Path, s3: S3Server, pg: PostgresServer) -> dict[str, str]:
+    # The client retries (and would log each retry) before it gives up: still one line.
+    return {
+        "CAREVAULT_BLOB_STORE": f"s3://{s3.bucket}",
+        "CAREVAULT_S3_ENDPOINT_URL": f"http://{LOOPBACK}:{free_port()}",
+        **s3.env(),
+    }
+
+
 def _no_checkpoint_bucket(data_dir: Path, s3: S3Server, pg: PostgresServer) -> dict[str, str]:
     return {
         "CAREVAULT_CHECKPOINT_STORE": "s3://no-such-checkpoints",
@@ -98,7 +107,16 @@ CASES: dict[str, tuple[Env, str, str]] = {
         "the checkpoint store at CAREVAULT_S3_ENDPOINT_URL=",
     ),
     "kms-away": (_kms_away, "CAREVAULT_ROOT_KEY", "the KMS cannot be reached"),
-    "root-key-file-unreadable": (_root_key_file_unreadable, "CAREVAULT_ROOT_KEY", ""),
+    "root-key-file-unreadable": (
+        _root_key_file_unreadable,
+        "CAREVAULT_ROOT_KEY",
+        "is not a regular file; make the key file readable by the service",
+    ),
+    "s3-away": (
+        _s3_away,
+        "CAREVAULT_BLOB_STORE",
+        "cannot be reached (S3 could not be reached); create the bucket",
+    ),
 }
 
 
