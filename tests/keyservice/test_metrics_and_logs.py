@@ -22,7 +22,7 @@ from tests.keyservice.helpers import (
     put_record,
     release,
 )
-from tests.servers import KeyService, KeyServiceFactory
+from tests.servers import KeyService, KeyServiceFactory, run_keyservice_command
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +166,17 @@ def test_logs_are_json_with_the_request_id_and_nothing_secret(
     text = service.process.log_path.read_text()
     for secret in worked["secrets"]:
         assert secret not in text
+
+
+def test_rotation_job_progress_is_a_gauge(service: KeyService, worked: dict[str, Any]) -> None:
+    run_keyservice_command(service.env, "rotate-root")
+    samples = _samples(_scrape(service).text)
+    jobs = {
+        dict(labels)["kind"]: (dict(labels)["state"], value)
+        for (name, labels), value in samples.items()
+        if name == "carevault_rotation_jobs"
+    }
+    assert jobs == {"root": ("done", 1)}
+    done = samples[("carevault_rotation_job_wraps_done", (("kind", "root"), ("state", "done")))]
+    total = samples[("carevault_rotation_job_wraps_total", (("kind", "root"), ("state", "done")))]
+    assert done == total >= 1
