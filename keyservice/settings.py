@@ -6,7 +6,10 @@ here, by pydantic-settings, before anything opens: a malformed value, or a ``CAR
 variable that is no setting (a misspelling would otherwise be ignored silently), raises
 ``SettingsError`` whose message is one line naming the variable and what to do. What can only
 be known by reaching out (the database, the bucket, the root key) is checked when the
-service starts (keyservice/ops/checks.py). README.md lists every setting with its default.
+service starts (keyservice/ops/checks.py). Two values have a grammar of their own, owned by
+the layers above (the root key's, keyservice/keys/select.py, and the retention rules',
+keyservice/policy/retention.py): ``keyservice.ops.startup.load_settings`` checks them too,
+before anything opens. README.md lists every setting with its default.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import EnvSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
@@ -214,32 +217,6 @@ class Settings(BaseSettings):
         if value.startswith("s3://") and bucket and "/" not in bucket:
             return value
         raise ValueError("not a blob store")
-
-    @field_validator("root_key", "root_key_previous")
-    @classmethod
-    def _root_key(cls, value: str | None, info: ValidationInfo) -> str | None:
-        from keyservice.errors import RootKeyError
-        from keyservice.keys.select import parse_root_key
-
-        if value is not None:
-            try:
-                parse_root_key(value)
-            except RootKeyError as exc:
-                variable = f"{PREFIX}{str(info.field_name).upper()}="
-                raise ValueError(str(exc).replace("CAREVAULT_ROOT_KEY=", variable, 1)) from exc
-        return value
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str) -> str:
-        from keyservice.policy.retention import parse_rules
-
-        try:
-            parse_rules(value)
-        except ValueError as exc:
-            # Its message names the setting already; keep only the reason.
-            raise ValueError(str(exc).removeprefix("CAREVAULT_RETENTION: ")) from exc
-        return value
 
     @field_validator("metrics_token")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Mapping
 from typing import NoReturn
 
 import typer
@@ -18,9 +19,11 @@ from fastapi import FastAPI
 
 from keyservice.datadir import private_dir
 from keyservice.db import make_engine
-from keyservice.errors import InsecureDataError, KeyServiceError
+from keyservice.errors import InsecureDataError, KeyServiceError, RootKeyError
 from keyservice.keys import open_root_key
+from keyservice.keys.select import parse_root_key
 from keyservice.ops import checks
+from keyservice.policy.retention import parse_rules
 from keyservice.settings import Settings, SettingsError
 
 EX_CONFIG = 78
@@ -31,10 +34,36 @@ def refuse(line: str) -> NoReturn:
     raise typer.Exit(code=EX_CONFIG)
 
 
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """``Settings.from_env`` and the values whose grammar belongs to the layers above the
+    settings: the root key providers and the retention rules; ``SettingsError`` naming the
+    first that is wrong, in one line."""
+    settings = Settings.from_env(env)
+    for variable, value in (
+        ("CAREVAULT_ROOT_KEY", settings.root_key),
+        ("CAREVAULT_ROOT_KEY_PREVIOUS", settings.root_key_previous),
+    ):
+        if value is not None:
+            try:
+                parse_root_key(value)
+            except RootKeyError as exc:
+                # Its message names CAREVAULT_ROOT_KEY and says what a good value is.
+                line = str(exc).replace("CAREVAULT_ROOT_KEY=", f"{variable}=", 1)
+                raise SettingsError(line) from None
+    try:
+        parse_rules(settings.retention)
+    except ValueError as exc:
+        reason = str(exc).removeprefix("CAREVAULT_RETENTION: ")
+        raise SettingsError(
+            f"CAREVAULT_RETENTION={settings.retention!r} is refused: {reason}"
+        ) from None
+    return settings
+
+
 def settings_or_refuse() -> Settings:
     """The settings, with the data directory made (private) if missing; or a refusal."""
     try:
-        settings = Settings.from_env()
+        settings = load_settings()
     except SettingsError as exc:
         refuse(str(exc))
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from keyservice.ops.startup import load_settings
 from keyservice.settings import OTHER_PROGRAMS, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,7 @@ REFUSED: dict[str, tuple[dict[str, str], str]] = {
 def test_a_wrong_setting_is_one_line_naming_it(case: str, tmp_path: Path) -> None:
     env, expected = REFUSED[case]
     with pytest.raises(SettingsError) as refused:
-        Settings.from_env({"CAREVAULT_DATA_DIR": str(tmp_path), **env})
+        load_settings({"CAREVAULT_DATA_DIR": str(tmp_path), **env})
     message = str(refused.value)
     assert message.startswith(expected), message
     assert "\n" not in message
