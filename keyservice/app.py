@@ -19,7 +19,6 @@ from keyservice.audit.head import authentic_head
 from keyservice.audit.mac import AuditMac
 from keyservice.audit.timer import checkpoints_on_time
 from keyservice.auth.nonces import ReplayCache
-from keyservice.auth.rejections import RejectionLedger
 from keyservice.bodylimit import BodyLimit
 from keyservice.catalog.child_keys import ChildKeyCache
 from keyservice.datadir import private_dir
@@ -27,6 +26,9 @@ from keyservice.db import make_engine, upgrade_to_head
 from keyservice.jobs import JobRunner, jobs_on_time
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.keys import RootKeyProvider, open_root_key
+from keyservice.ops import routes as ops_routes
+from keyservice.ops.metrics import CountedRejections, Metrics
+from keyservice.ops.observe import Observe
 from keyservice.policy.retention import parse_rules
 from keyservice.ratelimit import RejectionLimit
 from keyservice.rejection_audit import rejections_on_time
@@ -68,7 +70,7 @@ def build_state(settings: Settings, *, root: RootKeyProvider | None = None) -> S
         checkpoints=offsite.open_store(settings, token_key=token_key),
         child_keys=ChildKeyCache(root, ttl=settings.child_key_cache_seconds),
         replay_cache=ReplayCache(),
-        rejections=RejectionLedger(
+        rejections=CountedRejections(
             window_s=settings.reject_window_seconds,
             limit=settings.reject_limit,
             audit_each=settings.reject_audit_each,
@@ -94,16 +96,18 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
             runner=runner,
         ),
     )
+    metrics = Metrics(state)
     app.state.service = state
     app.state.jobs = runner
+    app.state.metrics = metrics
     problems.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(RejectionLimit, ledger=state.rejections)
+    # Outermost: every answer, the limits' 413 and 429 included, gets a request id, an access
+    # line and its count (docs/OPERATIONS.md).
+    app.add_middleware(Observe, metrics=metrics)
     redact_blob_tokens()
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(ops_routes.router)
 
     @app.get("/v1/noop")
     def noop() -> dict[str, str]:

@@ -57,18 +57,33 @@ def serve(
     port: int = typer.Option(8800, help="TCP port to listen on."),
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
-    """Run the key service under uvicorn (migrating the database first)."""
+    """Run the key service under uvicorn (migrating the database first).
+
+    Refuses to start, with one line on stderr and exit status 78, when a setting is wrong or
+    the database, blob store or root key cannot be reached (docs/OPERATIONS.md)."""
+    import logging.config
+
     import uvicorn
 
+    from keyservice.ops.logs import uvicorn_log_config
+    from keyservice.ops.startup import start_app, tune_gc
+
     settings = _settings()
-    upgrade_to_head(make_engine(settings.database_url))
+    log_config = uvicorn_log_config(settings.log_level)
+    logging.config.dictConfig(log_config)
+    application = start_app(settings)
+    tune_gc()
     uvicorn.run(
-        "keyservice.asgi:app",
+        # Several workers each import the application (keyservice/asgi.py) after the checks.
+        application if workers == 1 else "keyservice.asgi:app",
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        log_config=log_config,
         proxy_headers=True,
+        # SIGTERM: stop accepting, let in-flight requests (a release and its audit entry)
+        # finish for up to this long, then close.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

@@ -12,7 +12,6 @@ from sqlalchemy import Connection
 from keyservice.audit.chain import AuditEvent, Checkpointer, append
 from keyservice.audit.head import checked_head
 from keyservice.audit.mac import AuditMac
-from keyservice.datadir import private_dir
 from keyservice.errors import AuditChainError
 from keyservice.keyfiles import load_or_create_secret
 from keyservice.settings import Settings
@@ -23,9 +22,9 @@ def now() -> datetime:
 
 
 def host_settings() -> Settings:
-    settings = Settings.from_env()
-    private_dir(settings.data_dir)
-    return settings
+    from keyservice.ops.startup import settings_or_refuse
+
+    return settings_or_refuse()  # the data directory made private, or refused
 
 
 def audit_key(settings: Settings) -> Ed25519PrivateKey:

@@ -15,7 +15,7 @@ from keyservice.audit.chain import AuditEvent
 from keyservice.auth.rejections import RATE_LIMITED, SOURCE, RejectionLedger, client_source
 from keyservice.problems import problem
 
-UNLIMITED = frozenset({"/healthz"})
+UNLIMITED = frozenset({"/healthz", "/readyz"})
 
 
 class RejectionLimit:
@@ -43,7 +43,8 @@ class RejectionLimit:
             )
             response = problem(
                 429,
-                f"too many rejected requests from this address; try again in {retry} s",
+                f"too many rejected requests from this address; try again in {retry} s (the "
+                "limit CAREVAULT_REJECT_LIMIT sets per CAREVAULT_REJECT_WINDOW_SECONDS)",
                 title="too many requests",
             )
             response.headers["Retry-After"] = str(retry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,8 @@ class ServiceState:
     audit_group: GroupCommit = field(default_factory=GroupCommit)
     # Rejected requests by source: rate limit and coalesced audit (docs/decisions/0011).
     rejections: RejectionLedger = field(default_factory=RejectionLedger)
+    # Told of every audit write this process committed and how long it waited (metrics).
+    on_audited: Callable[[AuditWrite, float], None] | None = None
 
     def __repr__(self) -> str:
         return f"ServiceState(database={self.engine.url.render_as_string(hide_password=True)})"
@@ -53,7 +56,12 @@ class ServiceState:
         ``AuditUnavailableError`` if the batch failed, and ``AuthenticationError`` if the
         write's nonce had been spent before or its device was revoked meanwhile.
         """
-        return await self.audit_group.commit_async(self.engine, write, self.batch_context())
+        if self.on_audited is None:
+            return await self.audit_group.commit_async(self.engine, write, self.batch_context())
+        started = time.perf_counter()
+        seq = await self.audit_group.commit_async(self.engine, write, self.batch_context())
+        self.on_audited(write, time.perf_counter() - started)
+        return seq
 
     def batch_context(self) -> BatchContext:
         """The clock, audit MAC key, checkpoint policy, replay cache and revocation check, for

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -128,6 +129,8 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leading = False
+        # Called after each batch with its size and the seconds its write took (metrics).
+        self.on_batch: Callable[[int, float], None] | None = None
 
     def commit(self, connection: Connection, write: AuditWrite, context: BatchContext) -> int:
         """Return ``write``'s sequence number once its entry is committed, or raise.
@@ -226,6 +229,7 @@ class GroupCommit:
         with self._lock:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
+        started = time.perf_counter()
         try:
             with connect() as connection:
                 outcomes = _write(connection, [p.write for p in batch], context)
@@ -238,6 +242,8 @@ class GroupCommit:
                     p.failure = AuthenticationError(seq)
                 else:
                     p.seq = seq
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
         with self._lock:
             handed = self._hand_lead()
         # The leader is running this; everyone else in the batch, and the next leader, waits.

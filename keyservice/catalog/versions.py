@@ -92,7 +92,10 @@ def new_version(
     """
     now = state.clock()
     if asked.ciphertext_size > state.settings.max_upload_bytes:
-        raise CiphertextTooLargeError("the ciphertext is larger than allowed")
+        raise CiphertextTooLargeError(
+            f"the ciphertext is larger than {state.settings.max_upload_bytes} bytes, the limit "
+            "CAREVAULT_MAX_UPLOAD_BYTES sets; an operator can raise it"
+        )
     child_ids, category = asked.children, asked.category
     versions = active_versions(db, child_ids)
     child_keys = state.child_keys.get(db, versions.items())
