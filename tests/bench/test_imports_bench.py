@@ -21,8 +21,14 @@ def test_one_tiny_round_of_every_figure(tmp_path: Path) -> None:
         check_record("imports", record)
         assert math.isfinite(float(record["value"])) and float(record["value"]) > 0  # type: ignore[arg-type]
     by_metric = {record["metric"]: record for record in records}
-    assert set(by_metric) == {"import_rows_per_s", "import_dry_run_rows_per_s"}
+    assert set(by_metric) == {
+        "import_rows_per_s",
+        "import_dry_run_rows_per_s",
+        "import_create_children_rows_per_s",
+        "import_create_children_dry_run_rows_per_s",
+    }
     assert by_metric["import_rows_per_s"]["rows"] == 60
+    assert by_metric["import_create_children_rows_per_s"]["rows"] == 60
     assert by_metric["import_rows_per_s"]["database"] == "postgresql"
 
 
