@@ -13,10 +13,11 @@ from keyservice.api.schemas import ChildCreate, ChildCreated, ChildPublic, Id, K
 from keyservice.audit.record import audit, refuse
 from keyservice.catalog import children, retention
 from keyservice.catalog.grants import child_exists
-from keyservice.catalog.jobs import JobConflict
+from keyservice.catalog.jobs import CANCELLED, JobConflict
 from keyservice.catalog.rotation import start_child_rotation
 from keyservice.deps import AdminCaller, CurrentCaller, Db, State
 from keyservice.jobs import JobRunner
+from keyservice.jobs.runner import get_job_now
 
 router = APIRouter()
 
@@ -97,6 +98,20 @@ def rotate_child_key_route(
     db.commit()
     state.child_keys.forget(child_id)
     job = runner.run(started.job_id)
+    ended = job if job is not None else get_job_now(state, started.job_id)
+    if ended is not None and ended.state == CANCELLED:
+        refuse(
+            db,
+            state,
+            caller,
+            "child_key.rotate",
+            {"child_id": child_id, "job_id": started.job_id, "reason": "cancelled"},
+            status=409,
+            message=f"rotation job {started.job_id} was cancelled while it ran "
+            f"({ended.error}): version {started.to_version} is active, and wraps it had not "
+            "moved stay under the older, decrypt-only version; move them with a rewrap job "
+            "(carevault admin rewrap CHILD)",
+        )
     rewrapped = job.done if job is not None else 0
     return KeyRotated(child_id=child_id, version=started.to_version, rewrapped=rewrapped)
 

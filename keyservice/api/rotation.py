@@ -3,7 +3,7 @@ asks what one would change), and follows the jobs."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from keyservice.api.rotation_models import (
     ChildKeyVersions,
@@ -126,11 +126,20 @@ def jobs(caller: AdminCaller, db: Db) -> list[JobPublic]:
 
 
 @router.get("/v1/admin/jobs/{job_id}", response_model=JobPublic)
-def job(job_id: Id, caller: AdminCaller, db: Db) -> JobPublic:
+def job(job_id: Id, caller: AdminCaller, db: Db, state: State) -> JobPublic:
+    """One job; an unknown id is refused and audited, as cancelling one is."""
     found = get_job(db, job_id)
     db.rollback()
     if found is None:
-        raise HTTPException(status_code=404, detail=NO_JOB)
+        refuse(
+            db,
+            state,
+            caller,
+            "rotation.show",
+            {"job_id": job_id, "reason": "unknown"},
+            status=404,
+            message=NO_JOB,
+        )
     return JobPublic.of(found)
 
 

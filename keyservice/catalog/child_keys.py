@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
-from keyservice.db.tables import child_keys
+from keyservice.db.tables import child_keys, children
 from keyservice.keys import RootKeyProvider, generate_child_key, unwrap_child_key
 
 ACTIVE = "active"
@@ -103,10 +103,36 @@ class ChildKeyCache:
 
 
 def active_versions(connection: Connection, child_ids: Iterable[str]) -> dict[str, int]:
-    """Each child's active key version."""
+    """Each child's active key version, held until the caller's transaction ends: a record
+    wrapped under it commits before a rotation of the child switches versions, so the
+    rotation's job finds and moves the wrap.
+
+    On PostgreSQL the children's rows are locked ``FOR KEY SHARE`` first (record creations do
+    not wait for one another, nor for ordinary updates of the child); a rotation's start
+    locks the row ``FOR UPDATE`` (``lock_for_rotation``) and so waits for creations in
+    flight, and a creation arriving meanwhile waits for the switch to commit and reads the
+    new version. Without it a creation that read the old version, then committed after the
+    job's last batch, left its wrap on the old, decrypt-only version of a job reported done.
+    The child's row, not its key version's: the switch turns that row decrypt-only and adds
+    a new one, which a statement waiting on the old row would not see. SQLite: every
+    transaction holds the one write lock from its start (``BEGIN IMMEDIATE``)."""
+    wanted = set(child_ids)
+    connection.execute(
+        select(children.c.child_id)
+        .where(children.c.child_id.in_(wanted))
+        .with_for_update(read=True, key_share=True)
+    )
     rows = connection.execute(
         select(child_keys.c.child_id, child_keys.c.version).where(
-            child_keys.c.child_id.in_(set(child_ids)), child_keys.c.state == ACTIVE
+            child_keys.c.child_id.in_(wanted), child_keys.c.state == ACTIVE
         )
     ).all()
     return {row.child_id: row.version for row in rows}
+
+
+def lock_for_rotation(connection: Connection, child_id: str) -> None:
+    """Hold the child's row against record creations until the caller's transaction ends:
+    taken before its active key version is switched (see ``active_versions``)."""
+    connection.execute(
+        select(children.c.child_id).where(children.c.child_id == child_id).with_for_update()
+    )

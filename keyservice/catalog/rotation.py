@@ -20,7 +20,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, or_, select, update
 
-from keyservice.catalog.child_keys import ACTIVE, DECRYPT_ONLY, DESTROYED, create_child_key
+from keyservice.catalog.child_keys import (
+    ACTIVE,
+    DECRYPT_ONLY,
+    DESTROYED,
+    create_child_key,
+    lock_for_rotation,
+)
 from keyservice.catalog.jobs import create_job
 from keyservice.db.tables import (
     child_keys,
@@ -145,7 +151,11 @@ def start_child_rotation(
     lease: tuple[str, timedelta] | None = None,
 ) -> Started:
     """A new active key version for the child and a job to move its wraps onto it (or, with
-    ``dry_run``, the counts only). JobConflict if a job runs on this child's key."""
+    ``dry_run``, the counts only). JobConflict if a job runs on this child's key. Record
+    creations in flight on the child finish first (their wraps are then the job's to move),
+    and those that follow wrap under the new version."""
+    if not dry_run:
+        lock_for_rotation(connection, child_id)
     latest = connection.execute(
         select(func.max(child_keys.c.version)).where(child_keys.c.child_id == child_id)
     ).scalar_one()

@@ -696,12 +696,23 @@ def _live_versions(db: Connection, child_id: str) -> list[int]:
 
 
 def _records_going(db: Connection, shred: Shred) -> list[str]:
-    """The records the shred deletes whole: the record, or every record of the child only."""
+    """The records the shred deletes whole: the record, or every record of the child whose
+    other children, if any, are all shredded already. A group record stays while one of its
+    children lives, and goes with the last of them: counting the children shredded earlier
+    as if they lived left the record's row and blob behind with no wrap to open it. While a
+    shred is carried out its own row is ``done`` already: the child itself is among the
+    shredded."""
     if shred.record_id is not None:
         return list(_record_children(db, shred.record_id) and [shred.record_id])
+    shredded = select(shred_requests.c.child_id).where(
+        shred_requests.c.state == DONE, shred_requests.c.child_id.is_not(None)
+    )
     others = (
         select(record_children.c.record_id)
-        .where(record_children.c.child_id != shred.child_id)
+        .where(
+            record_children.c.child_id != shred.child_id,
+            record_children.c.child_id.not_in(shredded),
+        )
         .scalar_subquery()
     )
     return sorted(

@@ -77,6 +77,19 @@ def test_rotating_a_child_that_does_not_exist_is_404_and_audited(
         assert outcome == "deny"
 
 
+def test_an_unknown_job_is_404_and_audited(admin: Device, service_db: Engine) -> None:
+    missing = new_id()
+    with admin.client() as http:
+        answer = http.get(f"/v1/admin/jobs/{missing}")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["detail"] == "no job with this id"
+    outcome, detail = last_audit_entry(
+        service_db, principal_id=admin.principal_id, action="rotation.show"
+    )
+    assert (outcome, detail["job_id"], detail["status"]) == ("deny", missing, 404)
+
+
 @pytest.mark.parametrize(
     "body",
     [

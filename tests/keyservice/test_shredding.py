@@ -437,3 +437,51 @@ def test_a_child_shred_destroys_the_childs_key_versions(
         action="shred.request",
         reason="already_shredded",
     )
+
+
+def test_a_group_record_goes_with_the_last_of_its_children_shredded(
+    setting: Setting, admin: Device, service_db: Engine
+) -> None:
+    """Two children shredded one after the other: their group record stays for the second
+    while it lives, and goes whole (row, keys, blob, in the certificate) with it."""
+    sibling = create_child(admin)
+    assign(admin, staff_id=setting.dsl.principal_id, child_id=sibling, role="dsl")
+    assign(admin, staff_id=setting.manager.principal_id, child_id=sibling, role="manager")
+    group = put_record(setting.dsl, child_ids=[setting.child, sibling], category="photo")
+    first = _approved(setting, child_id=setting.child)
+    _due_now(service_db, first)
+    with setting.manager.client() as http:
+        assert ok(http.get(f"/v1/shreds/{first}"))["state"] == "done"
+    # Still the sibling's: their staff read it, and its blob is there.
+    assert _wraps(service_db, group.record_id) == 1
+    _, before = release(setting.dsl, [(group.record_id, 1)], include_urls=True)
+    assert before[(group.record_id, 1)]["status"] == "granted"
+    url = before[(group.record_id, 1)]["download_url"]
+    assert httpx.get(url, timeout=30.0).content == group.ciphertext
+
+    planned = ok(_request(setting.dsl, child_id=sibling, dry_run=True))
+    assert planned["records"] == 1
+    second = _approved(setting, child_id=sibling)
+    _due_now(service_db, second)
+    with setting.manager.client() as http:
+        certificate = ok(http.get(f"/v1/shreds/{second}/certificate"))
+    read = read_certificate(
+        _service_key(setting.manager),
+        unb64(certificate["statement"]),
+        unb64(certificate["signature"]),
+    )
+    assert read.records_shredded == (group.record_id,)
+    assert read.objects_deleted == 1
+    assert _wraps(service_db, group.record_id) == 0
+    with service_db.connect() as connection:
+        deleted_at = connection.execute(
+            text("SELECT deleted_at FROM records WHERE record_id = :r"), {"r": group.record_id}
+        ).scalar_one()
+        states = connection.execute(
+            text("SELECT state FROM record_versions WHERE record_id = :r"),
+            {"r": group.record_id},
+        ).scalars()
+        assert deleted_at is not None and set(states) == {"deleted"}
+    assert httpx.get(url, timeout=30.0).status_code in (403, 404)
+    _, after = release(setting.dsl, [(group.record_id, 1)])
+    assert after[(group.record_id, 1)]["code"] == "unavailable"
