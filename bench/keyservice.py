@@ -16,20 +16,23 @@ each request freshly signed, for a fixed duration; contenders alternate rounds.
 With ``--full`` runs (not ``--quick``) the release throughput is also measured with SQLite
 ``synchronous=NORMAL`` for docs/decisions/0003-sqlite-durability.md, and on the production
 topology (``deploy/topology.py``: PostgreSQL, moto's S3 and KMS, two instances behind nginx
-with TLS), started once (about 15 s of the run: too long for ``--quick``'s 30 s):
+with TLS), started once: 20–30 s on the loaded 2-core machine, too long for ``--quick``'s 30 s:
 
 - ``release_throughput`` with ``database: postgresql, instances: 1`` against ``noop`` through
   the balancer with instance b marked down (the SQLite run's baseline, on PostgreSQL: the same
   server under the same load), and with ``instances: 2`` against ``one-instance``: the
   balancer's configuration is switched (``nginx -s reload``) between alternating runs, and the
   access log shows which instance served each run's requests (``served``);
-- every topology record names the CPU each process group spent per request (``cpu_ms_per_
-  request``: the instances, PostgreSQL with its backends, nginx, the load generators) and the
-  machine's busy cores, others' load included (``machine_busy_cores``);
+- the throughput records name the CPU each process spent per request (``cpu_ms_per_request_*``:
+  the instances, PostgreSQL with its backends, nginx, the load generators), the machine's busy
+  cores, others' load included (``machine_busy_cores_*``), and the cores the topology and its
+  generators used (``our_cores_*``);
 - ``audit_batch_entries`` at concurrency 4, 16 and 64 on two instances: the group commit's
   mean batch (entries of one batch share its ``at``), the release rate and p99, and how often
-  a backend was seen waiting for a lock (``lock_wait_share``: the audit head row is the one
-  row every release's batch locks).
+  a backend was seen waiting for a lock (``samples_with_lock_waiter``; ``lock_wait_share`` of
+  the active backends): the audit head row is the one row every release's batch locks;
+- ``audit_head_entries_per_s`` for batches of 1, 16, 64 and 256: four writers appending to the
+  topology's chain back to back (lock the head, append, commit), the head row's own ceiling.
 """
 
 from __future__ import annotations
