@@ -17,6 +17,7 @@ A nonce already spent is refused before the work, by a read in ``authenticate``.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,13 +33,19 @@ from keyservice.audit.group import AuditWrite
 from keyservice.auth.refusals import nonce_claim
 from keyservice.auth.rejections import client_source
 from keyservice.catalog.release import Asked, Pair, Release, decide_and_seal
+from keyservice.catalog.uploads import INLINE_CIPHERTEXT_MAX
 from keyservice.deps import authenticate, spend_nonce_alone
 from keyservice.state import ServiceState
+from vault.storage import StorageError
 
 router = APIRouter()
+log = logging.getLogger("keyservice.release")
 
 UNAVAILABLE = "unavailable"
 DOWNLOAD_URL_S = 300
+# The most ciphertext one release answers inline, in all (decision 0030): four records at the
+# largest inline size; later small items get their download URL only.
+INLINE_RELEASE_MAX = 4 * INLINE_CIPHERTEXT_MAX
 
 
 def _body_schema() -> dict[str, Any]:
@@ -75,6 +82,9 @@ class _Prepared:
     # Download URLs of the versions granted, if asked for: presigned in the worker thread, not
     # on the event loop, and returned only after the commit (they grant only ciphertext).
     urls: dict[Pair, str] = field(default_factory=dict)
+    # The ciphertext of small versions granted, if asked for (decision 0030): read in the
+    # worker thread, and returned only after the commit, like the URLs.
+    ciphertexts: dict[Pair, bytes] = field(default_factory=dict)
 
 
 @router.post(
@@ -95,7 +105,7 @@ async def release_keys(request: Request) -> Response:
     # Returns once the entry, its disclosure rows and the spent nonce are durable: only then
     # do keys leave.
     await state.audit_committed(prepared.write)
-    text = release_json(prepared.asked, prepared.release, prepared.urls)
+    text = release_json(prepared.asked, prepared.release, prepared.urls, prepared.ciphertexts)
     return Response(text, media_type="application/json")
 
 
@@ -125,17 +135,50 @@ def _prepare(request: Request, raw: bytes, state: ServiceState) -> _Prepared:
     prepared = _Prepared(
         asked, released, AuditWrite(released.event, (released.disclosures,), claim)
     )
+    ciphertexts = _inline(state, released) if body.include_ciphertext else {}
     if not body.include_urls:
-        return prepared
+        return replace(prepared, ciphertexts=ciphertexts)
     # With the connection back in the pool: 1,000 presigns take about 0.4 s.
     urls = {
         pair: state.blobs.presign_get(released.versions[pair].object_name, expires_s=DOWNLOAD_URL_S)
         for pair in released.sealed
     }
-    return replace(prepared, urls=urls)
+    return replace(prepared, urls=urls, ciphertexts=ciphertexts)
 
 
-def release_json(asked: list[Asked], release: Release, urls: dict[Pair, str]) -> bytes:
+def _inline(state: ServiceState, released: Release) -> dict[Pair, bytes]:
+    """The ciphertext of the small versions granted, in the order asked, up to
+    ``INLINE_RELEASE_MAX`` bytes in all; only granted ones: a denial carries nothing. A
+    store that fails to answer one leaves it to its download URL (the client checks the
+    digest of whichever bytes it gets)."""
+    found: dict[Pair, bytes] = {}
+    total = 0
+    for pair in released.sealed:
+        row = released.versions[pair]
+        if row.ciphertext_size > INLINE_CIPHERTEXT_MAX:
+            continue
+        if total + row.ciphertext_size > INLINE_RELEASE_MAX:
+            break
+        try:
+            reader = state.blobs.get(row.object_name)
+            try:
+                data = reader.read()
+            finally:
+                reader.close()
+        except StorageError:
+            log.warning("release: an inline ciphertext could not be read", exc_info=True)
+            continue
+        found[pair] = data
+        total += len(data)
+    return found
+
+
+def release_json(
+    asked: list[Asked],
+    release: Release,
+    urls: dict[Pair, str],
+    ciphertexts: dict[Pair, bytes] | None = None,
+) -> bytes:
     """The answer as JSON text: ``ReleaseResponse``, one result per item asked, in order.
 
     Written directly, not through the model: building a dict per item and encoding it was a
@@ -184,6 +227,9 @@ def release_json(asked: list[Asked], release: Release, urls: dict[Pair, str]) ->
         url = urls.get(pair)
         if url is not None:
             optional += f',"download_url":{_json(url)}'
+        inline = ciphertexts.get(pair) if ciphertexts else None
+        if inline is not None:
+            optional += f',"ciphertext":"{b64encode(inline)}"'
         parts.append(
             f'{{"record_id":"{rid}","version":{version:d},"status":"granted",'
             f'"attributes":{{"record_id":"{rid}","version":{version:d},'
