@@ -90,7 +90,8 @@ def commit_version(
     inline = None
     if body.ciphertext is not None:
         # Refused before anything is looked up, like a ciphertext too large at creation.
-        if len(body.ciphertext) > -(-INLINE_CIPHERTEXT_MAX * 4 // 3):
+        # Base64url of the limit, without padding, is at most this long.
+        if len(body.ciphertext.rstrip("=")) > -(-INLINE_CIPHERTEXT_MAX * 4 // 3):
             raise HTTPException(status_code=413, detail=INLINE_TOO_LARGE)
         inline = b64decode(body.ciphertext)
     try:

@@ -10,6 +10,7 @@ Runs on both flavours (local store, and moto S3).
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -120,6 +121,18 @@ def test_an_inline_body_over_the_limit_is_413_naming_it(room: Room) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert str(INLINE_CIPHERTEXT_MAX) in response.json()["detail"]
     assert _granted(room.educator, created) is None
+
+
+def test_an_inline_body_at_the_limit_is_stored_even_with_base64_padding(room: Room) -> None:
+    exact = bytes(INLINE_CIPHERTEXT_MAX)
+    created = pending_version(room.educator, child_ids=[room.child], ciphertext_size=len(exact))
+    padded = base64.urlsafe_b64encode(exact).decode("ascii")
+    assert padded.endswith("=")
+    response = commit(room.educator, created, _claim(exact, ciphertext=padded))
+    assert response.status_code == 204, response.text
+    granted = _granted(room.educator, created)
+    assert granted is not None
+    assert unb64(granted["ciphertext"]) == exact
 
 
 def test_an_inline_commit_by_another_is_the_same_404_and_stores_nothing(room: Room) -> None:
