@@ -128,7 +128,7 @@ def test_an_inline_body_at_the_limit_is_stored_even_with_base64_padding(room: Ro
     created = pending_version(room.educator, child_ids=[room.child], ciphertext_size=len(exact))
     padded = base64.urlsafe_b64encode(exact).decode("ascii")
     assert padded.endswith("=")
-    response = commit(room.educator, created, _claim(exact, ciphertext=padded))
+    response = commit(room.educator, created, {**_claim(exact), "ciphertext": padded})
     assert response.status_code == 204, response.text
     granted = _granted(room.educator, created)
     assert granted is not None
