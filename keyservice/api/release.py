@@ -16,6 +16,7 @@ A nonce already spent is refused before the work, by a read in ``authenticate``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -82,9 +83,8 @@ class _Prepared:
     # Download URLs of the versions granted, if asked for: presigned in the worker thread, not
     # on the event loop, and returned only after the commit (they grant only ciphertext).
     urls: dict[Pair, str] = field(default_factory=dict)
-    # The ciphertext of small versions granted, if asked for (decision 0030): read in the
-    # worker thread, and returned only after the commit, like the URLs.
-    ciphertexts: dict[Pair, bytes] = field(default_factory=dict)
+    # Whether the small versions granted are answered with their ciphertext (decision 0030).
+    inline: bool = False
 
 
 @router.post(
@@ -104,8 +104,17 @@ async def release_keys(request: Request) -> Response:
     prepared = await run_in_threadpool(_prepare, request, body, state)
     # Returns once the entry, its disclosure rows and the spent nonce are durable: only then
     # do keys leave.
-    await state.audit_committed(prepared.write)
-    text = release_json(prepared.asked, prepared.release, prepared.urls, prepared.ciphertexts)
+    ciphertexts: dict[Pair, bytes] = {}
+    if prepared.inline and prepared.release.sealed:
+        # Read from the store in a worker thread while the entry commits; returned, like
+        # the keys, only once it is durable (decision 0030).
+        _, ciphertexts = await asyncio.gather(
+            state.audit_committed(prepared.write),
+            run_in_threadpool(_inline, state, prepared.release),
+        )
+    else:
+        await state.audit_committed(prepared.write)
+    text = release_json(prepared.asked, prepared.release, prepared.urls, ciphertexts)
     return Response(text, media_type="application/json")
 
 
@@ -135,15 +144,16 @@ def _prepare(request: Request, raw: bytes, state: ServiceState) -> _Prepared:
     prepared = _Prepared(
         asked, released, AuditWrite(released.event, (released.disclosures,), claim)
     )
-    ciphertexts = _inline(state, released) if body.include_ciphertext else {}
+    if body.include_ciphertext:
+        prepared = replace(prepared, inline=True)
     if not body.include_urls:
-        return replace(prepared, ciphertexts=ciphertexts)
+        return prepared
     # With the connection back in the pool: 1,000 presigns take about 0.4 s.
     urls = {
         pair: state.blobs.presign_get(released.versions[pair].object_name, expires_s=DOWNLOAD_URL_S)
         for pair in released.sealed
     }
-    return replace(prepared, urls=urls, ciphertexts=ciphertexts)
+    return replace(prepared, urls=urls)
 
 
 def _inline(state: ServiceState, released: Release) -> dict[Pair, bytes]:
