@@ -13,8 +13,9 @@ it. Contenders run in alternating rounds with the same httpx client:
   record, the ciphertext PUT to and GET from the same S3 through presigned URLs (one
   GenerateDataKey, one PUT, one GET, one Decrypt); and against the same with plain S3, with
   ``phases_ms``: Carevault's key service calls and storage requests, each to its response
-  headers; ``signed_call_ms``: the cheapest signed key service call (``GET /v1/me``), the floor
-  under each of the round trip's three;
+  headers (a 100 KiB record travels inline through the key service, decision 0030: create,
+  commit and release, and no storage request); ``signed_call_ms``: the cheapest signed key
+  service call (``GET /v1/me``), the floor under each of the round trip's three;
 - ``put_client_cpu_ms`` / ``get_client_cpu_ms``: the CPU this process (the client) spent per
   put / get in those same rounds, against the plain PUT / GET's;
 - ``peak_rss_mib``: peak resident memory of a fresh client process that puts and gets a

@@ -26,6 +26,15 @@ def _digest32(value: str) -> str:
 Digest32 = Annotated[str, AfterValidator(_digest32)]
 
 
+def _base64(value: str) -> str:
+    b64decode(value)
+    return value
+
+
+# Unbounded here: the JSON body cap bounds it, and the route answers 413 beyond the limit.
+InlineCiphertext = Annotated[str, AfterValidator(_base64)]
+
+
 class RecordCreate(Strict):
     child_ids: list[Id] = Field(min_length=1, max_length=64)
     category: Category
@@ -77,6 +86,10 @@ class CommitRequest(Strict):
     # The MD5 of each piece the client uploaded (the whole object, or each part in order),
     # for a store that keeps what it received as MD5s (S3's ETag) to check without a read.
     part_md5s: list[Md5] | None = Field(default=None, max_length=10_000)
+    # A small single upload's ciphertext itself, base64url (decision 0030): the service
+    # checks and stores it, and nothing need be uploaded first. Longer than
+    # INLINE_CIPHERTEXT_MAX bytes: 413 (checked by the route; the JSON body cap bounds it).
+    ciphertext: InlineCiphertext | None = None
 
     @model_validator(mode="after")
     def _one_digest(self) -> CommitRequest:
@@ -116,6 +129,9 @@ class ReleaseItem(Strict):
 class ReleaseRequest(Strict):
     items: list[ReleaseItem] = Field(min_length=1, max_length=MAX_RELEASE_ITEMS)
     include_urls: bool = False
+    # Each granted version of at most INLINE_CIPHERTEXT_MAX bytes answered with its
+    # ciphertext (up to INLINE_RELEASE_MAX bytes in all; decision 0030).
+    include_ciphertext: bool = False
     # An outside recipient's release through this share only: counted against it and
     # attributed to it; an item it does not list (live) is denied. Ignored for anyone else.
     share_id: Id | None = None
@@ -140,6 +156,8 @@ class ReleaseResult(BaseModel):
     ciphertext_digest: str | None = None
     encrypted_metadata: str | None = None
     download_url: str | None = None
+    # A small version's ciphertext, base64url, if asked for (decision 0030).
+    ciphertext: str | None = None
 
 
 class ReleaseResponse(BaseModel):

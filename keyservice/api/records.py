@@ -27,7 +27,7 @@ from keyservice.audit.record import refuse
 from keyservice.caller import Caller
 from keyservice.catalog import listing, records, versions
 from keyservice.catalog.listing import VersionInfo
-from keyservice.catalog.uploads import UploadClaim
+from keyservice.catalog.uploads import INLINE_CIPHERTEXT_MAX, INLINE_TOO_LARGE, UploadClaim
 from keyservice.catalog.versions import NewVersion, RecordRequest
 from keyservice.deps import CurrentCaller, Db, State
 from keyservice.errors import (
@@ -87,6 +87,13 @@ def commit_version(
         parts=tuple(CompletedPart(p.part_number, p.etag) for p in body.parts or []),
         part_md5s=tuple(b64decode(md5) for md5 in body.part_md5s or []),
     )
+    inline = None
+    if body.ciphertext is not None:
+        # Refused before anything is looked up, like a ciphertext too large at creation.
+        # Base64url of the limit, without padding, is at most this long.
+        if len(body.ciphertext.rstrip("=")) > -(-INLINE_CIPHERTEXT_MAX * 4 // 3):
+            raise HTTPException(status_code=413, detail=INLINE_TOO_LARGE)
+        inline = b64decode(body.ciphertext)
     try:
         versions.commit_version(
             db,
@@ -96,6 +103,7 @@ def commit_version(
             version=version,
             claim=claim,
             encrypted_metadata=b64decode(body.encrypted_metadata),
+            inline=inline,
         )
     except RecordRefusedError as exc:
         _refused(db, state, caller, exc)

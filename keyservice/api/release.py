@@ -16,7 +16,9 @@ A nonce already spent is refused before the work, by a read in ``authenticate``.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,13 +34,19 @@ from keyservice.audit.group import AuditWrite
 from keyservice.auth.refusals import nonce_claim
 from keyservice.auth.rejections import client_source
 from keyservice.catalog.release import Asked, Pair, Release, decide_and_seal
+from keyservice.catalog.uploads import INLINE_CIPHERTEXT_MAX
 from keyservice.deps import authenticate, spend_nonce_alone
 from keyservice.state import ServiceState
+from vault.storage import StorageError
 
 router = APIRouter()
+log = logging.getLogger("keyservice.release")
 
 UNAVAILABLE = "unavailable"
 DOWNLOAD_URL_S = 300
+# The most ciphertext one release answers inline, in all (decision 0030): four records at the
+# largest inline size; later small items get their download URL only.
+INLINE_RELEASE_MAX = 4 * INLINE_CIPHERTEXT_MAX
 
 
 def _body_schema() -> dict[str, Any]:
@@ -75,6 +83,8 @@ class _Prepared:
     # Download URLs of the versions granted, if asked for: presigned in the worker thread, not
     # on the event loop, and returned only after the commit (they grant only ciphertext).
     urls: dict[Pair, str] = field(default_factory=dict)
+    # Whether the small versions granted are answered with their ciphertext (decision 0030).
+    inline: bool = False
 
 
 @router.post(
@@ -94,8 +104,17 @@ async def release_keys(request: Request) -> Response:
     prepared = await run_in_threadpool(_prepare, request, body, state)
     # Returns once the entry, its disclosure rows and the spent nonce are durable: only then
     # do keys leave.
-    await state.audit_committed(prepared.write)
-    text = release_json(prepared.asked, prepared.release, prepared.urls)
+    ciphertexts: dict[Pair, bytes] = {}
+    if prepared.inline and prepared.release.sealed:
+        # Read from the store in a worker thread while the entry commits; returned, like
+        # the keys, only once it is durable (decision 0030).
+        _, ciphertexts = await asyncio.gather(
+            state.audit_committed(prepared.write),
+            run_in_threadpool(_inline, state, prepared.release),
+        )
+    else:
+        await state.audit_committed(prepared.write)
+    text = release_json(prepared.asked, prepared.release, prepared.urls, ciphertexts)
     return Response(text, media_type="application/json")
 
 
@@ -125,6 +144,8 @@ def _prepare(request: Request, raw: bytes, state: ServiceState) -> _Prepared:
     prepared = _Prepared(
         asked, released, AuditWrite(released.event, (released.disclosures,), claim)
     )
+    if body.include_ciphertext:
+        prepared = replace(prepared, inline=True)
     if not body.include_urls:
         return prepared
     # With the connection back in the pool: 1,000 presigns take about 0.4 s.
@@ -135,7 +156,39 @@ def _prepare(request: Request, raw: bytes, state: ServiceState) -> _Prepared:
     return replace(prepared, urls=urls)
 
 
-def release_json(asked: list[Asked], release: Release, urls: dict[Pair, str]) -> bytes:
+def _inline(state: ServiceState, released: Release) -> dict[Pair, bytes]:
+    """The ciphertext of the small versions granted, in the order asked, up to
+    ``INLINE_RELEASE_MAX`` bytes in all; only granted ones: a denial carries nothing. A
+    store that fails to answer one leaves it to its download URL (the client checks the
+    digest of whichever bytes it gets)."""
+    found: dict[Pair, bytes] = {}
+    total = 0
+    for pair in released.sealed:
+        row = released.versions[pair]
+        if row.ciphertext_size > INLINE_CIPHERTEXT_MAX:
+            continue
+        if total + row.ciphertext_size > INLINE_RELEASE_MAX:
+            break
+        try:
+            reader = state.blobs.get(row.object_name)
+            try:
+                data = reader.read()
+            finally:
+                reader.close()
+        except StorageError:
+            log.warning("release: an inline ciphertext could not be read", exc_info=True)
+            continue
+        found[pair] = data
+        total += len(data)
+    return found
+
+
+def release_json(
+    asked: list[Asked],
+    release: Release,
+    urls: dict[Pair, str],
+    ciphertexts: dict[Pair, bytes] | None = None,
+) -> bytes:
     """The answer as JSON text: ``ReleaseResponse``, one result per item asked, in order.
 
     Written directly, not through the model: building a dict per item and encoding it was a
@@ -184,6 +237,9 @@ def release_json(asked: list[Asked], release: Release, urls: dict[Pair, str]) ->
         url = urls.get(pair)
         if url is not None:
             optional += f',"download_url":{_json(url)}'
+        inline = ciphertexts.get(pair) if ciphertexts else None
+        if inline is not None:
+            optional += f',"ciphertext":"{b64encode(inline)}"'
         parts.append(
             f'{{"record_id":"{rid}","version":{version:d},"status":"granted",'
             f'"attributes":{{"record_id":"{rid}","version":{version:d},'

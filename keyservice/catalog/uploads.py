@@ -6,11 +6,15 @@ every URL lives ``UPLOAD_URL_S`` (the sweep keeps a removed version's object unt
 commit is checked against the stored object: its size and the store's MD5s of what it
 received (docs/decisions/0008), or else its size and digest (BLAKE3, or SHA-256 from older
 clients), read back (docs/decisions/0006-commit-digest-check.md, 0022-ciphertext-digest.md).
+A small single-upload version's commit may instead carry the ciphertext itself
+(``INLINE_CIPHERTEXT_MAX``; decision 0030): the service hashes what it received and stores
+it, so nothing is read back.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -20,12 +24,17 @@ from sqlalchemy import Engine, select
 from keyservice.db.engine import reading
 from keyservice.db.tables import record_versions
 from keyservice.settings import Settings
-from vault.format import CiphertextDigest
+from vault.format import CiphertextDigest, digest_of
 from vault.storage import MAX_PARTS, BlobStore, CompletedPart, ObjectNotFound, StorageError
 
 log = logging.getLogger("keyservice.records")
 
 UPLOAD_URL_S = 3600
+# The largest ciphertext a commit may carry inline, and a release answer (decision 0030): a
+# constant, not a setting, so that every client and service agree; its base64 (342 KiB) fits
+# under the JSON body cap (keyservice/bodylimit.py). vault/client/writing.py has the same.
+INLINE_CIPHERTEXT_MAX = 256 * 1024
+INLINE_TOO_LARGE = f"an inline ciphertext is at most {INLINE_CIPHERTEXT_MAX} bytes"
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,33 @@ def stored_object_matches(
         log.warning("commit: the stored object could not be checked", exc_info=True)
         return False
     return digest is not None and hmac.compare_digest(digest, claim.digest.value)
+
+
+def stored_inline(
+    blobs: BlobStore,
+    claim: UploadClaim,
+    ciphertext: bytes,
+    *,
+    object_name: str,
+    upload_id: str | None,
+    planned_size: int,
+) -> bool:
+    """Store a single-upload version's ciphertext carried by its commit, if it is what the
+    claim names: the size planned, and the digest (in the claim's algorithm) the service
+    computes of the bytes it received. False, and nothing stored, otherwise."""
+    if (
+        upload_id is not None
+        or len(ciphertext) > INLINE_CIPHERTEXT_MAX
+        or not claim.ciphertext_size == planned_size == len(ciphertext)
+        or not digest_of(claim.digest.alg, ciphertext).matches(claim.digest)
+    ):
+        return False
+    try:
+        blobs.put(object_name, io.BytesIO(ciphertext))
+    except StorageError:
+        log.warning("commit: the inline ciphertext could not be stored", exc_info=True)
+        return False
+    return True
 
 
 def md5s_match(

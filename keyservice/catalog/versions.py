@@ -22,6 +22,7 @@ from keyservice.catalog.uploads import (
     UploadClaim,
     UploadPlan,
     plan_upload,
+    stored_inline,
     stored_object_matches,
 )
 from keyservice.db.tables import COMMITTED, PENDING, record_versions, wrapped_record_keys
@@ -179,9 +180,12 @@ def commit_version(
     version: int,
     claim: UploadClaim,
     encrypted_metadata: bytes,
+    inline: bytes | None = None,
 ) -> None:
     """Make a pending version visible, after the checks in this order: it is the caller's
     and pending, the caller may still add the record, the stored object is the claimed one.
+    With ``inline`` (a small single upload's ciphertext, carried by the commit; decision
+    0030) the last check is of those bytes, which are then stored: nothing is read back.
 
     Every refusal but a mismatching object is the same RecordUnavailableError: a version that
     is missing, not pending, not the caller's, or of a record the caller may no longer add to.
@@ -210,13 +214,24 @@ def commit_version(
     stored = stored_facts(db, record_id)
     if stored is None or not may_create(db, caller, stored, now=state.clock())[0]:
         raise refused
-    if not stored_object_matches(
-        state.blobs,
-        claim,
-        object_name=row.object_name,
-        upload_id=row.upload_id,
-        planned_size=row.ciphertext_size,
-    ):
+    if inline is not None:
+        matches = stored_inline(
+            state.blobs,
+            claim,
+            inline,
+            object_name=row.object_name,
+            upload_id=row.upload_id,
+            planned_size=row.ciphertext_size,
+        )
+    else:
+        matches = stored_object_matches(
+            state.blobs,
+            claim,
+            object_name=row.object_name,
+            upload_id=row.upload_id,
+            planned_size=row.ciphertext_size,
+        )
+    if not matches:
         raise UploadMismatchError(
             MISMATCH, action="record.commit", detail={"record_id": record_id, "version": version}
         )

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.world import World
-from tests.sdk.conftest import substitute_ciphertext
+from tests.sdk.conftest import Forward, relay, substitute_ciphertext
 from vault.client import Client
 from vault.format import IntegrityError
 
@@ -26,14 +26,17 @@ SUBSTITUTE = b"ava had a very different day " * 40
 
 
 def _uploading_client(world: World, name: str, seen: list[str]) -> Client:
-    """The person's own device, with a blob client that remembers every URL it PUT to."""
+    """The person's own device, remembering every upload URL the key service gave it: a small
+    record's is issued at creation even though its commit carries the ciphertext instead
+    (decision 0030), so it must be as harmless."""
 
-    def remember(request: httpx.Request) -> None:
-        if request.method == "PUT":
-            seen.append(str(request.url))
+    def remember(request: httpx.Request, forward: Forward) -> httpx.Response:
+        response = forward(request)
+        if request.method == "POST" and request.url.path == "/v1/records":
+            seen.append(response.json()["upload"]["url"])
+        return response
 
-    blobs = httpx.Client(event_hooks={"request": [remember]})
-    return Client(world.people[name].identity, blob_client=blobs)
+    return Client(world.people[name].identity, transport=relay(remember))
 
 
 def test_reupload_after_commit_is_refused_or_detected(world: World, tmp_path: Path) -> None:

@@ -124,3 +124,13 @@ def test_the_response_text_is_what_its_model_gives() -> None:
         text = release_json(ASKED, _release(), _urls(include_urls))
         model = ReleaseResponse.model_validate_json(text)
         assert model.model_dump(mode="json", exclude_unset=True) == json.loads(text)
+
+
+def test_an_inline_ciphertext_is_written_as_its_model_gives_and_only_for_granted_items() -> None:
+    """Decision 0030: a small granted version's ``ciphertext`` (base64url), nowhere else."""
+    inline = {(GRANTED, 2): b"\x00\xffsmall ciphertext"}
+    text = release_json(ASKED, _release(), _urls(True), inline)
+    model = ReleaseResponse.model_validate_json(text)
+    assert model.model_dump(mode="json", exclude_unset=True) == json.loads(text)
+    results = json.loads(text)["results"]
+    assert [r.get("ciphertext") for r in results] == [_b64(inline[(GRANTED, 2)]), None, None, None]

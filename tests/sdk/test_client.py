@@ -21,6 +21,7 @@ import pytest
 import vault
 from tests.sdk.conftest import Forward, Office, relay, substitute_ciphertext
 from vault.client import Client, RecordRef
+from vault.client.writing import INLINE_CIPHERTEXT_MAX
 from vault.errors import (
     AccessDenied,
     KeyServiceError,
@@ -415,8 +416,10 @@ def test_deleted_record_is_unavailable(office: Office, tmp_path: Path) -> None:
 
 def test_failed_upload_is_not_committed(client: Client, child: str) -> None:
     client._blobs = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(503)))
+    # Over the inline limit, so that it is uploaded to storage (decision 0030).
+    size = INLINE_CIPHERTEXT_MAX + 1
     with pytest.raises(UploadError):
-        client.put(child_ids=[child], category="observation", stream=io.BytesIO(b"x" * 5000))
+        client.put(child_ids=[child], category="observation", stream=io.BytesIO(b"x" * size))
     assert client.records(child) == []
 
 

@@ -334,6 +334,8 @@ class GrantedKey:
     ciphertext: ExpectedCiphertext
     encrypted_metadata: bytes | None
     download_url: str | None
+    # A small version's ciphertext, if asked for (decision 0030); checked before use.
+    inline: bytes | None = None
 
 
 @dataclass(frozen=True)

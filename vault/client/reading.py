@@ -4,6 +4,7 @@ whole versions verified and decrypted to a file, and ranges of a version."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -14,9 +15,10 @@ import httpx
 
 from vault import format as fmt
 from vault.client import wire
-from vault.client.blobs import Download, Progress, read_range
+from vault.client.blobs import Download, Progress, check_ciphertext, read_range
 from vault.client.models import ListedVersion, RecordInfo
 from vault.client.release import KeyReleases, Released
+from vault.format import IntegrityError
 
 
 class RecordReading(KeyReleases):
@@ -50,7 +52,8 @@ class RecordReading(KeyReleases):
         the key service checked at commit; on an integrity failure nothing is left at the
         target and ``vault.format.IntegrityError`` is raised. Returns the path written.
         """
-        released = self._release_one(record_id, version, include_url=True)
+        # A small version comes back with its key (decision 0030): one request in all.
+        released = self._release_one(record_id, version, include_url=True, include_ciphertext=True)
         target = dst
         if dst.is_dir():
             metadata = self._open_metadata(released)
@@ -108,23 +111,40 @@ class RecordReading(KeyReleases):
         """Download, verify and decrypt ``released`` into the file ``target``, through a
         temporary file renamed into place once everything verified. ``tee`` sees each block
         of plaintext as it is written (views of reused buffers: use them at once)."""
-        url, expected = self._url(released), self._committed(released)
+        expected = self._committed(released)
+        if released.inline is not None:
+            # Held to the committed size and digest before a byte of it is decrypted.
+            check_ciphertext(released.inline, expected)
         fd, tmp_name = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".part"
         )
         tmp = Path(tmp_name)
         try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                Download(self._blobs, url, progress, expected=expected) as download,
-            ):
-                fmt.decrypt(
-                    record_key=released.record_key,
-                    attributes=released.attributes,
-                    src=download.stream,
-                    dst=out if tee is None else cast(BinaryIO, _Tee(out, tee)),
-                )
-                download.verify()
+            if released.inline is not None:
+                with os.fdopen(fd, "wb") as out:
+                    src = io.BytesIO(released.inline)
+                    fmt.decrypt(
+                        record_key=released.record_key,
+                        attributes=released.attributes,
+                        src=src,
+                        dst=out if tee is None else cast(BinaryIO, _Tee(out, tee)),
+                    )
+                    if src.read(1):
+                        raise IntegrityError() from ValueError("bytes follow the end of the record")
+                if progress is not None:
+                    progress(len(released.inline))
+            else:
+                with (
+                    os.fdopen(fd, "wb") as out,
+                    Download(self._blobs, self._url(released), progress, expected=expected) as dl,
+                ):
+                    fmt.decrypt(
+                        record_key=released.record_key,
+                        attributes=released.attributes,
+                        src=dl.stream,
+                        dst=out if tee is None else cast(BinaryIO, _Tee(out, tee)),
+                    )
+                    dl.verify()
             # The rename is what guarantees that only verified plaintext appears at the
             # target; no fsync, because a download can simply be fetched again after a crash.
             # An existing target is removed first: ext4 flushes a file renamed over another

@@ -35,6 +35,9 @@ class Released:
     download_url: str | None
     encrypted_metadata: bytes | None
     ciphertext: ExpectedCiphertext | None = None
+    # A small version's ciphertext, answered with its key (decision 0030); unchecked until
+    # ``vault.client.blobs.check_ciphertext`` held it to ``ciphertext``.
+    inline: bytes | None = field(default=None, repr=False)
 
 
 class KeyReleases:
@@ -61,6 +64,7 @@ class KeyReleases:
         *,
         include_urls: bool,
         through_share: str | None = None,
+        include_ciphertext: bool = False,
     ) -> dict[tuple[str, int], Released]:
         """Release keys in batches; denied items are simply absent from the answer. A version
         of None asks for the record's latest committed version, in the same request.
@@ -81,6 +85,7 @@ class KeyReleases:
                         for r, v in batch
                     ],
                     "include_urls": include_urls,
+                    **({"include_ciphertext": True} if include_ciphertext else {}),
                     **({"share_id": through_share} if through_share is not None else {}),
                 },
             )
@@ -109,13 +114,23 @@ class KeyReleases:
                 download_url=granted.download_url,
                 encrypted_metadata=granted.encrypted_metadata,
                 ciphertext=granted.ciphertext,
+                inline=granted.inline,
             )
         return opened
 
-    def _release_one(self, record_id: str, version: int | None, *, include_url: bool) -> Released:
+    def _release_one(
+        self,
+        record_id: str,
+        version: int | None,
+        *,
+        include_url: bool,
+        include_ciphertext: bool = False,
+    ) -> Released:
         """One record's key: the version asked for, or (None) the latest committed one, in one
         signed request either way. A record missing or not the caller's is unavailable."""
-        released = self._release([(record_id, version)], include_urls=include_url)
+        released = self._release(
+            [(record_id, version)], include_urls=include_url, include_ciphertext=include_ciphertext
+        )
         for (released_id, released_version), found in released.items():
             if released_id == record_id and version in (None, released_version):
                 return found

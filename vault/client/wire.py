@@ -293,6 +293,7 @@ def _granted(fields: Fields) -> GrantedKey | None:
         ciphertext=_committed_ciphertext(fields),
         encrypted_metadata=fields.opt_data("encrypted_metadata"),
         download_url=fields.opt_text("download_url"),
+        inline=fields.opt_data("ciphertext"),
     )
 
 

@@ -1,6 +1,10 @@
 """Writing records, as calls of ``vault.Client``: a new record or version is encrypted here
 while it uploads straight to storage, and becomes visible only when the key service has
-checked the stored ciphertext at commit; a record is deleted by crypto-shredding it."""
+checked the stored ciphertext at commit; a record is deleted by crypto-shredding it.
+
+A ciphertext of at most ``INLINE_CIPHERTEXT_MAX`` bytes is not uploaded: its commit carries
+it, and the key service hashes and stores it (decision 0030), so a small record is two
+signed requests (create, commit) and nothing else."""
 
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ from vault.client.release import Released
 from vault.errors import KeyServiceError, UploadError
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# The same constant as the key service's (keyservice/catalog/uploads.py; decision 0030).
+INLINE_CIPHERTEXT_MAX = 256 * 1024
 
 
 class RecordWriting(RecordReading):
@@ -127,6 +133,21 @@ class RecordWriting(RecordReading):
                 withheld_from_guardians=withheld_from_guardians,
                 ciphertext_size=ciphertext_size,
             )
+            if ciphertext_size <= INLINE_CIPHERTEXT_MAX and isinstance(plan, SingleUpload):
+                buffer = io.BytesIO()
+                result = fmt.encrypt(
+                    record_key=released.record_key,
+                    attributes=released.attributes,
+                    metadata=metadata,
+                    src=src,
+                    dst=buffer,
+                )
+                if result.ciphertext_size != ciphertext_size:
+                    raise UploadError("the record changed size while it was being read")
+                ref = self._commit(released, metadata, result, [], [], inline=buffer.getvalue())
+                if progress is not None:
+                    progress(ciphertext_size)
+                return ref
             result, part_md5s, parts = self._encrypt_and_upload(
                 plan,
                 released=released,
@@ -180,6 +201,8 @@ class RecordWriting(RecordReading):
         result: fmt.EncryptResult,
         part_md5s: list[bytes],
         parts: list[UploadedPart],
+        *,
+        inline: bytes | None = None,
     ) -> RecordRef:
         """Commit an uploaded version with what the key service checks of the stored bytes,
         and its metadata sealed under its key; it is visible from then on."""
@@ -195,6 +218,8 @@ class RecordWriting(RecordReading):
             "encrypted_metadata": b64encode(sealed_metadata),
             "part_md5s": [b64encode(md5) for md5 in part_md5s],
         }
+        if inline is not None:
+            commit["ciphertext"] = b64encode(inline)
         if parts:
             commit["parts"] = [{"part_number": p.part_number, "etag": p.etag} for p in parts]
         self._api.post(f"/v1/records/{record_id}/versions/{version}/commit", wire.nothing, commit)

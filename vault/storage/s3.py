@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,6 +255,12 @@ class S3Store:
     def put(self, name: str, source: ByteSource) -> None:
         check_object_name(name)
         with _translated():
+            if isinstance(source, io.BytesIO) and source.getbuffer().nbytes <= MIN_PART_SIZE:
+                # Bytes in memory (a small record's inline ciphertext, decision 0030): one
+                # PUT through minio-py, without boto3's transfer manager and its threads.
+                body = source.getvalue()[source.tell() :]
+                self._requests.put_object(self._bucket, name, io.BytesIO(body), len(body))
+                return
             self._client.upload_fileobj(source, self._bucket, name, Config=_TRANSFER)
 
     def get(self, name: str) -> _Body:
