@@ -31,6 +31,8 @@ import pytest
 import schemathesis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -229,3 +231,54 @@ def test_unsigned_and_wrongly_signed_cases_are_401(
             run()
     print(f"apifuzz refused cases: {tally.cases}, {dict(tally.refused)}")
     assert tally.cases >= MINIMUM_CASES // 4
+
+
+def test_invalid_cases_are_refused_with_a_problem(
+    schema: Any, fuzz_service: KeyService, fuzz_admin: Device
+) -> None:
+    """Cases generated to break the document (wrong types, missing fields, bad path
+    parameters), signed: never a 5xx, every answer as the document says, every error a
+    problem."""
+    tally = Tally()
+    sign = signing(fuzz_admin.signer())
+    with httpx.Client(timeout=30.0) as http:
+        for operation in _operations(schema):
+
+            @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+            @settings(
+                max_examples=PER_OPERATION // 5 or 1,
+                deadline=None,
+                database=None,
+                derandomize=not LONG,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate],
+            )
+            def run(case: Any) -> None:
+                try:
+                    request = _request(case, fuzz_service.base_url)
+                except (httpx.InvalidURL, UnicodeEncodeError, ValueError, TypeError):
+                    tally.refused["not sendable"] += 1
+                    return  # not an HTTP request a client can send (a header out of latin-1)
+                response = http.send(sign(request))
+                tally.cases += 1
+                tally.statuses[response.status_code] += 1
+                assert response.status_code < 500, (
+                    f"{case.method} {case.formatted_path}: {response.status_code} "
+                    f"{response.text[:500]}"
+                )
+                case.validate_response(response, checks=CHECKS)
+                if response.status_code >= 400:
+                    _problem(response)
+                else:
+                    tally.refused[f"accepted: {case.method} {case.operation.path}"] += 1
+
+            try:
+                run()
+            except Unsatisfiable:
+                # No parameter and no body: nothing in the document to break.
+                tally.refused["operations with nothing to break"] += 1
+    print(
+        f"apifuzz invalid cases: {tally.cases}, statuses {dict(sorted(tally.statuses.items()))}, "
+        f"{dict(tally.refused)}"
+    )
+    assert tally.cases >= MINIMUM_CASES // 5
