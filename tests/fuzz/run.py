@@ -20,8 +20,13 @@ from pathlib import Path
 
 TARGETS = ("format", "signature", "digest", "metadata", "csv_import")
 CORPUS = Path(__file__).parent / "corpus"
-_DONE = re.compile(r"Done (\d+) runs")
-_STAT = re.compile(r"#(\d+)\s")
+# libFuzzer's final statistics (-print_final_stats=1); atheris' own "Done N in T second(s)";
+# the last status line, if a run was cut short.
+_COUNTS = (
+    re.compile(r"stat::number_of_executed_units:\s*(\d+)"),
+    re.compile(r"Done (\d+) in "),
+    re.compile(r"#(\d+)\s"),
+)
 
 
 def run(name: str, *, runs: int | None, seconds: int | None, scratch: Path) -> dict[str, object]:
@@ -36,8 +41,12 @@ def run(name: str, *, runs: int | None, seconds: int | None, scratch: Path) -> d
     started = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)
     output = done.stdout + done.stderr
-    found = _DONE.findall(output) or _STAT.findall(output)
-    executions = int(found[-1]) if found else 0
+    executions = 0
+    for pattern in _COUNTS:
+        found = pattern.findall(output)
+        if found:
+            executions = int(found[-1])
+            break
     result: dict[str, object] = {
         "metric": "fuzz_executions",
         "target": name,
