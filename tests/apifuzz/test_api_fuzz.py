@@ -59,6 +59,8 @@ CHECKS = [
 ]
 # Signs a request (in place or as a new one) and returns the request to send.
 Sign = Callable[[httpx.Request], httpx.Request]
+# The long mode runs ten times the cases; the suite's 300 s per test is for the default.
+pytestmark = pytest.mark.timeout(3600 if LONG else 300)
 AUTH_PROBLEM = {"type": "about:blank", "title": "authentication failed", "status": 401}
 
 
