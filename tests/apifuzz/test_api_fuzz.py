@@ -20,6 +20,7 @@ Default run: ``CASES`` cases over all operations (≥ 1,000, about a minute);
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -123,6 +124,22 @@ class Tally:
         self.statuses: Counter[int] = Counter()
         self.refused: Counter[str] = Counter()
 
+    def report(self, metric: str) -> None:
+        """The suite's summary line (every failure fails the test, so a line printed is a
+        run without one)."""
+        print(
+            json.dumps(
+                {
+                    "metric": metric,
+                    "value": self.cases,
+                    "failures": 0,
+                    "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                    "ways": dict(self.refused),
+                    "mode": "long" if LONG else "default",
+                }
+            )
+        )
+
 
 @pytest.fixture(scope="module")
 def schema(fuzz_service: KeyService) -> Any:
@@ -190,7 +207,7 @@ def test_signed_cases_conform_to_the_document(
                     _problem(response)
 
             run()
-    print(f"apifuzz signed cases: {tally.cases}, statuses {dict(sorted(tally.statuses.items()))}")
+    tally.report("apifuzz_signed_cases")
     assert tally.cases >= MINIMUM_CASES
 
 
@@ -231,7 +248,7 @@ def test_unsigned_and_wrongly_signed_cases_are_401(
                 _refused_as_unauthenticated(response)
 
             run()
-    print(f"apifuzz refused cases: {tally.cases}, {dict(tally.refused)}")
+    tally.report("apifuzz_refused_cases")
     assert tally.cases >= MINIMUM_CASES // 4
 
 
@@ -279,8 +296,5 @@ def test_invalid_cases_are_refused_with_a_problem(
             except Unsatisfiable:
                 # No parameter and no body: nothing in the document to break.
                 tally.refused["operations with nothing to break"] += 1
-    print(
-        f"apifuzz invalid cases: {tally.cases}, statuses {dict(sorted(tally.statuses.items()))}, "
-        f"{dict(tally.refused)}"
-    )
+    tally.report("apifuzz_invalid_cases")
     assert tally.cases >= MINIMUM_CASES // 5
