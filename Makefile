@@ -55,8 +55,12 @@ typecheck: venv
 pytest: venv postgres softhsm nginx
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+# Every atheris target (tests/fuzz/run.py): a short smoke in `make test`, longer in `make fuzz`.
+FUZZ_SMOKE_RUNS ?= 20000
+FUZZ_SECONDS ?= 300
+
 fuzz-smoke: venv
-	$(PY) -m tests.fuzz.fuzz_format -atheris_runs=20000
+	$(PY) -m tests.fuzz.run --runs $(FUZZ_SMOKE_RUNS)
 
 test: lint typecheck pytest fuzz-smoke
 
@@ -64,7 +68,7 @@ bench: venv
 	$(PY) -m bench --all --quick
 
 fuzz: venv
-	$(PY) -m tests.fuzz.fuzz_format -max_total_time=300
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

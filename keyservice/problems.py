@@ -44,7 +44,51 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+# How every error is answered, as the OpenAPI document states it (decision 0029): a problem
+# (RFC 9457) whatever the status, so the document's error responses say so.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+    },
+}
+_PROBLEM_RESPONSE = {
+    "description": "An error, as an RFC 9457 problem",
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def document(app: FastAPI) -> None:
+    """State the problems in the app's OpenAPI document: FastAPI documents a 422 as its own
+    ``HTTPValidationError`` JSON and no other error, while the service answers every error
+    (422 included) with a problem."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {**_PROBLEM_RESPONSE, "description": "Invalid request"}
+                responses["default"] = _PROBLEM_RESPONSE
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    document(app)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         response = problem(exc.status_code, str(exc.detail))

@@ -225,7 +225,20 @@ def _overlap(
 def parse(text: str, *, default_start: datetime) -> tuple[str, list[Any], list[BadRow]]:
     """The file's kind, its well-formed rows (``_Row``, or ``_NewRow`` for the kinds that
     create people), and its badly formed ones (no database)."""
-    reader = csv.reader(io.StringIO(text))
+    # newline="": the csv module reads the line ends itself (a bare CR included).
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _parse_rows(reader, default_start)
+    except csv.Error:
+        # What the csv module itself refuses (a field over its size limit, say): the line
+        # it stopped on is bad and nothing is imported.
+        line = max(reader.line_num, 1)
+        raise ImportInvalidError(
+            None, [BadRow(line, "csv", "the line is not valid CSV (or a field is too long)")], 0
+        ) from None
+
+
+def _parse_rows(reader: Any, default_start: datetime) -> tuple[str, list[Any], list[BadRow]]:
     header = next(reader, None)
     names = tuple(h.strip().lower() for h in header or ())
     kind = next((k for k, wanted in HEADERS.items() if wanted == names), None)
