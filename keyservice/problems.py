@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyservice.errors import (
@@ -16,6 +17,7 @@ from keyservice.errors import (
     AuthenticationError,
     InvalidChangeError,
     RefusedError,
+    RootKeyError,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -86,6 +88,40 @@ def document(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+# How long a caller should wait before trying again when a part the request needs (the
+# database, the root key provider) cannot be reached: long enough not to hammer it while it
+# restarts, short enough that a client's retry lands soon after it is back.
+RETRY_AFTER_S = 5
+DATABASE_GONE = "the database cannot be reached; try again shortly"
+ROOT_KEY_GONE = "the root key provider cannot be reached; try again shortly"
+ROOT_KEY_UNUSABLE = "the root key provider cannot be used right now; try again later"
+# SQLSTATEs the server sends as it goes away or will not take connections (class 08 is
+# "connection exception"): admin_shutdown, crash_shutdown, cannot_connect_now.
+_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database's connection being refused or lost, and not anything
+    the database said about the request (a constraint, a timeout, bad SQL)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    # The driver's own errors (refused, reset, closed) carry no SQLSTATE; sqlite3's carry
+    # no attribute at all and are not taken for a lost connection.
+    state = getattr(exc.orig, "sqlstate", "")
+    return state is None or state.startswith("08") or state in _GOING_AWAY
+
+
+def unavailable(detail: str) -> JSONResponse:
+    """503 with Retry-After: a part the request needs cannot be reached; nothing was done."""
+    response = problem(503, detail)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def install(app: FastAPI) -> None:
     document(app)
 
@@ -123,10 +159,35 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if connection_lost(exc):
+            # The driver's message (address, SQL) goes to the log with the request id only.
+            log.error(
+                "database cannot be reached; %s %s refused",
+                request.method,
+                request.url.path,
+                exc_info=exc,
+            )
+            return unavailable(DATABASE_GONE)
         log.error("database error; request refused", exc_info=exc)
         return problem(503, "the database is unavailable, so nothing was done; try again later")
 
     @app.exception_handler(AuditUnavailableError)
     async def audit_unavailable(request: Request, exc: AuditUnavailableError) -> JSONResponse:
         log.error("audit append failed; request refused", exc_info=exc)
+        if exc.__cause__ is not None and connection_lost(exc.__cause__):
+            return unavailable(DATABASE_GONE)
         return problem(503, "the audit log is unavailable, so nothing was done; try again later")
+
+    @app.exception_handler(RootKeyError)
+    async def root_key_unavailable(request: Request, exc: RootKeyError) -> JSONResponse:
+        # Raised at run time by a wrap or unwrap with the root key (a KMS or HSM that timed
+        # out or went away): nothing was released. Which provider and why go to the log.
+        log.error(
+            "root key provider failed; %s %s refused",
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        if isinstance(exc.__cause__, BotoCoreError | OSError):
+            return unavailable(ROOT_KEY_GONE)
+        return unavailable(ROOT_KEY_UNUSABLE)

@@ -105,10 +105,11 @@ class Settings(BaseSettings):
     multipart_threshold_bytes: Annotated[int, Field(ge=0)] = 64 << 20
     part_size_bytes: Annotated[int, Field(ge=S3_MIN_PART)] = 16 << 20
     # Rejected requests per source address and window: answered 429 past the limit, audited
-    # one by one up to audit_each per reason, then as one entry with a count (decision 0011).
+    # one by one up to audit_each per reason, then as one entry with a count (decision 0011:
+    # 1 since issue 16, so a flood costs a source a few entries a window, not 22).
     reject_window_seconds: PositiveFloat = 60.0
     reject_limit: PositiveInt = 120
-    reject_audit_each: PositiveInt = 20
+    reject_audit_each: PositiveInt = 1
     # For kms: root keys; unset means boto3's defaults (AWS_REGION, AWS itself).
     kms_region: str | None = None
     kms_endpoint_url: str | None = None

@@ -770,6 +770,10 @@ def embedded_env(data_dir: Path, *, port: int) -> dict[str, str]:
         # out of tests that compare the store before and after (tests of checkpoints set their
         # own interval).
         "CAREVAULT_CHECKPOINT_SECONDS": "3600",
+        # The suite sends its deliberate failures from 127.0.0.1 and reads their entries one by
+        # one; the default (1 a window per reason, decision 0011) would coalesce them. Tests of
+        # the default start a service without this line.
+        "CAREVAULT_REJECT_AUDIT_EACH": "20",
     }
 
 

@@ -6,7 +6,9 @@ Each source (the client address as uvicorn reports it) has a window of
 - the first ``CAREVAULT_REJECT_AUDIT_EACH`` rejections of each (action, reason) are audited
   one by one, at once; later ones are only counted, and when the window ends the count goes
   to the audit as one entry (``Coalesced``), so a flood costs one entry per (source, reason)
-  per window instead of one per request;
+  per window instead of one per request (with the default of 1, a flood of one kind costs its
+  source three entries a window: the first rejection, the count of the rest, the count of
+  its 429s);
 - after ``CAREVAULT_REJECT_LIMIT`` rejections, every request from the source is answered 429
   until the window ends (``retry_after``), without being verified; those are counted under
   ``rate_limited`` and never audited one by one.
@@ -84,7 +86,7 @@ class RejectionLedger:
         *,
         window_s: float = 60.0,
         limit: int = 120,
-        audit_each: int = 20,
+        audit_each: int = 1,
         max_sources: int = MAX_SOURCES,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
