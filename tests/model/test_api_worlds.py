@@ -1,0 +1,40 @@
+"""Random worlds built through the real key service and compared on real releases with the plain
+model of docs/POLICY.md (decision 0028).
+
+The default run builds a few dozen worlds on the embedded service; CAREVAULT_ASSURANCE=long
+(`make assurance`) builds 1,000 more. A mismatch names the world's seed and describes it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.keyservice.helpers import Device, approver_for, bootstrap_admin
+from tests.model.api_worlds import compare
+from tests.servers import KeyService
+
+pytestmark = pytest.mark.integration
+
+LONG = os.environ.get("CAREVAULT_ASSURANCE") == "long"
+WORLDS = int(os.environ.get("CAREVAULT_API_WORLDS", "1000" if LONG else "50"))
+
+
+@pytest.fixture(scope="module")
+def admins(keyservice_embedded: KeyService) -> tuple[KeyService, Device, Device]:
+    admin = bootstrap_admin(keyservice_embedded)
+    return keyservice_embedded, admin, approver_for(admin)
+
+
+def test_worlds_built_through_the_api_release_what_the_document_says(
+    admins: tuple[KeyService, Device, Device],
+) -> None:
+    service, admin, approver = admins
+    comparisons, mismatches = 0, []
+    for seed in range(WORLDS):
+        result = compare(service, admin, approver, seed)
+        comparisons += result.comparisons
+        mismatches += result.mismatches
+    assert comparisons >= WORLDS * 10
+    assert not mismatches, "\n".join(mismatches[:40])
