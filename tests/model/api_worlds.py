@@ -44,6 +44,8 @@ class ApiWorld:
     world: model.World = field(default_factory=model.World)
     devices: dict[str, Device] = field(default_factory=dict)
     refused_changes: int = 0
+    comparisons: int = 0
+    mismatches: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -425,18 +427,23 @@ def _shares(
     built: ApiWorld, lead: Device, rng: random.Random, now: datetime, outside: list[Device]
 ) -> None:
     w = built.world
-    bases = [("consent", c.consent_id, c.recipient_id, c.window) for c in w.consents]
+    bases = [("consent", c.consent_id, c.recipient_id, c.child_id) for c in w.consents]
     bases += [
-        ("court_order", o.order_id, o.subject_id, o.window)
+        ("court_order", o.order_id, o.subject_id, o.child_id)
         for o in w.orders
         if o.kind == "disclose"
     ]
     if not bases:
         return
     for _ in range(rng.randint(1, 3)):
-        kind, basis_id, named, _ = rng.choice(bases)
+        kind, basis_id, named, child = rng.choice(bases)
         recipient = named if rng.random() < 0.85 else rng.choice(outside).principal_id
-        record_ids = sorted(rng.sample(list(w.records), rng.randint(1, len(w.records))))
+        # Mostly records of the basis's child, as a lead would choose them.
+        pool = [r for r, record in w.records.items() if record.child_ids == (child,)]
+        if not pool or rng.random() < 0.2:
+            pool = list(w.records)
+        record_ids = sorted(rng.sample(pool, rng.randint(1, min(2, len(pool)))))
+        expected = _share_allowed(w, lead, recipient, kind, basis_id, record_ids)
         with _signed(lead) as http:
             response = http.post(
                 "/v1/shares",
@@ -447,6 +454,13 @@ def _shares(
                     "purpose": "model world",
                     "record_ids": record_ids,
                 },
+            )
+        built.comparisons += 1
+        if expected != (response.status_code == 201):
+            built.mismatches.append(
+                f"share of {record_ids} to {recipient} on {kind} {basis_id}: document says "
+                f"{'made' if expected else 'refused'}, service answered {response.status_code} "
+                f"{response.text[:200]}"
             )
         if response.status_code != 201:
             built.refused_changes += 1
@@ -465,6 +479,37 @@ def _shares(
                 False,
             )
         )
+
+
+def _share_allowed(
+    w: model.World, lead: Device, recipient: str, kind: str, basis_id: str, record_ids: list[str]
+) -> bool:
+    """The document's answer to a new share: made only if the recipient could read every listed
+    record through it now (on this basis alone) and its maker can read each of them."""
+    now = datetime.now(UTC)
+    trial = model.Share(
+        "trial",
+        recipient,
+        kind,
+        basis_id,
+        tuple(record_ids),
+        model.Window(now - DAY, now + DAY),
+        None,
+        False,
+    )
+    if w.people[recipient].kind != "outside":
+        return False
+    alone = model.World(**{**w.__dict__, "shares": [trial]})
+    for record_id in record_ids:
+        if not model.decide(
+            alone, principal_id=recipient, action="read", record_id=record_id, now=now
+        ).allowed:
+            return False
+        if not model.decide(
+            w, principal_id=lead.principal_id, action="read", record_id=record_id, now=now
+        ).allowed:
+            return False
+    return True
 
 
 def _withdrawals_and_revocations(
@@ -532,8 +577,8 @@ def compare(service: KeyService, admin: Device, approver: Device, seed: int) -> 
     built = build(service, admin, approver, seed)
     w = built.world
     rng = random.Random(seed ^ 0x5EED)
-    mismatches: list[str] = []
-    comparisons = 0
+    mismatches = [f"api world seed {seed}: {m}" for m in built.mismatches]
+    comparisons = built.comparisons
     record_ids = sorted(w.records)
     for principal_id, device in built.devices.items():
         granted = _granted(device, record_ids)
