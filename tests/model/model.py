@@ -135,15 +135,21 @@ class World:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the document says: released or not, and the basis (None for a refusal)."""
+    """What the document says: released or not, and the basis (None for a refusal).
+
+    ``acceptable``: every basis the document allows the decision to record. It is more than one
+    only when one child is covered through two shares resting on a consent and on a court
+    order: the document does not say which of them a release without ``share_id`` rests on.
+    """
 
     allowed: bool
     basis: str | None
     why: str
+    acceptable: tuple[str, ...] = ()
 
 
 def _no(why: str) -> Answer:
-    return Answer(False, None, why)
+    return Answer(False, None, why, ("none",))
 
 
 def _overlap(a: Window, b: Window) -> Window | None:
@@ -234,8 +240,10 @@ def _share_live(share: Share, now: datetime) -> bool:
 
 def _outside_covers(
     world: World, person: Person, record: Record, child_id: str, now: datetime
-) -> str | None:
-    """Rules 3 and 4 for one child: the basis ("consent"/"court_order") or None."""
+) -> set[str]:
+    """Rules 3 and 4 for one child: the bases ("consent", "court_order") of the shares that
+    cover it; empty if none does."""
+    found: set[str] = set()
     for share in world.shares:
         if share.recipient_id != person.principal_id or record.record_id not in share.record_ids:
             continue
@@ -254,7 +262,8 @@ def _outside_covers(
             # A parent can only consent to what they could read themselves.
             if _guardian_may_read(world, consent.guardian_id, record, child_id, now) is not None:
                 continue
-            return "consent"
+            found.add("consent")
+            continue
         order = next(o for o in world.orders if o.order_id == share.basis_id)
         if order.kind != "disclose" or order.subject_id != person.principal_id:
             continue
@@ -263,8 +272,8 @@ def _outside_covers(
         # An order that lists no categories discloses nothing.
         if record.category not in order.categories:
             continue
-        return "court_order"
-    return None
+        found.add("court_order")
+    return found
 
 
 def decide(
@@ -292,23 +301,34 @@ def decide(
             why = _staff_covers(world, person, record, child_id, now)
             if why is not None:
                 return _no(f"child {child_id}: {why}")
-        return Answer(True, "assignment", "assigned to every child")
+        return Answer(True, "assignment", "assigned to every child", ("assignment",))
     counted = [c for c in record.child_ids if c not in world.shredded]
     if not counted:
         return _no("every child shredded")
-    bases: list[str] = []
+    per_child: list[set[str]] = []
     for child_id in counted:
         if person.kind == "staff":
             why = _staff_covers(world, person, record, child_id, now)
-            basis = "assignment" if why is None else None
+            bases = {"assignment"} if why is None else set()
         elif person.kind == "guardian":
             why = _guardian_may_read(world, person.principal_id, record, child_id, now)
-            basis = "guardianship" if why is None else None
+            bases = {"guardianship"} if why is None else set()
         else:
-            basis = _outside_covers(world, person, record, child_id, now)
-            why = None if basis is not None else "no share, basis or coverage"
-        if basis is None:
+            bases = _outside_covers(world, person, record, child_id, now)
+            why = "no share, basis or coverage"
+        if not bases:
             return _no(f"child {child_id}: {why}")
-        bases.append(basis)
-    # Children covered by different rules: the court order is the recorded basis.
-    return Answer(True, "court_order" if "court_order" in bases else bases[0], "covered")
+        per_child.append(bases)
+    # Children covered by different rules: the court order is the recorded basis. A child
+    # covered on two bases may have been released on either.
+    acceptable = {"court_order" if "court_order" in pick else pick[0] for pick in _picks(per_child)}
+    basis = "court_order" if "court_order" in acceptable else min(acceptable)
+    return Answer(True, basis, "covered", tuple(sorted(acceptable)))
+
+
+def _picks(per_child: list[set[str]]) -> list[list[str]]:
+    """Every way of choosing one basis per child."""
+    picks: list[list[str]] = [[]]
+    for bases in per_child:
+        picks = [[*pick, basis] for pick in picks for basis in sorted(bases)]
+    return picks
