@@ -15,10 +15,11 @@ from tests.keyservice.helpers import Device, approver_for, bootstrap_admin
 from tests.model.api_worlds import compare
 from tests.servers import KeyService
 
-pytestmark = pytest.mark.integration
-
 LONG = os.environ.get("CAREVAULT_ASSURANCE") == "long"
 WORLDS = int(os.environ.get("CAREVAULT_API_WORLDS", "1000" if LONG else "50"))
+
+# A world takes about a second on a loaded 2-core machine; the long mode needs its own limit.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3 * WORLDS + 300)]
 
 
 @pytest.fixture(scope="module")

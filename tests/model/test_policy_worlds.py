@@ -17,6 +17,7 @@ from tests.model.worlds import world
 
 LONG = os.environ.get("CAREVAULT_ASSURANCE") == "long"
 WORLDS = 100_000 if LONG else 10_000
+pytestmark = pytest.mark.timeout(900 if LONG else 300)
 
 
 def test_random_worlds_agree_with_the_document() -> None:
