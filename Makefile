@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck pytest bench fuzz fuzz-smoke postgres softhsm nginx topology clean
+.PHONY: venv demo test lint typecheck pytest bench fuzz fuzz-smoke assurance postgres softhsm nginx topology clean
 
 venv: $(STAMP)
 
@@ -63,6 +63,11 @@ fuzz-smoke: venv
 	$(PY) -m tests.fuzz.run --runs $(FUZZ_SMOKE_RUNS)
 
 test: lint typecheck pytest fuzz-smoke
+
+# The independent model of docs/POLICY.md in its long mode (decision 0028): 100,000 random
+# worlds against the policy and 1,000 built through the real key service (~20 min).
+assurance: venv
+	CAREVAULT_ASSURANCE=long $(VENV)/bin/pytest -q -p no:cacheprovider tests/model
 
 bench: venv
 	$(PY) -m bench --all --quick

@@ -25,7 +25,7 @@ from keyservice.caller import Caller
 from keyservice.catalog import grants
 from keyservice.catalog.access import may_read, stored_facts
 from keyservice.catalog.changes import judge
-from keyservice.catalog.facts import load_relationships
+from keyservice.catalog.facts import Relationships, load_relationships
 from keyservice.catalog.share_receipts import check_ack_due
 from keyservice.db.tables import (
     COMMITTED,
@@ -257,7 +257,10 @@ def _judge_for_recipient(
 ) -> None:
     """The release rules' verdict on the recipient reading ``record`` through ``share``."""
     # With the recipient's other shares of the record: a group record is covered when each
-    # of its children is, through this share or a live one about another child.
+    # of its children is, through this share or a live one about another child. Never a
+    # share about this share's own child: its child is judged on this share's basis alone
+    # (a consent naming photographs only does not share an incident report because an order
+    # already does; tests/model/test_found.py).
     relationships = load_relationships(
         db,
         principal_id=share.recipient_id,
@@ -281,11 +284,19 @@ def _judge_for_recipient(
             guardianships=relationships.guardianships,
             consents=relationships.consents,
             court_orders=relationships.court_orders,
-            shares=(*relationships.shares, share),
+            shares=(*_about_other_children(relationships, share), share),
         )
     )
     if not decision.allowed:
         raise InvalidChangeError(f"the basis does not cover this share: {decision.reason}")
+
+
+def _about_other_children(relationships: Relationships, share: Share) -> tuple[Share, ...]:
+    """The recipient's other shares whose basis is about another child than ``share``'s."""
+    child_of = {c.consent_id: c.child_id for c in relationships.consents}
+    child_of.update({o.court_order_id: o.child_id for o in relationships.court_orders})
+    own = child_of.get(share.basis_id)
+    return tuple(s for s in relationships.shares if child_of.get(s.basis_id, own) != own)
 
 
 def _load(db: Connection, share_id: str) -> StoredShare | None:
