@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -140,9 +141,18 @@ def test_metrics_only_to_the_bearer_of_the_token(
     assert _scrape(without).status_code == 404
 
 
-def _log_lines(service: KeyService) -> list[dict[str, Any]]:
-    text = service.process.log_path.read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def _log_lines(service: KeyService, *, request_ids: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The service's log, one JSON object a line. The access line of a request is written as
+    its answer is sent, so it may land just after the client has the answer: wait (up to a
+    bound) until a line names each of ``request_ids``."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = service.process.log_path.read_text()
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        seen = {line.get("request_id") for line in lines if line["logger"] == "keyservice.access"}
+        if set(request_ids) <= seen or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def test_logs_are_json_with_the_request_id_and_nothing_secret(
@@ -155,7 +165,8 @@ def test_logs_are_json_with_the_request_id_and_nothing_secret(
     bad_id = httpx.get(f"{service.base_url}/healthz", headers={"x-request-id": "no\tgood"})
     generated = bad_id.headers["x-request-id"]
     assert generated != "no\tgood"
-    lines = _log_lines(service)  # every line parses as one JSON object
+    # every line parses as one JSON object
+    lines = _log_lines(service, request_ids=("trace-7f3a9c21", generated))
     access = [line for line in lines if line["logger"] == "keyservice.access"]
     traced = [line for line in access if line.get("request_id") == "trace-7f3a9c21"]
     assert [(t["method"], t["route"], t["status"]) for t in traced] == [
