@@ -256,10 +256,12 @@ class S3Store:
         check_object_name(name)
         with _translated():
             if isinstance(source, io.BytesIO) and source.getbuffer().nbytes <= MIN_PART_SIZE:
-                # Bytes in memory (a small record's inline ciphertext, decision 0030): one
-                # PUT through minio-py, without boto3's transfer manager and its threads.
+                # Bytes in memory (a small record's inline ciphertext, decision 0030; an audit
+                # checkpoint): one PutObject, without the transfer manager and its threads.
+                # boto3's, not minio-py's: over plain HTTP minio-py sends no Content-MD5 or
+                # checksum, which a bucket with Object Lock requires of every PUT.
                 body = source.getvalue()[source.tell() :]
-                self._requests.put_object(self._bucket, name, io.BytesIO(body), len(body))
+                self._client.put_object(Bucket=self._bucket, Key=name, Body=body)
                 return
             self._client.upload_fileobj(source, self._bucket, name, Config=_TRANSFER)
 
