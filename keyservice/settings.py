@@ -31,7 +31,8 @@ from pydantic_settings.sources.utils import parse_env_vars
 PREFIX = "CAREVAULT_"
 
 # CAREVAULT_* variables that other Carevault programs read (the client CLI's profile and
-# passphrase, the native topology's state file, a bench's PostgreSQL): found in an operator's
+# passphrase, the native topology's state file, a bench's PostgreSQL, the assurance suites'
+# mode and worlds): found in an operator's
 # shell or a test's environment, they are not misspelt settings.
 OTHER_PROGRAMS = frozenset(
     {
@@ -39,6 +40,9 @@ OTHER_PROGRAMS = frozenset(
         "CAREVAULT_PASSPHRASE",
         "CAREVAULT_TOPOLOGY_STATE",
         "CAREVAULT_BENCH_POSTGRES_URL",
+        "CAREVAULT_ASSURANCE",
+        "CAREVAULT_API_SEEDS",
+        "CAREVAULT_API_WORLDS",
     }
 )
 

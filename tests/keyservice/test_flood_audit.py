@@ -1,6 +1,6 @@
 """Issue 16: a flood of bad signatures from one source grows the audit by a few entries a
 window, not one per request (decision 0011, amendment). A service on the defaults (no
-CAREVAULT_REJECT_* setting) takes more bad-signature requests from one address than its limit;
+rejection-limit setting) takes more bad-signature requests from one address than its limit;
 once it stops cleanly, that address has its first rejection as an entry of its own, the rest
 as one entry with their count, and the 429s as one more: every request accounted for."""
 
