@@ -86,7 +86,7 @@ def run(quick: bool) -> Iterator[Record]:
 
         def load(name: str) -> float:
             caller, ids = callers[name]
-            return _run_load(pool, caller, "release", ids, duration)[0]
+            return _run_load(pool, caller, "release", ids, duration).rate
 
         def scraped() -> float:
             with Scraper(logged.base_url) as scraper:
