@@ -18,6 +18,10 @@ TOO_LARGE = f"the request body is larger than {MAX_JSON_BODY} bytes"
 # A CSV import (keyservice/api/rooms.py) carries up to 20,000 rows: 10,000 must fit.
 IMPORT_ROUTE = "/v1/admin/imports"
 MAX_IMPORT_BODY = 4 * 1024 * 1024
+# A declared-too-large body up to this size is read and dropped before the 413 is sent: a
+# proxy still writing it (nginx buffers whole bodies, up to 8 MiB in deploy/nginx) would
+# otherwise meet a closed connection and answer 502 instead of our problem.
+DRAIN_LIMIT = 8 * 1024 * 1024
 
 
 class BodyLimit:
@@ -35,6 +39,8 @@ class BodyLimit:
         )
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            if int(declared) <= DRAIN_LIMIT:
+                await _drain(receive)
             await problem(413, too_large)(scope, receive, send)
             return
         seen = 0
@@ -49,3 +55,11 @@ class BodyLimit:
             return message
 
         await self.app(scope, capped, send)
+
+
+async def _drain(receive: Receive) -> None:
+    """Read the request body to its end, keeping nothing."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
